@@ -1,0 +1,10 @@
+"""gmoswidgets: reduce Gemini GMOS imaging data, from Python, the shell and Jupyter widgets.
+
+The kernel (this package minus :mod:`gmoswidgets.widgets`) never imports a
+widget library; widget classes are loaded on first use.
+"""
+__version__ = "0.1.0"
+
+from .frame import Frame, HeaderSet, read_frame, read_headers  # noqa: E402
+
+__all__ = ["Frame", "HeaderSet", "read_frame", "read_headers", "__version__"]

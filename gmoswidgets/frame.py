@@ -1,0 +1,423 @@
+"""The data model: a GMOS multi-extension FITS file as one :class:`Frame`.
+
+A raw GMOS file is a primary header (PHU) and one uint16 image extension
+per amplifier, overscan included.  A processed file (as DRAGONS writes it)
+has, per extension, ``SCI``, ``VAR`` and ``DQ`` images sharing an
+``EXTVER``, optionally ``OBJMASK`` and an ``OBJCAT`` table, and frame-level
+tables such as ``PROVENANCE`` and ``HISTORY``.  Both read into a
+:class:`Frame`; :meth:`Frame.write` writes the processed layout back.
+
+:func:`read_headers` reads headers only (no pixels), for listing and tags.
+"""
+from __future__ import annotations
+
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from .errors import FileProblem
+
+__all__ = ["Extension", "Frame", "HeaderSet", "read_headers", "read_frame", "FRAME_TABLES"]
+
+#: Frame-level table extensions (not attached to one amplifier / CCD).
+FRAME_TABLES = ("PROVENANCE", "HISTORY", "REFCAT")
+_PER_EXT_IMAGES = ("SCI", "VAR", "DQ", "OBJMASK")
+
+
+
+@dataclass
+class HeaderSet:
+    """Headers of one file, read without pixels.
+
+    Attributes
+    ----------
+    phu : astropy.io.fits.Header
+        The primary header.
+    ext_headers : list of astropy.io.fits.Header
+        One header per science extension (amplifier, CCD or mosaic), in order.
+    path : pathlib.Path or None
+        The file the headers came from.
+    shapes : list of tuple
+        The numpy shape of each science extension (from NAXISn).
+    """
+
+    phu: fits.Header
+    ext_headers: list
+    path: Path | None = None
+    shapes: list = field(default_factory=list)
+
+    @property
+    def filename(self) -> str:
+        """Base name of the file, or '' if unknown."""
+        return self.path.name if self.path else ""
+
+
+@dataclass
+class Extension:
+    """One science extension with the planes that travel with it.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        The SCI pixels (uint16 when raw, float32 once prepared).
+    header : astropy.io.fits.Header
+        The SCI extension header (DATASEC, DETSEC, WCS, ...).
+    variance : numpy.ndarray or None
+        The VAR plane (variance, not sigma), same shape as ``data``.
+    mask : numpy.ndarray or None
+        The DQ plane, uint16 bit mask (see :mod:`gmoswidgets.dq`).
+    objcat : astropy.table.Table or None
+        Sources detected on this extension.
+    objmask : numpy.ndarray or None
+        uint8 object mask.
+    """
+
+    data: np.ndarray
+    header: fits.Header
+    variance: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    objcat: Table | None = None
+    objmask: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple:
+        """Numpy shape of the SCI plane."""
+        return self.data.shape
+
+    def copy(self) -> "Extension":
+        """A deep copy (arrays, header and table)."""
+        return Extension(
+            self.data.copy(), self.header.copy(),
+            None if self.variance is None else self.variance.copy(),
+            None if self.mask is None else self.mask.copy(),
+            None if self.objcat is None else self.objcat.copy(),
+            None if self.objmask is None else self.objmask.copy(),
+        )
+
+
+class Frame:
+    """A GMOS exposure (raw or processed) in memory.
+
+    Parameters
+    ----------
+    phu : astropy.io.fits.Header
+        Primary header.
+    extensions : list of Extension
+        The science extensions, in file order.
+    path : str or pathlib.Path, optional
+        The file this frame was read from; :meth:`write` refuses to write
+        over it.
+    tables : dict, optional
+        Frame-level tables by name (``PROVENANCE``, ``HISTORY``, ...).
+    """
+
+    def __init__(self, phu, extensions, path=None, tables=None):
+        self.phu = phu
+        self.exts = list(extensions)
+        self.path = Path(path) if path is not None else None
+        self.filename = self.path.name if self.path else "unnamed.fits"
+        self.tables = dict(tables or {})
+
+    # -- header access shared with HeaderSet --------------------------------
+    @property
+    def ext_headers(self) -> list:
+        """The science-extension headers, in order."""
+        return [ext.header for ext in self.exts]
+
+    @property
+    def shapes(self) -> list:
+        """The shape of each science extension."""
+        return [ext.shape for ext in self.exts]
+
+    @property
+    def tags(self) -> frozenset:
+        """The DRAGONS-style tags of this frame (see :mod:`gmoswidgets.gmos.tags`)."""
+        from .gmos.tags import tags_of
+        return tags_of(self)
+
+    def descriptor(self, name: str):
+        """Value of the descriptor ``name`` (see :mod:`gmoswidgets.gmos.descriptors`)."""
+        from .gmos.descriptors import descriptor_value
+        return descriptor_value(self, name)
+
+    def __len__(self) -> int:
+        return len(self.exts)
+
+    def __iter__(self):
+        return iter(self.exts)
+
+    def __getitem__(self, index) -> Extension:
+        return self.exts[index]
+
+    def __repr__(self) -> str:
+        return f"<Frame {self.filename}: {len(self.exts)} extension(s)>"
+
+    def copy(self) -> "Frame":
+        """A deep copy that remembers the same origin path."""
+        new = Frame(self.phu.copy(), [ext.copy() for ext in self.exts], self.path,
+                    {k: v.copy() for k, v in self.tables.items()})
+        new.filename = self.filename
+        return new
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the pixel planes, in bytes."""
+        total = 0
+        for ext in self.exts:
+            for arr in (ext.data, ext.variance, ext.mask, ext.objmask):
+                if arr is not None:
+                    total += arr.nbytes
+        return total
+
+    # -- I/O -----------------------------------------------------------------
+    @classmethod
+    def read(cls, path) -> "Frame":
+        """Read a GMOS file; see :func:`read_frame`."""
+        return read_frame(path)
+
+    def to_hdulist(self) -> fits.HDUList:
+        """Build the multi-extension FITS layout DRAGONS writes.
+
+        Returns
+        -------
+        astropy.io.fits.HDUList
+            PHU, then per extension SCI, VAR, DQ (and OBJMASK, OBJCAT) sharing
+            EXTVER, then the frame-level tables.
+        """
+        phu = fits.PrimaryHDU(header=self.phu.copy())
+        hdus = [phu]
+        for extver, ext in enumerate(self.exts, start=1):
+            hdr = _clean_ext_header(ext.header)
+            hdr["EXTNAME"] = ("SCI", "Extension name")
+            hdr["EXTVER"] = (extver, "Extension version")
+            hdus.append(fits.ImageHDU(ext.data, header=hdr))
+            if ext.variance is not None:
+                hdus.append(_plane_hdu(ext.variance.astype(np.float32, copy=False), hdr, "VAR", extver))
+            if ext.mask is not None:
+                hdus.append(_plane_hdu(ext.mask.astype(np.uint16, copy=False), hdr, "DQ", extver))
+            if ext.objmask is not None:
+                hdus.append(_plane_hdu(ext.objmask.astype(np.uint8, copy=False), hdr, "OBJMASK", extver))
+            if ext.objcat is not None:
+                cat = fits.BinTableHDU(ext.objcat, name="OBJCAT")
+                cat.header["EXTVER"] = extver
+                hdus.append(cat)
+        for name, table in self.tables.items():
+            hdus.append(fits.BinTableHDU(table, name=name))
+        hdulist = fits.HDUList(hdus)
+        hdulist[0].header["NEXTEND"] = (len(hdulist) - 1, "Number of extensions")
+        return hdulist
+
+    def write(self, path, protect=()) -> Path:
+        """Write the frame to ``path`` atomically (temporary name, then rename).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Destination file.  An existing output is replaced.
+        protect : iterable of path-like, optional
+            Further files that must never be overwritten (e.g. the inputs of
+            a reduction).  The frame's own source file is always protected.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        FileProblem
+            If ``path`` is the frame's own input file or a protected file.
+        """
+        path = Path(path)
+        target = path.resolve()
+        guarded = {Path(p).resolve() for p in protect}
+        if self.path is not None:
+            guarded.add(self.path.resolve())
+        if target in guarded:
+            raise FileProblem(path, "refusing to overwrite an input file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+                self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+
+def _clean_ext_header(header: fits.Header) -> fits.Header:
+    hdr = header.copy()
+    for key in ("XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT", "GCOUNT",
+                "BZERO", "BSCALE", "CHECKSUM", "DATASUM"):
+        hdr.remove(key, ignore_missing=True, remove_all=True)
+    return hdr
+
+
+def _plane_hdu(data, sci_header, name, extver) -> fits.ImageHDU:
+    hdr = fits.Header()
+    for key in ("CCDSUM", "DATASEC", "DETSEC", "CCDSEC", "AMPNAME", "CCDNAME"):
+        if key in sci_header:
+            hdr[key] = sci_header[key]
+    hdr["EXTNAME"] = name
+    hdr["EXTVER"] = extver
+    return fits.ImageHDU(data, header=hdr)
+
+
+def _open(path) -> fits.HDUList:
+    path = Path(path)
+    if not path.exists():
+        raise FileProblem(path, "no such file")
+    if path.is_dir():
+        raise FileProblem(path, "is a directory, not a FITS file")
+    with open(path, "rb") as fh:
+        start = fh.read(30)
+    if not start.startswith(b"SIMPLE  =") or b"T" not in start[9:30]:
+        raise FileProblem(path, "not a FITS file")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hdulist = fits.open(path, memmap=False, lazy_load_hdus=False)
+    except Exception as exc:  # astropy raises OSError, ValueError, ...
+        raise FileProblem(path, f"unreadable FITS file ({exc})") from None
+    for warning in caught:
+        message = str(warning.message).lower()
+        if "truncated" in message or "corrupted" in message:
+            hdulist.close()
+            raise FileProblem(path, "truncated or corrupt FITS file (it ends inside an extension)")
+    _check_complete(path, hdulist)
+    return hdulist
+
+
+def _check_complete(path: Path, hdulist: fits.HDUList) -> None:
+    """Raise FileProblem if the file is shorter than its headers say."""
+    size = path.stat().st_size
+    for index in range(len(hdulist)):
+        info = hdulist.fileinfo(index)
+        hdu = hdulist[index]
+        needed = info["datLoc"] + hdu._data_size  # bytes of data actually required
+        if needed > size:
+            hdulist.close()
+            raise FileProblem(path, f"truncated FITS file (extension {index} needs {needed} bytes, "
+                                    f"file has {size})")
+
+
+def _is_gmos(phu: fits.Header) -> bool:
+    return str(phu.get("INSTRUME", "")).strip().upper().startswith("GMOS")
+
+
+def _classify(hdulist):
+    """Split HDUs into science extensions (with their planes) and frame tables."""
+    sci, planes, tables = [], {}, {}
+    for hdu in hdulist[1:]:
+        name = str(hdu.header.get("EXTNAME", "")).strip().upper()
+        extver = hdu.header.get("EXTVER")
+        if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
+            if name == "OBJCAT":
+                planes[("OBJCAT", extver)] = hdu
+            else:
+                tables[name or f"TABLE{len(tables) + 1}"] = hdu
+        elif name in ("", "SCI"):
+            sci.append(hdu)
+        elif name in _PER_EXT_IMAGES:
+            planes[(name, extver)] = hdu
+        else:
+            tables[name] = hdu
+    return sci, planes, tables
+
+
+def read_headers(path) -> HeaderSet:
+    """Read only the headers of a GMOS file (no pixel data are loaded).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    HeaderSet
+
+    Raises
+    ------
+    FileProblem
+        Not a FITS file, truncated, or not a GMOS file.
+    """
+    hdulist = _open(path)
+    try:
+        phu = hdulist[0].header.copy()
+        if not _is_gmos(phu):
+            inst = phu.get("INSTRUME")
+            raise FileProblem(path, "not a GMOS file (no INSTRUME keyword)" if inst is None
+                              else f"not a GMOS file (INSTRUME = {str(inst).strip()!r})")
+        sci, _, _ = _classify(hdulist)
+        if not sci:
+            raise FileProblem(path, "no image extensions")
+        headers = [h.header.copy() for h in sci]
+        shapes = [(h.header.get("NAXIS2", 0), h.header.get("NAXIS1", 0)) for h in sci]
+    finally:
+        hdulist.close()
+    return HeaderSet(phu, headers, Path(path), shapes)
+
+
+def read_frame(path) -> Frame:
+    """Read a raw or processed GMOS file into a :class:`Frame`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    Frame
+
+    Raises
+    ------
+    FileProblem
+        Not a FITS file, truncated, not GMOS, or inconsistent planes.
+    """
+    hdulist = _open(path)
+    try:
+        phu = hdulist[0].header.copy()
+        if not _is_gmos(phu):
+            raise FileProblem(path, f"not a GMOS file (INSTRUME = {phu.get('INSTRUME')!r})")
+        sci, planes, tables = _classify(hdulist)
+        if not sci:
+            raise FileProblem(path, "no image extensions")
+        exts = []
+        for index, hdu in enumerate(sci, start=1):
+            extver = hdu.header.get("EXTVER", index)
+            data = hdu.data
+            if data is None:
+                raise FileProblem(path, f"extension {index} has no data")
+            header = hdu.header.copy()
+            ext = Extension(np.array(data), header)
+            for name, attr in (("VAR", "variance"), ("DQ", "mask"), ("OBJMASK", "objmask")):
+                plane = planes.get((name, extver))
+                if plane is not None:
+                    arr = np.array(plane.data)
+                    if arr.shape != ext.data.shape:
+                        raise FileProblem(path, f"{name} extension {extver} has shape {arr.shape}, "
+                                                f"SCI has {ext.data.shape}")
+                    setattr(ext, attr, arr)
+            cat = planes.get(("OBJCAT", extver))
+            if cat is not None:
+                ext.objcat = Table(cat.data)
+            exts.append(ext)
+        frame_tables = {name: Table(h.data) for name, h in tables.items()
+                        if isinstance(h, (fits.BinTableHDU, fits.TableHDU))}
+    finally:
+        hdulist.close()
+    return Frame(phu, exts, path, frame_tables)
+
+

@@ -1,0 +1,1 @@
+"""GMOS instrument knowledge: lookup tables, tags and descriptors."""

@@ -1,0 +1,290 @@
+"""Primitive registry and parameter declarations.
+
+A primitive is a function ``func(frames, ctx, **params) -> list[Frame]``
+registered with :func:`primitive`.  Its parameters are declared once, as
+:class:`Param` objects; from that one declaration come the ``-p
+prim:par=value`` parsing, ``showpars``, the ``Reduce.uparms`` checks and
+the widgets' parameter forms.
+
+Contract for primitive functions
+--------------------------------
+* ``frames`` is the list of input :class:`~gmoswidgets.frame.Frame`; the
+  function must **not modify them** (the engine keeps every step's output
+  for inspection and re-runs).  Work on ``frame.copy()`` or build new frames.
+* ``ctx`` is a :class:`StepContext`: logging, progress, calibrations.
+* Return the list of output frames.  The engine, not the primitive, stamps
+  the PHU timestamp keyword, ``GEM-TLM``, the HISTORY row and the suffix.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import ParameterError
+
+__all__ = ["Param", "Primitive", "PRIMITIVES", "GENERIC_PARAMS", "primitive", "get_primitive",
+           "StepContext", "parse_value"]
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """Declaration of one primitive parameter.
+
+    Attributes
+    ----------
+    name : str
+        DRAGONS' parameter name, e.g. ``"scale"``.
+    type : type
+        One of bool, int, float, str, or list (a list of floats).
+    default : object
+        Default value (None allowed when ``optional``).
+    doc : str
+        One-line description (shown by showpars and as widget tooltip).
+    choices : tuple, optional
+        Allowed values.
+    min, max : float, optional
+        Inclusive bounds for numbers.
+    optional : bool
+        Whether None is an allowed value.
+    """
+
+    name: str
+    type: type
+    default: Any
+    doc: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    optional: bool = False
+
+    def validate(self, value, where: str = ""):
+        """Convert ``value`` (a Python value or a command-line string) and check it.
+
+        Returns
+        -------
+        object
+            The converted value.
+
+        Raises
+        ------
+        ParameterError
+            If the value has the wrong type, is out of range or not a choice.
+        """
+        label = where or self.name
+        if isinstance(value, str) and self.type is not str:
+            value = parse_value(value, self.type, label, self.optional)
+        if value is None:
+            if self.optional:
+                return None
+            raise ParameterError(f"{label}: None is not allowed; expected {self.type.__name__}")
+        if self.type is bool:
+            if not isinstance(value, (bool,)) and not (isinstance(value, int) and value in (0, 1)):
+                raise ParameterError(f"{label}: expected True or False, got {value!r}")
+            value = bool(value)
+        elif self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise ParameterError(f"{label}: expected an integer, got {value!r}")
+        elif self.type is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParameterError(f"{label}: expected a number, got {value!r}")
+            value = float(value)
+        elif self.type is str:
+            if not isinstance(value, str):
+                raise ParameterError(f"{label}: expected a string, got {value!r}")
+        elif self.type is list:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = [float(value)]
+            try:
+                value = [float(v) for v in value]
+            except (TypeError, ValueError):
+                raise ParameterError(f"{label}: expected a list of numbers, got {value!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(f"{label}: {value!r} is not allowed; choose one of "
+                                 + ", ".join(repr(c) for c in self.choices))
+        if self.type in (int, float):
+            if self.min is not None and value < self.min:
+                raise ParameterError(f"{label}: {value!r} is below the minimum {self.min}")
+            if self.max is not None and value > self.max:
+                raise ParameterError(f"{label}: {value!r} is above the maximum {self.max}")
+        return value
+
+    def describe_type(self) -> str:
+        """Human-readable type, e.g. ``'float or None'`` or ``"one of 'mean', 'median'"``."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        else:
+            text = {list: "list of numbers"}.get(self.type, self.type.__name__)
+        return text + (" or None" if self.optional else "")
+
+
+def parse_value(text: str, kind: type, label: str = "", optional: bool = False):
+    """Convert command-line text to a value of type ``kind``.
+
+    ``'None'`` gives None when ``optional``; booleans accept
+    True/False/yes/no/1/0 (any case); lists are comma separated.
+    """
+    stripped = text.strip()
+    if optional and stripped.lower() == "none":
+        return None
+    try:
+        if kind is bool:
+            lowered = stripped.lower()
+            if lowered in ("true", "yes", "1", "t", "y"):
+                return True
+            if lowered in ("false", "no", "0", "f", "n"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(stripped)
+        if kind is float:
+            return float(stripped)
+        if kind is list:
+            return [float(v) for v in stripped.strip("[]()").split(",") if v.strip()]
+    except ValueError:
+        raise ParameterError(f"{label}: cannot read {text!r} as {kind.__name__}") from None
+    return stripped
+
+
+#: Parameters every primitive accepts (handled by the engine).
+GENERIC_PARAMS = (
+    Param("skip_primitive", bool, False, "Skip this step: pass its inputs through unchanged."),
+    Param("write_outputs", bool, False, "Write this step's output to disk with the step's suffix."),
+)
+
+
+@dataclass
+class Primitive:
+    """A registered primitive: its function, parameters, suffix and doc."""
+
+    name: str
+    func: Callable
+    params: dict = field(default_factory=dict)
+    suffix: str = ""
+    doc: str = ""
+    calibrations: tuple = ()
+
+    def all_params(self) -> dict:
+        """Own parameters followed by the generic ones."""
+        out = dict(self.params)
+        for p in GENERIC_PARAMS:
+            out.setdefault(p.name, p)
+        return out
+
+    def defaults(self) -> dict:
+        """Default value of every own parameter."""
+        return {name: p.default for name, p in self.params.items()}
+
+    def validate(self, values: dict) -> dict:
+        """Check a mapping of parameter overrides; return the converted values.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown parameter (the message lists the valid ones) or a bad value.
+        """
+        allowed = self.all_params()
+        out = {}
+        for key, value in values.items():
+            if key not in allowed:
+                raise ParameterError(f"{self.name} has no parameter {key!r}; valid parameters are: "
+                                     + ", ".join(sorted(allowed)))
+            out[key] = allowed[key].validate(value, f"{self.name}:{key}")
+        return out
+
+
+#: All primitives by name.
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def primitive(*params: Param, suffix: str, name: str | None = None, calibrations=()):
+    """Register a primitive function with its declared parameters.
+
+    Parameters
+    ----------
+    *params : Param
+        The primitive's own parameters (the generic ones are added for you).
+    suffix : str
+        Filename suffix of its outputs, e.g. ``"_overscanCorrected"``.
+    name : str, optional
+        DRAGONS' primitive name; defaults to the function name.
+    calibrations : tuple of str
+        Calibration types the primitive may request (``"processed_bias"`` ...).
+    """
+    def register(func):
+        prim_name = name or func.__name__
+        doc = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
+        PRIMITIVES[prim_name] = Primitive(prim_name, func, {p.name: p for p in params}, suffix, doc,
+                                          tuple(calibrations))
+        return func
+    return register
+
+
+def get_primitive(name: str) -> Primitive:
+    """Look up a primitive by name.
+
+    Raises
+    ------
+    ParameterError
+        If there is no such primitive (the message lists the valid ones).
+    """
+    from . import load_all
+    load_all()
+    try:
+        return PRIMITIVES[name]
+    except KeyError:
+        raise ParameterError(f"unknown primitive {name!r}; valid primitives are: "
+                             + ", ".join(sorted(PRIMITIVES))) from None
+
+
+class StepContext:
+    """What a running primitive may use besides its inputs and parameters.
+
+    Parameters
+    ----------
+    logger : logging.Logger
+        Where the primitive logs.
+    calibration_lookup : callable, optional
+        ``lookup(frame, caltype) -> (Frame, path, reason)``; raises
+        :class:`~gmoswidgets.errors.CalibrationNotFoundError` when nothing fits.
+    progress_callback : callable, optional
+        ``callback(fraction, message)`` for progress within a long step.
+    cancel_check : callable, optional
+        Raises when the user asked to cancel.
+    workdir : path-like, optional
+        Working directory of the reduction (outputs go there).
+    """
+
+    def __init__(self, logger=None, calibration_lookup=None, progress_callback=None,
+                 cancel_check=None, workdir="."):
+        self.log = logger or logging.getLogger("gmoswidgets")
+        self._lookup = calibration_lookup
+        self._progress = progress_callback
+        self._cancel = cancel_check
+        self.workdir = workdir
+
+    def calibration(self, frame, caltype: str):
+        """Return ``(calibration Frame, path, reason)`` for ``frame``.
+
+        Raises
+        ------
+        CalibrationNotFoundError
+            If no processed calibration of that type matches.
+        """
+        if self._lookup is None:
+            from ..errors import CalibrationNotFoundError
+            raise CalibrationNotFoundError(f"no calibration service to find a {caltype} "
+                                           f"for {frame.filename}")
+        return self._lookup(frame, caltype)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress within the step (0..1) and honour a pending cancel."""
+        if self._progress is not None:
+            self._progress(max(0.0, min(1.0, float(fraction))), message)
+        if self._cancel is not None:
+            self._cancel()

@@ -1,0 +1,96 @@
+"""Frame I/O: raw and processed layouts, atomic writes, bad files."""
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from gmoswidgets.errors import FileProblem
+from gmoswidgets.frame import Extension, Frame, read_frame, read_headers
+
+
+def _raw_file(path, nexts=3, instrument="GMOS-N"):
+    phu = fits.PrimaryHDU()
+    phu.header["INSTRUME"] = instrument
+    phu.header["OBSTYPE"] = "BIAS"
+    hdus = [phu]
+    for i in range(nexts):
+        data = np.full((20, 12), 1000 + i, dtype=np.uint16)
+        hdu = fits.ImageHDU(data)
+        hdu.header["DATASEC"] = "[1:10,1:20]"
+        hdu.header["BIASSEC"] = "[11:12,1:20]"
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+def test_read_raw_and_headers_only(tmp_path):
+    path = _raw_file(tmp_path / "raw.fits")
+    hs = read_headers(path)
+    assert len(hs.ext_headers) == 3 and hs.shapes == [(20, 12)] * 3
+    frame = read_frame(path)
+    assert len(frame) == 3
+    assert frame[1].data.dtype == np.uint16 and frame[1].data[0, 0] == 1001
+    assert frame[0].variance is None and frame[0].mask is None
+
+
+def test_processed_round_trip(tmp_path):
+    path = _raw_file(tmp_path / "raw.fits")
+    frame = read_frame(path)
+    for ext in frame:
+        ext.data = ext.data.astype(np.float32) * 1.5
+        ext.variance = np.full(ext.shape, 2.0, np.float32)
+        ext.mask = np.zeros(ext.shape, np.uint16)
+        ext.mask[0, 0] = 4
+        ext.objcat = Table({"NUMBER": [1, 2], "X_IMAGE": [1.5, 3.0]})
+    frame.tables["PROVENANCE"] = Table({"filename": ["a.fits"], "md5": ["x"]})
+    out = frame.write(tmp_path / "out.fits")
+    with fits.open(out) as hdul:
+        names = [(h.header.get("EXTNAME"), h.header.get("EXTVER")) for h in hdul[1:]]
+    assert names[:4] == [("SCI", 1), ("VAR", 1), ("DQ", 1), ("OBJCAT", 1)]
+    assert names[-1][0] == "PROVENANCE"
+    back = read_frame(out)
+    assert len(back) == 3
+    np.testing.assert_array_equal(back[2].data, frame[2].data)
+    assert back[2].mask.dtype == np.uint16 and back[2].mask[0, 0] == 4
+    assert list(back[0].objcat["NUMBER"]) == [1, 2]
+    assert "PROVENANCE" in back.tables
+
+
+def test_write_never_overwrites_input(tmp_path):
+    path = _raw_file(tmp_path / "raw.fits")
+    before = path.read_bytes()
+    frame = read_frame(path)
+    with pytest.raises(FileProblem, match="refusing to overwrite"):
+        frame.write(path)
+    other = tmp_path / "other.fits"
+    with pytest.raises(FileProblem):
+        frame.write(other, protect=[other])
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    frame = Frame(fits.Header({"INSTRUME": "GMOS-N"}), [Extension(np.zeros((4, 4), np.float32), fits.Header())])
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(fits.HDUList, "writeto", boom)
+    with pytest.raises(OSError):
+        frame.write(tmp_path / "x.fits")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_files(tmp_path):
+    text = tmp_path / "notes.fits"
+    text.write_text("hello")
+    with pytest.raises(FileProblem, match="not a FITS file"):
+        read_headers(text)
+    good = _raw_file(tmp_path / "good.fits")
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(good.read_bytes()[:2880 * 3 + 100])
+    with pytest.raises(FileProblem, match="truncated"):
+        read_headers(cut)
+    other = _raw_file(tmp_path / "niri.fits", instrument="NIRI")
+    with pytest.raises(FileProblem, match="not a GMOS file"):
+        read_headers(other)
+    with pytest.raises(FileProblem, match="no such file"):
+        read_headers(tmp_path / "absent.fits")

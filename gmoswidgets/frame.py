@@ -301,16 +301,19 @@ def _open(path) -> fits.HDUList:
 
 
 def _check_complete(path: Path, hdulist: fits.HDUList) -> None:
-    """Raise FileProblem if the file is shorter than its headers say."""
+    """Raise FileProblem if the file is shorter than its last extension needs.
+
+    astropy itself warns (caught in :func:`_open`) when a header is cut; this
+    catches a file cut inside the last extension's data.  Only the last HDU
+    needs checking, and its offsets are known without re-reading headers.
+    """
     size = path.stat().st_size
-    for index in range(len(hdulist)):
-        info = hdulist.fileinfo(index)
-        hdu = hdulist[index]
-        needed = info["datLoc"] + hdu._data_size  # bytes of data actually required
-        if needed > size:
-            hdulist.close()
-            raise FileProblem(path, f"truncated FITS file (extension {index} needs {needed} bytes, "
-                                    f"file has {size})")
+    last = hdulist[-1]
+    needed = last._data_offset + last._data_size
+    if needed > size:
+        hdulist.close()
+        raise FileProblem(path, f"truncated FITS file (extension {len(hdulist) - 1} needs {needed} "
+                                f"bytes, file has {size})")
 
 
 def _is_gmos(phu: fits.Header) -> bool:

@@ -224,10 +224,10 @@ def detector_name(headers):
     return _str(headers.phu.get("DETECTOR", headers.phu.get("DETTYPE", "")))
 
 
-@_descriptor()
+@_descriptor(per_extension=True)
 def array_name(headers):
-    """Name of the CCD of each extension (CCDNAME)."""
-    return [_str(h.get("CCDNAME", "")) for h in headers.ext_headers]
+    """Name of the amplifier of each extension (AMPNAME, as in DRAGONS), e.g. 'BI13-20-4k-1, 4'."""
+    return [_str(h.get("AMPNAME", "")) for h in headers.ext_headers]
 
 
 @_descriptor()
@@ -254,9 +254,12 @@ def detector_y_bin(headers):
 
 @_descriptor()
 def read_speed_setting(headers):
-    """Read speed, 'slow' or 'fast' (AMPINTEG above 8000 ns is slow)."""
+    """Read speed, 'slow' or 'fast' (AMPINTEG above 8000 ns is slow; 2000 ns for EEV / e2vDD)."""
     value = _float(_need(headers, "AMPINTEG"))
-    return "slow" if value is not None and value > lookups.READ_SPEED_AMPINTEG_SLOW else "fast"
+    det = _dettype(headers)
+    hamamatsu = det is None or det.name.startswith("Hamamatsu")
+    limit = lookups.READ_SPEED_AMPINTEG_SLOW if hamamatsu else lookups.READ_SPEED_AMPINTEG_SLOW_EEV
+    return "slow" if value is not None and value > limit else "fast"
 
 
 @_descriptor()
@@ -340,18 +343,21 @@ def detector_section(headers):
 
 @_descriptor()
 def detector_roi_setting(headers):
-    """Named readout region: 'Full Frame', 'Central Spectrum', 'Central Stamp' or 'Custom'."""
+    """Named readout region: 'Full Frame', 'CCD2', 'Central Spectrum', 'Central Stamp' or 'Custom'.
+
+    From the first ROI (DETRO1X, DETRO1Y and the binned sizes DETRO1XS,
+    DETRO1YS), as DRAGONS does; 'Undefined' without ROI keywords.
+    """
     det = _dettype(headers)
     try:
-        roi = tuple(int(headers.phu[k]) for k in ("DETRO1X", "DETRO1XS", "DETRO1Y", "DETRO1YS"))
+        x1, xs, y1, ys = (int(headers.phu[k]) for k in ("DETRO1X", "DETRO1XS", "DETRO1Y", "DETRO1YS"))
     except (KeyError, TypeError, ValueError):
         return "Undefined"
+    roi = (x1, xs * detector_x_bin(headers), y1, ys * detector_y_bin(headers))
     if det is not None:
-        for name, extent in lookups.roi_extents(det).items():
-            if roi == extent:
+        for name, extents in lookups.ROI_SETTINGS.get(det.ccd_height, {}).items():
+            if roi in extents:
                 return name
-    if "DETNROI" in headers.phu and int(headers.phu["DETNROI"]) > 1:
-        return "Custom"
     return "Custom"
 
 
@@ -376,6 +382,28 @@ def telescope_x_offset(headers):
 def telescope_y_offset(headers):
     """Telescope offset along the detector y axis in arcsec (YOFFSET)."""
     return float(headers.phu.get("YOFFSET", 0.0))
+
+
+def _offset_pixels(headers, key, flipped_on):
+    """PHU offset ``key`` (arcsec) in binned pixels, sign-flipped on the bottom port of ``flipped_on``."""
+    value = _float(headers.phu.get(key))
+    if value is None:
+        return None
+    offset = value / pixel_scale(headers)
+    bottom_port = _float(headers.phu.get("INPORT")) == 1
+    return -offset if bottom_port and instrument(headers) == flipped_on else offset
+
+
+@_descriptor()
+def detector_x_offset(headers):
+    """Telescope offset along detector x in binned pixels (POFFSET; None if absent), as DRAGONS."""
+    return _offset_pixels(headers, "POFFSET", "GMOS-N")
+
+
+@_descriptor()
+def detector_y_offset(headers):
+    """Telescope offset along detector y in binned pixels (QOFFSET; None if absent), as DRAGONS."""
+    return _offset_pixels(headers, "QOFFSET", "GMOS-S")
 
 
 @_descriptor()

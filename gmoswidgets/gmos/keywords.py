@@ -54,3 +54,48 @@ TIMESTAMP_KEYWORDS = {
 BUNIT_ELECTRONS = "electron"
 #: BUNIT values read as "electrons" (the seed writes 'electrons').
 BUNIT_ELECTRON_ALIASES = ("electron", "electrons", "e-")
+
+#: PHU keyword keeping the original file name; output names are built on its root.
+ORIGINAL_FILENAME = "ORIGNAME"
+
+# -- Keywords written by the calibration primitives (prepare ... storeProcessed*) --
+#: Per-extension detector properties written by prepare (read back by the descriptors).
+GAIN = "GAIN"
+RDNOISE = "RDNOISE"
+SATLEVEL = "SATLEVEL"
+NONLINEA = "NONLINEA"
+BUNIT = "BUNIT"
+#: BUNIT value of raw / prepared data.
+BUNIT_ADU = "adu"
+#: Noise components already in the VAR plane ("read", "Poisson"; comma separated).
+VARNOISE = "VARNOISE"
+#: overscanCorrect: section used, level subtracted, fit rms, read noise from the overscan.
+OVERSCAN = "OVERSCAN"
+OVERSEC = "OVERSEC"
+OVERRMS = "OVERRMS"
+OVERRDNS = "OVERRDNS"
+TRIMMED = "TRIMMED"
+#: Calibration files applied (PHU).
+BIASIM = "BIASIM"
+FLATIM = "FLATIM"
+FRINGEIM = "FRINGEIM"
+#: Observation ID (PHU); makeFringeFrame joins several with '+' (DRAGONS).
+OBSID = "OBSID"
+#: stackFlats: relative intensity (scale factor applied to each flat).
+RELINT = "RELINT"
+#: Number of frames combined by a stack.
+NCOMBINE = "NCOMBINE"
+#: Processing mode of a processed product ('sq', 'ql', 'qa').
+PROCMODE = "PROCMODE"
+
+# -- Keywords written by the geometry primitives (QECorrect ... scaleCountsToReference) --
+#: Exposure time (PHU); scaleCountsToReference sets it to the reference's value.
+EXPTIME = "EXPTIME"
+#: Original exposure time, kept by scaleCountsToReference (never overwritten).
+ORIGTEXP = "ORIGTEXP"
+#: resampleToCommonFrame: output pixel area in input pixels (flux-conservation factor).
+JFACTOR = "JFACTOR"
+#: resampleToCommonFrame: footprint of the input in the output ('POLYGON', AREAi_j vertices).
+AREATYPE = "AREATYPE"
+#: QECorrect: factor this extension was multiplied by (extension header).
+QEFACTOR = "QEFACTOR"

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 __all__ = [
     "DetectorType", "DETECTOR_TYPES", "detector_type", "AMP_GAIN", "AMP_READ_NOISE",
     "AMP_BIAS", "MOSAIC_GEOMETRY", "FRINGE_FILTERS", "READ_SPEED_AMPINTEG_SLOW",
-    "GAIN_SETTING_THRESHOLD", "roi_extents",
+    "READ_SPEED_AMPINTEG_SLOW_EEV",
+    "GAIN_SETTING_THRESHOLD", "roi_extents", "ROI_SETTINGS",
 ]
 
 
@@ -43,7 +44,9 @@ class DetectorType:
     ccd_width, ccd_height : int
         Unbinned size of one CCD's data area (x, y).
     overscan_width : int
-        Unbinned width of the serial overscan (BIASSEC) of each amplifier.
+        Width of the serial overscan (BIASSEC) of each amplifier, in binned
+        columns: raw Hamamatsu files keep 32 columns at every binning
+        (2112 x 288 per amplifier at 2x2, 4224 x 544 at 1x1).
     saturation_adu : int
         Raw saturation level in ADU (the 16-bit ADC limit).
     linear_fraction : float
@@ -92,13 +95,18 @@ def detector_type(instrument: str, dettype: str) -> DetectorType | None:
     return DETECTOR_TYPES.get((str(instrument).strip(), str(dettype).strip()))
 
 
-#: Readout with ``AMPINTEG`` above this many ns is "slow" (DRAGONS' rule).
+#: Readout with ``AMPINTEG`` above this many ns is "slow" (DRAGONS' rule):
+#: Hamamatsu CCDs, and the EEV / e2vDD CCDs.
 READ_SPEED_AMPINTEG_SLOW = 8000
+READ_SPEED_AMPINTEG_SLOW_EEV = 2000
 #: A header ``GAIN`` below this is the "low" gain setting (DRAGONS' rule).
 GAIN_SETTING_THRESHOLD = 3.0
 
 #: Amplifier gain in e-/ADU, keyed by (read speed, gain setting, AMPNAME).
-#: GMOS-N Hamamatsu, valid from 2017-02-24.
+#: GMOS-N Hamamatsu, valid from 2017-02-24.  Other detectors below, from
+#: DRAGONS ``gemini_instruments/gmos/lookup.py`` (the table named per block);
+#: DRAGONS' placeholder 1.000 for Hamamatsu slow/high is left out, so those
+#: settings fall back to the header GAIN.
 AMP_GAIN: dict[tuple[str, str, str], float] = {
     ("slow", "low", "BI13-20-4k-1, 1"): 1.568, ("slow", "low", "BI13-20-4k-1, 2"): 1.620,
     ("slow", "low", "BI13-20-4k-1, 3"): 1.618, ("slow", "low", "BI13-20-4k-1, 4"): 1.675,
@@ -112,16 +120,98 @@ AMP_GAIN: dict[tuple[str, str, str], float] = {
     ("fast", "low", "BI12-09-4k-2, 3"): 1.97, ("fast", "low", "BI12-09-4k-2, 4"): 2.03,
     ("fast", "low", "BI13-18-4k-2, 1"): 1.95, ("fast", "low", "BI13-18-4k-2, 2"): 1.89,
     ("fast", "low", "BI13-18-4k-2, 3"): 1.95, ("fast", "low", "BI13-18-4k-2, 4"): 1.95,
+    # GMOS-N Hamamatsu, fast read / high gain (same DRAGONS table as above).
+    ("fast", "high", "BI13-20-4k-1, 1"): 5.04, ("fast", "high", "BI13-20-4k-1, 2"): 5.05,
+    ("fast", "high", "BI13-20-4k-1, 3"): 5.18, ("fast", "high", "BI13-20-4k-1, 4"): 5.21,
+    ("fast", "high", "BI12-09-4k-2, 1"): 5.29, ("fast", "high", "BI12-09-4k-2, 2"): 5.14,
+    ("fast", "high", "BI12-09-4k-2, 3"): 5.13, ("fast", "high", "BI12-09-4k-2, 4"): 5.29,
+    ("fast", "high", "BI13-18-4k-2, 1"): 5.09, ("fast", "high", "BI13-18-4k-2, 2"): 4.86,
+    ("fast", "high", "BI13-18-4k-2, 3"): 5.1, ("fast", "high", "BI13-18-4k-2, 4"): 5.03,
+    # GMOS-S Hamamatsu, CCDs installed 2023-12-14 (DRAGONS ``gmosampsGain``, G. Gimeno 2024-01-22).
+    # BI12-34-4k-1 was also used 2015-2023 with slightly different gains; the current values are kept.
+    ("slow", "low", "BI11-41-4k-2, 1"): 2.038, ("fast", "high", "BI11-41-4k-2, 1"): 5.758,
+    ("fast", "low", "BI11-41-4k-2, 1"): 1.719, ("slow", "low", "BI11-41-4k-2, 2"): 2.016,
+    ("fast", "high", "BI11-41-4k-2, 2"): 5.708, ("fast", "low", "BI11-41-4k-2, 2"): 1.711,
+    ("slow", "low", "BI11-41-4k-2, 3"): 2.02, ("fast", "high", "BI11-41-4k-2, 3"): 5.719,
+    ("fast", "low", "BI11-41-4k-2, 3"): 1.715, ("slow", "low", "BI11-41-4k-2, 4"): 1.943,
+    ("fast", "high", "BI11-41-4k-2, 4"): 5.518, ("fast", "low", "BI11-41-4k-2, 4"): 1.652,
+    ("slow", "low", "BI13-19-4k-3, 1"): 1.798, ("fast", "high", "BI13-19-4k-3, 1"): 5.091,
+    ("fast", "low", "BI13-19-4k-3, 1"): 1.533, ("slow", "low", "BI13-19-4k-3, 2"): 1.745,
+    ("fast", "high", "BI13-19-4k-3, 2"): 4.956, ("fast", "low", "BI13-19-4k-3, 2"): 1.498,
+    ("slow", "low", "BI13-19-4k-3, 3"): 1.787, ("fast", "high", "BI13-19-4k-3, 3"): 5.082,
+    ("fast", "low", "BI13-19-4k-3, 3"): 1.525, ("slow", "low", "BI13-19-4k-3, 4"): 1.787,
+    ("fast", "high", "BI13-19-4k-3, 4"): 5.1, ("fast", "low", "BI13-19-4k-3, 4"): 1.531,
+    ("slow", "low", "BI12-34-4k-1, 1"): 1.594, ("fast", "high", "BI12-34-4k-1, 1"): 4.581,
+    ("fast", "low", "BI12-34-4k-1, 1"): 1.445, ("slow", "low", "BI12-34-4k-1, 2"): 1.699,
+    ("fast", "high", "BI12-34-4k-1, 2"): 4.893, ("fast", "low", "BI12-34-4k-1, 2"): 1.545,
+    ("slow", "low", "BI12-34-4k-1, 3"): 1.681, ("fast", "high", "BI12-34-4k-1, 3"): 4.825,
+    ("fast", "low", "BI12-34-4k-1, 3"): 1.478, ("slow", "low", "BI12-34-4k-1, 4"): 1.77,
+    ("fast", "high", "BI12-34-4k-1, 4"): 5.082, ("fast", "low", "BI12-34-4k-1, 4"): 1.549,
+    # GMOS-S Hamamatsu, CCDs of 2015-08-26 .. 2023-12-14 (DRAGONS ``gmosampsGainBefore20231214``).
+    ("slow", "low", "BI5-36-4k-2, 1"): 1.852, ("fast", "high", "BI5-36-4k-2, 1"): 5.24,
+    ("fast", "low", "BI5-36-4k-2, 1"): 1.566, ("slow", "low", "BI5-36-4k-2, 2"): 1.878,
+    ("fast", "high", "BI5-36-4k-2, 2"): 5.33, ("fast", "low", "BI5-36-4k-2, 2"): 1.592,
+    ("slow", "low", "BI5-36-4k-2, 3"): 1.874, ("fast", "high", "BI5-36-4k-2, 3"): 5.3,
+    ("fast", "low", "BI5-36-4k-2, 3"): 1.593, ("slow", "low", "BI5-36-4k-2, 4"): 1.834,
+    ("fast", "high", "BI5-36-4k-2, 4"): 5.183, ("fast", "low", "BI5-36-4k-2, 4"): 1.556,
+    ("slow", "low", "BI11-33-4k-1, 1"): 1.878, ("fast", "high", "BI11-33-4k-1, 1"): 5.334,
+    ("fast", "low", "BI11-33-4k-1, 1"): 1.613, ("slow", "low", "BI11-33-4k-1, 2"): 1.84,
+    ("fast", "high", "BI11-33-4k-1, 2"): 5.225, ("fast", "low", "BI11-33-4k-1, 2"): 1.582,
+    ("slow", "low", "BI11-33-4k-1, 3"): 1.933, ("fast", "high", "BI11-33-4k-1, 3"): 5.459,
+    ("fast", "low", "BI11-33-4k-1, 3"): 1.648, ("slow", "low", "BI11-33-4k-1, 4"): 1.908,
+    ("fast", "high", "BI11-33-4k-1, 4"): 5.407, ("fast", "low", "BI11-33-4k-1, 4"): 1.634,
+    # GMOS-N e2vDD, 6 amplifiers (DRAGONS ``gmosampsGainBefore20170224``).
+    ("slow", "low", "e2v 10031-23-05, right"): 2.31, ("slow", "high", "e2v 10031-23-05, right"): 4.52,
+    ("fast", "high", "e2v 10031-23-05, right"): 5.34, ("fast", "low", "e2v 10031-23-05, right"): 2.53,
+    ("slow", "low", "e2v 10031-23-05, left"): 2.31, ("slow", "high", "e2v 10031-23-05, left"): 4.59,
+    ("fast", "high", "e2v 10031-23-05, left"): 5.36, ("fast", "low", "e2v 10031-23-05, left"): 2.53,
+    ("slow", "low", "e2v 10031-01-03, right"): 2.27, ("slow", "high", "e2v 10031-01-03, right"): 4.39,
+    ("fast", "high", "e2v 10031-01-03, right"): 5.27, ("fast", "low", "e2v 10031-01-03, right"): 2.5,
+    ("slow", "low", "e2v 10031-01-03, left"): 2.21, ("slow", "high", "e2v 10031-01-03, left"): 4.59,
+    ("fast", "high", "e2v 10031-01-03, left"): 5.1, ("fast", "low", "e2v 10031-01-03, left"): 2.41,
+    ("slow", "low", "e2v 10031-18-04, right"): 2.33, ("slow", "high", "e2v 10031-18-04, right"): 4.33,
+    ("fast", "high", "e2v 10031-18-04, right"): 5.41, ("fast", "low", "e2v 10031-18-04, right"): 2.56,
+    ("slow", "low", "e2v 10031-18-04, left"): 2.17, ("slow", "high", "e2v 10031-18-04, left"): 4.82,
+    ("fast", "high", "e2v 10031-18-04, left"): 5.16, ("fast", "low", "e2v 10031-18-04, left"): 2.43,
+    # GMOS-N and GMOS-S EEV, 3 amplifiers read (best) or 6 (DRAGONS ``gmosampsGainBefore20150826``).
+    ("slow", "low", "EEV 9273-16-03, right"): 2.1, ("slow", "high", "EEV 9273-16-03, right"): 4.405,
+    ("fast", "high", "EEV 9273-16-03, right"): 4.839, ("fast", "low", "EEV 9273-16-03, right"): 2.302,
+    ("slow", "low", "EEV 9273-16-03, left"): 2.012, ("slow", "high", "EEV 9273-16-03, left"): 4.247,
+    ("fast", "high", "EEV 9273-16-03, left"): 4.629, ("fast", "low", "EEV 9273-16-03, left"): 2.189,
+    ("slow", "low", "EEV 9273-20-04, right"): 2.337, ("slow", "high", "EEV 9273-20-04, right"): 4.916,
+    ("fast", "high", "EEV 9273-20-04, right"): 5.432, ("fast", "low", "EEV 9273-20-04, right"): 2.578,
+    ("slow", "low", "EEV 9273-20-04, left"): 2.28, ("slow", "high", "EEV 9273-20-04, left"): 4.809,
+    ("fast", "high", "EEV 9273-20-04, left"): 5.275, ("fast", "low", "EEV 9273-20-04, left"): 2.498,
+    ("slow", "low", "EEV 9273-20-03, left"): 2.3, ("slow", "high", "EEV 9273-20-03, left"): 4.841,
+    ("fast", "high", "EEV 9273-20-03, left"): 5.397, ("fast", "low", "EEV 9273-20-03, left"): 2.56,
+    ("slow", "low", "EEV 9273-20-03, right"): 2.257, ("slow", "high", "EEV 9273-20-03, right"): 4.779,
+    ("fast", "high", "EEV 9273-20-03, right"): 5.354, ("fast", "low", "EEV 9273-20-03, right"): 2.526,
+    ("slow", "low", "EEV 8056-20-03, left"): 1.94, ("slow", "high", "EEV 8056-20-03, left"): 4.1,
+    ("fast", "high", "EEV 8056-20-03, left"): 5.3, ("fast", "low", "EEV 8056-20-03, left"): 2.4,
+    ("slow", "low", "EEV 8056-20-03, right"): 2.0, ("slow", "high", "EEV 8056-20-03, right"): 4.2,
+    ("fast", "high", "EEV 8056-20-03, right"): 5.3, ("fast", "low", "EEV 8056-20-03, right"): 2.4,
+    ("slow", "low", "EEV 8194-19-04, left"): 2.076, ("slow", "high", "EEV 8194-19-04, left"): 4.532,
+    ("fast", "high", "EEV 8194-19-04, left"): 5.051, ("fast", "low", "EEV 8194-19-04, left"): 2.295,
+    ("slow", "low", "EEV 8194-19-04, right"): 2.131, ("slow", "high", "EEV 8194-19-04, right"): 4.592,
+    ("fast", "high", "EEV 8194-19-04, right"): 4.95, ("fast", "low", "EEV 8194-19-04, right"): 2.288,
+    ("slow", "low", "EEV 8261-07-04, right"): 2.097, ("slow", "high", "EEV 8261-07-04, right"): 4.411,
+    ("fast", "high", "EEV 8261-07-04, right"): 4.833, ("fast", "low", "EEV 8261-07-04, right"): 2.26,
+    ("slow", "low", "EEV 8261-07-04, left"): 2.056, ("slow", "high", "EEV 8261-07-04, left"): 4.381,
+    ("fast", "high", "EEV 8261-07-04, left"): 4.868, ("fast", "low", "EEV 8261-07-04, left"): 2.264,
+    ("slow", "low", "EEV 2037-06-03, left"): 2.372, ("slow", "high", "EEV 2037-06-03, left"): 4.954,
+    ("fast", "high", "EEV 2037-06-03, left"): 5.054, ("fast", "low", "EEV 2037-06-03, left"): 2.408,
+    ("slow", "low", "EEV 2037-06-03, right"): 2.403, ("slow", "high", "EEV 2037-06-03, right"): 4.862,
+    ("fast", "high", "EEV 2037-06-03, right"): 5.253, ("fast", "low", "EEV 2037-06-03, right"): 2.551,
 }
 
 #: Amplifier read noise in electrons, same keys as :data:`AMP_GAIN`.
 AMP_READ_NOISE: dict[tuple[str, str, str], float] = {
-    ("slow", "low", "BI13-20-4k-1, 1"): 4.24, ("slow", "low", "BI13-20-4k-1, 2"): 3.94,
-    ("slow", "low", "BI13-20-4k-1, 3"): 4.13, ("slow", "low", "BI13-20-4k-1, 4"): 4.26,
-    ("slow", "low", "BI12-09-4k-2, 1"): 4.27, ("slow", "low", "BI12-09-4k-2, 2"): 4.58,
-    ("slow", "low", "BI12-09-4k-2, 3"): 4.05, ("slow", "low", "BI12-09-4k-2, 4"): 4.42,
-    ("slow", "low", "BI13-18-4k-2, 1"): 4.57, ("slow", "low", "BI13-18-4k-2, 2"): 3.96,
-    ("slow", "low", "BI13-18-4k-2, 3"): 4.20, ("slow", "low", "BI13-18-4k-2, 4"): 4.27,
+    ("slow", "low", "BI13-20-4k-1, 1"): 3.99, ("slow", "low", "BI13-20-4k-1, 2"): 4.12,
+    ("slow", "low", "BI13-20-4k-1, 3"): 4.12, ("slow", "low", "BI13-20-4k-1, 4"): 4.06,
+    ("slow", "low", "BI12-09-4k-2, 1"): 4.20, ("slow", "low", "BI12-09-4k-2, 2"): 3.88,
+    ("slow", "low", "BI12-09-4k-2, 3"): 3.98, ("slow", "low", "BI12-09-4k-2, 4"): 4.20,
+    ("slow", "low", "BI13-18-4k-2, 1"): 4.55, ("slow", "low", "BI13-18-4k-2, 2"): 4.02,
+    ("slow", "low", "BI13-18-4k-2, 3"): 4.35, ("slow", "low", "BI13-18-4k-2, 4"): 4.04,
 }
 
 #: Typical amplifier bias level in ADU, same keys as :data:`AMP_GAIN`.
@@ -188,16 +278,66 @@ FRINGE_FILTERS: dict[str, frozenset[str]] = {
 
 
 
+#: Named readout regions, from DRAGONS ``gmosRoiSettings``
+#: (``gemini_instruments/gmos/lookup.py``), as 1-based (x1, x size, y1, y size)
+#: in unbinned pixels; keyed by CCD family (Hamamatsu rows: 4224, EEV/e2vDD: 4608).
+#: Some names have several variants (DRAGONS: "adjusted by 1 pixel circa
+#: 2010"; the GMOS-N Hamamatsu stamp is 308 rows high); the first is canonical.
+#: The header keywords DETRO1XS / DETRO1YS hold the sizes in *binned* pixels.
+ROI_SETTINGS: dict[int, dict[str, list[tuple[int, int, int, int]]]] = {
+    4224: {
+        "Full Frame": [(1, 6144, 1, 4224)],
+        "CCD2": [(2049, 2048, 1, 4224)],
+        "Central Spectrum": [(1, 6144, 1625, 1024)],
+        "Central Stamp": [(2923, 300, 1987, 300), (2923, 300, 1987, 308)],
+    },
+    4608: {
+        "Full Frame": [(1, 6144, 1, 4608)],
+        "CCD2": [(2049, 2048, 1, 4608)],
+        "Central Spectrum": [(1, 6144, 1793, 1024), (1, 6144, 1792, 1024)],
+        "Central Stamp": [(2923, 300, 2155, 300)],
+    },
+}
+
+
 def roi_extents(det: DetectorType) -> dict:
-    """Named readout regions of a detector as (DETRO1X, DETRO1XS, DETRO1Y, DETRO1YS).
+    """Named readout regions of a detector as (DETRO1X, size x, DETRO1Y, size y), unbinned.
 
     Full Frame covers every pixel; Central Spectrum is the full width over
     the central 1024 unbinned rows; Central Stamp is the central 300x300.
+    The canonical variant of each (see :data:`ROI_SETTINGS`); divide the
+    sizes by the binning to get the header DETRO1XS / DETRO1YS.
     """
-    width = det.ccd_width * det.nccds
-    height = det.ccd_height
-    return {
-        "Full Frame": (1, width, 1, height),
-        "Central Spectrum": (1, width, height // 2 - 511, 1024),
-        "Central Stamp": (width // 2 - 149, 300, height // 2 - 149, 300),
-    }
+    settings = ROI_SETTINGS[det.ccd_height]
+    return {name: settings[name][0] for name in ("Full Frame", "Central Spectrum", "Central Stamp")}
+
+
+@dataclass(frozen=True)
+class IlluminatedField:
+    """The illuminated imaging field of a detector array.
+
+    Attributes
+    ----------
+    centre : tuple of float
+        (x, y) centre of the field in unbinned mosaic pixels, relative to the
+        centre of CCD2 (the telescope pointing).
+    radius : float
+        Radius of the illuminated circle in unbinned pixels.
+    """
+
+    centre: tuple[float, float]
+    radius: float
+
+
+#: Illuminated imaging field per detector name, used by addDQ(add_illum_mask=True).
+#: GMOS images a ~5.5' field (the Gemini GMOS imaging pages: 330" x 330";
+#: the GMOS cookbook: the intersection of the 7' fold-mirror circle, the
+#: 5.5' mask field and the detectors).  It is modelled as a circle 5.6'
+#: across (radius 2.8' = 168") centred on CCD2's centre; DRAGONS' own masks
+#: (``gmos/lookups/BPM/gmos-n_illum_HAM_*.fits``) are images, not published
+#: numbers, so this is an approximation: the outer amplifiers of CCD1 and
+#: CCD3 fall outside it.
+ILLUMINATED_FIELD: dict[str, IlluminatedField] = {
+    "Hamamatsu-N": IlluminatedField((0.0, 0.0), 168.0 / 0.0807),
+    "Hamamatsu-S": IlluminatedField((0.0, 0.0), 168.0 / 0.0800),
+}

@@ -1,0 +1,15 @@
+"""Simulated GMOS-N Hamamatsu imaging data with ground truth.
+
+The embedded default data set of the project and the test bed: the raw
+files of the DRAGONS GMOS imaging tutorial (biases, twilight flats, dithered
+science frames), written as the Gemini archive delivers them, with the
+truth that made them in ``DIR/truth/``.
+
+>>> from gmoswidgets.data import make_tutorial_dataset, load_truth
+>>> ds = make_tutorial_dataset("playdata", binning=4, seed=1)   # doctest: +SKIP
+>>> ds.truth.stars[:3]                                           # doctest: +SKIP
+"""
+from .simulate import TutorialDataset, make_tutorial_dataset
+from .truth import FrameTruth, Truth, load_truth
+
+__all__ = ["make_tutorial_dataset", "load_truth", "TutorialDataset", "Truth", "FrameTruth"]

@@ -1,0 +1,132 @@
+"""``reduce``: run a recipe on a list of files, as DRAGONS' ``reduce`` does.
+
+::
+
+    reduce @list_of_bias.txt
+    reduce @list_of_science.txt -r makeProcessedFringe
+    reduce @sci.lis -p stackFrames:scale=True --suffix newsuffix
+    reduce @sci.lis --user_cal processed_bias:N20170613S0180_bias.fits
+
+Progress is shown with a tqdm bar; every message also goes to a log file
+(``reduce.log`` in the current directory unless ``--logfile`` is given).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..logutils import config as configure_logging
+from ..logutils import get_logger
+from ..errors import GmosError
+from ..reduction import FAILED, KEEP_MODES, Reduction
+from .common import Parser, UsageError, expand_inputs, run
+
+__all__ = ["main", "build_parser"]
+
+PROG = "reduce"
+
+
+def build_parser() -> Parser:
+    """The ``reduce`` argument parser."""
+    parser = Parser(prog=PROG, description="Reduce GMOS imaging data with a recipe of primitives.")
+    parser.add_argument("files", nargs="*", metavar="FILE",
+                        help="input files, or @list files (one name per line)")
+    parser.add_argument("-r", "--recipe", help="recipe name (default: chosen from the tags of "
+                                               "the first input; see showrecipes)")
+    parser.add_argument("-p", "--param", nargs="+", action="extend", default=[],
+                        metavar="PRIMITIVE:PARAM=VALUE",
+                        help="set a primitive parameter (see showpars), "
+                             "e.g. stackFrames:scale=True")
+    parser.add_argument("--user_cal", nargs="+", action="extend", default=[],
+                        metavar="TYPE:FILE",
+                        help="use this processed calibration, e.g. processed_bias:FILE")
+    parser.add_argument("--suffix", help="suffix of the final output instead of the recipe's")
+    parser.add_argument("--logfile", default="reduce.log",
+                        help="log file (default: reduce.log in the current directory)")
+    parser.add_argument("--keep", choices=KEEP_MODES, default="last",
+                        help="intermediate results kept: only the last (default), all in memory, "
+                             "or spilled to a temporary directory")
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    return parser
+
+
+def _split_stray_files(args) -> None:
+    """Move words that are input files, not options, out of -p / --user_cal lists.
+
+    ``-p`` and ``--user_cal`` take several values, so ``reduce -p a:b=1 @list``
+    would otherwise read ``@list`` as a parameter.
+    """
+    params, cals = [], []
+    for word in args.param:
+        (params if "=" in word else args.files).append(word)
+    for word in args.user_cal:
+        stray = word.startswith("@") or (":" not in word and os.path.isfile(word))
+        (args.files if stray else cals).append(word)
+    args.param, args.user_cal = params, cals
+
+
+class _ProgressBar:
+    """A tqdm bar over the steps of a reduction, fed by its events."""
+
+    def __init__(self, reduction: Reduction, enabled: bool = True):
+        from tqdm import tqdm
+        self.bar = tqdm(total=len(reduction.steps), unit="step", disable=not enabled,
+                        bar_format="{desc:<30.30}{percentage:3.0f}%|{bar}| "
+                                   "{n:.1f}/{total} [{elapsed}<{remaining}]")
+        self.labels = [step.label for step in reduction.steps]
+
+    def __call__(self, event) -> None:
+        if event.step_index is None:
+            return
+        if event.kind == "step_started":
+            self.bar.set_description_str(self.labels[event.step_index], refresh=False)
+            self._move(event.step_index)
+        elif event.kind == "progress" and event.fraction is not None:
+            self._move(event.step_index + event.fraction)
+        elif event.kind == "step_finished":
+            self._move(event.step_index + 1)
+
+    def _move(self, position: float) -> None:
+        """Move to ``position`` steps; tqdm limits how often it redraws."""
+        self.bar.update(position - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _reduce(argv) -> int:
+    args = build_parser().parse_args(argv)
+    _split_stray_files(args)
+    files = expand_inputs(args.files)
+    if not files:
+        raise UsageError("no input files (give FILE ... or @list.txt)")
+    log = configure_logging(file_name=args.logfile)
+    get_logger("reduce").info("reduce " + " ".join(argv))
+    reduction = Reduction(files, recipe=args.recipe, uparms=args.param,
+                          user_cals=args.user_cal or None, suffix=args.suffix, keep=args.keep)
+    log.info(f"Recipe {reduction.recipe.name} on {len(files)} file(s)")
+    bar = _ProgressBar(reduction, enabled=not args.no_progress)
+    reduction.subscribe(bar)
+    try:
+        outputs = reduction.run_all()
+    except GmosError:
+        raise
+    except Exception as exc:
+        failed = next((s.label for s in reduction.steps if s.status == FAILED), "the reduction")
+        raise GmosError(f"{failed} failed: {type(exc).__name__}: {exc} "
+                        f"(traceback in {args.logfile})") from exc
+    finally:
+        bar.close()
+        log.debug(reduction.summary())
+    for name in outputs:
+        log.info(f"Output: {name}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``reduce`` command."""
+    return run(PROG, _reduce, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Output files of a reduction: names, history, provenance, writing, calibration cache.
+
+Follows DRAGONS' conventions (``shared/reference/dragons-gmos-imaging.md`` section 3):
+
+* names are the *original* root plus the step's suffix, the previous suffix
+  being stripped: ``N20170614S0201_flatCorrected.fits``;
+* every primitive stamps its PHU timestamp keyword and ``GEM-TLM``, appends a
+  row ``(primitive, args, timestamp_start, timestamp_stop)`` to the ``HISTORY``
+  table and a short FITS ``HISTORY`` card;
+* the ``PROVENANCE`` table lists the files that went into a frame
+  ``(timestamp, filename, md5, provenance_added_by)``: the raw inputs and the
+  processed calibrations used;
+* processed calibrations are also copied to ``calibrations/processed_<type>/``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from astropy.table import Table
+
+from . import __version__
+from .caldb.properties import caltype_of
+from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
+
+__all__ = ["HISTORY_COLUMNS", "PROVENANCE_COLUMNS", "CALIBRATION_DIR",
+           "utc_now", "normalize_suffix", "original_name", "original_root", "output_filename",
+           "remember_origin", "mark_history", "add_history", "add_provenance", "merge_provenance",
+           "md5sum", "calibration_type", "write_frame", "store_calibration_copy"]
+
+#: Columns of the HISTORY table, as DRAGONS writes them.
+HISTORY_COLUMNS = ("primitive", "args", "timestamp_start", "timestamp_stop")
+#: Columns of the PROVENANCE table, as DRAGONS writes them.
+PROVENANCE_COLUMNS = ("timestamp", "filename", "md5", "provenance_added_by")
+#: Directory, relative to the working directory, of the calibration cache.
+CALIBRATION_DIR = "calibrations"
+
+_md5_cache: dict = {}
+
+
+def utc_now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def normalize_suffix(suffix: str) -> str:
+    """Return ``suffix`` with a leading underscore (``'newsuffix'`` -> ``'_newsuffix'``)."""
+    suffix = str(suffix).strip()
+    if not suffix:
+        return ""
+    return suffix if suffix.startswith("_") else "_" + suffix
+
+
+def original_name(frame) -> str:
+    """A frame's original file name: the ``ORIGNAME`` PHU keyword, else its file name."""
+    return str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip() or frame.filename
+
+
+def original_root(frame) -> str:
+    """The root of a frame's original file name, e.g. ``'N20170614S0201'``.
+
+    It comes from the ``ORIGNAME`` PHU keyword (set by :func:`remember_origin`
+    when the input was read), else from the frame's current file name.
+    """
+    root = Path(original_name(frame)).name
+    for ext in (".fits.bz2", ".fits.gz", ".fits", ".fit"):
+        if root.lower().endswith(ext):
+            return root[: -len(ext)]
+    return Path(root).stem
+
+
+def output_filename(frame, suffix: str) -> str:
+    """Output name of ``frame`` with ``suffix``: original root + suffix + ``.fits``.
+
+    Any previous suffix is stripped, as DRAGONS' ``update_filename(strip=True)``.
+    """
+    return f"{original_root(frame)}{normalize_suffix(suffix)}.fits"
+
+
+def remember_origin(frame, filename: str | None = None) -> None:
+    """Record the frame's original file name in ``ORIGNAME`` unless already there."""
+    if not str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip():
+        frame.phu[ORIGINAL_FILENAME] = (filename or frame.filename,
+                                        "Original filename prior to processing")
+
+
+def mark_history(frame, primitive: str, when: datetime) -> None:
+    """Stamp the primitive's PHU timestamp keyword (if it has one) and ``GEM-TLM``.
+
+    Also appends a short FITS ``HISTORY`` card naming the primitive.
+    """
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S")
+    keyword = TIMESTAMP_KEYWORDS.get(primitive)
+    if keyword:
+        frame.phu[keyword] = (stamp, f"UT time stamp for {primitive}"[:47])
+    frame.phu[GEM_TLM] = (stamp, "UT last modification with gmoswidgets")
+    frame.phu.add_history(f"gmoswidgets {__version__} {primitive} {stamp}")
+
+
+def _rows(table, columns) -> list:
+    if table is None:
+        return []
+    rows = []
+    for row in table:
+        rows.append(tuple(_text(row[c]) if c in table.colnames else "" for c in columns))
+    return rows
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _table(rows, columns) -> Table:
+    if not rows:
+        return Table(names=columns, dtype=[str] * len(columns))
+    return Table(rows=rows, names=columns, dtype=[str] * len(columns))
+
+
+def _jsonable(value):
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def add_history(frame, primitive: str, args: dict, start: datetime, stop: datetime) -> None:
+    """Append a row to the frame's ``HISTORY`` table.
+
+    Parameters
+    ----------
+    frame : Frame
+    primitive : str
+        Primitive name.
+    args : dict
+        The parameter values used (recorded as JSON).
+    start, stop : datetime
+        When the primitive started and finished.
+    """
+    rows = _rows(frame.tables.get("HISTORY"), HISTORY_COLUMNS)
+    text = json.dumps({k: _jsonable(v) for k, v in args.items()}, sort_keys=False)
+    rows.append((primitive, text, _iso(start), _iso(stop)))
+    frame.tables["HISTORY"] = _table(rows, HISTORY_COLUMNS)
+
+
+def md5sum(path) -> str:
+    """MD5 checksum of a file (cached by path, size and modification time)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _md5_cache:
+        digest = hashlib.md5()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _md5_cache[key] = digest.hexdigest()
+    return _md5_cache[key]
+
+
+def add_provenance(frame, path, added_by: str, when: datetime | None = None) -> None:
+    """Add a ``PROVENANCE`` row for the file ``path`` (skipped if already listed)."""
+    rows = _rows(frame.tables.get("PROVENANCE"), PROVENANCE_COLUMNS)
+    name, checksum = Path(path).name, md5sum(path)
+    if any(r[1] == name and r[2] == checksum for r in rows):
+        return
+    rows.append((_iso(when or utc_now()), name, checksum, added_by))
+    frame.tables["PROVENANCE"] = _table(rows, PROVENANCE_COLUMNS)
+
+
+def merge_provenance(frame, sources) -> None:
+    """Give ``frame`` the union of the ``PROVENANCE`` rows of ``sources`` (order kept)."""
+    rows = _rows(frame.tables.get("PROVENANCE"), PROVENANCE_COLUMNS)
+    seen = {(r[1], r[2]) for r in rows}
+    for source in sources:
+        for row in _rows(source.tables.get("PROVENANCE"), PROVENANCE_COLUMNS):
+            if (row[1], row[2]) not in seen:
+                seen.add((row[1], row[2]))
+                rows.append(row)
+    if rows:
+        frame.tables["PROVENANCE"] = _table(rows, PROVENANCE_COLUMNS)
+
+
+def calibration_type(frame) -> str | None:
+    """``'processed_bias'`` / ``'processed_flat'`` / ``'processed_fringe'`` or None, from tags.
+
+    The tags decide, as in DRAGONS (PROCESSED with BIAS, FLAT or FRINGE); the
+    rule is the calibration manager's (:func:`gmoswidgets.caldb.properties.caltype_of`).
+    """
+    return caltype_of(frame.tags)
+
+
+def write_frame(frame, directory, filename: str | None = None, protect=()) -> Path:
+    """Write ``frame`` to ``directory/filename`` (default: its current file name).
+
+    Parameters
+    ----------
+    frame : Frame
+    directory : path-like
+        Destination directory (created if needed).
+    filename : str, optional
+        Output file name; defaults to ``frame.filename``.
+    protect : iterable of path-like
+        Files that must never be overwritten (the reduction's inputs).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    return frame.write(Path(directory) / (filename or frame.filename), protect=protect)
+
+
+def store_calibration_copy(path, frame, workdir) -> Path | None:
+    """Copy a processed calibration to ``workdir/calibrations/processed_<type>/``.
+
+    Returns the copy's path, or None when ``frame`` is not a processed calibration.
+    """
+    caltype = calibration_type(frame)
+    if caltype is None:
+        return None
+    target_dir = Path(workdir) / CALIBRATION_DIR / caltype
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / Path(path).name
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(path, tmp)
+    tmp.replace(target)
+    return target

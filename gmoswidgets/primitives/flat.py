@@ -1,0 +1,149 @@
+"""normalizeFlat and flatCorrect.
+
+Semantics follow DRAGONS' GMOS imaging ``normalizeFlat``
+(``gmos/primitives_gmos_image.py``) and ``flatCorrect``
+(``core/primitives_preprocess.py``):
+
+* **normalizeFlat** measures one factor on CCD2 (CCD1 and CCD3 are less
+  illuminated and would bias it): leaving out a 5% border (at least 20
+  pixels) and flagged pixels, it finds the mode of the histogram, then the
+  median of the pixels within the mode +/- 3 standard deviations.  Every
+  extension is divided by that one factor, so the CCD-to-CCD response
+  differences are kept; flagged pixels are then set to 1.0.
+* **flatCorrect** divides by the processed flat (clipped to the science
+  readout region), propagating VAR and OR-ing DQ.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dq
+from ..errors import FileProblem
+from ..gmos.keywords import FLATIM, TIMESTAMP_KEYWORDS
+from ..outputs import add_provenance
+from ._calib import (DO_CAL_CHOICES, central_ccd_region, fetch_calibration, light_copy,
+                     matched_planes)
+from .base import Param, primitive
+
+__all__ = ["normalizeFlat", "flatCorrect", "flat_level"]
+
+#: Flags for which a normalized flat pixel is set to 1.0 (everything but non-linear).
+_RESET_FLAGS = 65535 ^ dq.NON_LINEAR
+#: Histogram bins per standard deviation when looking for the mode.
+_BINS_PER_SIGMA = 10
+#: Half-width, in standard deviations, of the histogram and of the window around the mode.
+_HISTOGRAM_SIGMAS, _MODE_WINDOW_SIGMAS = 5.0, 3.0
+
+
+def flat_level(values, statistic="median") -> float:
+    """The normalization level of flat-field pixel values.
+
+    The mode of the histogram is found first (the standard deviation being
+    estimated robustly from the median absolute deviation), then the
+    ``statistic`` of the values within the mode +/- 3 standard deviations.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Good pixel values (1-D).
+    statistic : {'median', 'mean'}
+
+    Returns
+    -------
+    float
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("no pixel values to measure the flat level on")
+    median = np.median(values)
+    sigma = 1.4826 * np.median(np.abs(values - median))
+    if sigma <= 0:
+        return float(median)
+    nbins = int(2 * _HISTOGRAM_SIGMAS * _BINS_PER_SIGMA)
+    counts, edges = np.histogram(values, bins=nbins,
+                                 range=(median - _HISTOGRAM_SIGMAS * sigma,
+                                        median + _HISTOGRAM_SIGMAS * sigma))
+    counts = np.convolve(counts, np.ones(3) / 3.0, mode="same")    # steady the peak
+    peak = int(np.argmax(counts))
+    mode = 0.5 * (edges[peak] + edges[peak + 1])
+    window = values[np.abs(values - mode) <= _MODE_WINDOW_SIGMAS * sigma]
+    return float(np.mean(window) if statistic == "mean" else np.median(window))
+
+
+@primitive(
+    Param("scale", str, "median", "Statistic of the pixels around the histogram mode of CCD2.",
+          choices=("median", "mean")),
+    suffix="_normalized",
+)
+def normalizeFlat(frames, ctx, scale="median"):
+    """Divide the flat by one level measured on CCD2; flagged pixels become 1.0."""
+    out = []
+    for frame in frames:
+        samples = []
+        for index, region in central_ccd_region(frame):
+            ext = frame.exts[index]
+            data = ext.data[region]
+            good = np.isfinite(data)
+            if ext.mask is not None:
+                good &= ext.mask[region] == 0
+            samples.append(data[good])
+        values = np.concatenate(samples) if samples else np.array([])
+        if values.size == 0:
+            raise FileProblem(frame.path or frame.filename,
+                              "no good pixels on CCD2 to normalize the flat")
+        level = flat_level(values, scale)
+        if not np.isfinite(level) or level <= 0:
+            raise FileProblem(frame.path or frame.filename,
+                              f"flat level {level} is not positive; is this a flat field?")
+        ctx.log.info("%s: normalization level %.6g from %d CCD2 pixels", frame.filename, level,
+                     values.size)
+        new = light_copy(frame)
+        factor = np.float32(1.0 / level)
+        for ext in new.exts:
+            ext.data = ext.data * factor
+            if ext.variance is not None:
+                ext.variance = ext.variance * (factor * factor)
+            if ext.mask is not None:
+                ext.data[(ext.mask & _RESET_FLAGS) != 0] = 1.0
+        out.append(new)
+    return out
+
+
+@primitive(
+    Param("flat", str, None, "Processed flat file; None asks the calibration database.",
+          optional=True),
+    Param("do_cal", str, "procmode", "'procmode'/'force': divide by the flat (an error if none is "
+                                     "found); 'skip': do nothing.", choices=DO_CAL_CHOICES),
+    suffix="_flatCorrected", calibrations=("processed_flat",),
+)
+def flatCorrect(frames, ctx, flat=None, do_cal="procmode"):
+    """Divide by the processed flat (clipped to the science ROI): VAR propagated, DQ OR-ed."""
+    if do_cal == "skip":
+        ctx.log.warning("flatCorrect: do_cal='skip', no flat-field correction")
+        return [light_copy(frame) for frame in frames]
+    out = []
+    for frame in frames:
+        if TIMESTAMP_KEYWORDS["flatCorrect"] in frame.phu:
+            ctx.log.warning("%s is already flat-corrected; left unchanged", frame.filename)
+            out.append(light_copy(frame))
+            continue
+        cal, path = fetch_calibration(frame, ctx, "processed_flat", flat)
+        new = light_copy(frame)
+        for ext, planes in zip(new.exts, matched_planes(new, cal, "flat", fill=1.0)):
+            response = planes.data
+            usable = np.isfinite(response) & (response > 0)
+            safe = np.where(usable, response, np.float32(1)).astype(np.float32, copy=False)
+            ext.data = np.where(usable, ext.data / safe, np.float32(0))
+            if ext.variance is not None:
+                variance = ext.variance / (safe * safe)
+                if planes.variance is not None:
+                    variance += ext.data * ext.data * (planes.variance / (safe * safe))
+                ext.variance = np.where(usable, variance, np.float32(0))
+            if ext.mask is not None:
+                mask = ext.mask if planes.mask is None else ext.mask | planes.mask
+                ext.mask = np.where(usable, mask, mask | dq.BAD_PIXEL).astype(dq.DTYPE)
+        new.phu[FLATIM] = ((path.name if path else cal.filename), "Flat image used")
+        if path is not None and path.exists():
+            add_provenance(new, path, "flatCorrect")
+        out.append(new)
+    return out

@@ -1,0 +1,416 @@
+"""prepare, addDQ, addVAR, overscanCorrect, biasCorrect, ADUToElectrons, normalizeFlat,
+flatCorrect and the store primitives, on small hand-made raw GMOS-N Hamamatsu frames.
+
+The frames follow the real layout (12 amplifiers, 32 overscan columns right of
+the data on odd extensions and left on even ones) at 4x4 binning.  Their
+AMPNAMEs are not in the gain tables, so the descriptors read the header
+GAIN / RDNOISE, which the frames' noise is made with.
+"""
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from gmoswidgets import dq
+from gmoswidgets.errors import CalibrationNotFoundError, FileProblem
+from gmoswidgets.frame import Extension, Frame, read_frame
+from gmoswidgets.outputs import mark_history, utc_now
+from gmoswidgets.primitives import StepContext, get_primitive
+from gmoswidgets.primitives.ccd import overscan_levels
+from gmoswidgets.primitives.flat import flat_level
+from gmoswidgets.sections import Section
+
+BIN = 4
+OVERSCAN_COLS = 32
+GAIN, RDNOISE, LEVEL = 1.6, 4.0, 450.0
+CCDS = ("BI13-20-4k-1", "BI12-09-4k-2", "BI13-18-4k-2")
+BIAS_STEPS = [("prepare", {"require_wcs": False}), ("addDQ", {"add_illum_mask": False}),
+              ("addVAR", {"read_noise": True}), ("overscanCorrect", {})]
+
+
+def make_raw(kind="bias", seed=0, binning=BIN, signal=0.0, name=None, wcs=True):
+    """A raw 12-amplifier frame: bias level + row ramp (data and overscan) + noise + signal (e-)."""
+    rng = np.random.default_rng(seed)
+    phu = fits.Header()
+    phu.update({"INSTRUME": "GMOS-N", "OBSERVAT": "Gemini-North", "TELESCOP": "Gemini-North",
+                "OBSTYPE": "BIAS" if kind == "bias" else "OBJECT",
+                "OBJECT": {"bias": "Bias", "flat": "Twilight"}.get(kind, "starfield"),
+                "OBSCLASS": "science" if kind == "science" else "dayCal", "OBSMODE": "IMAGE",
+                "GRATING": "MIRROR", "DETTYPE": "S10892-N", "DETID": ",".join(CCDS),
+                "AMPINTEG": 11880, "DATE-OBS": "2017-06-13", "TIME-OBS": "12:00:00",
+                "EXPTIME": 0.0 if kind == "bias" else 10.0, "DETRO1X": 1, "DETRO1XS": 6144,
+                "DETRO1Y": 1, "DETRO1YS": 4224, "FILTER1": "open1-6", "FILTER2": "i_G0302"})
+    exts = []
+    for ccd in range(3):
+        for k in range(4):
+            nx, ny = 512 // binning, 4224 // binning
+            if k % 2 == 0:
+                data, bias = Section(0, nx, 0, ny), Section(nx, nx + OVERSCAN_COLS, 0, ny)
+            else:
+                bias = Section(0, OVERSCAN_COLS, 0, ny)
+                data = Section(OVERSCAN_COLS, OVERSCAN_COLS + nx, 0, ny)
+            x0 = ccd * 2048 + k * 512
+            hdr = fits.Header({"CCDSUM": f"{binning} {binning}", "DATASEC": data.to_string(),
+                               "BIASSEC": bias.to_string(),
+                               "DETSEC": Section(x0, x0 + 512, 0, 4224).to_string(),
+                               "CCDSEC": Section(k * 512, k * 512 + 512, 0, 4224).to_string(),
+                               "AMPNAME": f"test-amp-{ccd}{k}", "CCDNAME": CCDS[ccd],
+                               "GAIN": GAIN, "RDNOISE": RDNOISE})
+            if wcs:
+                hdr.update({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 100.0,
+                            "CRPIX2": 200.0, "CRVAL1": 10.0, "CRVAL2": 20.0, "CD1_1": -2e-5,
+                            "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 2e-5})
+            rows = np.arange(ny)[:, None]
+            arr = (LEVEL + 3.0 * np.sin(rows / 40.0)
+                   + rng.normal(0, RDNOISE / GAIN, (ny, nx + OVERSCAN_COLS)))
+            value = signal(ccd, k) if callable(signal) else signal
+            if np.any(value):
+                arr[data.slices] += rng.poisson(np.broadcast_to(value, data.shape)) / GAIN
+            exts.append(Extension(np.clip(np.round(arr), 0, 65535).astype(np.uint16), hdr))
+    frame = Frame(phu, exts)
+    frame.filename = name or f"N20170613S{seed:04d}.fits"
+    return frame
+
+
+def run(frames, steps, lookup=None):
+    """Run (primitive, params) steps like the engine: validate, call, stamp the timestamps."""
+    ctx = StepContext(calibration_lookup=lookup)
+    for name, params in steps:
+        prim = get_primitive(name)
+        frames = prim.func(frames, ctx, **prim.validate(params))
+        for frame in frames:
+            mark_history(frame, name, utc_now())
+    return frames
+
+
+@pytest.fixture(scope="module")
+def master_bias():
+    return run([make_raw("bias", seed=s) for s in range(5)],
+               BIAS_STEPS + [("stackBiases", {}), ("storeProcessedBias", {})])[0]
+
+
+# -- registration -------------------------------------------------------------------
+
+def test_primitives_are_registered_with_dragons_defaults():
+    expect = {"prepare": "_prepared", "addDQ": "_dqAdded", "addVAR": "_varAdded",
+              "overscanCorrect": "_overscanCorrected", "biasCorrect": "_biasCorrected",
+              "ADUToElectrons": "_ADUToElectrons", "normalizeFlat": "_normalized",
+              "flatCorrect": "_flatCorrected", "storeProcessedBias": "_bias",
+              "storeProcessedFlat": "_flat", "storeProcessedFringe": "_fringe",
+              "storeProcessedScience": "_stack"}
+    for name, suffix in expect.items():
+        assert get_primitive(name).suffix == suffix, name
+    assert get_primitive("prepare").defaults() == {"require_wcs": True}
+    assert get_primitive("addDQ").defaults() == {"static_bpm": None, "user_bpm": None,
+                                                 "add_illum_mask": True}
+    assert get_primitive("addVAR").defaults() == {"read_noise": False, "poisson_noise": False}
+    over = get_primitive("overscanCorrect").defaults()
+    assert over == {"function": "none", "order": None, "nbiascontam": None, "lsigma": 3.0,
+                    "hsigma": 3.0, "niter": 0, "grow": 0}
+    bias = get_primitive("biasCorrect")
+    assert bias.defaults() == {"bias": None, "do_cal": "procmode"}
+    assert bias.calibrations == ("processed_bias",)
+    assert get_primitive("flatCorrect").calibrations == ("processed_flat",)
+
+
+# -- prepare ------------------------------------------------------------------------
+
+def test_prepare_converts_to_float32_and_writes_keywords():
+    raw = make_raw("bias")
+    [out] = run([raw], [("prepare", {"require_wcs": False})])
+    assert raw[0].data.dtype == np.uint16                      # input untouched
+    assert all(ext.data.dtype == np.float32 for ext in out)
+    hdr = out[0].header
+    assert hdr["GAIN"] == GAIN and hdr["RDNOISE"] == RDNOISE and hdr["BUNIT"] == "adu"
+    assert hdr["SATLEVEL"] == 65535 and hdr["NONLINEA"] == pytest.approx(0.91 * 65535)
+    assert "PREPARED" in out.tags and "UNPREPARED" not in out.tags
+    hdr["SATLEVEL"] = 1234.0                                   # descriptors now read the header
+    assert out.descriptor("saturation_level")[0] == 1234.0
+
+
+def test_prepare_names_the_odd_file():
+    good = make_raw("bias", seed=1)
+    odd = make_raw("bias", seed=2, binning=2, name="N20170613S0099.fits")
+    with pytest.raises(FileProblem, match=r"N20170613S0099.*binning"):
+        run([good, odd], [("prepare", {"require_wcs": False})])
+    nowcs = make_raw("bias", seed=3, wcs=False, name="nowcs.fits")
+    with pytest.raises(FileProblem, match="nowcs.fits.*WCS"):
+        run([nowcs], [("prepare", {})])
+    run([nowcs], [("prepare", {"require_wcs": False})])
+
+
+# -- addDQ --------------------------------------------------------------------------
+
+def test_addDQ_flags_saturated_and_non_linear_pixels():
+    raw = make_raw("science", signal=100.0)
+    raw[5].data[10, 50] = 65535
+    raw[5].data[11, 50] = 62000        # above 0.91 * 65535
+    [out] = run([raw], [("prepare", {}), ("addDQ", {"add_illum_mask": False})])
+    mask = out[5].mask
+    assert mask.dtype == np.uint16
+    assert mask[10, 50] == dq.SATURATED and mask[11, 50] == dq.NON_LINEAR
+    assert np.count_nonzero(mask) == 2
+
+
+def test_addDQ_illumination_mask_follows_the_field_geometry():
+    [out] = run([make_raw("flat", signal=1000.0)], [("prepare", {}), ("addDQ", {})])
+    unillum = [(ext.mask & dq.UNILLUMINATED) != 0 for ext in out]
+    # the two outer amplifiers of CCD1 and CCD3 lie outside the 5.6' circle (r = 2081.8 px)
+    for index in (0, 1, 10, 11):
+        datasec = Section.from_string(out[index].header["DATASEC"])
+        assert unillum[index][datasec.slices].all()
+    # middle row, by hand: CCD1 column x is at x - 1023.5 - 2115.95 from the field centre,
+    # so x < 1057.65 is dark: 4x4 pixels centred at 1025.5 + 4 i, i = 0..8, in extension 3;
+    # CCD3 column x is at x - 1023.5 + 2115.48: x > 989.8 is dark: i = 120..127 of extension 10
+    row = 528
+    assert np.array_equal(np.flatnonzero(unillum[2][row]), np.arange(9))
+    assert np.array_equal(np.flatnonzero(unillum[9][row]), OVERSCAN_COLS + np.arange(120, 128))
+    # CCD2: the middle rows are lit, the corners are not
+    ccd2_left = unillum[4][Section.from_string(out[4].header["DATASEC"]).slices]
+    assert not ccd2_left[row].any()
+    assert ccd2_left[0, 0] and ccd2_left[-1, 0]
+    # overscan columns are not flagged; the calibration recipes switch the mask off
+    assert not unillum[4][:, 128:].any()
+    [bias] = run([make_raw("bias")], [("prepare", {}), ("addDQ", {"add_illum_mask": False})])
+    assert not any(((ext.mask & dq.UNILLUMINATED) != 0).any() for ext in bias)
+
+
+def test_addDQ_ors_a_user_bpm(tmp_path):
+    raw = make_raw("science", signal=50.0)
+    bpm_exts = []
+    for ext in raw:
+        mask = np.zeros(ext.data.shape, np.uint16)
+        bpm_exts.append(Extension(mask, ext.header.copy()))
+    bpm_exts[3].data[100, 7] = dq.BAD_PIXEL
+    bpm = Frame(raw.phu.copy(), bpm_exts)
+    path = bpm.write(tmp_path / "bpm.fits")
+    [out] = run([raw], [("prepare", {}), ("addDQ", {"user_bpm": str(path),
+                                                    "add_illum_mask": False})])
+    assert out[3].mask[100, 7] == dq.BAD_PIXEL
+    assert np.count_nonzero(out[3].mask) == 1
+
+
+def test_addDQ_asks_the_calibration_service_only_for_static_bpm_default():
+    asked = []
+
+    def lookup(frame, caltype):
+        asked.append(caltype)
+        raise CalibrationNotFoundError("none")
+
+    run([make_raw("bias")], [("prepare", {}), ("addDQ", {"add_illum_mask": False})], lookup)
+    assert asked == []
+    run([make_raw("bias")], [("prepare", {}), ("addDQ", {"static_bpm": "default",
+                                                         "add_illum_mask": False})], lookup)
+    assert asked == ["processed_bpm"]
+
+
+# -- addVAR -------------------------------------------------------------------------
+
+def test_addVAR_read_noise_in_adu_and_no_double_counting():
+    [out] = run([make_raw("bias")], [("prepare", {}), ("addVAR", {"read_noise": True})])
+    np.testing.assert_allclose(out[0].variance, (RDNOISE / GAIN) ** 2, rtol=1e-6)
+    assert out.phu["VARNOISE"] == "read"
+    [again] = run([out], [("addVAR", {"read_noise": True})])
+    np.testing.assert_allclose(again[0].variance, (RDNOISE / GAIN) ** 2, rtol=1e-6)
+
+
+def test_addVAR_poisson_in_electrons(master_bias):
+    [out] = run([make_raw("flat", signal=2000.0)],
+                BIAS_STEPS + [("biasCorrect", {}), ("ADUToElectrons", {}),
+                              ("addVAR", {"poisson_noise": True})],
+                lambda frame, caltype: (master_bias, None, "test"))
+    ext = out[4]
+    expected = RDNOISE ** 2 + np.maximum(ext.data, 0) + master_bias[4].variance * GAIN ** 2
+    np.testing.assert_allclose(ext.variance, expected, rtol=1e-4)
+    assert out.phu["VARNOISE"] == "read,Poisson"
+
+
+# -- overscanCorrect ----------------------------------------------------------------
+
+def test_overscanCorrect_subtracts_rows_and_trims_every_plane():
+    raw = make_raw("bias")
+    [out] = run([raw], BIAS_STEPS)
+    ny, nx = 4224 // BIN, 512 // BIN
+    for index, ext in enumerate(out):
+        assert ext.data.shape == ext.variance.shape == ext.mask.shape == (ny, nx)
+        hdr = ext.header
+        assert hdr["DATASEC"] == f"[1:{nx},1:{ny}]" and "BIASSEC" not in hdr
+        assert hdr["DETSEC"] == raw[index].header["DETSEC"]
+        left = index % 2 == 1                            # overscan left of the data
+        assert hdr["CRPIX1"] == pytest.approx(100.0 - (OVERSCAN_COLS if left else 0))
+        # nbiascontam=4 columns next to the data and 1 at the far edge are dropped
+        assert hdr["OVERSEC"] == (f"[2:28,1:{ny}]" if left else f"[{nx + 5}:{nx + 31},1:{ny}]")
+        assert hdr["OVERSCAN"] == pytest.approx(LEVEL, abs=1.0)
+        assert hdr["SATLEVEL"] == pytest.approx(65535 - hdr["OVERSCAN"])
+        assert hdr["OVERRDNS"] == pytest.approx(RDNOISE, rel=0.1)
+        # the row ramp is gone: residual = read noise + the noise of 27-column row means
+        assert abs(float(ext.data.mean())) < 0.1
+        assert ext.data.std() == pytest.approx(RDNOISE / GAIN * np.sqrt(1 + 1 / 27), rel=0.05)
+    assert {"OVERSCAN_SUBTRACTED", "OVERSCAN_TRIMMED"} <= out.tags
+    assert "TRIMOVER" in out.phu
+
+
+@pytest.mark.parametrize("function,order,follows", [
+    ("poly", None, False), ("chebyshev", 3, False), ("spline3", None, True), ("spline3", 20, True)])
+def test_overscanCorrect_fitted_functions(function, order, follows):
+    [out] = run([make_raw("bias")], BIAS_STEPS[:3] + [("overscanCorrect", {
+        "function": function, "order": order, "niter": 2})])
+    # the frames carry a 3-ADU row sine of period 251 rows: splines with enough pieces
+    # follow it, low-order polynomials cannot (residual = noise + the sine's rms)
+    noise = RDNOISE / GAIN
+    limit = 1.1 * noise if follows else 1.05 * np.hypot(noise, 3.0 / np.sqrt(2))
+    for ext in out:
+        assert abs(float(ext.data.mean())) < 0.3
+        assert ext.data.std() < limit
+
+
+def test_overscan_levels_rejects_deviant_rows():
+    rng = np.random.default_rng(4)
+    rows = np.arange(500)
+    truth = 450 + 0.01 * rows
+    means = truth + rng.normal(0, 0.1, 500)
+    means[200] += 30.0
+    model, _ = overscan_levels(means, "poly", order=1, row_sigma=0.1, hamamatsu=False)
+    np.testing.assert_allclose(model, truth, atol=0.05)
+    plain, _ = overscan_levels(means)
+    assert np.array_equal(plain, means)
+
+
+def test_overscanCorrect_rejects_an_impossible_nbiascontam():
+    with pytest.raises(FileProblem, match="nbiascontam"):
+        run([make_raw("bias")], BIAS_STEPS[:3] + [("overscanCorrect", {"nbiascontam": 40})])
+
+
+# -- biasCorrect --------------------------------------------------------------------
+
+def test_biasCorrect_with_the_calibration_service(master_bias):
+    raw = make_raw("bias", seed=42)
+    [out] = run([raw], BIAS_STEPS + [("biasCorrect", {})],
+                lambda frame, caltype: (master_bias, None, "test"))
+    prepared = run([make_raw("bias", seed=42)], BIAS_STEPS)[0]
+    np.testing.assert_allclose(out[2].data, prepared[2].data - master_bias[2].data, atol=1e-4)
+    np.testing.assert_allclose(out[2].variance, prepared[2].variance + master_bias[2].variance,
+                               rtol=1e-6)
+    assert out.phu["BIASIM"] == master_bias.filename
+    assert "BIASCORR" in out.phu
+
+
+def test_biasCorrect_from_a_file_records_provenance(master_bias, tmp_path):
+    path = master_bias.write(tmp_path / "N20170613S0000_bias.fits")
+    [out] = run([make_raw("bias", seed=43)], BIAS_STEPS + [("biasCorrect", {"bias": str(path)})])
+    assert out.phu["BIASIM"] == path.name
+    assert path.name in list(out.tables["PROVENANCE"]["filename"])
+
+
+def test_biasCorrect_missing_skip_and_units(master_bias):
+    [prepared] = run([make_raw("bias", seed=44)], BIAS_STEPS)
+    with pytest.raises(CalibrationNotFoundError):
+        run([prepared], [("biasCorrect", {})])
+    [skipped] = run([prepared], [("biasCorrect", {"do_cal": "skip"})])
+    np.testing.assert_array_equal(skipped[0].data, prepared[0].data)
+    [electrons] = run([prepared], [("ADUToElectrons", {})])
+    with pytest.raises(FileProblem, match="units"):
+        run([electrons], [("biasCorrect", {})], lambda f, c: (master_bias, None, ""))
+
+
+# -- ADUToElectrons -----------------------------------------------------------------
+
+def test_ADUToElectrons_scales_data_variance_and_levels():
+    [adu] = run([make_raw("flat", signal=1000.0)], BIAS_STEPS)
+    [e] = run([adu], [("ADUToElectrons", {})])
+    np.testing.assert_allclose(e[3].data, adu[3].data * GAIN, rtol=1e-6)
+    np.testing.assert_allclose(e[3].variance, adu[3].variance * GAIN ** 2, rtol=1e-6)
+    assert e[3].header["BUNIT"] == "electron" and e[3].header["GAIN"] == 1.0
+    assert e[3].header["SATLEVEL"] == pytest.approx(adu[3].header["SATLEVEL"] * GAIN)
+    assert e.descriptor("gain") == [1.0] * 12
+    [same] = run([e], [("ADUToElectrons", {})])
+    np.testing.assert_array_equal(same[3].data, e[3].data)
+
+
+# -- normalizeFlat and flatCorrect --------------------------------------------------
+
+def _flat_signal(ccd, amp):
+    return 20000.0 * (0.9, 1.0, 1.1)[ccd]
+
+
+def test_flat_level_finds_the_bulk_of_the_pixels():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(1000.0, 10.0, 100000), np.full(5000, 10.0)])
+    assert flat_level(values) == pytest.approx(1000.0, abs=0.5)
+
+
+def test_normalizeFlat_uses_ccd2_and_keeps_ccd_ratios(master_bias):
+    steps = [("prepare", {}), ("addDQ", {"add_illum_mask": False}),
+             ("addVAR", {"read_noise": True}), ("overscanCorrect", {}), ("biasCorrect", {}),
+             ("ADUToElectrons", {}), ("addVAR", {"poisson_noise": True})]
+    flats = run([make_raw("flat", seed=s, signal=_flat_signal) for s in range(3)], steps,
+                lambda f, c: (master_bias, None, ""))
+    flats[0][6].mask[5, 5] = dq.BAD_PIXEL
+    [out] = run(flats, [("stackFlats", {}), ("normalizeFlat", {}), ("storeProcessedFlat", {})])
+    assert float(np.median(out[5].data)) == pytest.approx(1.0, abs=0.002)
+    assert float(np.median(out[1].data)) == pytest.approx(0.9, abs=0.002)
+    assert float(np.median(out[9].data)) == pytest.approx(1.1, abs=0.002)
+    assert out[6].data[5, 5] != 1.0             # one bad input of three: the others are used
+    assert {"PROCESSED", "FLAT"} <= out.tags and out.phu["PROCMODE"] == "sq"
+
+
+def test_normalizeFlat_sets_flagged_pixels_to_one():
+    frame = make_raw("flat", signal=_flat_signal)
+    [out] = run([frame], [("prepare", {}), ("addDQ", {})])
+    [norm] = run([out], [("normalizeFlat", {})])
+    flagged = (norm[0].mask & dq.UNILLUMINATED) != 0
+    assert flagged.any() and np.all(norm[0].data[flagged] == 1.0)
+
+
+def _trimmed_frame(value, variance, mask=0, detsec="[1:100,1:50]", shape=(50, 100),
+                   name="x.fits"):
+    phu = fits.Header({"INSTRUME": "GMOS-N", "OBSTYPE": "OBJECT"})
+    ny, nx = shape
+    hdr = fits.Header({"DATASEC": f"[1:{nx},1:{ny}]", "DETSEC": detsec, "CCDSUM": "1 1"})
+    ext = Extension(np.full(shape, value, np.float32), hdr, np.full(shape, variance, np.float32),
+                    np.full(shape, mask, np.uint16))
+    frame = Frame(phu, [ext])
+    frame.filename = name
+    return frame
+
+
+def test_flatCorrect_divides_and_propagates_variance():
+    sci = _trimmed_frame(1000.0, 1000.0)
+    flat = _trimmed_frame(0.8, 1e-4, mask=dq.BAD_PIXEL, name="flat.fits")
+    flat[0].data[0, 0] = 0.0
+    [out] = run([sci], [("flatCorrect", {})], lambda f, c: (flat, None, ""))
+    assert out[0].data[1, 1] == pytest.approx(1250.0)
+    assert out[0].variance[1, 1] == pytest.approx(1000 / 0.64 + 1250 ** 2 * 1e-4 / 0.64, rel=1e-5)
+    assert out[0].mask[1, 1] == dq.BAD_PIXEL
+    assert out[0].data[0, 0] == 0.0 and out.phu["FLATIM"] == "flat.fits"
+    assert sci[0].data[1, 1] == 1000.0
+
+
+def test_flatCorrect_clips_a_full_frame_flat_to_the_science_roi():
+    flat = _trimmed_frame(1.0, 0.0, detsec="[1:100,1:50]", name="flat.fits")
+    flat[0].data[:] = np.arange(100, dtype=np.float32)[None, :] + 1
+    sci = _trimmed_frame(100.0, 1.0, detsec="[41:60,11:30]", shape=(20, 20))
+    [out] = run([sci], [("flatCorrect", {})], lambda f, c: (flat, None, ""))
+    np.testing.assert_allclose(out[0].data[0], 100.0 / np.arange(41, 61))
+    outside = _trimmed_frame(1.0, 1.0, detsec="[91:110,1:20]", shape=(20, 20), name="out.fits")
+    with pytest.raises(FileProblem, match="does not cover"):
+        run([outside], [("flatCorrect", {})], lambda f, c: (flat, None, ""))
+
+
+def test_store_primitives_mark_the_products(master_bias):
+    assert {"PROCESSED", "BIAS", "CAL"} <= master_bias.tags
+    assert master_bias.phu["PROCMODE"] == "sq"
+    [sci] = run([_trimmed_frame(1.0, 1.0)], [("storeProcessedScience", {})])
+    sci_e = _trimmed_frame(1.0, 1.0)
+    sci_e[0].header["BUNIT"] = "electron"
+    [sci_e] = run([sci_e], [("storeProcessedScience", {})])
+    assert "PROCESSED_SCIENCE" in sci_e.tags and sci_e.phu["BUNIT"] == "electron"
+    [fringe] = run([sci_e], [("storeProcessedFringe", {})])
+    assert {"PROCESSED", "FRINGE"} <= fringe.tags
+
+
+def test_written_master_bias_reads_back(master_bias, tmp_path):
+    path = master_bias.write(tmp_path / "mb.fits")
+    again = read_frame(path)
+    assert len(again) == 12 and again[0].mask.dtype == np.uint16
+    np.testing.assert_array_equal(again[0].data, master_bias[0].data)
+    assert {"PROCESSED", "BIAS"} <= again.tags

@@ -1,0 +1,247 @@
+"""The combine engine (gmoswidgets.primitives.stack) on small synthetic arrays."""
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from gmoswidgets import dq
+from gmoswidgets.errors import FileProblem, ParameterError
+from gmoswidgets.frame import Extension, Frame
+from gmoswidgets.primitives import StepContext, get_primitive
+from gmoswidgets.primitives.stack import (_sorted_valid, combine_arrays, flat_rejection)
+
+SHAPE = (40, 30)
+
+
+def _noise(n, sigma=1.0, level=100.0, seed=0, shape=SHAPE):
+    rng = np.random.default_rng(seed)
+    return [(level + rng.normal(0, sigma, shape)).astype(np.float32) for _ in range(n)]
+
+
+def _ones(n, value=1.0, dtype=np.float32, shape=SHAPE):
+    return [np.full(shape, value, dtype) for _ in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 10, 17, 33, 40])
+def test_sorting_network_sorts_with_unused_inputs_last(n):
+    rng = np.random.default_rng(n)
+    values = rng.normal(size=(n, 500)).astype(np.float32)
+    valid = rng.random((n, 500)) > 0.3
+    expected = np.sort(np.where(valid, values, np.inf), axis=0)
+    assert np.array_equal(_sorted_valid(values, valid), expected)
+
+
+def test_mean_without_rejection_and_its_variance():
+    datas = _noise(6)
+    out, var, mask = combine_arrays(datas, _ones(6, 2.0), _ones(6, 0, np.uint16))
+    assert out.dtype == np.float32 and var.dtype == np.float32 and mask.dtype == np.uint16
+    np.testing.assert_allclose(out, np.mean(datas, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(var, 2.0 / 6)          # mean(VAR) / n
+    assert not mask.any()
+
+
+def test_median_variance_has_the_pi_over_2_factor():
+    datas = _noise(5)
+    out, var, _ = combine_arrays(datas, _ones(5), operation="median")
+    np.testing.assert_allclose(out, np.median(datas, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(var, (1.0 / 5) * math.pi / 2, rtol=1e-6)
+
+
+def test_lmedian_takes_the_lower_middle_value():
+    datas = [np.full(SHAPE, v, np.float32) for v in (4.0, 1.0, 3.0, 2.0)]
+    out, _, _ = combine_arrays(datas, operation="lmedian")
+    assert np.all(out == 2.0)
+
+
+def test_wtmean_weights_by_inverse_variance():
+    datas = [np.full(SHAPE, 1.0, np.float32), np.full(SHAPE, 4.0, np.float32)]
+    variances = [np.full(SHAPE, 1.0, np.float32), np.full(SHAPE, 3.0, np.float32)]
+    out, var, _ = combine_arrays(datas, variances, operation="wtmean")
+    np.testing.assert_allclose(out, (1.0 + 4.0 / 3) / (1 + 1 / 3), rtol=1e-6)
+    np.testing.assert_allclose(var, 1 / (1 + 1 / 3), rtol=1e-6)
+    with pytest.raises(ParameterError, match="VAR"):
+        combine_arrays(datas, operation="wtmean")
+
+
+def test_variance_without_var_planes_is_the_gemcombine_estimate():
+    datas = _noise(8, seed=3)
+    _, var, _ = combine_arrays(datas)
+    stack = np.array(datas, dtype=np.float64)
+    expected = ((stack - stack.mean(axis=0)) ** 2).sum(axis=0) / (8 * 7)
+    np.testing.assert_allclose(var, expected, rtol=1e-4)
+
+
+def test_propagated_variance_matches_the_scatter_of_the_mean():
+    rng = np.random.default_rng(11)
+    sigma = 3.0
+    datas = [rng.normal(0, sigma, (300, 300)).astype(np.float32) for _ in range(10)]
+    variances = _ones(10, sigma ** 2, shape=(300, 300))
+    for method in ("none", "sigclip", "varclip"):
+        out, var, _ = combine_arrays(datas, variances, reject_method=method)
+        # rejection of Gaussian tails adds a little scatter; stay within 6 %
+        assert out.var() == pytest.approx(var.mean(), rel=0.06), method
+
+
+def test_dq_hierarchy_prefers_good_pixels_then_ors_the_flags():
+    datas = [np.full(SHAPE, v, np.float32) for v in (10.0, 20.0, 1000.0, 2000.0)]
+    masks = _ones(4, 0, np.uint16)
+    masks[2][0, 0] = dq.BAD_PIXEL
+    masks[3][0, 0] = dq.SATURATED
+    # pixel (1, 1): nothing good; saturated beats bad pixel
+    for m in masks:
+        m[1, 1] = dq.BAD_PIXEL
+    masks[0][1, 1] = dq.SATURATED
+    masks[1][1, 1] = dq.SATURATED | dq.NON_LINEAR
+    # pixel (2, 2): unilluminated everywhere -> all used, flag kept
+    for m in masks:
+        m[2, 2] = dq.UNILLUMINATED
+    out, _, mask = combine_arrays(datas, masks=masks)
+    assert out[0, 0] == pytest.approx(15.0) and mask[0, 0] == 0
+    assert out[1, 1] == pytest.approx(15.0)
+    assert mask[1, 1] == dq.SATURATED | dq.NON_LINEAR
+    assert out[2, 2] == pytest.approx(757.5) and mask[2, 2] == dq.UNILLUMINATED
+    # apply_dq=False uses every input
+    out, _, _ = combine_arrays(datas, masks=masks, apply_dq=False)
+    assert out[0, 0] == pytest.approx(757.5)
+
+
+def test_minmax_rejects_extremes_and_scales_nlow_with_masked_inputs():
+    values = (1.0, 2.0, 3.0, 4.0, 100.0, -50.0)
+    datas = [np.full(SHAPE, v, np.float32) for v in values]
+    variances = [np.full(SHAPE, v, np.float32) for v in (1, 1, 1, 1, 50, 50)]
+    out, var, _ = combine_arrays(datas, variances, reject_method="minmax", nlow=1, nhigh=1)
+    np.testing.assert_allclose(out, 2.5)
+    np.testing.assert_allclose(var, 4 / 16)            # rejected inputs are not in VAR
+    # 3 of 6 inputs masked at one pixel: nl = int(3 * 1 / 6 + 0.001) = 0 there
+    masks = _ones(6, 0, np.uint16)
+    for m in masks[:3]:
+        m[0, 0] = dq.BAD_PIXEL
+    out, _, _ = combine_arrays(datas, masks=masks, reject_method="minmax", nlow=1, nhigh=1)
+    assert out[0, 0] == pytest.approx((4.0 + 100.0 - 50.0) / 3)
+
+
+def test_minmax_rejects_exactly_n_inputs_when_values_tie():
+    datas = [np.full(SHAPE, v, np.float32) for v in (1.0, 1.0, 1.0, 5.0, 9.0, 9.0)]
+    variances = [np.full(SHAPE, float(i + 1), np.float32) for i in range(6)]
+    out, var, _ = combine_arrays(datas, variances, reject_method="minmax", nlow=2, nhigh=1)
+    np.testing.assert_allclose(out, (1.0 + 5.0 + 9.0) / 3)
+    np.testing.assert_allclose(var, (3 + 4 + 5) / 9)     # the first tied inputs are dropped
+
+
+@pytest.mark.parametrize("method", ["sigclip", "varclip"])
+def test_clipping_removes_a_cosmic_ray(method):
+    datas = _noise(8, sigma=1.0, seed=5)
+    datas[3][5, 5] += 500.0
+    # VAR twice the true noise: only the cosmic ray is beyond 3 sigma
+    out, var, _ = combine_arrays(datas, _ones(8, 4.0), reject_method=method)
+    clean = np.mean([d[5, 5] for i, d in enumerate(datas) if i != 3])
+    assert out[5, 5] == pytest.approx(clean, abs=1e-4)
+    assert var[5, 5] == pytest.approx(4 / 7)
+
+
+def test_no_pixel_loses_every_input_to_clipping():
+    datas = [np.full(SHAPE, v, np.float32) for v in (0.0, 10.0)]
+    out, _, mask = combine_arrays(datas, _ones(2, 1e-6), reject_method="varclip")
+    assert np.all(out == 5.0) and not mask.any()
+
+
+def test_chunking_does_not_change_the_result():
+    datas = _noise(7, seed=9, shape=(200, 50))
+    datas[2][17, 3] = 1e4
+    variances = _ones(7, shape=(200, 50))
+    masks = _ones(7, 0, np.uint16, shape=(200, 50))
+    masks[4][100:120] = dq.COSMIC_RAY
+    whole = combine_arrays(datas, variances, masks, reject_method="sigclip", memory=None)
+    chunked = combine_arrays(datas, variances, masks, reject_method="sigclip", memory=1e-5)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_working_memory_stays_within_the_budget():
+    shape = (1000, 500)
+    datas = _noise(10, shape=shape)            # 20 MB of inputs
+    variances = _ones(10, shape=shape)
+    masks = _ones(10, 0, np.uint16, shape=shape)
+    tracemalloc.start()
+    combine_arrays(datas, variances, masks, reject_method="varclip", memory=0.005)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    outputs = 500 * 1000 * (4 + 4 + 2)
+    assert peak < outputs + 5e6 * 1.5, peak / 1e6
+
+
+def test_flat_rejection_by_number_of_inputs():
+    assert flat_rejection(2) == ("none", 0, 0)
+    assert flat_rejection(5) == ("minmax", 1, 1)
+    assert flat_rejection(10) == ("minmax", 2, 2)
+    assert flat_rejection(11) == ("minmax", 2, 3)
+
+
+# -- frame-level -----------------------------------------------------------------
+
+def _frame(level, gain=2.0, rdnoise=4.0, name="a.fits", obstype="OBJECT", obj="starfield",
+           shape=SHAPE):
+    phu = fits.Header({"INSTRUME": "GMOS-N", "OBSTYPE": obstype, "OBJECT": obj})
+    exts = []
+    for k in range(2):
+        ny, nx = shape
+        hdr = fits.Header({"GAIN": gain, "RDNOISE": rdnoise, "DATASEC": f"[1:{nx},1:{ny}]",
+                           "DETSEC": f"[{1 + nx * k}:{nx + nx * k},1:{ny}]", "CCDSUM": "1 1"})
+        exts.append(Extension(np.full(shape, level * (1 + k), np.float32), hdr,
+                              np.ones(shape, np.float32), np.zeros(shape, np.uint16)))
+    frame = Frame(phu, exts)
+    frame.filename = name
+    return frame
+
+
+def test_stackFrames_scale_zero_and_header():
+    frames = [_frame(100.0, gain=2.0, rdnoise=3.0, name="a.fits"),
+              _frame(200.0, gain=1.0, rdnoise=4.0, name="b.fits")]
+    func = get_primitive("stackFrames").func
+    [out] = func(frames, StepContext(), reject_method="none", scale=True)
+    assert out.filename == "a.fits" and out.phu["NCOMBINE"] == 2
+    np.testing.assert_allclose(out[0].data, 100.0)
+    np.testing.assert_allclose(out[1].data, 200.0)
+    # the second frame's VAR is scaled by 0.5**2
+    np.testing.assert_allclose(out[0].variance, (1 + 0.25) / 4)
+    assert out[0].header["RDNOISE"] == pytest.approx(math.sqrt((9 + 16) / 2))
+    assert out[0].header["GAIN"] == pytest.approx(2 / (1 / 2 + 1))
+    [out] = func(frames, StepContext(), reject_method="none", zero=True)
+    np.testing.assert_allclose(out[1].data, 200.0)
+    [out] = func(frames, StepContext(), reject_method="none", zero=True, separate_ext=False)
+    # one offset per frame from the pooled medians (150 and 300): (100 + 200 - 150) / 2
+    np.testing.assert_allclose(out[0].data, 75.0)
+    for frame in frames:                                     # inputs untouched
+        assert frame[0].data[0, 0] in (100.0, 200.0)
+
+
+def test_stack_primitives_check_inputs():
+    ctx = StepContext()
+    with pytest.raises(FileProblem, match="BIAS"):
+        get_primitive("stackBiases").func([_frame(1.0), _frame(2.0)], ctx)
+    odd = _frame(1.0, name="odd.fits")
+    odd.exts[1].data = np.zeros((5, 5), np.float32)
+    with pytest.raises(FileProblem, match="odd.fits"):
+        get_primitive("stackFrames").func([_frame(1.0), odd], ctx)
+    [single] = get_primitive("stackFrames").func([_frame(1.0)], ctx)
+    assert single[0].data[0, 0] == 1.0
+
+
+def test_stackFlats_scales_to_the_first_and_writes_relint():
+    flats = [_frame(v, name=f"f{i}.fits", obj="Twilight", shape=(60, 60))
+             for i, v in enumerate((1000.0, 500.0, 800.0))]
+    [out] = get_primitive("stackFlats").func(flats, StepContext())
+    np.testing.assert_allclose(out[0].data, 1000.0, rtol=1e-6)
+    assert out.phu["RELINT"] == pytest.approx(1.0)
+
+
+def test_declared_defaults_are_dragons():
+    frames = get_primitive("stackFrames").defaults()
+    assert frames["operation"] == "mean" and frames["reject_method"] == "sigclip"
+    assert frames["memory"] == 1.0 and frames["max_iters"] is None and frames["mclip"] is True
+    biases = get_primitive("stackBiases").defaults()
+    assert biases["reject_method"] == "varclip" and "scale" not in biases
+    flats = get_primitive("stackFlats").defaults()
+    assert flats["reject_method"] == "minmax" and flats["nlow"] is None

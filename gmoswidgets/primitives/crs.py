@@ -1,0 +1,339 @@
+"""flagCosmicRaysByStacking and scaleCountsToReference: the steps before stackFrames.
+
+Semantics follow DRAGONS (``core/primitives_image.py`` and
+``core/primitives_preprocess.py``; ``shared/reference/dragons-gmos-imaging.md``
+1.2):
+
+* **flagCosmicRaysByStacking** (loosely IRAF ``imcoadd``): the aligned
+  images are median-combined after matching their backgrounds with an
+  additive offset; sources are detected on the median to build an object
+  mask; in each image, pixels more than ``hsigma`` standard deviations
+  (``sqrt(VAR)``) above the median that are neither in the object mask nor
+  already bad or without data are cosmic rays.  The flags are grown by a
+  disk of radius ``dilation`` and OR-ed into DQ as ``cosmic_ray`` (8).
+* **scaleCountsToReference** scales every image to the first one: by the
+  exposure-time ratio (``tolerance=0``, the default), or by the flux ratio
+  of the OBJCAT sources matched on the sky when that ratio lies within
+  ``[1 - tolerance, 1 / (1 - tolerance)]``.  ``ORIGTEXP`` keeps the original
+  exposure time and ``EXPTIME`` becomes the reference's.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.stats import sigma_clipped_stats
+from scipy import ndimage
+
+from .. import dq as dqbits
+from ..errors import GmosError
+from ..frame import Extension, Frame
+from ..gmos.keywords import EXPTIME, ORIGTEXP
+from ._calib import light_copy
+from .base import Param, primitive
+from .photometry import object_mask
+
+__all__ = ["flagCosmicRaysByStacking", "scaleCountsToReference", "median_stack", "flux_scaling"]
+
+#: DQ bits of input pixels never flagged as cosmic rays (DRAGONS: bad_pixel, no_data).
+_EXCLUDE_BITS = dqbits.BAD_PIXEL | dqbits.NO_DATA
+#: DQ bits of input pixels left out of the median (they carry no sky signal).
+_STACK_EXCLUDE_BITS = _EXCLUDE_BITS | dqbits.UNILLUMINATED
+#: Pixels by which the median's object mask is grown, so that star wings that
+#: differ between frames (seeing) are not taken for cosmic rays.
+_OBJECT_GROW = 2
+#: Rows of the stack combined at once (bounds the temporary memory).
+_CHUNK_ROWS = 256
+#: Most pixels used for a background level (a regular subsample).
+_LEVEL_SAMPLES = 200_000
+
+
+def _level(values: np.ndarray) -> float:
+    """Sigma-clipped median of the finite values (a regular subsample of them)."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0
+    if values.size > _LEVEL_SAMPLES:
+        values = values[::math.ceil(values.size / _LEVEL_SAMPLES)]
+    return float(sigma_clipped_stats(values, sigma=3.0, maxiters=10)[1])
+
+
+def _usable(ext: Extension, bits: int = _EXCLUDE_BITS) -> np.ndarray:
+    """Pixels of an extension with none of the DQ ``bits`` set."""
+    return np.ones(ext.data.shape, bool) if ext.mask is None else (ext.mask & bits) == 0
+
+
+def median_stack(frames, offsets):
+    """Median of single-extension images after adding ``offsets``.
+
+    Pixels flagged bad_pixel, no_data or unilluminated are left out.
+
+    Returns
+    -------
+    median : numpy.ndarray
+        float32; NaN where no image has a usable pixel.
+    variance : numpy.ndarray
+        float32 variance of the median, ``pi/2 * mean(VAR) / n``, or None
+        when the inputs have no VAR.
+    """
+    shape = frames[0].exts[0].data.shape
+    median = np.empty(shape, np.float32)
+    has_var = all(f.exts[0].variance is not None for f in frames)
+    variance = np.empty(shape, np.float32) if has_var else None
+    for r0 in range(0, shape[0], _CHUNK_ROWS):
+        rows = slice(r0, min(r0 + _CHUNK_ROWS, shape[0]))
+        stack = np.stack([np.where(_usable(f.exts[0], _STACK_EXCLUDE_BITS)[rows],
+                                   f.exts[0].data[rows] + np.float32(o),
+                                   np.nan) for f, o in zip(frames, offsets)])
+        count = np.isfinite(stack).sum(axis=0)
+        ordered = np.sort(stack, axis=0)  # NaNs sort last
+        lo = np.maximum(count - 1, 0) // 2
+        hi = np.maximum(count, 1) // 2
+        pick = 0.5 * (np.take_along_axis(ordered, lo[None], 0)[0]
+                      + np.take_along_axis(ordered, np.minimum(hi, len(frames) - 1)[None], 0)[0])
+        median[rows] = np.where(count > 0, pick, np.nan)
+        if has_var:
+            var = np.stack([np.where(np.isfinite(s), f.exts[0].variance[rows], 0)
+                            for f, s in zip(frames, stack)]).sum(axis=0)
+            n = np.maximum(count, 1)
+            variance[rows] = np.where(count > 0, np.pi / 2 * var / n / n, np.inf)
+    return median, variance
+
+
+def _disk(radius: float) -> np.ndarray:
+    r = int(math.floor(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return xx ** 2 + yy ** 2 <= radius ** 2
+
+
+@primitive(
+    Param("hsigma", float, 7.0, "Threshold above the median, in standard deviations.", min=0.0),
+    Param("dilation", float, 1.0, "Radius (pixels) of the disk the cosmic-ray flags are grown by.",
+          min=0.0),
+    suffix="_CRMasked",
+)
+def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
+    """Flag cosmic rays by comparing each aligned image with the median of all.
+
+    Parameters
+    ----------
+    frames : list of Frame
+        Single-extension images on one pixel grid (after resampleToCommonFrame).
+    ctx : StepContext
+    hsigma : float
+        Detection threshold in units of ``sqrt(VAR)``.
+    dilation : float
+        Radius of the disk by which the flagged pixels are grown.
+
+    Returns
+    -------
+    list of Frame
+        The inputs with ``cosmic_ray`` (8) OR-ed into DQ.
+    """
+    if len(frames) < 2:
+        ctx.log.warning("flagCosmicRaysByStacking needs at least two images; nothing flagged")
+        return list(frames)
+    shapes = {(len(f.exts),) + f.exts[0].data.shape for f in frames}
+    if len(shapes) != 1 or len(frames[0].exts) != 1:
+        raise GmosError("flagCosmicRaysByStacking needs single-extension images on one grid; "
+                        "run mosaicDetectors and resampleToCommonFrame first")
+    levels = [_level(f.exts[0].data[_usable(f.exts[0], _STACK_EXCLUDE_BITS)]) for f in frames]
+    offsets = [levels[0] - level for level in levels]
+    median, median_var = median_stack(frames, offsets)
+    good_median = np.isfinite(median)
+    objects = object_mask(np.where(good_median, median, 0), median_var,
+                          np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE))
+    objects = ndimage.binary_dilation(objects, iterations=_OBJECT_GROW)
+    structure = _disk(dilation) if dilation >= 1 else None
+    out = []
+    for i, (frame, offset) in enumerate(zip(frames, offsets)):
+        ext = frame.exts[0]
+        diff = ext.data + np.float32(offset) - median
+        candidates = good_median & _usable(ext) & ~objects
+        background = _level(diff[candidates])
+        if ext.variance is not None:
+            sigma = np.sqrt(np.maximum(ext.variance, 0))
+        else:
+            sigma = np.float32(sigma_clipped_stats(diff[candidates], sigma=3.0)[2])
+        flagged = candidates & (diff > background + hsigma * sigma)
+        if structure is not None and flagged.any():
+            flagged = ndimage.binary_dilation(flagged, structure=structure)
+        mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
+        mask[flagged] |= dqbits.COSMIC_RAY
+        ctx.log.info(f"flagCosmicRaysByStacking: {frame.filename}: {int(flagged.sum())} pixels "
+                     "flagged as cosmic rays")
+        new = light_copy(frame)
+        new.exts[0].mask = mask
+        out.append(new)
+        ctx.progress((i + 1) / len(frames), frame.filename)
+    return out
+
+
+# -- scaleCountsToReference ------------------------------------------------------------
+
+def flux_scaling(flux, ref_flux, flux_err=None, ref_err=None, sigma=3.0, max_iters=10) -> float:
+    """Factor ``s`` with ``ref_flux ~ s * flux``: weighted least squares with clipping.
+
+    Errors on both sides enter the weights ``1 / (ref_err**2 + s**2 flux_err**2)``;
+    without errors every source weighs the same.  Sources more than ``sigma``
+    robust standard deviations (MAD-based; at least the quoted errors) off the
+    fit are rejected, iteratively.
+    """
+    x = np.asarray(flux, float)
+    y = np.asarray(ref_flux, float)
+    ex = np.zeros_like(x) if flux_err is None else np.asarray(flux_err, float)
+    ey = np.zeros_like(y) if ref_err is None else np.asarray(ref_err, float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0) & np.isfinite(ex) & np.isfinite(ey)
+    if not keep.any():
+        return float("nan")
+    scale = float(np.median(y[keep] / x[keep]))
+    with_errors = np.all((ex ** 2 + ey ** 2)[keep] > 0)
+    for _ in range(max_iters):
+        weights = 1.0 / (ey ** 2 + scale ** 2 * ex ** 2) if with_errors else np.ones_like(x)
+        scale = float(np.sum((weights * x * y)[keep]) / np.sum((weights * x * x)[keep]))
+        resid = (y - scale * x) * np.sqrt(weights)
+        # Robust spread; with errors the residuals are in sigmas, so at least 1.
+        spread = 1.4826 * np.median(np.abs(resid[keep] - np.median(resid[keep])))
+        if with_errors:
+            spread = max(spread, 1.0)
+        if spread == 0:
+            break
+        new_keep = keep & (np.abs(resid) <= sigma * spread)
+        if new_keep.sum() == keep.sum() or new_keep.sum() < 2:
+            break
+        keep = new_keep
+    return scale
+
+
+def _catalogue(frame: Frame):
+    """(SkyCoord, flux, flux error or None) from a frame's OBJCAT(s), or None."""
+    cats = [ext.objcat for ext in frame.exts if ext.objcat is not None
+            and {"X_WORLD", "Y_WORLD", "FLUX_AUTO"} <= set(ext.objcat.colnames) and len(ext.objcat)]
+    if not cats:
+        return None
+    ra = np.concatenate([np.asarray(c["X_WORLD"], float) for c in cats])
+    dec = np.concatenate([np.asarray(c["Y_WORLD"], float) for c in cats])
+    flux = np.concatenate([np.asarray(c["FLUX_AUTO"], float) for c in cats])
+    err = (np.concatenate([np.asarray(c["FLUXERR_AUTO"], float) for c in cats])
+           if all("FLUXERR_AUTO" in c.colnames for c in cats) else None)
+    good = np.isfinite(ra) & np.isfinite(dec)
+    return SkyCoord(ra[good] * u.deg, dec[good] * u.deg), flux[good], \
+        None if err is None else err[good]
+
+
+def _match(ref_coords, coords, radius):
+    """For each reference source: index of its match in ``coords`` and whether it matched."""
+    idx, sep, _ = ref_coords.match_to_catalog_sky(coords)
+    return idx, sep < radius * u.arcsec
+
+
+def _source_scalings(frames, radius, use_common, log):
+    """Flux-ratio scaling of each non-reference frame (None where it cannot be measured)."""
+    ref = _catalogue(frames[0])
+    if ref is None:
+        log.warning(f"scaleCountsToReference: {frames[0].filename} has no usable OBJCAT; "
+                    "scaling by exposure time")
+        return [None] * (len(frames) - 1), [0] * (len(frames) - 1)
+    ref_coords, ref_flux, ref_err = ref
+    cats = [_catalogue(f) for f in frames[1:]]
+    common = np.ones(len(ref_flux), bool)
+    if use_common and len(frames) > 2:
+        for cat in cats:
+            if cat is not None and len(cat[1]):
+                common &= _match(ref_coords, cat[0], radius)[1]
+        if not common.any():
+            log.warning("scaleCountsToReference: no source is common to all images; "
+                        "using use_common=False")
+            common[:] = True
+    scalings, nmatched = [], []
+    for frame, cat in zip(frames[1:], cats):
+        if cat is None or not len(cat[1]):
+            log.warning(f"scaleCountsToReference: {frame.filename} has no usable OBJCAT")
+            scalings.append(None)
+            nmatched.append(0)
+            continue
+        idx, matched = _match(ref_coords, cat[0], radius)
+        matched &= common
+        if not matched.any():
+            log.warning(f"scaleCountsToReference: no source of {frame.filename} matches the "
+                        "reference")
+            scalings.append(None)
+            nmatched.append(0)
+            continue
+        flux, err = cat[1][idx[matched]], None if cat[2] is None else cat[2][idx[matched]]
+        scalings.append(flux_scaling(flux, ref_flux[matched], err,
+                                     None if ref_err is None else ref_err[matched]))
+        nmatched.append(int(matched.sum()))
+    return scalings, nmatched
+
+
+@primitive(
+    Param("tolerance", float, 0.0, "Use the source flux ratio if within [1-tol, 1/(1-tol)]; "
+          "0 scales by exposure time only.", min=0.0, max=1.0),
+    Param("use_common", bool, True, "Use only the sources common to all images."),
+    Param("radius", float, 0.5, "Matching radius for the sources (arcsec).", min=0.0),
+    suffix="_countsScaled",
+)
+def scaleCountsToReference(frames, ctx, tolerance=0.0, use_common=True, radius=0.5):
+    """Scale the images to the counts of the first (reference) image.
+
+    Parameters
+    ----------
+    frames : list of Frame
+    ctx : StepContext
+    tolerance : float
+        0: scale by exposure-time ratio.  Otherwise the OBJCAT flux ratio is
+        used when it lies within ``[1 - tolerance, 1 / (1 - tolerance)]``
+        (any ratio for 1), the exposure-time ratio when not.
+    use_common : bool
+        Measure the ratio on the sources found in every image only.
+    radius : float
+        Sky matching radius in arcsec.
+
+    Returns
+    -------
+    list of Frame
+        Scaled copies: SCI x s, VAR x s^2, ``ORIGTEXP`` kept, ``EXPTIME`` = reference's.
+    """
+    if len(frames) < 2:
+        ctx.log.info("scaleCountsToReference: a single image needs no scaling")
+        return list(frames)
+    ref_texp = float(frames[0].descriptor("exposure_time"))
+    if tolerance > 0:
+        measured, nmatched = _source_scalings(frames, radius, use_common, ctx.log)
+    else:
+        ctx.log.info("scaleCountsToReference: scaling all images by exposure time only")
+        measured, nmatched = [None] * (len(frames) - 1), [0] * (len(frames) - 1)
+    factors = [1.0]
+    for frame, scaling, num in zip(frames[1:], measured, nmatched):
+        time_scaling = ref_texp / float(frame.descriptor("exposure_time"))
+        if scaling is not None and np.isfinite(scaling) and scaling > 0 and (
+                tolerance == 1 or (1 - tolerance) <= scaling <= 1 / (1 - tolerance)):
+            ctx.log.info(f"scaleCountsToReference: {frame.filename} x {scaling:.4f} "
+                         f"(from {num} sources)")
+            factors.append(scaling)
+            continue
+        if scaling is not None:
+            ctx.log.warning(f"scaleCountsToReference: scaling {scaling:.3f} of {frame.filename} "
+                            f"(from {num} sources) is inconsistent with the exposure-time "
+                            f"scaling {time_scaling:.3f}; using the latter")
+        factors.append(time_scaling)
+    out = []
+    for frame, factor in zip(frames, factors):
+        if factor == 1.0:
+            out.append(frame)
+            continue
+        new = light_copy(frame)
+        for ext in new.exts:
+            ext.data = ext.data * np.float32(factor)
+            if ext.variance is not None:
+                ext.variance = ext.variance * np.float32(factor ** 2)
+        if ORIGTEXP not in new.phu:
+            new.phu[ORIGTEXP] = (float(frame.descriptor("exposure_time")),
+                                 "Original exposure time")
+        new.phu[EXPTIME] = ref_texp
+        ctx.log.info(f"scaleCountsToReference: {frame.filename} scaled by {factor:.4f}")
+        out.append(new)
+    return out

@@ -1,0 +1,299 @@
+"""QECorrect and mosaicDetectors: from one extension per amplifier to one image.
+
+Semantics follow DRAGONS (``gmos/primitives_gmos_image.py`` for QECorrect,
+``core/primitives_visualize.py`` and ``gempy/library/transform.py`` for
+mosaicDetectors; see ``shared/reference/dragons-gmos-imaging.md`` 1.2):
+
+* **QECorrect** (Hamamatsu only, before the mosaic) brings CCD1 and CCD3 to
+  the sky level of CCD2: the twilight flat and the night sky differ in
+  colour, so flat-fielding leaves CCD-to-CCD offsets.  CCD1 is multiplied by
+  ``bg2 / bg1`` and CCD3 by ``bg2 / bg3``; with ``common=True`` one pair of
+  factors, averaged over all inputs, is used.
+* **mosaicDetectors** tiles the amplifiers of each CCD by their ``CCDSEC``,
+  places the three CCDs with the detector geometry
+  (:mod:`gmoswidgets.gmos.geometry`) and resamples them onto one image.  The
+  central CCD is only translated (by whole pixels for a standard readout, so
+  its pixels are copied exactly); CCD1 and CCD3 are interpolated.  Chip gaps
+  and pixels with no detector get ``SCI = 0`` and DQ ``no_data``.  The
+  output WCS is the central CCD's, carried to mosaic pixels.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+
+from .. import dq as dqbits
+from ..errors import ParameterError
+from ..frame import Extension, Frame
+from ..gmos import geometry
+from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTAMP_KEYWORDS
+from ..resampling import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds, remap_wcs_header,
+                          resample, resample_dq)
+from ..sections import Section
+from ._calib import light_copy
+from .base import Param, primitive
+
+__all__ = ["QECorrect", "mosaicDetectors", "ccd_background", "mosaic_frame"]
+
+#: Most pixels used to measure one CCD's background (a regular subsample).
+_BACKGROUND_SAMPLES = 200_000
+#: Fewest good pixels for a background measurement.
+_MIN_BACKGROUND_SAMPLES = 100
+#: Extension keywords that describe one amplifier and are dropped from a mosaic.
+_PER_AMP_KEYWORDS = ("AMPNAME", "CCDNAME", "CCDSEC", "BIASSEC", "OVERSEC", QEFACTOR)
+
+
+def ccd_background(frame: Frame, group: geometry.CCDGroup):
+    """Sky level of one CCD: sigma-clipped median of its good pixels.
+
+    Parameters
+    ----------
+    frame : Frame
+    group : gmoswidgets.gmos.geometry.CCDGroup
+
+    Returns
+    -------
+    level : float or None
+        None when fewer than 100 good pixels are available.
+    nsamples : int
+        Number of pixels the level was measured from.
+    """
+    samples = []
+    for index in group.ext_indices:
+        ext = frame.exts[index]
+        good = ext.data if ext.mask is None else ext.data[ext.mask == 0]
+        samples.append(np.ravel(good))
+    values = np.concatenate(samples) if samples else np.empty(0)
+    values = values[np.isfinite(values)]
+    if values.size > _BACKGROUND_SAMPLES:
+        values = values[::math.ceil(values.size / _BACKGROUND_SAMPLES)]
+    if values.size < _MIN_BACKGROUND_SAMPLES:
+        return None, int(values.size)
+    _, median, _ = sigma_clipped_stats(values, sigma=3.0, maxiters=10)
+    return float(median), int(values.size)
+
+
+def _qe_factors(frame: Frame, log):
+    """``((f1, n1), (f3, n3))`` for one frame, or None if it cannot be measured."""
+    groups = geometry.ccd_groups(frame)
+    levels = [ccd_background(frame, g) for g in groups]
+    if any(level is None or level <= 0 for level, _ in levels):
+        log.warning(f"QECorrect: cannot measure a positive background on every CCD of "
+                    f"{frame.filename}; it is not corrected")
+        return None
+    (bg1, n1), (bg2, _), (bg3, n3) = levels
+    log.info(f"QECorrect: {frame.filename} backgrounds {bg1:.2f}, {bg2:.2f}, {bg3:.2f}")
+    return (bg2 / bg1, n1), (bg2 / bg3, n3)
+
+
+def _qe_eligible(frame: Frame, log) -> bool:
+    if len(frame.exts) == 1:
+        log.warning(f"QECorrect: {frame.filename} has a single extension (run QECorrect before "
+                    "mosaicDetectors); nothing to do")
+        return False
+    if geometry.detector_of(frame).name not in ("Hamamatsu-N", "Hamamatsu-S"):
+        log.info(f"QECorrect: {frame.filename} is not Hamamatsu data; nothing to do")
+        return False
+    if TIMESTAMP_KEYWORDS["QECorrect"] in frame.phu:
+        log.warning(f"QECorrect: {frame.filename} has already been QE-corrected")
+        return False
+    ccds = {g.ccd for g in geometry.ccd_groups(frame)}
+    if ccds != {0, 1, 2}:
+        log.warning(f"QECorrect: {frame.filename} does not include all three CCDs; "
+                    "nothing to do")
+        return False
+    return True
+
+
+def _apply_qe(frame: Frame, f1: float, f3: float) -> Frame:
+    new = light_copy(frame)
+    for group in geometry.ccd_groups(frame):
+        factor = {0: f1, 2: f3}.get(group.ccd, 1.0)
+        if factor == 1.0:
+            continue
+        for index in group.ext_indices:
+            ext = new.exts[index]
+            ext.header[QEFACTOR] = (factor, "QECorrect factor applied")
+            ext.data = ext.data * np.float32(factor)
+            if ext.variance is not None:
+                ext.variance = ext.variance * np.float32(factor ** 2)
+    return new
+
+
+@primitive(
+    Param("common", bool, True, "Use one pair of factors for all inputs (sample-weighted mean)."),
+    Param("factors", list, None, "Factors [f1, f3] for CCD1 and CCD3 instead of measuring them "
+          "(1,1 disables the correction).", optional=True),
+    suffix="_bgAdjusted",
+)
+def QECorrect(frames, ctx, common=True, factors=None):
+    """Match the sky level of CCD1 and CCD3 to CCD2 (Hamamatsu, before mosaicDetectors).
+
+    Parameters
+    ----------
+    frames : list of Frame
+        Flat-fielded frames, one extension per amplifier (or per CCD).
+    ctx : StepContext
+    common : bool
+        Average the measured factors over all inputs, weighted by the
+        number of background samples.
+    factors : list of float, optional
+        ``[f1, f3]``: multiply CCD1 by f1 and CCD3 by f3 without measuring.
+
+    Returns
+    -------
+    list of Frame
+    """
+    if factors is not None and len(factors) != 2:
+        raise ParameterError(f"QECorrect:factors needs two values [f1, f3], got {factors!r}")
+    eligible = [_qe_eligible(frame, ctx.log) for frame in frames]
+    if factors is not None:
+        chosen = {i: tuple(factors) for i, ok in enumerate(eligible) if ok}
+    else:
+        measured = {i: _qe_factors(frame, ctx.log)
+                    for i, (frame, ok) in enumerate(zip(frames, eligible)) if ok}
+        measured = {i: m for i, m in measured.items() if m is not None}
+        if common and measured:
+            (f1s, n1s), (f3s, n3s) = (zip(*pair) for pair in zip(*measured.values()))
+            mean = (float(np.average(f1s, weights=n1s)), float(np.average(f3s, weights=n3s)))
+            chosen = {i: mean for i in measured}
+        else:
+            chosen = {i: (m[0][0], m[1][0]) for i, m in measured.items()}
+    out = []
+    for i, frame in enumerate(frames):
+        if i not in chosen:
+            out.append(frame)
+            continue
+        f1, f3 = chosen[i]
+        ctx.log.info(f"QECorrect: {frame.filename} CCD1 x {f1:.4f}, CCD3 x {f3:.4f}")
+        out.append(_apply_qe(frame, f1, f3))
+        ctx.progress((i + 1) / len(frames), frame.filename)
+    return out
+
+
+# -- mosaicDetectors ---------------------------------------------------------------
+
+def _mosaic_header(frame: Frame, ref_index: int, ref_group, origin, out_shape, xbin, ybin):
+    """Header of the mosaic: the reference amplifier's, with sections, noise and WCS updated."""
+    ref = frame.exts[ref_index]
+    header = ref.header.copy()
+    for key in _PER_AMP_KEYWORDS:
+        header.remove(key, ignore_missing=True, remove_all=True)
+    header["DATASEC"] = Section(0, out_shape[1], 0, out_shape[0]).to_string()
+    detsecs = [Section.from_string(ext.header["DETSEC"]) for ext in frame.exts]
+    header["DETSEC"] = Section(min(s.x1 for s in detsecs), max(s.x2 for s in detsecs),
+                               min(s.y1 for s in detsecs), max(s.y2 for s in detsecs)).to_string()
+    for key, combine in ((RDNOISE, np.mean), (GAIN, np.mean), (SATLEVEL, min), (NONLINEA, min)):
+        values = [float(ext.header[key]) for ext in frame.exts if key in ext.header]
+        if len(values) == len(frame.exts):
+            header[key] = float(combine(values))
+    if "CRPIX1" in header and "CRPIX2" in header:
+        # mosaic pixel -> mosaic coordinates -> CCD coordinates -> reference amplifier pixel
+        datasec = Section.from_string(ref.header["DATASEC"])
+        ccdsec = Section.from_string(ref.header["CCDSEC"])
+        to_amp = (AffineMap.translation(*origin)
+                  .then(geometry.ccd_to_mosaic(frame, ref_group.ccd).inverse())
+                  .then(AffineMap.translation(datasec.x1 - ccdsec.x1 / xbin,
+                                              datasec.y1 - ccdsec.y1 / ybin)))
+        remap_wcs_header(header, to_amp)
+    return header
+
+
+def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = False, log=None):
+    """Mosaic one frame's amplifiers into a single extension.
+
+    Parameters
+    ----------
+    frame : Frame
+        One extension per amplifier or per CCD, trimmed to the data.
+    interpolant : str
+        See :data:`gmoswidgets.resampling.INTERPOLANTS`.
+    sci_only : bool
+        Build only the SCI plane.
+    log : logging.Logger, optional
+
+    Returns
+    -------
+    Frame
+        A new frame with one extension.
+    """
+    groups = geometry.ccd_groups(frame)
+    xbin, ybin = geometry.binning_of(frame)
+    planes = ("data",) if sci_only else ("data", "variance", "mask")
+    tiles, to_mosaic = [], []
+    for group in groups:
+        tiles.append(geometry.tile_planes(frame, group, planes))
+        to_mosaic.append(AffineMap.translation(*geometry.tile_origin(group, xbin, ybin))
+                         .then(geometry.ccd_to_mosaic(frame, group.ccd)))
+    shapes = [tile["data"].shape for tile in tiles]
+    origin, out_shape = output_bounds(list(zip(to_mosaic, shapes)))
+    sci = np.zeros(out_shape, dtype=np.float32)
+    var = None if sci_only or tiles[0]["variance"] is None else np.zeros(out_shape, np.float32)
+    mask = None if sci_only else np.full(out_shape, dqbits.NO_DATA, dtype=dqbits.DTYPE)
+    for tile, amap, shape in zip(tiles, to_mosaic, shapes):
+        # The tile's bounding box in the output, and the map from that box to tile pixels.
+        to_output = amap.then(AffineMap.translation(-origin[0], -origin[1]))
+        (bx, by), bshape = output_bounds([(to_output, shape)])
+        by0, bx0 = max(by, 0), max(bx, 0)
+        by1, bx1 = min(by + bshape[0], out_shape[0]), min(bx + bshape[1], out_shape[1])
+        box = (slice(by0, by1), slice(bx0, bx1))
+        box_shape = (by1 - by0, bx1 - bx0)
+        to_tile = AffineMap.translation(bx0 + origin[0], by0 + origin[1]).then(amap.inverse())
+        if var is None:
+            resample([tile["data"]], to_tile, box_shape, interpolant, out=[sci[box]])
+        else:
+            resample([tile["data"], tile["variance"]], to_tile, box_shape, interpolant,
+                     out=[sci[box], var[box]])
+        if mask is not None:  # gaps are flagged no_data even if the input had no DQ
+            tile_mask = tile["mask"] if tile["mask"] is not None else np.zeros(shape, dqbits.DTYPE)
+            resample_dq(tile_mask, to_tile, box_shape, DQ_THRESHOLD, out=mask[box])
+    if var is not None:
+        np.maximum(var, 0, out=var)  # interpolation ringing must not make variance negative
+    ref_index = geometry.reference_extension(frame, groups)
+    ref_group = next(g for g in groups if ref_index in g.ext_indices)
+    header = _mosaic_header(frame, ref_index, ref_group, origin, out_shape, xbin, ybin)
+    if log is not None and any(ext.objcat is not None or ext.objmask is not None
+                               for ext in frame.exts):
+        log.warning(f"mosaicDetectors: {frame.filename}: OBJCAT/OBJMASK of the amplifiers "
+                    "are not carried to the mosaic")
+    new = light_copy(frame)
+    new.exts = [Extension(sci, header, var, mask)]
+    return new
+
+
+@primitive(
+    Param("interpolant", str, "poly3", "Interpolation used to place the CCDs.",
+          choices=INTERPOLANTS),
+    Param("sci_only", bool, False, "Mosaic only the SCI planes (VAR and DQ are dropped)."),
+    suffix="_mosaic",
+)
+def mosaicDetectors(frames, ctx, interpolant="poly3", sci_only=False):
+    """Tile the amplifiers and place the CCDs into one mosaic image.
+
+    Parameters
+    ----------
+    frames : list of Frame
+        One extension per amplifier (or per CCD), trimmed to the data.
+    ctx : StepContext
+    interpolant : str
+        Interpolant for CCD1 and CCD3 (CCD2 is shifted by whole pixels).
+    sci_only : bool
+        Mosaic only the SCI planes.
+
+    Returns
+    -------
+    list of Frame
+        One single-extension frame per input.
+    """
+    out = []
+    for i, frame in enumerate(frames):
+        if len(frame.exts) == 1:
+            ctx.log.info(f"mosaicDetectors: {frame.filename} has a single extension; "
+                         "nothing to do")
+            out.append(frame)
+            continue
+        out.append(mosaic_frame(frame, interpolant, sci_only, ctx.log))
+        ctx.progress((i + 1) / len(frames), frame.filename)
+    return out

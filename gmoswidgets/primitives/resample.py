@@ -1,0 +1,218 @@
+"""resampleToCommonFrame: put every image on the pixel grid of a reference.
+
+Semantics follow DRAGONS (``core/primitives_image.py``,
+``core/primitives_resample.py``; ``shared/reference/dragons-gmos-imaging.md``
+1.2).  The reference is the first input (or the one named by
+``reference``).  Each input's pixels are mapped to the reference's through
+their FITS WCS (output pixel -> sky -> input pixel), approximated by one
+affine map fitted over the output grid, as DRAGONS does with
+``force_affine=True``.  The output grid is the reference's own
+(``trim_data=True``) or is enlarged to cover every input.
+
+SCI and VAR go through the same interpolant; with ``conserve`` they are
+multiplied by the pixel-area ratio (``JFACTOR``) and its square.  DQ is
+resampled bit plane by bit plane (a bit is set where its contribution
+exceeds ``dq_threshold``); output pixels without input are ``no_data``
+with ``SCI = VAR = 0``.  The OBJCAT pixel positions and the OBJMASK follow
+the data.
+"""
+from __future__ import annotations
+
+import numpy as np
+from astropy.wcs import WCS
+from scipy import ndimage
+
+from .. import dq as dqbits
+from ..errors import GmosError, ParameterError
+from ..frame import Extension, Frame
+from ..gmos.keywords import AREATYPE, JFACTOR
+from ..resampling import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
+                          fit_affine, output_bounds, remap_wcs_header, resample, resample_dq)
+from ..sections import Section
+from ._calib import light_copy
+from .base import Param, primitive
+
+__all__ = ["resampleToCommonFrame", "pixel_map", "CLEAN_BITS"]
+
+#: DQ bits replaced by a local median when ``clean_data`` is set.
+CLEAN_BITS = dqbits.BAD_PIXEL | dqbits.COSMIC_RAY
+#: Box (pixels) of the local median used by ``clean_data``.
+_CLEAN_BOX = 5
+#: Largest acceptable residual (pixels) of the affine approximation before warning.
+_AFFINE_WARN = 0.01
+
+
+def _wcs(frame: Frame) -> WCS:
+    header = frame.exts[0].header
+    if "CRPIX1" not in header or ("CD1_1" not in header and "CDELT1" not in header):
+        raise GmosError(f"{frame.filename}: no celestial WCS in the SCI header; "
+                        "resampleToCommonFrame needs one")
+    return WCS(header, naxis=2)
+
+
+def pixel_map(from_wcs: WCS, to_wcs: WCS):
+    """``func(x, y) -> (x', y')``: 0-based pixels of ``from_wcs`` to those of ``to_wcs``."""
+    def func(x, y):
+        ra, dec = from_wcs.all_pix2world(x, y, 0)
+        return to_wcs.all_world2pix(ra, dec, 0)
+    return func
+
+
+def _reference_index(frames, reference) -> int:
+    if reference is None:
+        return 0
+    stem = reference.removesuffix(".fits")
+    for i, frame in enumerate(frames):
+        names = {frame.filename, str(frame.phu.get("ORIGNAME", ""))}
+        if frame.path is not None:
+            names.add(frame.path.name)
+        # "N20170614S0201" also names "N20170614S0201_wcsCorrected.fits"
+        if any(name == reference or name.removesuffix(".fits") == stem
+               or name.startswith(stem + "_") for name in names if name):
+            return i
+    raise ParameterError(f"resampleToCommonFrame:reference {reference!r} is none of the inputs: "
+                         + ", ".join(f.filename for f in frames))
+
+
+def _clean(ext: Extension) -> np.ndarray:
+    """SCI with CLEAN_BITS pixels replaced by a local median (bad neighbours at the global one)."""
+    if ext.mask is None or not (ext.mask & CLEAN_BITS).any():
+        return ext.data
+    bad = (ext.mask & CLEAN_BITS) != 0
+    filled = np.where(bad, np.median(ext.data[~bad]), ext.data).astype(np.float32)
+    local = ndimage.median_filter(filled, size=_CLEAN_BOX, mode="nearest")
+    return np.where(bad, local, ext.data).astype(np.float32)
+
+
+def _transform_objcat(objcat, to_output: AffineMap):
+    """OBJCAT with its 1-based pixel positions (X_IMAGE/Y_IMAGE, XWIN_IMAGE/YWIN_IMAGE ...)
+    carried to the output grid."""
+    if objcat is None:
+        return None
+    table = objcat.copy()
+    for xcol in table.colnames:
+        ycol = "Y" + xcol[1:]
+        if xcol.startswith("X") and xcol.endswith("_IMAGE") and ycol in table.colnames:
+            x, y = to_output(np.asarray(table[xcol], float) - 1, np.asarray(table[ycol], float) - 1)
+            table[xcol] = x + 1
+            table[ycol] = y + 1
+    return table
+
+
+def _footprint(to_output: AffineMap, shape) -> list:
+    """1-based output pixel coordinates of the input's corners."""
+    ny, nx = shape
+    x, y = to_output(np.array([-0.5, nx - 0.5, nx - 0.5, -0.5]),
+                     np.array([-0.5, -0.5, ny - 0.5, ny - 0.5]))
+    return list(zip(x + 1, y + 1))
+
+
+def _resample_frame(frame, to_input, out_shape, ref_header, origin, interpolant, conserve,
+                    clean_data, dq_threshold):
+    ext = frame.exts[0]
+    data = _clean(ext) if clean_data else ext.data
+    planes = [data] if ext.variance is None else [data, ext.variance]
+    values = resample(planes, to_input, out_shape, interpolant)
+    jfactor = to_input.jacobian
+    if conserve and jfactor != 1.0:
+        values[0] *= np.float32(jfactor)
+        if len(values) > 1:
+            values[1] *= np.float32(jfactor ** 2)
+    sci = values[0]
+    var = np.maximum(values[1], 0) if len(values) > 1 else None
+    mask_in = ext.mask if ext.mask is not None else np.zeros(ext.data.shape, dqbits.DTYPE)
+    mask = resample_dq(mask_in, to_input, out_shape, dq_threshold)
+    objmask = None
+    if ext.objmask is not None:
+        moved = resample([ext.objmask], to_input, out_shape, "nearest")[0]
+        objmask = (moved > 0.5).astype(np.uint8)
+    to_output = to_input.inverse()
+    header = ext.header.copy()
+    copy_wcs_keywords(ref_header, header)
+    remap_wcs_header(header, AffineMap.translation(*origin))
+    header["DATASEC"] = Section(0, out_shape[1], 0, out_shape[0]).to_string()
+    header[JFACTOR] = (jfactor, "Pixel-area ratio of the resampling")
+    header[AREATYPE] = ("POLYGON", "Footprint of the input in this image")
+    for i, (x, y) in enumerate(_footprint(to_output, ext.data.shape), start=1):
+        header[f"AREA{i}_1"] = (float(x), f"Footprint vertex {i}, x")
+        header[f"AREA{i}_2"] = (float(y), f"Footprint vertex {i}, y")
+    new = light_copy(frame)
+    objcat = _transform_objcat(ext.objcat, to_output)
+    new.exts = [Extension(sci, header, var, mask, objcat, objmask)]
+    return new
+
+
+@primitive(
+    Param("interpolant", str, "poly3", "Interpolant used to resample the images.",
+          choices=INTERPOLANTS),
+    Param("trim_data", bool, False,
+          "Keep only the reference's footprint (else cover every input)."),
+    Param("clean_data", bool, False, "Replace bad-pixel and cosmic-ray pixels by a local median "
+          "before resampling."),
+    Param("conserve", bool, True, "Conserve flux (scale by the output/input pixel-area ratio)."),
+    Param("reference", str, None, "File name of the reference image (default: the first input).",
+          optional=True),
+    Param("dq_threshold", float, DQ_THRESHOLD, "Contribution above which a resampled DQ bit "
+          "is set.", min=0.0, max=1.0),
+    suffix="_align",
+)
+def resampleToCommonFrame(frames, ctx, interpolant="poly3", trim_data=False, clean_data=False,
+                          conserve=True, reference=None, dq_threshold=DQ_THRESHOLD):
+    """Resample every image onto the pixel grid of the reference image.
+
+    Parameters
+    ----------
+    frames : list of Frame
+        Single-extension (mosaicked) images with a celestial WCS.
+    ctx : StepContext
+    interpolant : str
+        One of :data:`gmoswidgets.resampling.INTERPOLANTS`.
+    trim_data : bool
+        Output only the reference's footprint instead of the union.
+    clean_data : bool
+        Replace pixels flagged :data:`CLEAN_BITS` by a local median first.
+    conserve : bool
+        Conserve flux (multiply by ``JFACTOR``; VAR by its square).
+    reference : str, optional
+        File name of the reference; the first input by default.
+    dq_threshold : float
+        Contribution above which a resampled DQ bit is set.
+
+    Returns
+    -------
+    list of Frame
+        One frame per input, all on the same grid and WCS.
+    """
+    multi = [f.filename for f in frames if len(f.exts) != 1]
+    if multi:
+        raise GmosError("resampleToCommonFrame needs single-extension images; run "
+                        "mosaicDetectors first (" + ", ".join(multi) + ")")
+    if not frames:
+        return []
+    ref = frames[_reference_index(frames, reference)]
+    ref_wcs = _wcs(ref)
+    ref_shape = ref.exts[0].data.shape
+    # Affine maps from each input's pixels to reference pixels, for the output bounds.
+    to_ref = []
+    for frame in frames:
+        amap, _ = fit_affine(pixel_map(_wcs(frame), ref_wcs), frame.exts[0].data.shape)
+        to_ref.append(amap)
+    if trim_data:
+        origin, out_shape = (0, 0), ref_shape
+    else:
+        origin, out_shape = output_bounds(
+            [(amap, f.exts[0].data.shape) for amap, f in zip(to_ref, frames)])
+    ctx.log.info(f"resampleToCommonFrame: output grid {out_shape[1]} x {out_shape[0]}, "
+                 f"origin {origin} in {ref.filename}'s pixels")
+    out = []
+    for i, frame in enumerate(frames):
+        func = pixel_map(ref_wcs, _wcs(frame))
+        to_input, residual = fit_affine(lambda x, y, f=func: f(x + origin[0], y + origin[1]),
+                                        out_shape)
+        if residual > _AFFINE_WARN:
+            ctx.log.warning(f"resampleToCommonFrame: affine approximation for {frame.filename} "
+                            f"is off by up to {residual:.3f} pixel")
+        out.append(_resample_frame(frame, to_input, out_shape, ref.exts[0].header, origin,
+                                   interpolant, conserve, clean_data, dq_threshold))
+        ctx.progress((i + 1) / len(frames), frame.filename)
+    return out

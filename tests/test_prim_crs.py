@@ -1,0 +1,173 @@
+"""flagCosmicRaysByStacking and scaleCountsToReference on hand-built aligned images."""
+import logging
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from gmoswidgets import dq
+from gmoswidgets.frame import Extension, Frame
+from gmoswidgets.primitives.base import StepContext
+from gmoswidgets.primitives.crs import (flagCosmicRaysByStacking, flux_scaling,
+                                        scaleCountsToReference)
+
+SHAPE = (220, 300)
+BRIGHT = [(60.3, 50.7, 4e6), (200.2, 150.4, 2e6), (150.0, 100.0, 8e5)]
+FAINT = [(30.5, 180.2, 3e3), (250.7, 40.3, 5e3)]
+READ_VAR = 16.0
+
+
+def ctx():
+    return StepContext(logger=logging.getLogger("test"))
+
+
+def make_stack(n=5, seed=0):
+    """Aligned frames with different sky levels and seeing; cosmic rays in each.
+
+    Returns the frames and, per frame, a boolean map of the injected cosmic-ray pixels.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
+    frames, truths = [], []
+    for i in range(n):
+        sky = 200.0 + 15.0 * i
+        sigma = 1.6 + 0.15 * i  # seeing changes from frame to frame
+        model = np.full(SHAPE, sky)
+        for x, y, flux in BRIGHT + FAINT:
+            model += flux / (2 * np.pi * sigma ** 2) * np.exp(
+                -0.5 * ((xx - x) ** 2 + (yy - y) ** 2) / sigma ** 2)
+        var = model + READ_VAR
+        data = model + rng.normal(size=SHAPE) * np.sqrt(var)
+        truth = np.zeros(SHAPE, bool)
+        for _ in range(25):
+            x, y = rng.integers(5, SHAPE[1] - 5), rng.integers(5, SHAPE[0] - 5)
+            if min((x - bx) ** 2 + (y - by) ** 2 for bx, by, _ in BRIGHT) < 15 ** 2:
+                continue
+            length = rng.integers(1, 4)
+            data[y, x:x + length] += rng.uniform(800, 5000)
+            truth[y, x:x + length] = True
+        mask = np.zeros(SHAPE, np.uint16)
+        mask[:, 0] = dq.BAD_PIXEL
+        header = fits.Header({"DATASEC": f"[1:{SHAPE[1]},1:{SHAPE[0]}]"})
+        frame = Frame(fits.Header({"INSTRUME": "GMOS-N", "EXPTIME": 100.0}),
+                      [Extension(data.astype(np.float32), header, var.astype(np.float32), mask)])
+        frame.filename = f"f{i}.fits"
+        frames.append(frame)
+        truths.append(truth)
+    return frames, truths
+
+
+@pytest.fixture(scope="module")
+def flagged():
+    frames, truths = make_stack()
+    masks = [f.exts[0].mask.copy() for f in frames]
+    out = flagCosmicRaysByStacking(frames, ctx())
+    for frame, mask in zip(frames, masks):
+        assert np.array_equal(frame.exts[0].mask, mask), "input DQ modified"
+    return frames, truths, out
+
+
+def test_cosmic_rays_are_flagged(flagged):
+    _, truths, out = flagged
+    for frame, truth in zip(out, truths):
+        cr = (frame.exts[0].mask & dq.COSMIC_RAY) != 0
+        assert cr[truth].all()
+
+
+def test_stars_and_sky_are_not_flagged(flagged):
+    _, truths, out = flagged
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
+    near_star = np.zeros(SHAPE, bool)
+    for x, y, _ in BRIGHT + FAINT:
+        near_star |= (xx - x) ** 2 + (yy - y) ** 2 < 12 ** 2
+    for frame, truth in zip(out, truths):
+        cr = (frame.exts[0].mask & dq.COSMIC_RAY) != 0
+        grown = truth.copy()
+        grown[1:] |= truth[:-1]
+        grown[:-1] |= truth[1:]
+        grown[:, 1:] |= truth[:, :-1]
+        grown[:, :-1] |= truth[:, 1:]
+        assert not (cr & near_star & ~grown).any()
+        assert (cr & ~grown).sum() <= 2  # at most a stray noise pixel
+        assert (frame.exts[0].mask[:, 0] == dq.BAD_PIXEL).all()  # bad column kept, not a CR
+
+
+def test_dilation_is_a_disk():
+    frames, truths = make_stack(n=3, seed=3)
+    plain = flagCosmicRaysByStacking(frames, ctx(), dilation=0)
+    grown = flagCosmicRaysByStacking(frames, ctx(), dilation=1)
+    for a, b, truth in zip(plain, grown, truths):
+        cra = (a.exts[0].mask & dq.COSMIC_RAY) != 0
+        crb = (b.exts[0].mask & dq.COSMIC_RAY) != 0
+        assert np.array_equal(cra, truth)
+        ys, xs = np.nonzero(truth)
+        for y, x in zip(ys, xs):
+            assert crb[y - 1, x] and crb[y + 1, x] and crb[y, x - 1] and crb[y, x + 1]
+        assert crb.sum() < 5 * cra.sum()  # a plus-shaped disk, not a 3x3 square
+
+
+def test_single_frame_is_passed_through():
+    frames, _ = make_stack(n=1)
+    assert flagCosmicRaysByStacking(frames, ctx())[0] is frames[0]
+
+
+# -- scaleCountsToReference ------------------------------------------------------------
+
+def make_image(name, exptime, fluxes, ra0=150.0, dec0=2.0, jitter=0.0):
+    rng = np.random.default_rng(len(name))
+    n = len(fluxes)
+    ra = ra0 + np.arange(n) * 3e-4 + rng.normal(scale=jitter, size=n)
+    dec = dec0 + np.arange(n) * 2e-4
+    cat = Table({"X_WORLD": ra, "Y_WORLD": dec, "FLUX_AUTO": np.asarray(fluxes, float),
+                 "FLUXERR_AUTO": np.sqrt(np.asarray(fluxes, float))})
+    ext = Extension(np.full((10, 10), 100.0, np.float32), fits.Header(),
+                    np.full((10, 10), 4.0, np.float32), np.zeros((10, 10), np.uint16), cat)
+    frame = Frame(fits.Header({"INSTRUME": "GMOS-N", "EXPTIME": exptime}), [ext])
+    frame.filename = name
+    return frame
+
+
+FLUXES = np.array([1e4, 2e4, 5e4, 8e4, 1.5e5, 3e5])
+
+
+def test_scale_by_exposure_time_by_default():
+    a, b = make_image("a.fits", 60.0, FLUXES), make_image("b.fits", 30.0, FLUXES)
+    out = scaleCountsToReference([a, b], ctx())
+    assert out[0] is a
+    assert out[1].exts[0].data[0, 0] == pytest.approx(200.0)
+    assert out[1].exts[0].variance[0, 0] == pytest.approx(16.0)
+    assert out[1].phu["EXPTIME"] == 60.0 and out[1].phu["ORIGTEXP"] == 30.0
+    assert b.phu["EXPTIME"] == 30.0 and b.exts[0].data[0, 0] == 100.0  # input untouched
+    again = scaleCountsToReference([make_image("c.fits", 15.0, FLUXES), out[1]], ctx())
+    assert again[1].phu["ORIGTEXP"] == 30.0  # never overwritten
+
+
+def test_scale_by_source_fluxes_within_tolerance():
+    a = make_image("a.fits", 60.0, FLUXES)
+    b = make_image("b.fits", 60.0, 0.95 * FLUXES)
+    out = scaleCountsToReference([a, b], ctx(), tolerance=0.1)
+    assert out[1].exts[0].data[0, 0] == pytest.approx(100.0 / 0.95, rel=1e-4)
+    far = make_image("far.fits", 60.0, 0.5 * FLUXES)
+    out = scaleCountsToReference([a, far], ctx(), tolerance=0.1)
+    assert out[1] is far  # falls back to the exposure-time ratio, 1
+    unmatched = make_image("u.fits", 60.0, 0.95 * FLUXES, ra0=151.0)
+    assert scaleCountsToReference([a, unmatched], ctx(), tolerance=0.1)[1] is unmatched
+
+
+def test_use_common_sources_only():
+    a = make_image("a.fits", 60.0, FLUXES)
+    b = make_image("b.fits", 60.0, 0.9 * FLUXES)
+    # c lacks the last three sources; the others in b are brighter (variable) there.
+    c = make_image("c.fits", 60.0, 0.9 * FLUXES[:3])
+    b.exts[0].objcat["FLUX_AUTO"][3:] *= 1.5
+    common = scaleCountsToReference([a, b, c], ctx(), tolerance=0.5)
+    assert common[1].exts[0].data[0, 0] == pytest.approx(100.0 / 0.9, rel=1e-3)
+
+
+def test_flux_scaling_rejects_outliers():
+    x = np.array([1e4, 2e4, 4e4, 8e4, 1.6e5, 3.2e5, 5e4])
+    y = 1.25 * x
+    y[-1] *= 3  # a variable star
+    assert flux_scaling(x, y, np.sqrt(x), np.sqrt(y)) == pytest.approx(1.25, rel=1e-6)
+    assert flux_scaling(x[:-1], y[:-1]) == pytest.approx(1.25)

@@ -1,0 +1,340 @@
+"""makeFringeFrame and fringeCorrect (DRAGONS ``core/primitives_image.py`` + GMOS wrappers).
+
+Both work on per-amplifier frames, before mosaicDetectors: the fringe
+pattern is fixed to the detector, so the fringe frame has the science
+frames' structure.
+
+* makeFringeFrame: at least 3 dithered frames; each frame's background
+  level is removed, sources are found and masked (object mask dilated by
+  ``dilation`` pixels, ORed into DQ as DRAGONS' addObjectMaskToDQ does),
+  and the frames are combined with the stacker (mean, varclip 3/3).
+* fringeCorrect: only for the detector/filter pairs of the seed's
+  "Fringe Correction Tables" (:data:`~gmoswidgets.gmos.lookups.FRINGE_FILTERS`);
+  SCI -= x F, VAR += x^2 VAR_F, DQ |= DQ_F, where x is 1, the user's
+  ``scale_factor`` or a least-squares fit.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from astropy.coordinates import SkyCoord
+from scipy import ndimage
+
+from .. import dq
+from ..errors import FileProblem, ParameterError
+from ..gmos import lookups
+from ..gmos.keywords import FRINGEIM, OBSID, TIMESTAMP_KEYWORDS
+from ..outputs import add_provenance
+from ._calib import DO_CAL_CHOICES, fetch_calibration, in_electrons, matched_planes
+from .base import Param, primitive
+from .photometry import DETECTION_PARAMS, extension_wcs, object_mask
+from .stack import _stack_params, combine_arrays, stack_frames
+
+__all__ = ["needs_fringe_correction", "fringe_scale", "fringeCorrect", "makeFringeFrame",
+           "DITHER_MIN_SEPARATION"]
+
+#: makeFringeFrame refuses inputs whose pointings all lie closer than this (arcsec;
+#: DRAGONS' ``debug_distance``).
+DITHER_MIN_SEPARATION = 5.0
+#: Minimum number of inputs of makeFringeFrame.
+MIN_FRINGE_INPUTS = 3
+#: Clipping of the least-squares fringe scale: threshold (robust sigmas) and passes.
+_SCALE_CLIP_SIGMA = 3.0
+_SCALE_CLIP_PASSES = 5
+#: Pixels never used to measure the fringe scale (anything but non-linear).
+_SCALE_BAD_BITS = 65535 ^ dq.NON_LINEAR
+
+
+def needs_fringe_correction(frame) -> tuple[bool, str, str]:
+    """Whether the frame's detector and filter need a fringe correction (seed appendix).
+
+    Returns
+    -------
+    needed : bool
+    detector : str
+        The ``detector_name`` descriptor.
+    filter_name : str
+        The ``filter_name`` descriptor.
+    """
+    detector = frame.descriptor("detector_name")
+    filt = frame.descriptor("filter_name")
+    return filt in lookups.FRINGE_FILTERS.get(detector, frozenset()), detector, filt
+
+
+# -- fringeCorrect --------------------------------------------------------------
+
+def fringe_scale(science_exts, fringe_planes) -> tuple[float, int]:
+    """Least-squares scale of a fringe frame in a science frame, over all extensions.
+
+    ``x = sum cov(S, F) / sum var(F)`` (DRAGONS' ``(n sum SF - sum S sum F) /
+    (n sum F^2 - (sum F)^2)``, pooled over extensions, each about its own
+    mean so that the sky level of every amplifier drops out), using pixels
+    that are good in both DQ planes and outside the science OBJMASK; pixels
+    off the fit by more than 3 robust sigmas (stars, cosmic rays) are
+    rejected and the fit repeated.
+
+    Parameters
+    ----------
+    science_exts : list of Extension
+    fringe_planes : list of CalPlanes
+        The fringe frame cut to each science extension.
+
+    Returns
+    -------
+    scale : float
+        NaN if no pixel is usable.
+    npix : int
+        Number of pixels used in the last pass.
+    """
+    samples = []
+    for ext, planes in zip(science_exts, fringe_planes):
+        good = np.isfinite(ext.data) & np.isfinite(planes.data)
+        if ext.mask is not None:
+            good &= (ext.mask & _SCALE_BAD_BITS) == 0
+        if planes.mask is not None:
+            good &= (planes.mask & _SCALE_BAD_BITS) == 0
+        if ext.objmask is not None:
+            good &= ext.objmask == 0
+        if good.any():
+            samples.append((ext.data[good].astype(np.float64),
+                            planes.data[good].astype(np.float64)))
+    if not samples:
+        return float("nan"), 0
+    keeps = [np.ones(s.size, dtype=bool) for s, _ in samples]
+    scale = float("nan")
+    for _ in range(_SCALE_CLIP_PASSES):
+        cov = var = 0.0
+        centred = []
+        for (s, f), keep in zip(samples, keeps):
+            if keep.sum() < 2:
+                centred.append(None)
+                continue
+            sc, fc = s - s[keep].mean(), f - f[keep].mean()
+            cov += float(np.dot(sc[keep], fc[keep]))
+            var += float(np.dot(fc[keep], fc[keep]))
+            centred.append((sc, fc))
+        if var <= 0:
+            return float("nan"), 0
+        scale = cov / var
+        resid = [None if c is None else c[0] - scale * c[1] for c in centred]
+        pooled = np.concatenate([r[k] for r, k in zip(resid, keeps) if r is not None])
+        sigma = 1.4826 * float(np.median(np.abs(pooled - np.median(pooled))))
+        if sigma <= 0:
+            break
+        new_keeps = [k if r is None else np.abs(r) <= _SCALE_CLIP_SIGMA * sigma
+                     for r, k in zip(resid, keeps)]
+        if all(np.array_equal(a, b) for a, b in zip(new_keeps, keeps)):
+            break
+        keeps = new_keeps
+    return scale, int(sum(k.sum() for k in keeps))
+
+
+def _scale_factors(scale_factor, nframes):
+    if scale_factor is None:
+        return [None] * nframes
+    if len(scale_factor) == 1:
+        return list(scale_factor) * nframes
+    if len(scale_factor) != nframes:
+        raise ParameterError(f"fringeCorrect:scale_factor: {len(scale_factor)} values given for "
+                             f"{nframes} frames; give one, or one per frame")
+    return list(scale_factor)
+
+
+@primitive(
+    Param("fringe", str, None, "Processed fringe file; None asks the calibration database.",
+          optional=True),
+    Param("do_cal", str, "procmode", "'procmode': correct where the detector/filter needs it; "
+                                     "'force': correct anyway; 'skip': do nothing.",
+          choices=DO_CAL_CHOICES),
+    Param("scale", bool, None, "Scale the fringe frame to each image? (None: only when it comes "
+                               "from another observation)", optional=True),
+    Param("scale_factor", list, None, "Fringe scale factor(s), one or one per image (overrides "
+                                      "scale).", optional=True),
+    suffix="_fringeCorrected", calibrations=("processed_fringe",),
+)
+def fringeCorrect(frames, ctx, fringe=None, do_cal="procmode", scale=None, scale_factor=None):
+    """Subtract a scaled processed fringe frame (only where detector and filter need it)."""
+    if do_cal == "skip":
+        ctx.log.warning("fringeCorrect: do_cal='skip', fringe correction turned off")
+        return [frame.copy() for frame in frames]
+    factors = _scale_factors(scale_factor, len(frames))
+    out = []
+    for n, (frame, factor) in enumerate(zip(frames, factors), start=1):
+        needed, detector, filt = needs_fringe_correction(frame)
+        if TIMESTAMP_KEYWORDS["fringeCorrect"] in frame.phu:
+            ctx.log.warning("%s is already fringe-corrected; left unchanged", frame.filename)
+            out.append(frame.copy())
+            continue
+        if not needed and do_cal != "force":
+            ctx.log.info("fringe correction not needed for %s %s; skipping", detector, filt)
+            out.append(frame.copy())
+            continue
+        cal, path = fetch_calibration(frame, ctx, "processed_fringe", fringe)
+        if in_electrons(cal) != in_electrons(frame):
+            raise FileProblem(path or cal.filename, f"the fringe frame and {frame.filename} are in "
+                                                    "different units (ADU vs electrons)")
+        planes = matched_planes(frame, cal, "fringe frame")
+        new = frame.copy()
+        if factor is None:
+            fit = scale if scale is not None else (
+                str(cal.phu.get(OBSID, "")).strip() != str(frame.phu.get(OBSID, "")).strip())
+            if fit:
+                factor, npix = fringe_scale(new.exts, planes)
+                if not np.isfinite(factor):
+                    raise FileProblem(frame.path or frame.filename,
+                                      "no good pixels to scale the fringe frame on")
+                ctx.log.info("%s: fringe scale %.4f (least squares over %d pixels)",
+                             frame.filename, factor, npix)
+            else:
+                factor = 1.0
+                ctx.log.info("%s: fringe frame from the same observation; scale 1", frame.filename)
+        else:
+            ctx.log.info("%s: fringe scale %.4f (user)", frame.filename, factor)
+        x = np.float32(factor)
+        for ext, plane in zip(new.exts, planes):
+            ext.data -= x * plane.data
+            if ext.variance is not None and plane.variance is not None:
+                ext.variance += (x * x) * plane.variance
+            if ext.mask is not None and plane.mask is not None:
+                ext.mask |= plane.mask
+        new.phu[FRINGEIM] = ((path.name if path else cal.filename), "Fringe frame used")
+        if path is not None and path.exists():
+            add_provenance(new, path, "fringeCorrect")
+        out.append(new)
+        ctx.progress(n / len(frames), f"fringeCorrect {frame.filename}")
+    return out
+
+
+# -- makeFringeFrame --------------------------------------------------------------
+
+def _pointing(frame) -> SkyCoord:
+    """Sky position of the centre of the frame's first extension (WCS, else RA/DEC)."""
+    ext = frame.exts[0]
+    wcs = extension_wcs(ext.header)
+    if wcs is not None:
+        ny, nx = ext.shape
+        ra, dec = wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
+    else:
+        ra, dec = frame.descriptor("ra"), frame.descriptor("dec")
+    return SkyCoord(ra, dec, unit="deg")
+
+
+def _well_dithered(frames) -> bool:
+    """False when every pair of pointings is closer than :data:`DITHER_MIN_SEPARATION`."""
+    points = [_pointing(f) for f in frames]
+    return any(a.separation(b).arcsec >= DITHER_MIN_SEPARATION
+               for a, b in itertools.combinations(points, 2))
+
+
+def _background_level(frame) -> float:
+    """Median of the good pixels of all extensions (one level per frame)."""
+    values = []
+    for ext in frame.exts:
+        good = np.isfinite(ext.data)
+        if ext.mask is not None:
+            good &= (ext.mask & _SCALE_BAD_BITS) == 0
+        values.append(ext.data[good][::7])
+    pooled = np.concatenate(values)
+    if pooled.size == 0:
+        raise FileProblem(frame.path or frame.filename, "no good pixels to measure the background")
+    return float(np.median(pooled))
+
+
+def _disk(radius: float) -> np.ndarray:
+    r = int(np.floor(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return xx ** 2 + yy ** 2 <= radius ** 2
+
+
+def _object_masks(work, detect, subtract_median_image):
+    """OBJMASK of every extension of the background-subtracted ``work`` frames."""
+    masks = []
+    medians = None
+    if subtract_median_image:
+        medians = [combine_arrays([f.exts[i].data for f in work], None,
+                                  [f.exts[i].mask for f in work], operation="median",
+                                  reject_method="minmax", nlow=0, nhigh=1)[0]
+                   for i in range(len(work[0].exts))]
+    for frame in work:
+        frame_masks = []
+        for i, ext in enumerate(frame.exts):
+            if medians is None and ext.objmask is not None:
+                frame_masks.append(ext.objmask != 0)
+                continue
+            image = ext.data if medians is None else ext.data - medians[i]
+            frame_masks.append(object_mask(image, ext.variance, ext.mask, **detect))
+        masks.append(frame_masks)
+    return masks
+
+
+_STACK_PARAMS = _stack_params(reject_method="varclip", scaling=False)
+
+
+@primitive(
+    Param("subtract_median_image", bool, None, "Find sources after subtracting the median of "
+                                               "the inputs? (None: for Gemini-South data)",
+          optional=True),
+    Param("dilation", float, 2.0, "Radius (pixels) by which the object masks are grown.",
+          min=0.0),
+    *_STACK_PARAMS, *DETECTION_PARAMS,
+    suffix="_fringe",
+)
+def makeFringeFrame(frames, ctx, subtract_median_image=None, dilation=2.0, **params):
+    """Combine dithered science frames, sources masked, into a fringe frame.
+
+    Needs at least 3 frames, all of a detector/filter that needs fringe
+    correction, with pointings not all within 5 arcsec of each other;
+    otherwise a warning is logged and nothing is returned.
+    """
+    detect = {p.name: params.get(p.name, p.default) for p in DETECTION_PARAMS}
+    stack = {p.name: params.get(p.name, p.default) for p in _STACK_PARAMS}
+    if len(frames) < MIN_FRINGE_INPUTS:
+        ctx.log.warning("makeFringeFrame: fewer than %d frames provided as input; not making a "
+                        "fringe frame", MIN_FRINGE_INPUTS)
+        return []
+    for frame in frames:
+        needed, detector, filt = needs_fringe_correction(frame)
+        if not needed:
+            ctx.log.warning("makeFringeFrame: %s (%s %s) does not need fringe correction; not "
+                            "making a fringe frame", frame.filename, detector, filt)
+            return []
+    if len({f.descriptor("filter_name") for f in frames}) > 1:
+        ctx.log.warning("makeFringeFrame: mismatched filters in input; not making a fringe frame")
+        return []
+    if not _well_dithered(frames):
+        ctx.log.warning("makeFringeFrame: insufficient dithering (all pointings within %.0f "
+                        "arcsec); not making a fringe frame", DITHER_MIN_SEPARATION)
+        return []
+    if subtract_median_image is None:
+        subtract_median_image = any(f.descriptor("instrument") == "GMOS-S" for f in frames)
+
+    work = []
+    for frame in frames:
+        copy = frame.copy()
+        level = np.float32(_background_level(copy))
+        for ext in copy.exts:
+            ext.data -= level
+            if ext.mask is None:
+                ext.mask = np.zeros(ext.shape, dtype=dq.DTYPE)
+        ctx.log.info("%s: background level %.1f removed", frame.filename, level)
+        work.append(copy)
+    ctx.progress(0.1, "makeFringeFrame: finding sources")
+    masks = _object_masks(work, detect, subtract_median_image)
+    structure = _disk(dilation) if dilation >= 1 else None
+    for frame, frame_masks in zip(work, masks):
+        for ext, objects in zip(frame.exts, frame_masks):
+            if structure is not None:
+                objects = ndimage.binary_dilation(objects, structure=structure)
+            ext.mask |= objects.astype(dq.DTYPE) * dq.DTYPE(dq.BAD_PIXEL)
+            ext.objmask = ext.objcat = None
+    ctx.progress(0.3, "makeFringeFrame: stacking")
+    out = stack_frames(work, ctx, stack["operation"], stack["reject_method"], stack["hsigma"],
+                       stack["lsigma"], stack["mclip"], stack["max_iters"], stack["nlow"],
+                       stack["nhigh"], False, False, stack["separate_ext"], None,
+                       stack["apply_dq"], stack["memory"])
+    obsids = list(dict.fromkeys(str(f.phu.get(OBSID, "")).strip() for f in frames))
+    if len(obsids) > 1:
+        out.phu[OBSID] = "+".join(obsids)
+    ctx.log.info("makeFringeFrame: fringe frame from %d frames", len(frames))
+    return [out]

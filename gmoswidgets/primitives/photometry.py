@@ -1,0 +1,392 @@
+"""detectSources: find sources and measure them, per extension, with ``sep``.
+
+DRAGONS runs the SExtractor binary; here the same work is done by
+`sep <https://sep.readthedocs.io>`_ (SExtractor's algorithms as a
+library) with DRAGONS' parameter names and defaults
+(``core/parameters_photometry.py``).  Each extension gets an ``OBJCAT``
+table with SExtractor's column names and an ``OBJMASK`` plane (1 where a
+source's segmentation footprint lies).
+
+:func:`find_sources` (detection and measurements) and :func:`object_mask`
+(detection only) work on bare arrays, for makeFringeFrame and the
+cosmic-ray flagging.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import sep
+from astropy.table import Table
+from astropy.wcs import WCS, FITSFixedWarning
+
+from .. import dq
+from .base import Param, primitive
+
+__all__ = ["DETECTION_PARAMS", "OBJCAT_COLUMNS", "detectSources", "find_sources", "object_mask",
+           "add_world_columns", "extension_wcs", "world_positions"]
+
+log = logging.getLogger(__name__)
+
+#: detectSources' own parameters (DRAGONS' names and defaults); makeFringeFrame
+#: inherits them as DRAGONS' ``_inherit_params`` does.
+DETECTION_PARAMS = (
+    Param("mask", bool, False, "Replace DQ-flagged pixels (replace_flags) by the image median "
+                               "before detection?"),
+    Param("replace_flags", int, 249, "DQ bits of the pixels ignored (and replaced when mask=True).",
+          min=0, max=65535),
+    Param("set_saturation", bool, False, "Flag sources touching saturated pixels (FLAGS 4)?"),
+    Param("detect_minarea", int, 8, "Minimum number of connected pixels above threshold.", min=1),
+    Param("detect_thresh", float, 2.0, "Detection threshold in standard deviations.", min=0.1),
+    Param("analysis_thresh", float, 2.0, "Threshold in standard deviations for ISOAREA_IMAGE.",
+          min=0.1),
+    Param("deblend_mincont", float, 0.005, "Minimum contrast for deblending (1 disables it).",
+          min=0.0, max=1.0),
+    Param("phot_min_radius", float, 3.5, "Minimum Kron aperture, in units of A_IMAGE/B_IMAGE.",
+          min=0.0),
+    Param("back_size", int, 32, "Background mesh size in pixels.", min=4),
+    Param("back_filtersize", int, 8, "Background median-filter size, in meshes.", min=1),
+)
+
+#: Kron factor of MAG_AUTO (SExtractor PHOT_AUTOPARAMS first value, as DRAGONS sets it).
+KRON_FACTOR = 2.5
+#: Radius (units of A/B) within which the Kron radius is measured (SExtractor's 6).
+KRON_MEASURE_RADIUS = 6.0
+#: MAG_AUTO / MAGERR_AUTO given to sources with a non-positive flux (SExtractor's value).
+BAD_MAGNITUDE = 99.0
+
+# SExtractor FLAGS bits.
+_FLAG_BIASED = 1
+_FLAG_DEBLENDED = 2
+_FLAG_SATURATED = 4
+_FLAG_TRUNCATED = 8
+
+#: Columns of the OBJCAT table, in order, with their FITS units (fluxes: the data's
+#: units, left blank as FITS has no unit for electrons).
+OBJCAT_COLUMNS = {
+    "NUMBER": "", "X_IMAGE": "pix", "Y_IMAGE": "pix", "XWIN_IMAGE": "pix", "YWIN_IMAGE": "pix",
+    "X_WORLD": "deg", "Y_WORLD": "deg", "FLUX_AUTO": "", "FLUXERR_AUTO": "",
+    "MAG_AUTO": "mag", "MAGERR_AUTO": "mag", "FLUX_MAX": "", "BACKGROUND": "",
+    "A_IMAGE": "pix", "B_IMAGE": "pix", "THETA_IMAGE": "deg", "ELLIPTICITY": "",
+    "FWHM_IMAGE": "pix", "FWHM_WORLD": "deg", "FLUX_RADIUS": "pix", "KRON_RADIUS": "",
+    "ISOAREA_IMAGE": "pix2", "FLAGS": "", "IMAFLAGS_ISO": "",
+}
+
+
+def extension_wcs(header) -> WCS | None:
+    """The celestial FITS WCS of an extension header, or None if it has none.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    astropy.wcs.WCS or None
+    """
+    if "CTYPE1" not in header or "CTYPE2" not in header:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(header, naxis=2)
+    return wcs if wcs.has_celestial else None
+
+
+def world_positions(header, x_image, y_image):
+    """Sky positions (deg) of 1-based FITS pixel positions through an extension's WCS.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        RA and Dec in degrees (NaN when the header has no WCS).
+    """
+    x_image = np.asarray(x_image, dtype=float)
+    wcs = extension_wcs(header)
+    if wcs is None:
+        nan = np.full(x_image.shape, np.nan)
+        return nan, nan.copy()
+    ra, dec = wcs.all_pix2world(x_image, np.asarray(y_image, dtype=float), 1)
+    return np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
+
+
+def _native(array, dtype=np.float32):
+    """A C-contiguous native-byte-order copy/view as sep needs."""
+    return np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
+
+
+def find_sources(data, variance=None, dqmask=None, *, replace_flags=249, mask=False,
+                 set_saturation=False, detect_minarea=8, detect_thresh=2.0, analysis_thresh=2.0,
+                 deblend_mincont=0.005, phot_min_radius=3.5, back_size=32, back_filtersize=8):
+    """Detect and measure the sources of one image, SExtractor-style.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The image (2-D), e.g. in electrons.
+    variance : numpy.ndarray, optional
+        Its variance; ``sqrt(variance)`` is the per-pixel noise.  Without it
+        the global background rms is used.
+    dqmask : numpy.ndarray, optional
+        DQ bit mask; pixels with any of ``replace_flags`` set are ignored.
+    replace_flags, mask, set_saturation, detect_minarea, detect_thresh, analysis_thresh, \
+deblend_mincont, phot_min_radius, back_size, back_filtersize
+        As the detectSources parameters (:data:`DETECTION_PARAMS`).
+
+    Returns
+    -------
+    table : astropy.table.Table
+        One row per source, columns :data:`OBJCAT_COLUMNS` (X_WORLD, Y_WORLD
+        and FWHM_WORLD are NaN: see :func:`add_world_columns`); positions are
+        1-based FITS pixels.
+    segmap : numpy.ndarray
+        int32 segmentation map: 0 for sky, ``NUMBER`` on each source's pixels.
+    """
+    found = _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
+                    deblend_mincont, back_size, back_filtersize)
+    if found is None:
+        return _empty_table(), np.zeros(np.shape(data), dtype=np.int32)
+    objects, segmap, sub, err, bad, background = found
+    if len(objects) == 0:
+        return _empty_table(), segmap
+    table = _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius,
+                     analysis_thresh, set_saturation)
+    return table, segmap
+
+
+def object_mask(data, variance=None, dqmask=None, *, replace_flags=249, mask=False,
+                detect_minarea=8, detect_thresh=2.0, deblend_mincont=0.005, back_size=32,
+                back_filtersize=8, **_measurement_params) -> np.ndarray:
+    """Boolean map of the pixels belonging to sources (detection only, no measurements).
+
+    Takes the same parameters as :func:`find_sources`; those that only
+    affect the measurements are accepted and ignored.
+    """
+    found = _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
+                    deblend_mincont, back_size, back_filtersize)
+    return np.zeros(np.shape(data), dtype=bool) if found is None else found[1] > 0
+
+
+def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
+            deblend_mincont, back_size, back_filtersize):
+    """Background-subtract and extract; None when every pixel is flagged.
+
+    Returns
+    -------
+    tuple
+        ``(objects, segmap, background-subtracted image, per-pixel error,
+        ignored-pixel mask, background map)``.
+    """
+    image = _native(data)
+    bad = np.zeros(image.shape, dtype=bool)
+    if dqmask is not None:
+        bad |= (np.asarray(dqmask) & int(replace_flags)) != 0
+    bad |= ~np.isfinite(image)
+    if variance is not None:
+        bad |= ~np.isfinite(variance) | (np.asarray(variance) <= 0)
+    if bad.all():
+        return None
+    if mask and bad.any():
+        image = image.copy()
+        image[bad] = np.median(image[~bad])
+    bkg = sep.Background(image, mask=bad, bw=back_size, bh=back_size, fw=back_filtersize,
+                         fh=back_filtersize)
+    background = bkg.back()
+    sub = image - background
+    if variance is not None:
+        err = _native(np.sqrt(np.where(bad, np.inf, variance)))
+    else:
+        err = _native(np.full(image.shape, max(bkg.globalrms, np.finfo(np.float32).tiny)))
+    sub[bad] = 0.0
+    sep.set_extract_pixstack(max(sep.get_extract_pixstack(), image.size // 4))
+    objects, segmap = sep.extract(sub, detect_thresh, err=err, mask=bad, minarea=detect_minarea,
+                                  deblend_cont=deblend_mincont, filter_type="conv",
+                                  segmentation_map=True)
+    return objects, segmap.astype(np.int32), sub, err, bad, background
+
+
+def _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius,
+             analysis_thresh, set_saturation) -> Table:
+    """SExtractor-like measurements of the extracted ``objects``."""
+    x, y = objects["x"], objects["y"]
+    # degenerate (e.g. one-column) objects can have NaN or zero shape parameters, and a
+    # float32 theta of pi/2 exceeds sep's float64 limit
+    a = np.fmax(objects["a"].astype(float), 0.1)
+    b = np.fmin(np.fmax(objects["b"].astype(float), 0.1), a)
+    theta = np.clip(np.nan_to_num(objects["theta"].astype(float)), -np.pi / 2, np.pi / 2)
+    number = np.arange(1, len(objects) + 1)
+
+    kron, kflag = sep.kron_radius(sub, x, y, a, b, theta, KRON_MEASURE_RADIUS, mask=bad,
+                                  seg_id=number, segmap=segmap)
+    kron = np.where(np.isfinite(kron), kron, 0.0)
+    scale = np.maximum(KRON_FACTOR * kron, phot_min_radius)
+    flux, fluxerr, aflag = sep.sum_ellipse(sub, x, y, a, b, theta, scale, err=err, mask=bad,
+                                           subpix=5, seg_id=number, segmap=segmap)
+    rmax = np.maximum(scale * a, 3.0)
+    radius, _ = sep.flux_radius(sub, x, y, rmax, 0.5, normflux=np.where(flux > 0, flux, 1.0),
+                                mask=bad, subpix=5)
+    # Windowed centroids (SExtractor XWIN_IMAGE) with the Gaussian sigma of each source.
+    sigma_win = np.clip(np.where(np.isfinite(radius), 2.0 * radius, 2.0) / 2.3548, 0.5, None)
+    xwin, ywin, wflag = sep.winpos(sub, x, y, sigma_win, mask=bad)
+    # blended sources keep their barycentre: the window would include the neighbour
+    wgood = ((wflag == 0) & np.isfinite(xwin) & ((objects["flag"] & sep.OBJ_MERGED) == 0)
+             & (np.hypot(xwin - x, ywin - y) < 2.0 * sigma_win))
+    xwin = np.where(wgood, xwin, x)
+    ywin = np.where(wgood, ywin, y)
+
+    fwhm = _core_fwhm(sub, segmap, xwin, ywin, objects["peak"])
+    # too few pixels above half maximum: Gaussian-equivalent FWHM from the half-light radius
+    fwhm = np.where(np.isfinite(fwhm), fwhm, np.where(radius > 0, 2.0 * radius, np.nan))
+
+    positive = flux > 0
+    mag = np.full(flux.shape, BAD_MAGNITUDE)
+    magerr = np.full(flux.shape, BAD_MAGNITUDE)
+    mag[positive] = -2.5 * np.log10(flux[positive])
+    magerr[positive] = 2.5 / np.log(10) * fluxerr[positive] / flux[positive]
+
+    flags = np.zeros(len(objects), dtype=np.int16)
+    flags[(objects["flag"] & sep.OBJ_MERGED) != 0] |= _FLAG_DEBLENDED
+    flags[(objects["flag"] & sep.OBJ_TRUNC) != 0] |= _FLAG_TRUNCATED
+    flags[((aflag | kflag) & sep.APER_HASMASKED) != 0] |= _FLAG_BIASED
+    flags[((aflag | kflag) & sep.APER_TRUNC) != 0] |= _FLAG_TRUNCATED
+
+    nseg = len(objects) + 1
+    inseg = segmap > 0
+    above = inseg & (sub > analysis_thresh * err)
+    isoarea = np.bincount(segmap[above], minlength=nseg)[1:]
+    imaflags = np.zeros(nseg, dtype=np.int64)
+    if dqmask is not None:
+        flagged = inseg & (np.asarray(dqmask) != 0)
+        np.bitwise_or.at(imaflags, segmap[flagged], np.asarray(dqmask)[flagged].astype(np.int64))
+    imaflags = imaflags[1:]
+    if set_saturation:
+        flags[(imaflags & dq.SATURATED) != 0] |= _FLAG_SATURATED
+
+    iy = np.clip(np.round(y).astype(int), 0, sub.shape[0] - 1)
+    ix = np.clip(np.round(x).astype(int), 0, sub.shape[1] - 1)
+    columns = {
+        "NUMBER": number.astype(np.int32),
+        "X_IMAGE": x + 1.0, "Y_IMAGE": y + 1.0, "XWIN_IMAGE": xwin + 1.0, "YWIN_IMAGE": ywin + 1.0,
+        "X_WORLD": np.full(len(x), np.nan), "Y_WORLD": np.full(len(x), np.nan),
+        "FLUX_AUTO": flux, "FLUXERR_AUTO": fluxerr, "MAG_AUTO": mag, "MAGERR_AUTO": magerr,
+        "FLUX_MAX": objects["peak"], "BACKGROUND": background[iy, ix].astype(float),
+        "A_IMAGE": objects["a"], "B_IMAGE": objects["b"], "THETA_IMAGE": np.degrees(theta),
+        "ELLIPTICITY": 1.0 - b / a, "FWHM_IMAGE": fwhm, "FWHM_WORLD": np.full(len(x), np.nan),
+        "FLUX_RADIUS": radius, "KRON_RADIUS": kron,
+        "ISOAREA_IMAGE": isoarea.astype(np.int32), "FLAGS": flags,
+        "IMAFLAGS_ISO": imaflags.astype(np.int32),
+    }
+    return _table(columns)
+
+
+def _core_fwhm(sub, segmap, x, y, peak) -> np.ndarray:
+    """FWHM of a circular Gaussian fitted to each source's pixels above half its peak.
+
+    ``ln(value) = c - r^2 / (2 sigma^2)`` is fitted by flux-weighted least
+    squares over the pixels of the source's segment brighter than half its
+    peak (``r`` from the centroid ``x``, ``y``, 0-based), for all sources at
+    once.  Fitting only the core makes the estimate follow the true FWHM
+    for Moffat-like profiles too.  NaN where fewer than 3 pixels qualify.
+    """
+    inside = segmap > 0
+    ids = segmap[inside]
+    values = sub[inside].astype(float)
+    rows, cols = np.nonzero(inside)
+    core = values > 0.5 * np.asarray(peak, float)[ids - 1]
+    ids, values, rows, cols = ids[core], values[core], rows[core], cols[core]
+    r2 = (cols - x[ids - 1]) ** 2 + (rows - y[ids - 1]) ** 2
+    logv = np.log(values)
+    size = len(peak) + 1
+
+    def wsum(quantity):
+        return np.bincount(ids, weights=values * quantity, minlength=size)[1:]
+
+    s0, s1, s2, sl, s1l = wsum(1.0), wsum(r2), wsum(r2 * r2), wsum(logv), wsum(r2 * logv)
+    count = np.bincount(ids, minlength=size)[1:]
+    det = s0 * s2 - s1 ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (s0 * s1l - s1 * sl) / det
+        fwhm = 2.0 * np.sqrt(2.0 * np.log(2.0)) * np.sqrt(-0.5 / slope)
+    return np.where((count >= 3) & (det > 0) & (slope < 0), fwhm, np.nan)
+
+
+def _table(columns: dict) -> Table:
+    table = Table(columns)
+    for name, unit in OBJCAT_COLUMNS.items():
+        if unit:
+            table[name].unit = unit
+    return table
+
+
+def _empty_table() -> Table:
+    ints = {"NUMBER", "ISOAREA_IMAGE", "FLAGS", "IMAFLAGS_ISO"}
+    return _table({name: np.zeros(0, dtype=np.int32 if name in ints else float)
+                   for name in OBJCAT_COLUMNS})
+
+
+def add_world_columns(table: Table, header) -> Table:
+    """Fill X_WORLD, Y_WORLD and FWHM_WORLD of an OBJCAT from an extension's WCS.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        OBJCAT with X_IMAGE, Y_IMAGE and FWHM_IMAGE; modified in place.
+    header : astropy.io.fits.Header
+        The extension header holding the WCS.
+
+    Returns
+    -------
+    astropy.table.Table
+        The same table.
+    """
+    if len(table) == 0:
+        return table
+    ra, dec = world_positions(header, table["X_IMAGE"], table["Y_IMAGE"])
+    table["X_WORLD"] = ra
+    table["Y_WORLD"] = dec
+    wcs = extension_wcs(header)
+    if wcs is not None:
+        scale = float(np.sqrt(abs(np.linalg.det(wcs.celestial.pixel_scale_matrix))))
+        table["FWHM_WORLD"] = np.asarray(table["FWHM_IMAGE"]) * scale
+    for name in ("X_WORLD", "Y_WORLD", "FWHM_WORLD"):
+        table[name].unit = "deg"
+    return table
+
+
+@primitive(*DETECTION_PARAMS, suffix="_sourcesDetected")
+def detectSources(frames, ctx, mask=False, replace_flags=249, set_saturation=False,
+                  detect_minarea=8, detect_thresh=2.0, analysis_thresh=2.0, deblend_mincont=0.005,
+                  phot_min_radius=3.5, back_size=32, back_filtersize=8):
+    """Find sources in each extension; attach an OBJCAT table and an OBJMASK plane.
+
+    Detection follows SExtractor as DRAGONS configures it: background
+    mesh ``back_size`` filtered over ``back_filtersize`` meshes, pixels
+    above ``detect_thresh`` x sqrt(VAR) after a 3x3 smoothing, at least
+    ``detect_minarea`` connected pixels, deblending at ``deblend_mincont``;
+    FLUX_AUTO in a Kron ellipse of 2.5 Kron radii (at least
+    ``phot_min_radius``).  Pixels whose DQ has a ``replace_flags`` bit are
+    ignored.  FWHM_IMAGE comes from a Gaussian fitted to the pixels above
+    half maximum (twice the half-light radius when there are too few).
+    """
+    options = dict(replace_flags=replace_flags, mask=mask, set_saturation=set_saturation,
+                   detect_minarea=detect_minarea, detect_thresh=detect_thresh,
+                   analysis_thresh=analysis_thresh, deblend_mincont=deblend_mincont,
+                   phot_min_radius=phot_min_radius, back_size=back_size,
+                   back_filtersize=back_filtersize)
+    outputs = []
+    nsteps = sum(len(frame) for frame in frames)
+    done = 0
+    for frame in frames:
+        out = frame.copy()
+        for index, ext in enumerate(out.exts, start=1):
+            table, segmap = find_sources(ext.data, ext.variance, ext.mask, **options)
+            ext.objcat = add_world_columns(table, ext.header)
+            ext.objmask = (segmap > 0).astype(np.uint8)
+            good = table[table["FLAGS"] == 0] if len(table) else table
+            fwhm = np.nanmedian(good["FWHM_IMAGE"]) if len(good) else np.nan
+            ctx.log.info(f"{frame.filename} extension {index}: {len(table)} sources"
+                         + (f", median FWHM {fwhm:.2f} pix" if np.isfinite(fwhm) else ""))
+            done += 1
+            ctx.progress(done / nsteps, f"detectSources {frame.filename}")
+        outputs.append(out)
+    return outputs

@@ -8,3 +8,14 @@ __version__ = "0.1.0"
 from .frame import Frame, HeaderSet, read_frame, read_headers  # noqa: E402
 
 __all__ = ["Frame", "HeaderSet", "read_frame", "read_headers", "__version__"]
+
+#: Widget classes, imported from :mod:`gmoswidgets.widgets` on first access.
+_WIDGETS = ("ReductionApp", "FilePanel", "CalDBPanel", "StepPanel", "ImageView", "SkyView")
+__all__ += list(_WIDGETS)
+
+
+def __getattr__(name):
+    if name in _WIDGETS:
+        from . import widgets
+        return getattr(widgets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,13 @@
+"""Jupyter widget panels (ipywidgets, bqplot, ipyaladin) over the gmoswidgets kernel.
+
+Each panel only calls the kernel and shows what it returns; previews are
+computed by :mod:`gmoswidgets.display`.
+"""
+from .imageview import ImageView
+from .skyview import SkyView
+from .filepanel import FilePanel
+from .caldbpanel import CalDBPanel
+from .steppanel import StepPanel
+from .app import ReductionApp
+
+__all__ = ["CalDBPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]

@@ -1,0 +1,231 @@
+"""ReductionApp: the panels joined in the order of the DRAGONS GMOS imaging tutorial."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import ipywidgets as W
+
+from ..caldb import CalibrationService
+from ..errors import GmosError
+from ..frame import read_frame, read_headers
+from ..gmos.tags import tags_of
+from ..select import select_data
+from .caldbpanel import CalDBPanel
+from .filepanel import FilePanel
+from .imageview import ImageView
+from .skyview import SkyView
+from .steppanel import StepPanel
+
+__all__ = ["ReductionApp", "STAGES"]
+
+#: (key, tab title, explanation, dataselect tags, xtags, list file) of each reduction stage.
+STAGES = (
+    ("bias", "3. Master bias",
+     "The biases are selected with <code>dataselect --tags BIAS</code> and reduced with "
+     "<code>reduce @list_of_bias.txt</code>: each bias is prepared, its overscan level "
+     "subtracted and trimmed, and the frames are stacked into one master bias, which is then "
+     "added to the calibration database (<code>caldb add N20170613S0180_bias.fits</code>).",
+     ("BIAS",), (), "list_of_bias.txt"),
+    ("flat", "4. Master flat",
+     "The twilight flats (<code>dataselect --tags FLAT</code>) are bias-subtracted with the "
+     "master bias the calibration database returns, scaled to a common level, stacked and "
+     "normalized into a master flat, which is added to the database too.",
+     ("FLAT",), (), "list_of_flats.txt"),
+    ("science", "5. Science",
+     "Everything that is not a calibration (<code>dataselect --xtags CAL</code>) is science. "
+     "Each frame is bias- and flat-corrected with the calibrations from the database, converted "
+     "to electrons, its sources detected; the frames are aligned on their sources, resampled to "
+     "a common grid and stacked (<code>_stack</code>, BUNIT=electrons).",
+     (), ("CAL",), "list_of_science.txt"),
+)
+
+_INTRO = {
+    "files": "Point the panel at the raw data (<code>../playdata</code>). The table shows every "
+             "FITS file with its tags (what <code>typewalk</code> prints) and chosen descriptors "
+             "(what <code>showd -d</code> prints). Filter with tags, excluded tags and a "
+             "<code>dataselect --expr</code> expression; click a file name to look at it, and save "
+             "the selection as a list file.",
+    "caldb": "The local calibration manager (<code>caldb config</code>, <code>caldb list</code>): "
+             "processed calibrations are added here and found automatically by the reductions. "
+             "Ask which calibration a frame would get, and why the others would not.",
+    "result": "The final stack (SCI in electrons, with VAR and DQ), its detected sources, and on "
+              "the sky the footprint of every CCD of every frame and of the stack.",
+}
+
+
+class ReductionApp(W.VBox):
+    """Select files, make the bias and the flat, reduce the science, look at the stack.
+
+    Parameters
+    ----------
+    directory : path-like, optional
+        The raw data (the tutorial's ``playdata``).
+    workdir : path-like, optional
+        Where list files and outputs go (the tutorial's ``playground``);
+        default: the current directory.
+    service : CalibrationService, optional
+        The calibration database; default from ``database_dir`` or the
+        configuration file.
+    database_dir : path-like, optional
+        Use a database in this directory (created if needed).
+    background : bool
+        Run reductions in a background thread.
+    add_to_caldb : bool
+        Add each master calibration to the database when it is made.
+    aladin_source : str, optional
+        Where Aladin Lite is loaded from (see ``SkyView``).
+    """
+
+    def __init__(self, directory=None, *, workdir=None, service: CalibrationService | None = None,
+                 database_dir=None, background: bool = True, add_to_caldb: bool = True,
+                 aladin_source=None):
+        self.workdir = Path(workdir) if workdir is not None else Path.cwd()
+        self.stage: str | None = None
+        self.outputs: dict = {}
+        self.aladin_source = aladin_source
+        if service is None and database_dir is not None:
+            service = CalibrationService(database_dir=database_dir)
+            service.init()
+        self.file_panel = FilePanel(directory)
+        self.caldb_panel = CalDBPanel(service)
+        self.step_panel = StepPanel(background=background, workdir=self.workdir,
+                                    calservice=self.caldb_panel.service)
+        self.step_panel.on_finished(self._on_finished)
+        self.file_panel.on_selection(lambda paths, _name: self.load(paths))
+        self.file_panel.on_preview(lambda path: setattr(self.caldb_panel.explain_path, "value",
+                                                        str(path)))
+        self.result_view = ImageView(title="Stack", height="420px")
+        self.sky_view: SkyView | None = None
+        self.sky_box = W.VBox([W.HTML("<i>The sky view appears when the stack is made.</i>")])
+        self.add_to_caldb = W.Checkbox(value=add_to_caldb, description="caldb add the result",
+                                       indent=False)
+        self.status = W.HTML("")
+        self.status.add_class("gmos-app-status")
+
+        self.stage_buttons = {}
+        stage_tabs = []
+        for key, title, text, *_ in STAGES:
+            button = W.Button(description={"bias": "Make the bias", "flat": "Make the flat",
+                                           "science": "Reduce the science"}[key],
+                              button_style="primary", icon="play", layout=W.Layout(width="200px"))
+            button.add_class({"bias": "gmos-make-bias", "flat": "gmos-make-flat",
+                              "science": "gmos-reduce-science"}[key])
+            button.on_click(lambda _, k=key: self.start(k))
+            self.stage_buttons[key] = button
+            stage_tabs.append(W.VBox([W.HTML(f"<p>{text}</p>"), button]))
+        self.tabs = W.Tab(children=[
+            W.VBox([W.HTML(f"<p>{_INTRO['files']}</p>"), self.file_panel]),
+            W.VBox([W.HTML(f"<p>{_INTRO['caldb']}</p>"), self.caldb_panel]),
+            *stage_tabs,
+            W.VBox([W.HTML(f"<p>{_INTRO['result']}</p>"), self.result_view, self.sky_box]),
+        ], titles=("1. Files", "2. Calibration database", *(s[1] for s in STAGES),
+                   "6. Stack and sky"))
+        self.tabs.add_class("gmos-app-tabs")
+        steps = W.VBox([W.HTML("<b>Steps of the current reduction</b> - run them one by one or "
+                               "all at once, change a parameter and re-run from any step."),
+                        self.add_to_caldb, self.step_panel])
+        super().__init__([W.HTML("<h3>GMOS imaging reduction</h3>"), self.tabs, self.status, steps])
+        self.add_class("gmos-app")
+
+    # -- public API -----------------------------------------------------------------
+    def files(self) -> list:
+        """Every listed FITS file of the data directory."""
+        if not self.file_panel.rows and self.file_panel.directory.value:
+            self.file_panel.scan()
+        return [row.path for row in self.file_panel.rows if not row.problem]
+
+    def select(self, stage: str) -> list:
+        """The files of a stage (``'bias'``, ``'flat'`` or ``'science'``), as ``dataselect`` gives them.
+
+        The list is also written to the stage's list file in :attr:`workdir`.
+        """
+        _, _, _, tags, xtags, list_name = self._stage(stage)
+        chosen = select_data(self.files(), tags, xtags)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / list_name).write_text("".join(f"{p}\n" for p in chosen))
+        return chosen
+
+    def start(self, stage: str) -> None:
+        """Select the files of a stage, load them into the step panel and run every step."""
+        try:
+            files = self.select(stage)
+            if not files:
+                raise GmosError(f"no {stage} files in {self.file_panel.directory.value or '?'}: "
+                                "choose the data directory in tab 1")
+            self.stage = stage
+            self.step_panel.set_files(files)
+        except GmosError as exc:
+            self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
+            return
+        recipe = self.step_panel.reduction.recipe.name
+        self.status.value = f"Reducing {len(files)} {stage} file(s) with {recipe} ..."
+        self.step_panel.run_all()
+
+    def load(self, files) -> None:
+        """Load files chosen in the file panel into the step panel (not run yet).
+
+        The stage (bias, flat or science) follows from the first file's tags,
+        so a finished master calibration is still added to the database.
+        """
+        files = list(files)
+        if not files:
+            self.status.value = "No file selected."
+            return
+        tags = tags_of(read_headers(files[0]))
+        self.stage = "bias" if "BIAS" in tags else "flat" if "FLAT" in tags else "science"
+        try:
+            self.step_panel.set_files(files)
+        except GmosError as exc:
+            self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
+            return
+        self.status.value = (f"Loaded {len(files)} {self.stage} file(s): run the steps below "
+                             "one by one or all at once.")
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the running reduction (if any) to finish."""
+        self.step_panel.join(timeout)
+
+    def show_result(self, stack_path, frames=(), sources=None) -> None:
+        """Show the stack in the result ImageView and, with the frames, in the SkyView.
+
+        ``sources`` is a frame whose OBJCAT is marked on the sky (default:
+        the stack's own).
+        """
+        stack = read_frame(stack_path)
+        self.result_view.show(stack, title=Path(stack_path).name)
+        if self.sky_view is None:
+            self.sky_view = SkyView(aladin_source=self.aladin_source)
+            self.sky_box.children = [self.sky_view]
+        self.sky_view.show([read_frame(f) for f in frames], stack=stack, sources=sources)
+
+    # -- internals ---------------------------------------------------------------------
+    @staticmethod
+    def _stage(stage: str):
+        for entry in STAGES:
+            if entry[0] == stage:
+                return entry
+        raise GmosError(f"unknown stage {stage!r}; stages are {', '.join(s[0] for s in STAGES)}")
+
+    def _on_finished(self, panel: StepPanel) -> None:
+        red = panel.reduction
+        if self.stage is None or red is None:
+            return
+        if panel.last_error is not None or not red.finished:
+            self.status.value = (f"<span style='color:#c00000'>The {self.stage} reduction stopped "
+                                 "before its end; see the step panel.</span>")
+            return
+        outputs = list(red.output_filenames)
+        self.outputs[self.stage] = outputs
+        notes = [f"{self.stage}: wrote {', '.join(Path(p).name for p in outputs)}"]
+        if self.stage in ("bias", "flat") and self.add_to_caldb.value:
+            for path in outputs:
+                self.caldb_panel.add(path)
+            notes.append("added to the calibration database")
+        if self.stage == "science" and outputs:
+            detect = [s for s in red.steps if s.primitive == "detectSources"]
+            sources = (red.outputs(detect[0].index)[0]
+                       if detect and red.has_outputs(detect[0].index) else None)
+            self.show_result(outputs[-1], red.files, sources)
+            notes.append("see tab 6")
+        self.status.value = html.escape("; ".join(notes))

@@ -1,0 +1,337 @@
+"""ImageView: a bqplot image viewer for raw, intermediate, mosaic and stacked frames.
+
+All pixel work happens in :mod:`gmoswidgets.display`; this module only wires
+its small results (PNG bytes, extents, readouts, histograms) to widgets.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import bqplot as bq
+import ipywidgets as W
+import numpy as np
+
+try:  # click and hover readout on top of PanZoom
+    from bqplot_image_gl.interacts import MouseInteraction
+except ImportError:  # without it: PanZoom only, readout through ImageView.click()
+    MouseInteraction = None
+
+from .. import display
+from ..errors import GmosError
+from ..frame import Frame
+
+__all__ = ["ImageView"]
+
+_EMPTY_PNG = display.png_bytes(np.full((1, 1), np.nan, np.float32))
+
+
+def _label_of(item, index) -> str:
+    frame = item.frame if isinstance(item, display.TiledFrame) else item
+    if isinstance(frame, Frame):
+        return f"{index + 1}: {frame.filename}"
+    return f"{index + 1}: {Path(str(frame)).name}"
+
+
+class ImageView(W.VBox):
+    """Show a frame: cuts, stretches, colour maps, zoom/pan, readout, DQ, sources, histogram.
+
+    The browser only ever receives a PNG at most ``max_size`` pixels on its
+    long side, re-rendered for the visible region after a zoom or pan.
+
+    Parameters
+    ----------
+    frames : Frame, path, TiledFrame or list of them, optional
+        What to show; a list adds a frame selector.
+    max_size : int
+        Longest side of the PNG sent to the browser.
+    debounce : float
+        Seconds to wait after the last zoom/pan before re-rendering; 0
+        re-renders at once (used by tests).
+    title : str
+        Shown above the image.
+    height : str
+        CSS height of the image figure.
+    """
+
+    def __init__(self, frames=None, *, max_size: int = 1024, debounce: float = 0.3,
+                 title: str = "", height: str = "420px"):
+        self.max_size = int(max_size)
+        self.debounce = float(debounce)
+        self.tiled: display.TiledFrame | None = None
+        self.preview: display.Preview | None = None
+        self.overlay: display.Preview | None = None
+        self.last_readout: display.Readout | None = None
+        self.render_seconds = 0.0
+        self._items: list = []
+        self._timer: threading.Timer | None = None
+        self._quiet = False
+        self._lock = threading.RLock()
+
+        self.title = W.HTML(f"<b>{title}</b>" if title else "")
+        self.frame_select = W.Dropdown(options=[], description="Frame", layout=W.Layout(width="auto"))
+        self.frame_select.add_class("gmos-frame-select")
+        self.cut = W.Dropdown(options=list(display.CUTS), value="zscale", description="Cut",
+                              layout=W.Layout(width="170px"))
+        self.cut.add_class("gmos-cut")
+        self.percentile = W.BoundedFloatText(value=99.5, min=50, max=100, step=0.5,
+                                             description="%", layout=W.Layout(width="110px"))
+        self.stretch = W.Dropdown(options=list(display.STRETCHES), value="linear",
+                                  description="Stretch", layout=W.Layout(width="170px"))
+        self.stretch.add_class("gmos-stretch")
+        self.cmap = W.Dropdown(options=list(display.COLORMAPS), value="gray", description="Colours",
+                               layout=W.Layout(width="170px"))
+        self.cmap.add_class("gmos-cmap")
+        self.dq_toggle = W.ToggleButton(value=False, description="DQ", tooltip="Show the DQ bits",
+                                        layout=W.Layout(width="60px"))
+        self.dq_toggle.add_class("gmos-dq-toggle")
+        self.sources_toggle = W.ToggleButton(value=True, description="Sources",
+                                             tooltip="Mark the OBJCAT sources",
+                                             layout=W.Layout(width="80px"))
+        self.sources_toggle.add_class("gmos-sources-toggle")
+        self.reset_button = W.Button(description="Reset zoom", layout=W.Layout(width="100px"))
+        self.reset_button.add_class("gmos-reset-zoom")
+        self.readout = W.HTML("Point at or click the image for x, y, value, VAR, DQ and RA/Dec; "
+                              "drag to pan, scroll to zoom.")
+        self.readout.add_class("gmos-readout")
+        self.status = W.HTML("")
+
+        self.sx, self.sy = bq.LinearScale(), bq.LinearScale()
+        scales = {"x": self.sx, "y": self.sy}
+        self.image_mark = bq.Image(image=W.Image(value=_EMPTY_PNG, format="png"), scales=scales)
+        self.dq_mark = bq.Image(image=W.Image(value=_EMPTY_PNG, format="png"), scales=scales,
+                                visible=False)
+        self.source_mark = bq.Scatter(x=[], y=[], scales=scales, marker="circle", colors=["lime"],
+                                      default_size=80, fill=False, stroke_width=1.5)
+        self.figure = bq.Figure(
+            marks=[self.image_mark, self.dq_mark, self.source_mark],
+            axes=[bq.Axis(scale=self.sx, label="x (pixels)", grid_lines="none"),
+                  bq.Axis(scale=self.sy, orientation="vertical", label="y", grid_lines="none")],
+            interaction=self._interaction(),
+            fig_margin={"top": 10, "bottom": 40, "left": 55, "right": 10},
+            padding_x=0, padding_y=0, animation_duration=0,
+            layout=W.Layout(width="100%", height=height))
+        self.figure.add_class("gmos-image-figure")
+
+        self.hx, self.hy = bq.LinearScale(), bq.LinearScale(min=0)
+        self.hist_mark = bq.Lines(x=[0.0, 1.0], y=[0.0, 0.0], scales={"x": self.hx, "y": self.hy},
+                                  colors=["steelblue"], fill="bottom", fill_opacities=[0.6],
+                                  interpolation="step-after")
+        self.hist_figure = bq.Figure(
+            marks=[self.hist_mark],
+            axes=[bq.Axis(scale=self.hx, num_ticks=4), bq.Axis(scale=self.hy, orientation="vertical",
+                                                                 num_ticks=3)],
+            fig_margin={"top": 5, "bottom": 25, "left": 45, "right": 5},
+            layout=W.Layout(width="100%", height="130px"), animation_duration=0)
+        self.hist_figure.add_class("gmos-histogram")
+
+        controls = W.HBox([self.cut, self.percentile, self.stretch, self.cmap, self.dq_toggle,
+                           self.sources_toggle, self.reset_button],
+                          layout=W.Layout(flex_flow="row wrap"))
+        super().__init__([self.title, self.frame_select, controls, self.figure, self.readout,
+                          self.hist_figure, self.status])
+        self.add_class("gmos-imageview")
+        self.frame_select.layout.display = "none"
+        self.percentile.layout.display = "none"
+
+        for widget in (self.cut, self.percentile, self.stretch, self.cmap):
+            widget.observe(self._on_style, names="value")
+        self.dq_toggle.observe(self._on_dq, names="value")
+        self.sources_toggle.observe(self._on_sources, names="value")
+        self.reset_button.on_click(lambda _: self.reset_zoom())
+        self.frame_select.observe(self._on_select, names="value")
+        for scale in (self.sx, self.sy):
+            scale.observe(self._on_zoom, names=["min", "max"])
+
+        if frames is not None:
+            self.show(frames)
+
+    # -- public API ------------------------------------------------------------
+    def show(self, frames, title: str | None = None, keep_zoom: bool = False) -> None:
+        """Show a frame (or a list of frames, with a selector) in place of the current one.
+
+        Parameters
+        ----------
+        frames : Frame, path, TiledFrame or list of them
+        title : str, optional
+            New title.
+        keep_zoom : bool
+            Keep the current zoom if the new picture has the same shape
+            (e.g. the same step re-run).
+        """
+        items = list(frames) if isinstance(frames, (list, tuple)) else [frames]
+        if not items:
+            raise GmosError("ImageView.show needs at least one frame")
+        if title is not None:
+            self.title.value = f"<b>{title}</b>"
+        self._items = items
+        self._quiet = True
+        try:
+            self.frame_select.options = [(_label_of(item, i), i) for i, item in enumerate(items)]
+            self.frame_select.value = 0
+        finally:
+            self._quiet = False
+        self.frame_select.layout.display = None if len(items) > 1 else "none"
+        self._set_tiled(display.as_tiled(items[0]), keep_zoom)
+
+    def clear(self, message: str = "") -> None:
+        """Show nothing (an empty picture) and an optional message."""
+        self.tiled = self.preview = self.overlay = None
+        self._items = []
+        self._replace_image(self.image_mark, _EMPTY_PNG)
+        self.source_mark.x, self.source_mark.y = [], []
+        self.status.value = message
+
+    @property
+    def region(self):
+        """The visible region ``(x0, x1, y0, y1)`` in display coordinates, or None."""
+        if None in (self.sx.min, self.sx.max, self.sy.min, self.sy.max):
+            return None
+        return (self.sx.min, self.sx.max, self.sy.min, self.sy.max)
+
+    def zoom_to(self, x0: float, x1: float, y0: float, y1: float) -> None:
+        """Show the region ``[x0, x1] x [y0, y1]`` (display coordinates), re-rendered sharply.
+
+        The region is widened along one axis to the figure's aspect ratio, so
+        pixels stay square.
+        """
+        ratio = self.figure.max_aspect_ratio
+        width, height = abs(x1 - x0), abs(y1 - y0)
+        if height > 0 and width / height < ratio:
+            pad = (height * ratio - width) / 2
+            x0, x1 = min(x0, x1) - pad, max(x0, x1) + pad
+        elif width > 0:
+            pad = (width / ratio - height) / 2
+            y0, y1 = min(y0, y1) - pad, max(y0, y1) + pad
+        self._quiet = True
+        try:
+            self.sx.min, self.sx.max, self.sy.min, self.sy.max = (float(v) for v in (x0, x1, y0, y1))
+        finally:
+            self._quiet = False
+        self.refresh()
+
+    def reset_zoom(self) -> None:
+        """Show the whole picture."""
+        if self.tiled is None:
+            return
+        ny, nx = self.tiled.shape
+        self.zoom_to(-0.5, nx - 0.5, -0.5, ny - 0.5)
+
+    def click(self, x: float, y: float) -> display.Readout | None:
+        """Read the pixel at display position (x, y) and show it in the readout line."""
+        if self.tiled is None:
+            return None
+        self.last_readout = self.tiled.readout(x, y)
+        self.readout.value = self.last_readout.format()
+        return self.last_readout
+
+    def refresh(self) -> None:
+        """Re-render the visible region now (cuts, stretch, colours, DQ, histogram)."""
+        with self._lock:
+            if self.tiled is None:
+                return
+            start = time.perf_counter()
+            region = self.region
+            try:
+                preview = self.tiled.render(region, self.max_size, cut=self.cut.value,
+                                            stretch=self.stretch.value, cmap=self.cmap.value,
+                                            percentile=self.percentile.value)
+            except GmosError as exc:
+                self.status.value = f"<span style='color:red'>{exc}</span>"
+                return
+            self.preview = preview
+            self._place(self.image_mark, preview)
+            if self.dq_toggle.value:
+                self.overlay = self.tiled.dq_overlay(region, self.max_size)
+                if self.overlay is not None:
+                    self._place(self.dq_mark, self.overlay)
+            counts, edges = self.tiled.histogram(region)
+            with self.hist_mark.hold_sync():
+                self.hist_mark.x = edges.astype(np.float64)
+                self.hist_mark.y = np.append(counts, counts[-1]).astype(np.float64)
+            self.hx.min, self.hx.max = float(edges[0]), float(edges[-1])
+            self.render_seconds = time.perf_counter() - start
+            low, high = preview.limits
+            self.status.value = (f"{self.tiled.shape[1]} x {self.tiled.shape[0]} pixels, shown 1:"
+                                 f"{preview.factor}; cuts {low:.5g} .. {high:.5g}")
+
+    # -- internals ---------------------------------------------------------------
+    def _set_tiled(self, tiled: display.TiledFrame, keep_zoom: bool) -> None:
+        same_shape = self.tiled is not None and self.tiled.shape == tiled.shape
+        self.tiled = tiled
+        self.last_readout = None
+        ny, nx = tiled.shape
+        ratio = float(np.clip(nx / ny, 0.05, 20))
+        self.figure.min_aspect_ratio = 0.01
+        self.figure.max_aspect_ratio = ratio
+        self.figure.min_aspect_ratio = ratio
+        x, y, _, _ = tiled.sources()
+        self.source_mark.x, self.source_mark.y = x, y
+        self.source_mark.visible = self.sources_toggle.value and len(x) > 0
+        if keep_zoom and same_shape:
+            self.refresh()
+        else:
+            self.reset_zoom()
+
+    def _interaction(self):
+        """PanZoom (drag, wheel) behind bqplot-image-gl's MouseInteraction (click, hover).
+
+        bqplot's PanZoom layer covers the marks, so the image itself never
+        sees a click; MouseInteraction reports clicks and moves in data
+        coordinates and passes drags and wheel events on to PanZoom.
+        """
+        panzoom = bq.interacts.PanZoom(scales={"x": [self.sx], "y": [self.sy]})
+        if MouseInteraction is None:
+            return panzoom
+        mouse = MouseInteraction(x_scale=self.sx, y_scale=self.sy, next=panzoom,
+                                 events=["click", "mousemove"], move_throttle=100)
+        mouse.on_msg(self._on_mouse)
+        return mouse
+
+    @staticmethod
+    def _replace_image(mark, png: bytes) -> None:
+        # bqplot's Image view only redraws on a new ipywidgets.Image (widget-stack.md §2)
+        old = mark.image
+        mark.image = W.Image(value=png, format="png")
+        old.close()
+
+    def _place(self, mark, preview: display.Preview) -> None:
+        x0, x1, y0, y1 = preview.extent
+        with mark.hold_sync():
+            mark.x, mark.y = [x0, x1], [y0, y1]
+            self._replace_image(mark, preview.png)
+
+    def _on_style(self, _change) -> None:
+        self.percentile.layout.display = None if self.cut.value == "percentile" else "none"
+        self.refresh()
+
+    def _on_dq(self, change) -> None:
+        self.dq_mark.visible = bool(change["new"])
+        if change["new"]:
+            self.refresh()
+
+    def _on_sources(self, change) -> None:
+        self.source_mark.visible = bool(change["new"]) and len(self.source_mark.x) > 0
+
+    def _on_select(self, change) -> None:
+        if self._quiet or change["new"] is None or not self._items:
+            return
+        self._set_tiled(display.as_tiled(self._items[change["new"]]), keep_zoom=True)
+
+    def _on_zoom(self, _change) -> None:
+        if self._quiet or self.tiled is None:
+            return
+        if self.debounce <= 0:
+            self.refresh()
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(self.debounce, self.refresh)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_mouse(self, _interaction, content, _buffers=None) -> None:
+        domain = content.get("domain") or {}
+        if content.get("event") in ("click", "mousemove") and "x" in domain and "y" in domain:
+            self.click(float(domain["x"]), float(domain["y"]))

@@ -1,0 +1,459 @@
+"""StepPanel: run a recipe step by step, change parameters, re-run, inspect each step's output.
+
+The panel drives a :class:`gmoswidgets.reduction.Reduction` (the same engine
+as ``reduce``) in a background thread and follows its events.
+"""
+from __future__ import annotations
+
+import html
+import threading
+from pathlib import Path
+import ipywidgets as W
+
+from .. import display
+from ..errors import GmosError
+from ..recipes import recipes_for
+from ..frame import read_headers
+from ..reduction import DONE, FAILED, PENDING, RUNNING, SKIPPED, Reduction, choose_recipe
+from .imageview import ImageView
+
+__all__ = ["StepPanel", "param_widget"]
+
+_STATUS_STYLE = {PENDING: ("#888888", "pending"), RUNNING: ("#d08000", "running"),
+                 DONE: ("#008000", "done"), SKIPPED: ("#4060a0", "skipped"),
+                 FAILED: ("#c00000", "failed")}
+_VIEWS = ("after", "before", "difference")
+_LOG_LINES = 400
+
+
+def param_widget(state) -> W.Widget:
+    """An input widget for one parameter (a ``ParamState``), its doc as tooltip.
+
+    Booleans get a checkbox, choices a drop-down, bounded numbers a bounded
+    box, optional values and lists a text box (``None``, ``1,2,3``).
+    """
+    p = state.param
+    label = f"{state.name}" + ("" if state.source == "default" else f" ({state.source})")
+    common = {"description": label, "tooltip": p.doc, "style": {"description_width": "160px"},
+              "layout": W.Layout(width="380px")}
+    value = state.value
+    if p.type is bool and not p.optional:
+        widget = W.Checkbox(value=bool(value), indent=True, **common)
+    elif p.choices is not None and not p.optional:
+        widget = W.Dropdown(options=list(p.choices), value=value, **common)
+    elif p.type is int and not p.optional:
+        lo = -2**31 if p.min is None else int(p.min)
+        hi = 2**31 - 1 if p.max is None else int(p.max)
+        widget = W.BoundedIntText(value=int(value), min=lo, max=hi, step=1, **common)
+    elif p.type is float and not p.optional:
+        lo = -1e300 if p.min is None else float(p.min)
+        hi = 1e300 if p.max is None else float(p.max)
+        widget = W.BoundedFloatText(value=float(value), min=lo, max=hi, step=0.1, **common)
+    else:
+        text = "None" if value is None else (",".join(f"{v:g}" for v in value)
+                                             if isinstance(value, list) else str(value))
+        widget = W.Text(value=text, **common)
+    widget.add_class("gmos-param")
+    widget.add_class(f"gmos-param-{state.name}")
+    return widget
+
+
+class StepPanel(W.VBox):
+    """The steps of a recipe with status and time, a parameter form, run buttons, log and output.
+
+    Parameters
+    ----------
+    reduction : Reduction, optional
+        The reduction to drive; or give ``files`` (and ``recipe``).
+    files : list of path-like, optional
+        Input files; a :class:`Reduction` is made with ``keep='all'``.
+    recipe : str, optional
+        Recipe name (default: the inputs' default recipe).
+    background : bool
+        Run in a background thread (the notebook stays responsive); False
+        runs in the caller's thread (tests, scripts).
+    image_view : ImageView, optional
+        Where step outputs are shown (default: a new one).
+    follow : bool
+        Select and show each step as it finishes.
+    memory_budget : float
+        Bytes of step outputs kept in memory before spilling to disk (see
+        :meth:`keep_policy`).
+    **reduction_options
+        Passed to :class:`Reduction` (``workdir``, ``uparms``, ``calservice`` ...).
+    """
+
+    def __init__(self, reduction: Reduction | None = None, *, files=None, recipe: str | None = None,
+                 background: bool = True, image_view: ImageView | None = None,
+                 follow: bool = True, memory_budget: float = 2e9, **reduction_options):
+        self.memory_budget = float(memory_budget)
+        self.reduction: Reduction | None = None
+        self.background = background
+        self.follow = follow
+        self.selected: int | None = None
+        self.worker: threading.Thread | None = None
+        self.last_error: BaseException | None = None
+        self._options = dict(reduction_options)
+        self._unsubscribe = None
+        self._log_lines: list = []
+        self._rows: list = []
+        self._form_widgets: dict = {}
+        self._on_done = []
+        self._quiet_recipe = False
+
+        self.title = W.HTML("<i>No reduction yet: choose files first.</i>")
+        self.recipe = W.Dropdown(options=[], description="Recipe", layout=W.Layout(width="340px"))
+        self.recipe.add_class("gmos-recipe")
+        self.step_list = W.VBox([])
+        self.step_list.add_class("gmos-step-list")
+        self.form = W.VBox([])
+        self.form.add_class("gmos-param-form")
+        self.form_title = W.HTML("")
+        self.run_next_button = W.Button(description="Run next", icon="step-forward")
+        self.run_next_button.add_class("gmos-run-next")
+        self.run_to_button = W.Button(description="Run to here", icon="forward")
+        self.run_to_button.add_class("gmos-run-to")
+        self.run_all_button = W.Button(description="Run all", icon="fast-forward",
+                                       button_style="primary")
+        self.run_all_button.add_class("gmos-run-all")
+        self.rerun_button = W.Button(description="Re-run from here", icon="redo",
+                                     tooltip="Apply the form's values to the selected step and "
+                                             "recompute it and the steps after it")
+        self.rerun_button.add_class("gmos-rerun")
+        self.cancel_button = W.Button(description="Cancel", icon="stop", button_style="danger",
+                                      disabled=True)
+        self.cancel_button.add_class("gmos-cancel")
+        self.progress = W.FloatProgress(value=0, min=0, max=1, description="Progress",
+                                        layout=W.Layout(width="420px"))
+        self.progress.add_class("gmos-progress")
+        self.progress_text = W.Label("")
+        self.error = W.HTML("")
+        self.error.add_class("gmos-step-error")
+        self.log_box = W.Textarea(value="", disabled=True,
+                              layout=W.Layout(width="100%", height="140px"))
+        self.log_box.add_class("gmos-log")
+        self.view_mode = W.ToggleButtons(options=list(_VIEWS), value="after",
+                                         tooltips=["Output of the step", "Input of the step",
+                                                   "Output minus input"])
+        self.view_mode.add_class("gmos-before-after")
+        self.image_view = image_view or ImageView(title="Step output", height="360px")
+        self.image_view.add_class("gmos-step-output")
+
+        buttons = W.HBox([self.run_next_button, self.run_to_button, self.run_all_button,
+                          self.rerun_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
+        left = W.VBox([self.step_list], layout=W.Layout(width="360px"))
+        right = W.VBox([self.form_title, self.form], layout=W.Layout(flex="1"))
+        super().__init__([self.title, self.recipe, W.HBox([left, right]), buttons,
+                          W.HBox([self.progress, self.progress_text]), self.error,
+                          W.Accordion([self.log_box], titles=("Log",)), self.view_mode, self.image_view])
+        self.add_class("gmos-steppanel")
+
+        self.run_next_button.on_click(lambda _: self.run_next())
+        self.run_to_button.on_click(lambda _: self.run_to(self.selected))
+        self.run_all_button.on_click(lambda _: self.run_all())
+        self.rerun_button.on_click(lambda _: self.rerun_from(self.selected))
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.view_mode.observe(lambda _: self.show_output(), names="value")
+        self.recipe.observe(self._on_recipe, names="value")
+
+        if reduction is not None:
+            self.set_reduction(reduction)
+        elif files:
+            self.set_files(files, recipe)
+        else:
+            self._set_busy(False)
+
+    # -- choosing what to reduce -----------------------------------------------------
+    def set_files(self, files, recipe: str | None = None, **reduction_options) -> Reduction:
+        """Make a new :class:`Reduction` of ``files`` and show its steps.
+
+        Unless ``keep`` is given, every step's outputs stay in memory when
+        they fit in :attr:`memory_budget` bytes (estimated), otherwise earlier
+        steps are spilled to disk (``keep='spill'``) and read back to be shown.
+        """
+        options = {**self._options, **reduction_options}
+        if "keep" not in reduction_options:
+            options["keep"] = self.keep_policy(files, recipe)
+        reduction = Reduction(files, recipe, **options)
+        self._options = {k: v for k, v in options.items()}
+        self.set_reduction(reduction)
+        return reduction
+
+    def set_reduction(self, reduction: Reduction) -> None:
+        """Drive ``reduction``: list its steps and follow its events."""
+        self.join()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.reduction = reduction
+        self._unsubscribe = reduction.subscribe(self._on_event)
+        names = [r.name for r in recipes_for(reduction.tags)] or [reduction.recipe.name]
+        if reduction.recipe.name not in names:
+            names.insert(0, reduction.recipe.name)
+        self._quiet_recipe = True
+        try:
+            self.recipe.options = names
+            self.recipe.value = reduction.recipe.name
+        finally:
+            self._quiet_recipe = False
+        files = ", ".join(p.name for p in reduction.files[:3]) + (
+            f" ... ({len(reduction.files)} files)" if len(reduction.files) > 3 else "")
+        self.title.value = (f"<b>{html.escape(reduction.recipe.name)}</b> on {html.escape(files)}"
+                            + (f"<br><small>{html.escape(reduction.recipe.doc)}</small>"
+                               if reduction.recipe.doc else ""))
+        self._log_lines = []
+        self.log_box.value = ""
+        self.error.value = ""
+        self.last_error = None
+        self._build_rows()
+        self.select(0)
+        self._update_progress()
+        self._set_busy(False)
+
+    def keep_policy(self, files, recipe: str | None = None) -> str:
+        """``'all'`` if every step's outputs fit in :attr:`memory_budget`, else ``'spill'``.
+
+        Estimate: each step holds SCI, VAR (float32) and DQ (uint16) of every
+        input, about five times the size of the raw uint16 files.
+        """
+        headers = [read_headers(f) for f in files]
+        steps = len(choose_recipe(headers, recipe).steps)
+        raw_bytes = sum(Path(f).stat().st_size for f in files)
+        return "all" if 5 * raw_bytes * steps <= self.memory_budget else "spill"
+
+    # -- running ------------------------------------------------------------------------
+    def run_next(self):
+        """Run the next pending step."""
+        return self._start(lambda red: red.run_next())
+
+    def run_to(self, index: int | None = None):
+        """Run every pending step up to ``index`` (default: the selected step)."""
+        index = self.selected if index is None else index
+        return self._start(lambda red: red.run_to(index))
+
+    def run_all(self):
+        """Run every remaining step."""
+        return self._start(lambda red: red.run_all())
+
+    def rerun_from(self, index: int | None = None, **params):
+        """Re-run from ``index`` (default: selected) with the form's changed values and ``params``.
+
+        Only this step and the steps after it are recomputed.
+        """
+        if self.reduction is None:
+            return None
+        index = self.selected if index is None else index
+        try:
+            values = {**self.form_changes(index), **params}
+        except GmosError as exc:
+            self._show_error(exc)
+            return None
+        return self._start(lambda red: red.rerun_from(index, **values))
+
+    def cancel(self) -> None:
+        """Ask the running reduction to stop (at the next step boundary or progress report)."""
+        if self.reduction is not None:
+            self.reduction.cancel()
+            self._append_log("Cancel requested.")
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the background run to finish."""
+        worker = self.worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+
+    @property
+    def busy(self) -> bool:
+        """True while a run is in progress."""
+        return self.worker is not None and self.worker.is_alive()
+
+    def on_finished(self, callback) -> None:
+        """Call ``callback(panel)`` after every run (successful or not)."""
+        self._on_done.append(callback)
+
+    # -- selecting and viewing --------------------------------------------------------------
+    def select(self, index: int) -> None:
+        """Select a step: show its parameter form and its output."""
+        if self.reduction is None or not self.reduction.steps:
+            return
+        index = max(0, min(int(index), len(self.reduction.steps) - 1))
+        self.selected = index
+        for i, row in enumerate(self._rows):
+            row["button"].button_style = "info" if i == index else ""
+        self._build_form(index)
+        self.show_output()
+
+    def form_changes(self, index: int | None = None) -> dict:
+        """Values in the form that differ from the step's effective values (validated)."""
+        index = self.selected if index is None else index
+        if self.reduction is None or index != self.selected:
+            return {}
+        step = self.reduction.steps[index]
+        current = step.values
+        changes = {}
+        for name, widget in self._form_widgets.items():
+            param = step.declarations[name]
+            value = param.validate(widget.value, f"{step.primitive}:{name}")
+            if value != current[name]:
+                changes[name] = value
+        return changes
+
+    def frames_for(self, index: int, which: str = "after") -> list:
+        """The frames shown for a step: its outputs, its inputs or their differences."""
+        red = self.reduction
+        if which == "after":
+            return red.outputs(index) if red.has_outputs(index) else []
+        before = red.inputs() if index == 0 else (
+            red.outputs(index - 1) if red.has_outputs(index - 1) else [])
+        if which == "before":
+            return before
+        after = red.outputs(index) if red.has_outputs(index) else []
+        if not after or len(after) != len(before):
+            raise GmosError(f"no difference to show: step {index + 1} turned {len(before)} "
+                            f"frame(s) into {len(after)}")
+        return [display.difference(display.tile_frame(a), display.tile_frame(b))
+                for a, b in zip(after, before)]
+
+    def show_output(self) -> None:
+        """Show the selected step's output (or input, or difference) in the ImageView."""
+        if self.reduction is None or self.selected is None:
+            return
+        index, which = self.selected, self.view_mode.value
+        step = self.reduction.steps[index]
+        try:
+            frames = self.frames_for(index, which)
+        except GmosError as exc:
+            self.image_view.clear(html.escape(str(exc)))
+            return
+        if not frames:
+            self.image_view.clear(f"Step {index + 1} ({step.label}) has not run yet.")
+            return
+        self.image_view.show(frames, title=f"{which}: step {index + 1} {step.label}",
+                             keep_zoom=True)
+
+    # -- internals ------------------------------------------------------------------------
+    def _start(self, action):
+        if self.reduction is None:
+            return None
+        if self.busy:
+            self._append_log("Already running; wait or cancel.")
+            return None
+        self.error.value = ""
+        self.last_error = None
+        self._set_busy(True)
+        if not self.background:
+            self._job(action)
+            return None
+        self.worker = threading.Thread(target=self._job, args=(action,), daemon=True,
+                                       name="gmoswidgets-steppanel")
+        self.worker.start()
+        return self.worker
+
+    def _job(self, action) -> None:
+        try:
+            action(self.reduction)
+        except Exception as exc:  # shown on its step; earlier results are kept
+            self._show_error(exc)
+        finally:
+            self._set_busy(False)
+            self._refresh_rows()
+            self._update_progress()
+            for callback in self._on_done:
+                callback(self)
+
+    def _show_error(self, exc: BaseException) -> None:
+        self.last_error = exc
+        name = "" if isinstance(exc, GmosError) else f"{type(exc).__name__}: "
+        where = ""
+        if self.reduction is not None:
+            failed = [s for s in self.reduction.steps if s.status == FAILED]
+            if failed:
+                where = f"Step {failed[0].index + 1} ({failed[0].label}) failed: "
+        self.error.value = (f"<span style='color:#c00000'><b>{html.escape(where)}</b>"
+                            f"{html.escape(name + str(exc))}</span>")
+
+    def _set_busy(self, busy: bool) -> None:
+        idle = self.reduction is None or busy
+        for button in (self.run_next_button, self.run_to_button, self.run_all_button,
+                       self.rerun_button):
+            button.disabled = idle
+        self.recipe.disabled = idle
+        self.cancel_button.disabled = not busy
+
+    def _on_recipe(self, change) -> None:
+        if self._quiet_recipe or self.reduction is None or change["new"] is None:
+            return
+        if change["new"] != self.reduction.recipe.name:
+            try:
+                self.set_files(self.reduction.files, change["new"])
+            except GmosError as exc:
+                self._show_error(exc)
+
+    def _build_rows(self) -> None:
+        self._rows = []
+        for step in self.reduction.steps:
+            button = W.Button(description=f"{step.index + 1}. {step.label}",
+                              tooltip=step.definition.doc if hasattr(step.definition, "doc") else "",
+                              layout=W.Layout(width="200px"))
+            button.add_class("gmos-step")
+            button.on_click(lambda _, i=step.index: self.select(i))
+            status = W.HTML("")
+            status.add_class("gmos-step-status")
+            elapsed = W.Label("", layout=W.Layout(width="70px"))
+            self._rows.append({"button": button, "status": status, "elapsed": elapsed,
+                               "box": W.HBox([button, status, elapsed])})
+        self.step_list.children = [row["box"] for row in self._rows]
+        self._refresh_rows()
+
+    def _refresh_rows(self) -> None:
+        if self.reduction is None:
+            return
+        for step, row in zip(self.reduction.steps, self._rows):
+            color, text = _STATUS_STYLE.get(step.status, ("#000000", step.status))
+            tip = f" title='{html.escape(str(step.error), quote=True)}'" if step.error else ""
+            row["status"].value = f"<span style='color:{color}'{tip}>{text}</span>"
+            row["elapsed"].value = "" if step.elapsed is None else f"{step.elapsed:.2f} s"
+
+    def _build_form(self, index: int) -> None:
+        step = self.reduction.steps[index]
+        own = set(step.definition.params)
+        self._form_widgets = {}
+        own_widgets, generic = [], []
+        for state in step.parameter_states():
+            widget = param_widget(state)
+            self._form_widgets[state.name] = widget
+            (own_widgets if state.name in own else generic).append(widget)
+        doc = getattr(step.definition, "doc", "") or ""
+        self.form_title.value = (f"<b>{html.escape(step.label)}</b> parameters"
+                                 + (f"<br><small>{html.escape(doc)}</small>" if doc else ""))
+        self.form.children = own_widgets + [W.HTML("<small>generic</small>")] + generic
+
+    def _update_progress(self, fraction: float = 0.0, message: str = "") -> None:
+        if self.reduction is None:
+            return
+        steps = self.reduction.steps
+        done = sum(s.status in (DONE, SKIPPED) for s in steps)
+        self.progress.value = min(1.0, (done + fraction) / max(1, len(steps)))
+        self.progress_text.value = f"{done}/{len(steps)} steps" + (f" - {message}" if message else "")
+
+    def _append_log(self, line: str) -> None:
+        self._log_lines.append(line)
+        del self._log_lines[:-_LOG_LINES]
+        self.log_box.value = "\n".join(self._log_lines)
+
+    def _on_event(self, event) -> None:
+        kind = event.kind
+        if kind == "log" and event.record is not None:
+            self._append_log(f"{event.record.levelname:<7} {event.record.getMessage()}")
+        elif kind == "progress":
+            self._update_progress(event.fraction or 0.0, event.message)
+        elif kind in ("step_started", "step_finished", "step_failed", "invalidated", "cancelled"):
+            self._refresh_rows()
+            self._update_progress()
+            if kind == "step_finished" and self.follow:
+                self.select(event.step_index)
+            elif kind == "step_failed":
+                self.select(event.step_index)
+                self._show_error(event.error or GmosError(event.message))
+            elif kind == "cancelled":
+                self._append_log(f"Cancelled during step {event.step_index + 1}; "
+                                 "earlier results are kept.")

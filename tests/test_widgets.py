@@ -1,0 +1,483 @@
+"""Widget panels driven without a browser: set values, click, assert kernel calls and state."""
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from PIL import Image
+
+from gmoswidgets import CalDBPanel, FilePanel, ImageView, ReductionApp, SkyView, StepPanel
+from gmoswidgets.caldb import CalibrationService
+from gmoswidgets.errors import ExpressionError
+from gmoswidgets.frame import read_frame
+from gmoswidgets.select import expr_parser, select_data
+from gmoswidgets.widgets import _aladin_offline
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _png_size(widget_image):
+    return Image.open(io.BytesIO(widget_image.value)).size
+
+
+# -- package ---------------------------------------------------------------------------
+
+def test_import_gmoswidgets_loads_no_widget_library():
+    code = ("import sys, gmoswidgets; "
+            "bad = [m for m in ('ipywidgets', 'bqplot', 'ipyaladin') if m in sys.modules]; "
+            "assert not bad, bad; "
+            "assert gmoswidgets.ImageView.__name__ == 'ImageView'; "
+            "assert 'ipywidgets' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- ImageView -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def science4(tutorial4):
+    return read_frame(tutorial4.science[0])
+
+
+def test_preview_of_full_2x2_frame_is_bounded(tutorial2):
+    frame = read_frame(tutorial2.science[0])
+    view = ImageView(frame, debounce=0)
+    assert view.tiled.shape == (2112, 3072)              # 3 CCDs of 2048x4224 binned 2x2
+    nbytes = len(view.image_mark.image.value)
+    width, height = _png_size(view.image_mark.image)
+    assert max(width, height) <= 1024 and view.preview.factor == 3
+    assert nbytes < 800_000, nbytes                        # vs 26 MB of float32 pixels
+    assert view.image_mark.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_style_controls_send_a_new_image(science4):
+    view = ImageView(science4, debounce=0)
+    seen = [view.image_mark.image]
+    for widget, value in ((view.stretch, "asinh"), (view.cmap, "viridis"), (view.cut, "minmax"),
+                          (view.cut, "percentile"), (view.percentile, 90.0)):
+        widget.value = value
+        assert view.image_mark.image is not seen[-1]        # bqplot only redraws a new Image
+        seen.append(view.image_mark.image)
+    assert len({img.value for img in seen}) == len(seen)
+    assert view.percentile.layout.display is None           # shown for the percentile cut
+    low, high = view.preview.limits
+    finite = view.tiled.data[np.isfinite(view.tiled.data)]
+    assert low == pytest.approx(np.percentile(finite, 5), rel=0.05)
+    assert high == pytest.approx(np.percentile(finite, 95), rel=0.05)
+
+
+def test_zoom_rerenders_visible_region_sharper(science4):
+    view = ImageView(science4, debounce=0, max_size=256)
+    whole = view.preview
+    view.sx.min, view.sx.max = 600.0, 700.0                  # what PanZoom does in the browser
+    view.sy.min, view.sy.max = 500.0, 560.0
+    assert view.preview.factor == 1 < whole.factor
+    x0, x1, y0, y1 = view.image_mark.x.tolist() + view.image_mark.y.tolist()
+    assert (x0, x1, y0, y1) == (599.5, 700.5, 499.5, 560.5)
+    view.reset_button.click()
+    assert view.preview.factor == whole.factor
+
+
+def test_debounced_zoom_renders_once_after_the_last_change(science4):
+    view = ImageView(science4, debounce=0.05, max_size=256)
+    renders = []
+    view.status.observe(lambda ch: renders.append(ch["new"]), names="value")
+    view.sx.min, view.sx.max = 100.0, 200.0
+    view.sy.min, view.sy.max = 100.0, 150.0
+    view._timer.join(2)
+    assert len(renders) == 1 and view.preview.factor == 1
+
+
+def test_click_readout_shows_value_var_dq_and_sky(science4):
+    view = ImageView(science4, debounce=0)
+    mouse = view.figure.interaction                   # clicks and moves pass PanZoom's layer
+    assert type(mouse).__name__ == "MouseInteraction"
+    assert type(mouse.next).__name__ == "PanZoom" and mouse.events == ["click", "mousemove"]
+    view._on_mouse(mouse, {"event": "click", "pixel": {"x": 1, "y": 2},
+                           "domain": {"x": 700.2, "y": 400.6}})
+    out = view.last_readout
+    hit = view.tiled.piece_at(700.2, 400.6)
+    piece, row, col = hit
+    assert out.value == float(science4[piece.ext].data[row, col])
+    assert out.ra is not None and abs(out.ra - science4.descriptor("ra")) < 0.1
+    assert "value=" in view.readout.value and "RA=" in view.readout.value
+
+
+def test_dq_overlay_and_source_markers():
+    from test_display import _raw_like_frame
+    from gmoswidgets.dq import COSMIC_RAY
+    frame = _raw_like_frame()
+    frame.exts[3].mask[5:8, 6:9] = COSMIC_RAY
+    frame.exts[4].objcat = Table({"X_IMAGE": [7.0, 9.0], "Y_IMAGE": [11.0, 3.0]})
+    view = ImageView(frame, debounce=0)
+    assert not view.dq_mark.visible
+    view.dq_toggle.value = True
+    assert view.dq_mark.visible and view.overlay is not None
+    rgba = np.asarray(Image.open(io.BytesIO(view.dq_mark.image.value)))
+    assert (rgba[..., 3] > 0).sum() == 9
+    assert list(view.source_mark.x) == [66.0, 68.0] and view.source_mark.visible
+    view.sources_toggle.value = False
+    assert not view.source_mark.visible
+
+
+def test_show_new_frame_updates_in_place_and_lists_frames(tutorial4):
+    frames = [read_frame(p) for p in tutorial4.science[:2]]
+    view = ImageView(frames[0], debounce=0)
+    first = view.image_mark.image.value
+    view.show(frames, keep_zoom=True)
+    assert view.frame_select.options[1][0].endswith(frames[1].filename)
+    view.frame_select.value = 1
+    assert view.tiled.frame is frames[1] and view.image_mark.image.value != first
+    counts = view.hist_mark.y
+    assert len(counts) == 65 == len(view.hist_mark.x) and max(counts) > 1
+
+
+# -- SkyView ---------------------------------------------------------------------------------
+
+def test_skyview_is_offline_and_draws_footprints(science4):
+    sky = SkyView([science4], layer_size=128)
+    assert type(sky.aladin).__name__ == "OfflineAladin"         # vendored Aladin Lite by default
+    esm = sky.aladin.get_state()["_esm"]                          # what the browser receives
+    assert "esm.sh" not in esm and "createObjectURL" in esm
+    assert len(sky.footprints) == 3                              # one per CCD
+    assert all(p.startswith("POLYGON ICRS ") for _, p in sky.footprints)
+    target = sky.aladin.target
+    assert abs(target.ra.deg - science4.descriptor("ra")) < 0.05
+    assert abs(target.dec.deg - science4.descriptor("dec")) < 0.05
+    assert 0.1 < sky.aladin.fov.deg < 0.5                         # 8' x 5.7' CCDs, with margin
+    assert len(sky.layers) == 1 and max(sky.layers[0][0].data.shape) <= 128
+
+
+def test_skyview_stack_sources_and_redraw():
+    from test_display import _raw_like_frame
+    frames = [_raw_like_frame(), _raw_like_frame()]
+    stack = _raw_like_frame()
+    stack.exts[4].objcat = Table({"X_IMAGE": [7.0, 9.0], "Y_IMAGE": [11.0, 3.0]})
+    sky = SkyView(frames, stack=stack)
+    assert len(sky.footprints) == 9 and len(sky.sources) == 2
+    assert len(sky.aladin.overlays) == 4                 # 2 frames, stack, sources
+    sky.show(frames[:1])
+    assert len(sky.footprints) == 3 and sky.sources is None
+    assert len(sky.aladin.overlays) == 1                 # old overlays removed
+
+
+def test_aladin_class_choices(tmp_path, monkeypatch):
+    import ipyaladin
+    assert _aladin_offline.aladin_class("cdn") is ipyaladin.Aladin
+    url_cls = _aladin_offline.aladin_class("voila/files/vendor/aladin.js")
+    assert 'new URL("voila/files/vendor/aladin.js",document.baseURI)' in url_cls()._esm
+    local = tmp_path / "aladin.js"
+    local.write_text("export default {};")
+    monkeypatch.setenv(_aladin_offline.ENV_VAR, str(local))
+    cls = _aladin_offline.aladin_class()
+    # a target given as coordinates never needs the network
+    widget = cls(target="10.6847 41.2687", fov=0.5)
+    assert issubclass(cls, ipyaladin.Aladin) and '"export default {};"' in widget._esm
+    assert widget.target.ra.deg == pytest.approx(10.6847)
+
+
+# -- FilePanel ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def file_panel(tutorial4):
+    return FilePanel(tutorial4.directory)
+
+
+@pytest.mark.parametrize("tags, xtags, expr", [
+    (["BIAS"], [], "True"),
+    (["FLAT"], [], 'filter_name=="i"'),
+    ([], ["CAL"], "True"),
+    ([], [], '(object=="starfield" and exposure_time==10.)'),
+    ([], [], 'observation_class=="science" or exposure_time>20'),
+    ([], [], 'ut_date<"2017-06-14"'),
+])
+def test_file_filters_match_dataselect(file_panel, tutorial4, tags, xtags, expr):
+    file_panel.tags.value, file_panel.xtags.value, file_panel.expression.value = tags, xtags, expr
+    file_panel.apply_button.click()
+    expected = select_data(sorted(tutorial4.directory.glob("*.fits")), tags, xtags, expr)
+    assert file_panel.selected == expected and expected
+    names = [c.description for c in file_panel.table.children if "gmos-file-row" in c._dom_classes]
+    assert sorted(names) == sorted(p.name for p in expected)
+
+
+def test_file_expression_error_is_the_parser_message(file_panel):
+    file_panel.tags.value, file_panel.xtags.value = [], []
+    file_panel.expression.value = 'filter_name="i"'
+    file_panel.apply_button.click()
+    with pytest.raises(ExpressionError) as info:
+        expr_parser('filter_name="i"')
+    assert file_panel.selected == []
+    assert "single &#x27;=&#x27;" in file_panel.message.value or "single '='" in file_panel.message.value
+    from html import escape
+    assert escape(str(info.value), quote=False) in file_panel.message.value
+
+
+def test_file_table_sorts_saves_and_previews(file_panel, tutorial4, tmp_path):
+    file_panel.tags.value, file_panel.xtags.value, file_panel.expression.value = ["FLAT"], [], "True"
+    file_panel.apply_button.click()
+    assert file_panel.list_name.value == "list_of_flats.txt"        # the tutorial's name
+    header = next(c for c in file_panel.table.children if getattr(c, "description", "")
+                  .startswith("exposure_time"))
+    header.click()
+    rows = [r for r in file_panel._sorted_rows()]
+    times = [r.values["exposure_time"] for r in rows]
+    assert times == sorted(times) and len(set(times)) > 1    # flats: 40 to 16 s
+    header = next(c for c in file_panel.table.children if getattr(c, "description", "")
+                  .startswith("exposure_time"))
+    header.click()
+    assert [r.values["exposure_time"] for r in file_panel._sorted_rows()] == sorted(times)[::-1]
+    # untick one, save the rest as a list file
+    checks = [c for c in file_panel.table.children if c.__class__.__name__ == "Checkbox"]
+    checks[0].value = False
+    target = file_panel.save(str(tmp_path / "list_of_flats.txt"))
+    lines = target.read_text().split()
+    assert len(lines) == len(rows) - 1 and all(line.endswith(".fits") for line in lines)
+    handed = []
+    file_panel.on_selection(lambda paths, name: handed.append((paths, name)))
+    file_panel.use_button.click()
+    assert [str(p) for p in handed[0][0]] == lines
+    # click a file name: preview
+    button = next(c for c in file_panel.table.children if "gmos-file-row" in c._dom_classes)
+    button.click()
+    assert file_panel.image_view.tiled.frame.filename == button.description
+
+
+# -- StepPanel ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bias_panel(tutorial4, tmp_path_factory):
+    """A StepPanel on one night's biases (N20170613S0180-184), not run yet."""
+    work = tmp_path_factory.mktemp("bias_panel")
+    files = select_data(tutorial4.files, ["BIAS"], [], 'ut_date=="2017-06-13"')
+    assert len(files) == 5
+    return StepPanel(files=files, background=False, workdir=work)
+
+
+@pytest.fixture(scope="module")
+def master_bias(bias_panel):
+    """The master bias made by the bias panel (run to its end if a test has not)."""
+    if not bias_panel.reduction.finished:
+        bias_panel.run_all()
+    return bias_panel.reduction.output_filenames[0]
+
+
+def test_steppanel_runs_bias_recipe_step_by_step(bias_panel):
+    panel = bias_panel
+    red = panel.reduction
+    assert red.recipe.name == "makeProcessedBias"
+    labels = [row["button"].description for row in panel._rows]
+    assert labels[0] == "1. prepare" and labels[-1].endswith("storeProcessedBias")
+    pngs = [panel.image_view.image_mark.image.value]
+    for i in range(len(red.steps)):
+        panel.run_next_button.click()
+        assert red.steps[i].status == "done"
+        assert "done" in panel._rows[i]["status"].value and panel._rows[i]["elapsed"].value
+        assert panel.selected == i
+        pngs.append(panel.image_view.image_mark.image.value)
+    # the preview changed after every step that changes pixels (prepare, overscan, stack)
+    assert pngs[1] != pngs[0] and pngs[4] != pngs[3] and pngs[5] != pngs[4]
+    assert panel.progress.value == 1.0
+    assert "makeProcessedBias" in panel.title.value and "wrote" in panel.log_box.value
+    assert red.output_filenames and red.output_filenames[0].endswith("_bias.fits")
+
+
+def test_steppanel_form_tooltips_come_from_declarations(bias_panel):
+    panel = bias_panel
+    index = panel.reduction.step("overscanCorrect").index
+    panel._rows[index]["button"].click()
+    step = panel.reduction.steps[index]
+    for name, widget in panel._form_widgets.items():
+        assert widget.tooltip == step.declarations[name].doc
+    assert set(step.definition.params) <= set(panel._form_widgets)
+
+
+def test_steppanel_rerun_with_changed_parameter_updates_only_later_steps(bias_panel):
+    panel = bias_panel
+    red = panel.reduction
+    index = red.step("overscanCorrect").index
+    earlier = [red.outputs(i)[0] for i in range(index)]
+    earlier_elapsed = [s.elapsed for s in red.steps[:index]]
+    before = red.outputs(index)[0][0].data.copy()
+    panel.select(index)
+    panel._form_widgets["nbiascontam"].value = "12"        # optional int: a text box
+    assert panel.form_changes() == {"nbiascontam": 12}
+    panel.rerun_button.click()
+    assert [red.outputs(i)[0] for i in range(index)] == earlier          # same objects
+    assert all(a is b for a, b in zip([red.outputs(i)[0] for i in range(index)], earlier))
+    assert [s.elapsed for s in red.steps[:index]] == earlier_elapsed
+    assert red.steps[index].source("nbiascontam") == "user"
+    assert panel.selected == len(red.steps) - 1                 # follows the run to its end
+    panel.select(index)
+    assert "nbiascontam (user)" in panel._form_widgets["nbiascontam"].description
+    assert all(s.status == "done" for s in red.steps)
+    assert not np.array_equal(red.outputs(index)[0][0].data, before)
+
+
+def test_steppanel_before_after_difference(bias_panel):
+    panel = bias_panel
+    red = panel.reduction
+    index = red.step("overscanCorrect").index
+    panel.select(index)
+    panel.view_mode.value = "before"
+    before = panel.image_view.tiled.data.copy()
+    panel.view_mode.value = "after"
+    after = panel.image_view.tiled.data.copy()
+    panel.view_mode.value = "difference"
+    diff = panel.image_view.tiled.data
+    np.testing.assert_allclose(diff, after - before, equal_nan=True)
+    assert np.nanmedian(diff) < -100               # the overscan (bias) level was removed
+    panel.view_mode.value = "after"
+
+
+def test_steppanel_spills_to_disk_beyond_its_memory_budget(tutorial4, tmp_path):
+    files = select_data(tutorial4.files, ["BIAS"])[:2]
+    assert StepPanel(files=files, background=False, workdir=tmp_path).reduction.keep == "all"
+    panel = StepPanel(files=files, background=False, workdir=tmp_path, memory_budget=1e6)
+    red = panel.reduction
+    assert red.keep == "spill"
+    panel.run_to(3)
+    assert red.outputs(0)[0] is not red.outputs(0)[0]       # read back from the spill files
+    panel.select(1)
+    panel.view_mode.value = "difference"            # read back from disk for the view
+    np.testing.assert_allclose(panel.image_view.tiled.data[10:20, 10:20], 0, atol=1e-6)
+    assert red.steps[3].status == "done"
+
+
+def test_steppanel_background_run_and_cancel(tutorial4, tmp_path):
+    files = select_data(tutorial4.files, ["BIAS"])[:3]
+    panel = StepPanel(files=files, background=True, workdir=tmp_path, follow=False)
+    worker = panel.run_to(2)
+    assert worker is not None
+    panel.join(60)
+    assert [s.status for s in panel.reduction.steps[:3]] == ["done"] * 3
+    assert not panel.busy and not panel.run_all_button.disabled
+    # cancel: requested before the next step starts, the run stops; results are kept
+    panel.reduction.subscribe(lambda ev: panel.cancel() if ev.kind == "step_started" else None)
+    panel.run_all()
+    panel.join(60)
+    assert panel.reduction.steps[2].status == "done"
+    assert panel.reduction.steps[-1].status == "pending"
+    assert "cancel" in panel.error.value.lower()
+
+
+def test_steppanel_error_is_shown_on_its_step(tutorial4, tmp_path):
+    empty = CalibrationService(database_dir=tmp_path / "emptydb")
+    empty.init()
+    files = select_data(tutorial4.files, ["FLAT"])[:2]
+    panel = StepPanel(files=files, background=False, workdir=tmp_path, calservice=empty)
+    panel.run_all_button.click()
+    red = panel.reduction
+    failed = [s for s in red.steps if s.status == "failed"]
+    assert len(failed) == 1 and failed[0].primitive == "biasCorrect"
+    assert "failed" in panel._rows[failed[0].index]["status"].value
+    assert "biasCorrect" in panel.error.value and "processed_bias" in panel.error.value
+    assert all(s.status == "done" for s in red.steps[:failed[0].index])
+    assert red.has_outputs(failed[0].index - 1)            # earlier results kept
+
+
+# -- CalDBPanel ------------------------------------------------------------------------------
+
+def test_caldb_panel_add_list_remove_explain(master_bias, bias_panel, tutorial2, tmp_path):
+    service = CalibrationService(database_dir=tmp_path / "db")
+    panel = CalDBPanel(service)
+    assert "caldb init" in panel.config_text.value
+    panel.init_button.click()
+    assert "0 processed_bias" in panel.config_text.value
+    bias = master_bias
+    panel.add_path.value = bias
+    panel.add_button.click()
+    assert [e.filename for e in service.list_files()] == [bias.split("/")[-1]]
+    labels = [c.value for c in panel.table.children if hasattr(c, "value")]
+    assert "processed_bias" in labels and "4x4" in labels and "slow/low" in labels
+    # a raw file is refused with the service's message
+    panel.add_path.value = str(bias_panel.reduction.files[0])
+    panel.add_button.click()
+    assert "not a processed calibration" in panel.message.value
+    # explain: the 4x4 bias cannot calibrate a 2x2 science frame
+    panel.explain_path.value = str(tutorial2.science[0])
+    panel.explain_button.click()
+    assert set(panel.reports) == {"processed_bias", "processed_flat"}
+    report = panel.reports["processed_bias"][0]
+    assert not report.chosen and report.reasons
+    failed = [name for name, ok, _ in report.checks if not ok]
+    assert any("bin" in name.lower() for name in failed)
+    assert "rejected" in panel.explanation.value and not panel.matches["processed_bias"].found
+    # ... and is chosen for a 4x4 science frame of its epoch
+    panel.explain(bias_panel.reduction.files[0].parent / "N20170614S0201.fits",
+                  ["processed_bias"])
+    assert panel.reports["processed_bias"][0].chosen and panel.matches["processed_bias"].found
+    # remove
+    remove = next(c for c in panel.table.children if "gmos-caldb-remove" in c._dom_classes)
+    remove.click()
+    assert service.list_files() == [] and "file kept" in panel.message.value
+
+
+def test_caldb_panel_shows_missing_files(master_bias, tmp_path):
+    import shutil
+    copy = tmp_path / "N20170613S0180_bias.fits"
+    shutil.copy(master_bias, copy)
+    service = CalibrationService(database_dir=tmp_path / "db2")
+    service.init()
+    panel = CalDBPanel(service)
+    panel.add(copy)
+    copy.unlink()
+    panel.refresh_button.click()
+    assert "missing" in "".join(c.value for c in panel.table.children if hasattr(c, "value"))
+
+
+# -- ReductionApp ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def app(tutorial4, tmp_path_factory):
+    work = tmp_path_factory.mktemp("app")
+    return ReductionApp(tutorial4.directory, workdir=work, database_dir=work / "db",
+                        background=False)
+
+
+def test_app_layout_follows_the_tutorial(app):
+    assert "gmos-app" in app._dom_classes
+    titles = [app.tabs.get_title(i) for i in range(len(app.tabs.children))]
+    assert titles == ["1. Files", "2. Calibration database", "3. Master bias", "4. Master flat",
+                      "5. Science", "6. Stack and sky"]
+    for key, css in (("bias", "gmos-make-bias"), ("flat", "gmos-make-flat"),
+                     ("science", "gmos-reduce-science")):
+        assert css in app.stage_buttons[key]._dom_classes
+    assert all("<p>" in tab.children[0].value for tab in app.tabs.children)   # explanations
+
+
+def test_app_hands_file_selection_to_the_step_panel(app):
+    panel = app.file_panel
+    panel.tags.value, panel.xtags.value, panel.expression.value = ["FLAT"], [], "True"
+    panel.apply_button.click()
+    panel.use_button.click()
+    assert app.stage == "flat" and app.step_panel.reduction.recipe.name == "makeProcessedFlat"
+    assert [p.name for p in app.step_panel.reduction.files] == [p.name for p in panel.checked]
+    button = next(c for c in panel.table.children if "gmos-file-row" in c._dom_classes)
+    button.click()                                   # the clicked file is the one to explain
+    assert app.caldb_panel.explain_path.value.endswith(button.description)
+
+
+def test_app_makes_bias_and_flat_into_caldb(app):
+    app.stage_buttons["bias"].click()
+    assert (app.workdir / "list_of_bias.txt").read_text().count(".fits") == 10
+    assert [e.caltype for e in app.caldb_panel.service.list_files()] == ["processed_bias"]
+    assert "added to the calibration database" in app.status.value
+    app.stage_buttons["flat"].click()
+    assert sorted(e.caltype for e in app.caldb_panel.service.list_files()) == [
+        "processed_bias", "processed_flat"]
+    assert app.outputs["flat"][0].endswith("_flat.fits")
+    assert app.step_panel.reduction.recipe.name == "makeProcessedFlat"
+
+
+def test_app_reduces_science_and_shows_stack_on_sky(app):
+    if "flat" not in app.outputs:
+        pytest.skip("needs the bias and flat stages")
+    app.stage_buttons["science"].click()
+    assert app.outputs["science"][0].endswith("_stack.fits"), app.status.value
+    assert app.result_view.tiled.frame.filename.endswith("_stack.fits")
+    assert app.result_view.preview is not None
+    sky = app.sky_view
+    assert len(sky.footprints) == 5 * 3 + 1 and len(sky.layers) == 1
+    assert sky.sources is not None and len(sky.sources) > 20
+    assert "gmos-skyview" in app.sky_box.children[0]._dom_classes

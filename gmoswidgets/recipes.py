@@ -2,7 +2,8 @@
 
 The sequences follow DRAGONS' GMOS imaging recipes in sq mode
 (``geminidr/gmos/recipes/sq/``; see ``shared/reference/dragons-gmos-imaging.md``
-section 1.0).  A recipe step may fix parameter values (``stackFrames(zero=True)``
+section 1.0), with one addition: the science recipes run ``detectSources`` on
+the stack, so that the ``_stack`` file carries its own OBJCAT (source table).  A recipe step may fix parameter values (``stackFrames(zero=True)``
 in the science recipe); :data:`Step.fixed` records them so that a user
 override of such a value is seen and reported, never silently dropped.
 """
@@ -70,7 +71,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            _steps(*_SCIENCE_START, "flatCorrect", "fringeCorrect", "QECorrect", "mosaicDetectors",
                   "detectSources", "adjustWCSToReference", "resampleToCommonFrame",
                   "flagCosmicRaysByStacking", "scaleCountsToReference",
-                  ("stackFrames", {"zero": True}), "storeProcessedScience"),
+                  ("stackFrames", {"zero": True}), "detectSources", "storeProcessedScience"),
            frozenset({"GMOS", "IMAGE"}), frozenset({"CAL", "PROCESSED", "THRUSLIT"}), default=True,
            doc="Calibrate, mosaic, align and stack dithered science images (_stack, electrons)."),
     Recipe("makeProcessedFringe",
@@ -79,7 +80,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            doc="Build a fringe frame from dithered science images (_fringe)."),
     Recipe("alignAndStack",
            _steps("detectSources", "adjustWCSToReference", "resampleToCommonFrame",
-                  "scaleCountsToReference", ("stackFrames", {"zero": True}),
+                  "scaleCountsToReference", ("stackFrames", {"zero": True}), "detectSources",
                   "storeProcessedScience"),
            frozenset({"GMOS", "IMAGE"}), frozenset({"CAL"}),
            doc="Align and stack already-reduced images, e.g. several _stack files."),

@@ -68,7 +68,11 @@ def _usable(ext: Extension, bits: int = _EXCLUDE_BITS) -> np.ndarray:
 def median_stack(frames, offsets):
     """Median of single-extension images after adding ``offsets``.
 
-    Pixels flagged bad_pixel, no_data or unilluminated are left out.
+    Pixels flagged bad_pixel, no_data or unilluminated are left out.  Cosmic
+    rays on unilluminated pixels are therefore not looked for: those pixels
+    carry no sky signal and stay flagged (64) in the stack's DQ.  (The
+    illumination edge moves across the sky with each dither and its mask is
+    only approximate, so comparing dark and lit pixels would flag sky.)
 
     Returns
     -------

@@ -81,17 +81,21 @@ def median_stack(frames, offsets):
     variance : numpy.ndarray
         float32 variance of the median, ``pi/2 * mean(VAR) / n``, or None
         when the inputs have no VAR.
+    count : numpy.ndarray
+        uint8 number of images with a usable pixel.
     """
     shape = frames[0].exts[0].data.shape
     median = np.empty(shape, np.float32)
     has_var = all(f.exts[0].variance is not None for f in frames)
     variance = np.empty(shape, np.float32) if has_var else None
+    counts = np.empty(shape, np.uint8)
     for r0 in range(0, shape[0], _CHUNK_ROWS):
         rows = slice(r0, min(r0 + _CHUNK_ROWS, shape[0]))
         stack = np.stack([np.where(_usable(f.exts[0], _STACK_EXCLUDE_BITS)[rows],
                                    f.exts[0].data[rows] + np.float32(o),
                                    np.nan) for f, o in zip(frames, offsets)])
         count = np.isfinite(stack).sum(axis=0)
+        counts[rows] = count
         ordered = np.sort(stack, axis=0)  # NaNs sort last
         lo = np.maximum(count - 1, 0) // 2
         hi = np.maximum(count, 1) // 2
@@ -103,7 +107,39 @@ def median_stack(frames, offsets):
                             for f, s in zip(frames, stack)]).sum(axis=0)
             n = np.maximum(count, 1)
             variance[rows] = np.where(count > 0, np.pi / 2 * var / n / n, np.inf)
-    return median, variance
+    return median, variance, counts
+
+
+#: Threshold (in sigma of the difference) where only two images cover a pixel.
+_PAIR_SIGMA = 5.0
+#: Threshold (sigma) for the neighbours of a flagged pixel to be flagged too.
+_NEIGHBOUR_SIGMA = 4.0
+#: A pixel is sharper than any star when its excess over the 5x5 median is
+#: this many times the excess of the 3x3 median over the 5x5 one (the
+#: "fine structure" test of L.A.Cosmic, van Dokkum 2001, with its objlim).
+_SHARPNESS = 5.0
+
+
+def _sharp_peaks(data: np.ndarray, where: np.ndarray, threshold) -> np.ndarray:
+    """Pixels of ``where`` far above their surroundings and sharper than the PSF.
+
+    Where a single image covers the sky, the stack median cannot reveal its
+    cosmic rays.  A pixel more than ``threshold`` above the median of its 5x5
+    neighbourhood whose 3x3 neighbourhood is no brighter than the 5x5 one
+    (a star's is) is a cosmic ray.  The medians are computed only in the
+    boxes around ``where``, which keeps this cheap.
+    """
+    found = np.zeros(data.shape, bool)
+    labels, _ = ndimage.label(ndimage.binary_dilation(where, iterations=5))
+    threshold = np.broadcast_to(threshold, data.shape)
+    for box in ndimage.find_objects(labels):
+        values = data[box]
+        m5 = ndimage.median_filter(values, size=5, mode="nearest")
+        m3 = ndimage.median_filter(values, size=3, mode="nearest")
+        excess = values - m5
+        found[box] = where[box] & (excess > threshold[box]) \
+            & (excess > _SHARPNESS * np.maximum(m3 - m5, 0))
+    return found
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -120,6 +156,10 @@ def _disk(radius: float) -> np.ndarray:
 )
 def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
     """Flag cosmic rays by comparing each aligned image with the median of all.
+
+    Where only one image has usable sky (the dithered edges of the field),
+    a pixel is flagged when it stands out of its own neighbourhood and is
+    sharper than a star (see ``_sharp_peaks``).
 
     Parameters
     ----------
@@ -145,7 +185,8 @@ def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
                         "run mosaicDetectors and resampleToCommonFrame first")
     levels = [_level(f.exts[0].data[_usable(f.exts[0], _STACK_EXCLUDE_BITS)]) for f in frames]
     offsets = [levels[0] - level for level in levels]
-    median, median_var = median_stack(frames, offsets)
+    median, median_var, count = median_stack(frames, offsets)
+    alone = count == 1  # one image only: compare it with its own surroundings instead
     good_median = np.isfinite(median)
     objects = object_mask(np.where(good_median, median, 0), median_var,
                           np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE))
@@ -161,7 +202,18 @@ def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
             sigma = np.sqrt(np.maximum(ext.variance, 0))
         else:
             sigma = np.float32(sigma_clipped_stats(diff[candidates], sigma=3.0)[2])
-        flagged = candidates & (diff > background + hsigma * sigma)
+        # with two images the median is their mean and hides half of a hit:
+        # test the difference between the two against its own noise instead
+        pair = count == 2
+        threshold = np.where(pair, _PAIR_SIGMA * np.sqrt(2.0), hsigma) * sigma
+        excess = np.where(pair, 2 * diff, diff)
+        flagged = candidates & ~alone & (excess > background + threshold)
+        single = alone & good_median & _usable(ext)
+        if single.any():
+            flagged |= single & _sharp_peaks(ext.data, single, hsigma * sigma)
+        if flagged.any():  # the fainter tail of a hit around its core (as L.A.Cosmic's sigfrac)
+            near = ndimage.binary_dilation(flagged, structure=np.ones((3, 3), bool))
+            flagged |= near & candidates & (excess > background + _NEIGHBOUR_SIGMA * sigma)
         if structure is not None and flagged.any():
             flagged = ndimage.binary_dilation(flagged, structure=structure)
         mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()

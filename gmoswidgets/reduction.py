@@ -385,7 +385,7 @@ class CalibrationLookup:
             raise CalibrationNotFoundError(f"no {caltype} for {frame.filename}: {match.reason}. "
                                            + _how_to_get(caltype))
         path = Path(match.path)
-        self.log.info(f"using {caltype} {path.name}: {match.reason}")
+        self.log.info(f"{frame.filename}: using {caltype} {path.name}: {match.reason}")
         key = (str(path.resolve()), path.stat().st_mtime_ns)
         if key not in self._cache:
             self._cache[key] = read_frame(path)

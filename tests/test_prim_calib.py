@@ -414,3 +414,18 @@ def test_written_master_bias_reads_back(master_bias, tmp_path):
     assert len(again) == 12 and again[0].mask.dtype == np.uint16
     np.testing.assert_array_equal(again[0].data, master_bias[0].data)
     assert {"PROCESSED", "BIAS"} <= again.tags
+
+
+def test_gain_setting_survives_conversion_to_electrons(tutorial4):
+    """A high-gain frame stays 'high' after ADUToElectrons sets GAIN=1 (caldb matches on it)."""
+    from gmoswidgets.frame import read_frame
+    from gmoswidgets.primitives import StepContext, get_primitive
+    frame = read_frame(tutorial4.bias[0])
+    for ext in frame:
+        ext.header["GAIN"] = 5.0            # the raw header gain of the high-gain setting
+    assert frame.descriptor("gain_setting") == "high"
+    ctx = StepContext()
+    out = get_primitive("prepare").func([frame], ctx, require_wcs=False)
+    out = get_primitive("ADUToElectrons").func(out, ctx)
+    assert out[0][0].header["GAIN"] == 1.0
+    assert out[0].descriptor("gain_setting") == "high"

@@ -17,7 +17,7 @@ import re
 from ..errors import FileProblem
 from ..sections import Section
 from . import lookups
-from .keywords import BUNIT_ELECTRON_ALIASES
+from .keywords import BUNIT_ELECTRON_ALIASES, GAINSET
 
 __all__ = ["DESCRIPTORS", "descriptor_value", "descriptor_names", "Descriptor"]
 
@@ -265,8 +265,8 @@ def read_speed_setting(headers):
 @_descriptor()
 def gain_setting(headers):
     """Gain setting, 'low' or 'high' (raw header GAIN below 3 is low)."""
-    if "GAINSET" in headers.phu:
-        return _str(headers.phu["GAINSET"]).lower()
+    if GAINSET in headers.phu:
+        return _str(headers.phu[GAINSET]).lower()
     value = _float(_need(headers, "GAIN", headers.ext_headers[0]))
     return "low" if value is not None and value < lookups.GAIN_SETTING_THRESHOLD else "high"
 

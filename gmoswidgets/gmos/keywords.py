@@ -61,6 +61,8 @@ ORIGINAL_FILENAME = "ORIGNAME"
 # -- Keywords written by the calibration primitives (prepare ... storeProcessed*) --
 #: Per-extension detector properties written by prepare (read back by the descriptors).
 GAIN = "GAIN"
+#: PHU gain setting ('low' / 'high') recorded by prepare: GAIN becomes 1 in electrons.
+GAINSET = "GAINSET"
 RDNOISE = "RDNOISE"
 SATLEVEL = "SATLEVEL"
 NONLINEA = "NONLINEA"

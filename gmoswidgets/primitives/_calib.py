@@ -95,9 +95,6 @@ def fetch_calibration(frame, ctx, caltype: str, path=None):
     cal, cal_path, reason = ctx.calibration(frame, caltype)
     if cal is None:
         raise CalibrationNotFoundError(f"no {caltype} for {frame.filename}: {reason}")
-    if reason:
-        ctx.log.info("%s: using %s %s (%s)", frame.filename, caltype,
-                     Path(cal_path).name if cal_path else cal.filename, reason)
     return cal, (Path(cal_path) if cal_path else None)
 
 

@@ -20,7 +20,7 @@ from .. import dq
 from ..errors import CalibrationNotFoundError, FileProblem
 from ..frame import read_frame
 from ..gmos import geometry, lookups
-from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, NONLINEA, RDNOISE, SATLEVEL,
+from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
 from ..sections import Section
 from ._calib import constant_plane, detector_of, in_electrons, light_copy, matched_planes
@@ -96,6 +96,7 @@ def prepare(frames, ctx, require_wcs=True):
         saturation = frame.descriptor("saturation_level")
         nonlinear = frame.descriptor("non_linear_level")
         new = light_copy(frame)
+        new.phu[GAINSET] = (frame.descriptor("gain_setting"), "Gain setting of the readout")
         for ext, g, rn, sat, nonlin in zip(new.exts, gains, noises, saturation, nonlinear):
             ext.data = ext.data.astype(np.float32, copy=False)
             if ext.variance is not None:

@@ -130,7 +130,7 @@ def test_show_new_frame_updates_in_place_and_lists_frames(tutorial4):
     view.frame_select.value = 1
     assert view.tiled.frame is frames[1] and view.image_mark.image.value != first
     counts = view.hist_mark.y
-    assert len(counts) == 65 == len(view.hist_mark.x) and max(counts) > 1
+    assert len(counts) == 64 == len(view.hist_mark.x) and max(counts) > 1
 
 
 # -- SkyView ---------------------------------------------------------------------------------

@@ -115,9 +115,8 @@ class ImageView(W.VBox):
         self.figure.add_class("gmos-image-figure")
 
         self.hx, self.hy = bq.LinearScale(), bq.LinearScale(min=0)
-        self.hist_mark = bq.Lines(x=[0.0, 1.0], y=[0.0, 0.0], scales={"x": self.hx, "y": self.hy},
-                                  colors=["steelblue"], fill="bottom", fill_opacities=[0.6],
-                                  interpolation="step-after")
+        self.hist_mark = bq.Bars(x=[0.0, 1.0], y=[0.0, 0.0], scales={"x": self.hx, "y": self.hy},
+                                 colors=["steelblue"], padding=0.0, stroke="steelblue")
         self.hist_figure = bq.Figure(
             marks=[self.hist_mark],
             axes=[bq.Axis(scale=self.hx, num_ticks=4), bq.Axis(scale=self.hy, orientation="vertical",
@@ -248,8 +247,8 @@ class ImageView(W.VBox):
                     self._place(self.dq_mark, self.overlay)
             counts, edges = self.tiled.histogram(region)
             with self.hist_mark.hold_sync():
-                self.hist_mark.x = edges.astype(np.float64)
-                self.hist_mark.y = np.append(counts, counts[-1]).astype(np.float64)
+                self.hist_mark.x = (0.5 * (edges[:-1] + edges[1:])).astype(np.float64)
+                self.hist_mark.y = counts.astype(np.float64)
             self.hx.min, self.hx.max = float(edges[0]), float(edges[-1])
             self.render_seconds = time.perf_counter() - start
             low, high = preview.limits

@@ -253,6 +253,7 @@ def test_reduce_science_shows_the_stack_and_the_sky(walk):
         stack = read_frame(walk.server.data_dir / "playground" / "N20170614S0201_stack.fits")
         catalogued = sum(len(ext.objcat) for ext in stack if ext.objcat is not None)
         walk.timings["stack_objcat_sources"] = catalogued
+        assert catalogued > 100
         assert result.locator(".gmos-image-figure .dot").count() == catalogued
         # the SkyView: Aladin Lite (the local copy) draws the frames' footprints
         page.locator(".gmos-aladin canvas >> visible=true").first.wait_for(timeout=60_000)
@@ -266,7 +267,8 @@ def test_reduce_science_shows_the_stack_and_the_sky(walk):
 
 def test_detected_sources_are_marked(walk):
     with walk.stage("sources", "science") as page:
-        walk.visible(".gmos-step-list").locator(".gmos-step", has_text="detectSources").click()
+        # the first detectSources runs on the mosaics (the second, on the stack)
+        walk.visible(".gmos-step-list").locator(".gmos-step", has_text="detectSources").first.click()
         walk.wait_text(".gmos-step-output", "detectSources", 30_000)
         page.locator(".gmos-step-output .gmos-image-figure").first.scroll_into_view_if_needed()
         page.wait_for_function(

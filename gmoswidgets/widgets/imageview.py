@@ -114,7 +114,7 @@ class ImageView(W.VBox):
             layout=W.Layout(width="100%", height=height))
         self.figure.add_class("gmos-image-figure")
 
-        self.hx, self.hy = bq.LinearScale(), bq.LinearScale(min=0)
+        self.hx, self.hy = bq.LinearScale(), bq.LinearScale(min=0.0, max=1.05)
         self.hist_mark = bq.Bars(x=[0.0, 1.0], y=[0.0, 0.0], scales={"x": self.hx, "y": self.hy},
                                  colors=["steelblue"], padding=0.0, stroke="steelblue")
         self.hist_figure = bq.Figure(
@@ -248,7 +248,9 @@ class ImageView(W.VBox):
             counts, edges = self.tiled.histogram(region)
             with self.hist_mark.hold_sync():
                 self.hist_mark.x = (0.5 * (edges[:-1] + edges[1:])).astype(np.float64)
-                self.hist_mark.y = counts.astype(np.float64)
+                # log counts scaled to 1: a fixed y range draws reliably and shows the tails
+                logc = np.log1p(counts.astype(np.float64))
+                self.hist_mark.y = logc / max(float(logc.max()), 1e-12)
             self.hx.min, self.hx.max = float(edges[0]), float(edges[-1])
             self.render_seconds = time.perf_counter() - start
             low, high = preview.limits

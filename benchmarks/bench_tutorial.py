@@ -68,12 +68,16 @@ def main(argv=None) -> int:
         print(f"simulated the {args.binning}x{args.binning} data set in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
     from gmoswidgets.caldb import CalibrationService
-    CalibrationService(database_dir=playground).init(wipe=True)
+    stages = args.stages.split(",")
+    if stages[0] == "bias":          # a full run starts from an empty database
+        CalibrationService(database_dir=playground).init(wipe=True)
     results = []
-    for stage in args.stages.split(","):
-        out = subprocess.run([sys.executable, __file__, "--stage", stage, "--dir", str(playground)],
-                             check=True, capture_output=True, text=True).stdout
-        result = json.loads(out.strip().splitlines()[-1])
+    for stage in stages:
+        proc = subprocess.run([sys.executable, __file__, "--stage", stage, "--dir", str(playground)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"stage {stage} failed:\n{proc.stderr[-3000:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(result)
         print(json.dumps(result), flush=True)
     print(f"\n{args.binning}x{args.binning}: stage, files, wall s, CPU s, peak RSS MB")

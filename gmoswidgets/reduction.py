@@ -391,6 +391,10 @@ class CalibrationLookup:
             self._cache[key] = read_frame(path)
         return self._cache[key], path, match.reason
 
+    def release(self) -> None:
+        """Forget the loaded calibration frames (they are read again when next needed)."""
+        self._cache.clear()
+
 
 # --------------------------------------------------------------------------- storage of outputs
 class _Stored:
@@ -829,6 +833,8 @@ class Reduction:
                 self.log.debug(f"{step.label} traceback", exc_info=True)
             self._emit(Event("step_failed", index, str(exc), error=exc, elapsed=step.elapsed))
             raise
+        if self.keep != "all" and isinstance(self._lookup, CalibrationLookup):
+            self._lookup.release()  # a master bias or flat is not held for the whole reduction
         step.status = status
         step.elapsed = time.perf_counter() - start
         self.log.debug(f"{step.label} took {step.elapsed:.2f} s")
@@ -867,6 +873,7 @@ class Reduction:
             add_history(frame, step.primitive, params, started, stopped)
             frame.filename = output_filename(frame, step.suffix)
             outputs.append(frame)
+        self._current_inputs = []  # only needed while the primitive runs: do not hold them
         return outputs
 
     def _lookup_for_step(self, frame, caltype: str):

@@ -8,6 +8,7 @@ from .skyview import SkyView
 from .filepanel import FilePanel
 from .caldbpanel import CalDBPanel
 from .steppanel import StepPanel
+from .downloadpanel import DownloadPanel
 from .app import ReductionApp
 
-__all__ = ["CalDBPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]
+__all__ = ["CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]

@@ -12,6 +12,7 @@ from ..frame import read_frame, read_headers
 from ..gmos.tags import tags_of
 from ..select import select_data
 from .caldbpanel import CalDBPanel
+from .downloadpanel import DownloadPanel
 from .filepanel import FilePanel
 from .imageview import ImageView
 from .skyview import SkyView
@@ -88,6 +89,10 @@ class ReductionApp(W.VBox):
             service = CalibrationService(database_dir=database_dir)
             service.init()
         self.file_panel = FilePanel(directory)
+        self.download_panel = DownloadPanel(directory, background=background)
+        self.download_panel.on_downloaded(lambda folder: self.file_panel.scan(folder))
+        downloads = W.Accordion(children=[self.download_panel], titles=("Get real GMOS data",))
+        downloads.selected_index = None
         self.caldb_panel = CalDBPanel(service)
         self.step_panel = StepPanel(background=background, workdir=self.workdir,
                                     calservice=self.caldb_panel.service)
@@ -115,7 +120,7 @@ class ReductionApp(W.VBox):
             self.stage_buttons[key] = button
             stage_tabs.append(W.VBox([W.HTML(f"<p>{text}</p>"), button]))
         self.tabs = W.Tab(children=[
-            W.VBox([W.HTML(f"<p>{_INTRO['files']}</p>"), self.file_panel]),
+            W.VBox([W.HTML(f"<p>{_INTRO['files']}</p>"), self.file_panel, downloads]),
             W.VBox([W.HTML(f"<p>{_INTRO['caldb']}</p>"), self.caldb_panel]),
             *stage_tabs,
             W.VBox([W.HTML(f"<p>{_INTRO['result']}</p>"), self.result_view, self.sky_box]),

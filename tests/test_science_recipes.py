@@ -1,4 +1,5 @@
 """Science recipes at 4x4: parameters and suffix, alignAndStack, fringe frames through caldb."""
+import contextlib
 import json
 import os
 
@@ -14,21 +15,28 @@ from gmoswidgets.reduction import Reduction
 pytestmark = pytest.mark.slow
 
 
+@contextlib.contextmanager
+def default_service(caldb):
+    """Make ``caldb`` the default service (as the seed's set_calservice()) while in the block."""
+    saved = caldb_service._DEFAULT["service"]
+    caldb_service._DEFAULT["service"] = caldb
+    try:
+        yield caldb
+    finally:
+        caldb_service._DEFAULT["service"] = saved
+
+
 @pytest.fixture(scope="module")
 def calibrated4(tutorial4, tmp_path_factory):
     """A playground with the 4x4 master bias and flat in its calibration database."""
     playground = tmp_path_factory.mktemp("science4")
     caldb = CalibrationService(database_dir=playground)
     caldb.init()
-    saved = caldb_service._DEFAULT["service"]
-    caldb_service._DEFAULT["service"] = caldb
-    try:
+    with default_service(caldb):
         for files in (tutorial4.bias, tutorial4.flat):
             red = Reduce(files=[str(f) for f in files], workdir=playground)
             red.runr()
             caldb.add_cal(playground / red.output_filenames[0])
-    finally:
-        caldb_service._DEFAULT["service"] = saved
     return playground, caldb, tutorial4
 
 
@@ -36,10 +44,8 @@ def calibrated4(tutorial4, tmp_path_factory):
 def using(calibrated4):
     """Make the playground's database the default one, as the seed's set_calservice() does."""
     playground, caldb, data = calibrated4
-    saved = caldb_service._DEFAULT["service"]
-    caldb_service._DEFAULT["service"] = caldb
-    yield playground, caldb, data
-    caldb_service._DEFAULT["service"] = saved
+    with default_service(caldb):
+        yield playground, caldb, data
 
 
 def test_stack_scale_parameter_and_suffix(using):
@@ -100,9 +106,7 @@ def test_fringe_frame_through_caldb(tmp_path):
     playground.mkdir()
     caldb = CalibrationService(database_dir=playground)
     caldb.init()
-    saved = caldb_service._DEFAULT["service"]
-    caldb_service._DEFAULT["service"] = caldb
-    try:
+    with default_service(caldb):
         for files in (data.bias, data.flat):
             red = Reduce(files=[str(f) for f in files], workdir=playground)
             red.runr()
@@ -131,5 +135,3 @@ def test_fringe_frame_through_caldb(tmp_path):
             resid = img - np.median(img[lit])
             return abs(np.polyfit(pattern[lit], resid[lit], 1)[0])
         assert amplitude(corrected[amp].data) < 0.1 * amplitude(before[amp].data)
-    finally:
-        caldb_service._DEFAULT["service"] = saved

@@ -98,6 +98,73 @@ def fetch_calibration(frame, ctx, caltype: str, path=None):
     return cal, (Path(cal_path) if cal_path else None)
 
 
+def apply_calibration(frames, ctx, primitive: str, caltype: str, path, do_cal: str, apply,
+                      image_keyword: str, check_units: bool = False, skip_reason=None) -> list:
+    """The part biasCorrect, flatCorrect and fringeCorrect share.
+
+    For each frame: leave it unchanged if ``do_cal='skip'``, if it already
+    went through ``primitive`` (its timestamp keyword) or if ``skip_reason``
+    gives a reason; otherwise fetch the calibration, check its units if
+    asked, call ``apply(new, cal, index)`` on a light copy (which must assign
+    new arrays, not modify the shared ones), record the calibration in
+    ``image_keyword`` and in PROVENANCE.
+
+    Parameters
+    ----------
+    frames : list of Frame
+    ctx : StepContext
+    primitive : str
+        The calling primitive's name (log messages, timestamp keyword, provenance).
+    caltype : str
+        ``'processed_bias'``, ``'processed_flat'`` or ``'processed_fringe'``.
+    path : path-like or None
+        A calibration file given by the user; None asks ``ctx``.
+    do_cal : str
+        One of :data:`DO_CAL_CHOICES`.
+    apply : callable
+        ``apply(new, cal, index)``: correct ``new`` (the copy of frame ``index``) with ``cal``.
+    image_keyword : str
+        PHU keyword that names the calibration used (BIASIM, FLATIM, FRINGEIM).
+    check_units : bool
+        Refuse a calibration whose units (ADU or electrons) differ from the frame's.
+    skip_reason : callable, optional
+        ``skip_reason(frame) -> str or None``: why this frame needs no correction.
+
+    Returns
+    -------
+    list of Frame
+    """
+    from ..gmos.keywords import TIMESTAMP_KEYWORDS
+    from ..outputs import add_provenance
+    if do_cal == "skip":
+        ctx.log.warning("%s: do_cal='skip', frames left unchanged", primitive)
+        return [light_copy(frame) for frame in frames]
+    out = []
+    for index, frame in enumerate(frames):
+        reason = None
+        if TIMESTAMP_KEYWORDS[primitive] in frame.phu:
+            reason = f"{frame.filename} already went through {primitive}"
+        elif skip_reason is not None and do_cal != "force":
+            reason = skip_reason(frame)
+        if reason:
+            ctx.log.info("%s; skipping", reason)
+            out.append(light_copy(frame))
+            continue
+        cal, cal_path = fetch_calibration(frame, ctx, caltype, path)
+        if check_units and in_electrons(cal) != in_electrons(frame):
+            raise FileProblem(cal_path or cal.filename, f"the {caltype} and {frame.filename} are "
+                                                        "in different units (ADU vs electrons)")
+        new = light_copy(frame)
+        apply(new, cal, index)
+        new.phu[image_keyword] = (cal_path.name if cal_path else cal.filename,
+                                  f"{caltype} used by {primitive}")
+        if cal_path is not None and cal_path.exists():
+            add_provenance(new, cal_path, primitive)
+        out.append(new)
+        ctx.progress((index + 1) / len(frames), f"{primitive} {frame.filename}")
+    return out
+
+
 class CalPlanes(NamedTuple):
     """A calibration's planes cut to one science extension, and its header."""
 

@@ -24,9 +24,9 @@ from scipy.ndimage import binary_dilation, median_filter
 from ..errors import FileProblem
 from ..gmos.keywords import (BIASIM, BUNIT, BUNIT_ELECTRONS, GAIN, NONLINEA, OVERRDNS, OVERRMS,
                              OVERSCAN, OVERSEC, SATLEVEL, TIMESTAMP_KEYWORDS, TRIMMED)
-from ..outputs import add_provenance, mark_history, utc_now
+from ..outputs import mark_history, utc_now
 from ..sections import Section
-from ._calib import (DO_CAL_CHOICES, detector_of, extension_binning, fetch_calibration,
+from ._calib import (DO_CAL_CHOICES, apply_calibration, detector_of, extension_binning,
                      in_electrons, light_copy, matched_planes, trim_plane)
 from .base import Param, primitive
 
@@ -228,20 +228,7 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
 )
 def biasCorrect(frames, ctx, bias=None, do_cal="procmode"):
     """Subtract the processed bias: SCI minus bias, VAR added, DQ OR-ed."""
-    if do_cal == "skip":
-        ctx.log.warning("biasCorrect: do_cal='skip', no bias subtracted")
-        return [light_copy(frame) for frame in frames]
-    out = []
-    for frame in frames:
-        if TIMESTAMP_KEYWORDS["biasCorrect"] in frame.phu:
-            ctx.log.warning("%s is already bias-corrected; left unchanged", frame.filename)
-            out.append(light_copy(frame))
-            continue
-        cal, path = fetch_calibration(frame, ctx, "processed_bias", bias)
-        if in_electrons(cal) != in_electrons(frame):
-            raise FileProblem(path or cal.filename, f"the bias and {frame.filename} are in "
-                                                    "different units (ADU vs electrons)")
-        new = light_copy(frame)
+    def subtract(new, cal, _index):
         for ext, planes in zip(new.exts, matched_planes(new, cal, "bias")):
             ext.data = ext.data - planes.data
             if ext.variance is not None and planes.variance is not None:
@@ -254,11 +241,8 @@ def biasCorrect(frames, ctx, bias=None, do_cal="procmode"):
                 for key in (SATLEVEL, NONLINEA):
                     if key in ext.header:
                         ext.header[key] = float(ext.header[key]) - level
-        new.phu[BIASIM] = ((path.name if path else cal.filename), "Bias image used")
-        if path is not None and path.exists():
-            add_provenance(new, path, "biasCorrect")
-        out.append(new)
-    return out
+    return apply_calibration(frames, ctx, "biasCorrect", "processed_bias", bias, do_cal, subtract,
+                             BIASIM, check_units=True)
 
 
 # -- ADUToElectrons -------------------------------------------------------------

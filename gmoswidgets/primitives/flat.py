@@ -19,9 +19,8 @@ import numpy as np
 
 from .. import dq
 from ..errors import FileProblem
-from ..gmos.keywords import FLATIM, TIMESTAMP_KEYWORDS
-from ..outputs import add_provenance
-from ._calib import (DO_CAL_CHOICES, central_ccd_region, fetch_calibration, light_copy,
+from ..gmos.keywords import FLATIM
+from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_region, light_copy,
                      matched_planes)
 from .base import Param, primitive
 
@@ -118,17 +117,7 @@ def normalizeFlat(frames, ctx, scale="median"):
 )
 def flatCorrect(frames, ctx, flat=None, do_cal="procmode"):
     """Divide by the processed flat (clipped to the science ROI): VAR propagated, DQ OR-ed."""
-    if do_cal == "skip":
-        ctx.log.warning("flatCorrect: do_cal='skip', no flat-field correction")
-        return [light_copy(frame) for frame in frames]
-    out = []
-    for frame in frames:
-        if TIMESTAMP_KEYWORDS["flatCorrect"] in frame.phu:
-            ctx.log.warning("%s is already flat-corrected; left unchanged", frame.filename)
-            out.append(light_copy(frame))
-            continue
-        cal, path = fetch_calibration(frame, ctx, "processed_flat", flat)
-        new = light_copy(frame)
+    def divide(new, cal, _index):
         for ext, planes in zip(new.exts, matched_planes(new, cal, "flat", fill=1.0)):
             response = planes.data
             usable = np.isfinite(response) & (response > 0)
@@ -142,8 +131,5 @@ def flatCorrect(frames, ctx, flat=None, do_cal="procmode"):
             if ext.mask is not None:
                 mask = ext.mask if planes.mask is None else ext.mask | planes.mask
                 ext.mask = np.where(usable, mask, mask | dq.BAD_PIXEL).astype(dq.DTYPE)
-        new.phu[FLATIM] = ((path.name if path else cal.filename), "Flat image used")
-        if path is not None and path.exists():
-            add_provenance(new, path, "flatCorrect")
-        out.append(new)
-    return out
+    return apply_calibration(frames, ctx, "flatCorrect", "processed_flat", flat, do_cal, divide,
+                             FLATIM)

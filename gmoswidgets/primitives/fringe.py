@@ -24,9 +24,8 @@ from scipy import ndimage
 from .. import dq
 from ..errors import FileProblem, ParameterError
 from ..gmos import lookups
-from ..gmos.keywords import FRINGEIM, OBSID, TIMESTAMP_KEYWORDS
-from ..outputs import add_provenance
-from ._calib import DO_CAL_CHOICES, fetch_calibration, in_electrons, matched_planes
+from ..gmos.keywords import FRINGEIM, OBSID
+from ._calib import DO_CAL_CHOICES, apply_calibration, matched_planes
 from .base import Param, primitive
 from .photometry import DETECTION_PARAMS, extension_wcs, object_mask
 from .stack import _stack_params, combine_arrays, stack_frames
@@ -155,55 +154,40 @@ def _scale_factors(scale_factor, nframes):
 )
 def fringeCorrect(frames, ctx, fringe=None, do_cal="procmode", scale=None, scale_factor=None):
     """Subtract a scaled processed fringe frame (only where detector and filter need it)."""
-    if do_cal == "skip":
-        ctx.log.warning("fringeCorrect: do_cal='skip', fringe correction turned off")
-        return [frame.copy() for frame in frames]
     factors = _scale_factors(scale_factor, len(frames))
-    out = []
-    for n, (frame, factor) in enumerate(zip(frames, factors), start=1):
+
+    def not_needed(frame):
         needed, detector, filt = needs_fringe_correction(frame)
-        if TIMESTAMP_KEYWORDS["fringeCorrect"] in frame.phu:
-            ctx.log.warning("%s is already fringe-corrected; left unchanged", frame.filename)
-            out.append(frame.copy())
-            continue
-        if not needed and do_cal != "force":
-            ctx.log.info("fringe correction not needed for %s %s; skipping", detector, filt)
-            out.append(frame.copy())
-            continue
-        cal, path = fetch_calibration(frame, ctx, "processed_fringe", fringe)
-        if in_electrons(cal) != in_electrons(frame):
-            raise FileProblem(path or cal.filename, f"the fringe frame and {frame.filename} are in "
-                                                    "different units (ADU vs electrons)")
-        planes = matched_planes(frame, cal, "fringe frame")
-        new = frame.copy()
+        return None if needed else f"fringe correction not needed for {detector} {filt}"
+
+    def subtract(new, cal, index):
+        planes = matched_planes(new, cal, "fringe frame")
+        factor = factors[index]
         if factor is None:
             fit = scale if scale is not None else (
-                str(cal.phu.get(OBSID, "")).strip() != str(frame.phu.get(OBSID, "")).strip())
+                str(cal.phu.get(OBSID, "")).strip() != str(new.phu.get(OBSID, "")).strip())
             if fit:
                 factor, npix = fringe_scale(new.exts, planes)
                 if not np.isfinite(factor):
-                    raise FileProblem(frame.path or frame.filename,
+                    raise FileProblem(new.path or new.filename,
                                       "no good pixels to scale the fringe frame on")
                 ctx.log.info("%s: fringe scale %.4f (least squares over %d pixels)",
-                             frame.filename, factor, npix)
+                             new.filename, factor, npix)
             else:
                 factor = 1.0
-                ctx.log.info("%s: fringe frame from the same observation; scale 1", frame.filename)
+                ctx.log.info("%s: fringe frame from the same observation; scale 1", new.filename)
         else:
-            ctx.log.info("%s: fringe scale %.4f (user)", frame.filename, factor)
+            ctx.log.info("%s: fringe scale %.4f (user)", new.filename, factor)
         x = np.float32(factor)
         for ext, plane in zip(new.exts, planes):
-            ext.data -= x * plane.data
+            ext.data = ext.data - x * plane.data
             if ext.variance is not None and plane.variance is not None:
-                ext.variance += (x * x) * plane.variance
+                ext.variance = ext.variance + (x * x) * plane.variance
             if ext.mask is not None and plane.mask is not None:
-                ext.mask |= plane.mask
-        new.phu[FRINGEIM] = ((path.name if path else cal.filename), "Fringe frame used")
-        if path is not None and path.exists():
-            add_provenance(new, path, "fringeCorrect")
-        out.append(new)
-        ctx.progress(n / len(frames), f"fringeCorrect {frame.filename}")
-    return out
+                ext.mask = ext.mask | plane.mask
+
+    return apply_calibration(frames, ctx, "fringeCorrect", "processed_fringe", fringe, do_cal,
+                             subtract, FRINGEIM, check_units=True, skip_reason=not_needed)
 
 
 # -- makeFringeFrame --------------------------------------------------------------

@@ -13,11 +13,11 @@ from astropy.io import fits
 from gmoswidgets import dq
 from gmoswidgets.errors import CalibrationNotFoundError, FileProblem
 from gmoswidgets.frame import Extension, Frame, read_frame
-from gmoswidgets.outputs import mark_history, utc_now
-from gmoswidgets.primitives import StepContext, get_primitive
+from gmoswidgets.primitives import get_primitive
 from gmoswidgets.primitives.ccd import overscan_levels
 from gmoswidgets.primitives.flat import flat_level
 from gmoswidgets.sections import Section
+from helpers import run_steps as run
 
 BIN = 4
 OVERSCAN_COLS = 32
@@ -69,17 +69,6 @@ def make_raw(kind="bias", seed=0, binning=BIN, signal=0.0, name=None, wcs=True):
     frame = Frame(phu, exts)
     frame.filename = name or f"N20170613S{seed:04d}.fits"
     return frame
-
-
-def run(frames, steps, lookup=None):
-    """Run (primitive, params) steps like the engine: validate, call, stamp the timestamps."""
-    ctx = StepContext(calibration_lookup=lookup)
-    for name, params in steps:
-        prim = get_primitive(name)
-        frames = prim.func(frames, ctx, **prim.validate(params))
-        for frame in frames:
-            mark_history(frame, name, utc_now())
-    return frames
 
 
 @pytest.fixture(scope="module")

@@ -11,26 +11,19 @@ import pytest
 
 from gmoswidgets import dq
 from gmoswidgets.frame import read_frame
-from gmoswidgets.outputs import mark_history, utc_now
-from gmoswidgets.primitives import StepContext, get_primitive
 from gmoswidgets.sections import Section
+from helpers import run_steps
+
+
+def run(frames, steps, bias=None):
+    """The steps, with ``bias`` as every processed_bias the calibration lookup returns."""
+    return run_steps(frames, steps, lambda frame, caltype: (bias, None, "test"))
 
 BIAS_RECIPE = [("prepare", {"require_wcs": False}), ("addDQ", {"add_illum_mask": False}),
                ("addVAR", {"read_noise": True}), ("overscanCorrect", {})]
 FLAT_START = [("prepare", {"require_wcs": False}), ("addDQ", {}), ("addVAR", {"read_noise": True}),
               ("overscanCorrect", {}), ("biasCorrect", {}), ("ADUToElectrons", {}),
               ("addVAR", {"poisson_noise": True})]
-
-
-def run(frames, steps, bias=None):
-    """Run (primitive, params) steps like the engine: validate, call, stamp the timestamps."""
-    ctx = StepContext(calibration_lookup=lambda frame, caltype: (bias, None, "test"))
-    for name, params in steps:
-        prim = get_primitive(name)
-        frames = prim.func(frames, ctx, **prim.validate(params))
-        for frame in frames:
-            mark_history(frame, name, utc_now())
-    return frames
 
 
 @pytest.fixture(scope="module")

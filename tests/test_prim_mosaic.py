@@ -17,6 +17,7 @@ from gmoswidgets.errors import ParameterError
 from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.primitives.base import StepContext
 from gmoswidgets.primitives.mosaic import QECorrect, mosaicDetectors
+from helpers import centroid
 
 DETID = "BI13-20-4k-1,BI12-09-4k-2,BI13-18-4k-2"
 # (shift x, shift y) unbinned, rotation in degrees: CCD1, CCD2, CCD3.
@@ -86,16 +87,6 @@ def make_frame(stars, binning=4, levels=(100.0, 100.0, 100.0), bad=(), dettype="
                                   np.full((ny, nx), 25.0, np.float32), mask))
     assert sky.wcs.ctype[0] == "RA---TAN"
     return Frame(phu, exts)
-
-
-def centroid(image, x, y, half=6):
-    """Background-subtracted first moments in a box around (x, y)."""
-    xi, yi = int(round(float(x))), int(round(float(y)))
-    box = image[yi - half:yi + half + 1, xi - half:xi + half + 1].astype(float)
-    ring = np.concatenate([box[0], box[-1], box[:, 0], box[:, -1]])
-    box = box - np.median(ring)
-    yy, xx = np.mgrid[yi - half:yi + half + 1, xi - half:xi + half + 1]
-    return (box * xx).sum() / box.sum(), (box * yy).sum() / box.sum(), box.sum()
 
 
 STARS = [(-1500.0, 1000.0, 5e4), (-900.3, 3100.7, 8e4), (300.2, 500.9, 6e4),

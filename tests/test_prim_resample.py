@@ -18,6 +18,7 @@ from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.primitives.base import StepContext
 from gmoswidgets.primitives.resample import resampleToCommonFrame
 from gmoswidgets.resampling import AffineMap, INTERPOLANTS, fit_affine, resample, resample_dq
+from helpers import centroid
 
 SCALE = 0.1614 / 3600.0
 SIGMA = 1.5
@@ -60,15 +61,6 @@ def make_image(name, dx=0.0, dy=0.0, rotation=0.0, scale=1.0, bad=(), background
                                   np.full(SHAPE, 9.0, np.float32), mask, objcat)])
     frame.filename = name
     return frame
-
-
-def centroid(image, x, y, half=6):
-    xi, yi = int(round(float(x))), int(round(float(y)))
-    box = image[yi - half:yi + half + 1, xi - half:xi + half + 1].astype(float)
-    ring = np.concatenate([box[0], box[-1], box[:, 0], box[:, -1]])
-    box = box - np.median(ring)
-    yy, xx = np.mgrid[yi - half:yi + half + 1, xi - half:xi + half + 1]
-    return (box * xx).sum() / box.sum(), (box * yy).sum() / box.sum(), box.sum()
 
 
 @pytest.fixture(scope="module")

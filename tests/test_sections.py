@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gmoswidgets.sections import Section, parse_section
+from gmoswidgets.sections import parse_section
 
 
 def test_fits_string_to_numpy_slices():

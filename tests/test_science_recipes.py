@@ -26,18 +26,23 @@ def default_service(caldb):
         caldb_service._DEFAULT["service"] = saved
 
 
+def make_calibrations(data, playground):
+    """A new calibration database in ``playground`` holding the data set's master bias and flat."""
+    caldb = CalibrationService(database_dir=playground)
+    caldb.init()
+    with default_service(caldb):
+        for files in (data.bias, data.flat):
+            red = Reduce(files=[str(f) for f in files], workdir=playground)
+            red.runr()
+            caldb.add_cal(playground / red.output_filenames[0])
+    return caldb
+
+
 @pytest.fixture(scope="module")
 def calibrated4(tutorial4, tmp_path_factory):
     """A playground with the 4x4 master bias and flat in its calibration database."""
     playground = tmp_path_factory.mktemp("science4")
-    caldb = CalibrationService(database_dir=playground)
-    caldb.init()
-    with default_service(caldb):
-        for files in (tutorial4.bias, tutorial4.flat):
-            red = Reduce(files=[str(f) for f in files], workdir=playground)
-            red.runr()
-            caldb.add_cal(playground / red.output_filenames[0])
-    return playground, caldb, tutorial4
+    return playground, make_calibrations(tutorial4, playground), tutorial4
 
 
 @pytest.fixture
@@ -104,13 +109,8 @@ def test_fringe_frame_through_caldb(tmp_path):
     data = make_tutorial_dataset(tmp_path / "playdata", binning=4, seed=7, filter_name="z")
     playground = tmp_path / "playground"
     playground.mkdir()
-    caldb = CalibrationService(database_dir=playground)
-    caldb.init()
+    caldb = make_calibrations(data, playground)
     with default_service(caldb):
-        for files in (data.bias, data.flat):
-            red = Reduce(files=[str(f) for f in files], workdir=playground)
-            red.runr()
-            caldb.add_cal(playground / red.output_filenames[0])
         science = [str(f) for f in data.science]
         red = Reduce(files=science, recipename="makeProcessedFringe", workdir=playground)
         red.runr()

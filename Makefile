@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m gmoswidgets.demo --data $(DEMO_DIR)
+	$(PY) -m gmoswidgets.dashboard --data $(DEMO_DIR)
 
 test: setup
 	$(PY) -m pytest

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 
 from gmoswidgets import read_frame
-from gmoswidgets.dashboard import DashboardServer, find_dashboard
-from gmoswidgets.demo import BINNING_ENV
+from gmoswidgets.dashboard.server import DashboardServer, find_dashboard
+from gmoswidgets.data.tutorial import BINNING_ENV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

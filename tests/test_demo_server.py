@@ -1,4 +1,4 @@
-"""``make demo``: python -m gmoswidgets.demo serves the dashboard with Voilà, until Ctrl-C."""
+"""``make demo``: python -m gmoswidgets.dashboard serves the dashboard with Voilà, until Ctrl-C."""
 import os
 import re
 import signal
@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from gmoswidgets.dashboard import DashboardServer, find_dashboard, free_port
-from gmoswidgets.demo import main as demo_main
+from gmoswidgets.dashboard.server import DashboardServer, find_dashboard, free_port
+from gmoswidgets.dashboard.demo import main as demo_main
 
 
 def _port_open(port: int) -> bool:
@@ -40,7 +40,7 @@ def test_voila_command_line():
 def test_make_demo_serves_the_dashboard(tutorial4, tmp_path):
     (tmp_path / "playdata").symlink_to(tutorial4.directory, target_is_directory=True)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gmoswidgets.demo", "--data", str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "gmoswidgets.dashboard", "--data", str(tmp_path),
                              "--port", str(port)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines, url = [], []

@@ -13,8 +13,8 @@ import pytest
 from nbclient import NotebookClient
 
 from gmoswidgets.caldb import CONFIG_ENV
-from gmoswidgets.dashboard import DATA_ENV
-from gmoswidgets.demo import BINNING_ENV
+from gmoswidgets.data.tutorial import DATA_ENV
+from gmoswidgets.data.tutorial import BINNING_ENV
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))

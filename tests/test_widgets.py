@@ -105,7 +105,7 @@ def test_click_readout_shows_value_var_dq_and_sky(science4):
 
 
 def test_dq_overlay_and_source_markers():
-    from test_display import _raw_like_frame
+    from test_preview import _raw_like_frame
     from gmoswidgets.dq import COSMIC_RAY
     frame = _raw_like_frame()
     frame.exts[3].mask[5:8, 6:9] = COSMIC_RAY
@@ -150,7 +150,7 @@ def test_skyview_is_offline_and_draws_footprints(science4):
 
 
 def test_skyview_stack_sources_and_redraw():
-    from test_display import _raw_like_frame
+    from test_preview import _raw_like_frame
     frames = [_raw_like_frame(), _raw_like_frame()]
     stack = _raw_like_frame()
     stack.exts[4].objcat = Table({"X_IMAGE": [7.0, 9.0], "Y_IMAGE": [11.0, 3.0]})

@@ -1,7 +1,7 @@
 """Jupyter widget panels (ipywidgets, bqplot, ipyaladin) over the gmoswidgets kernel.
 
 Each panel only calls the kernel and shows what it returns; previews are
-computed by :mod:`gmoswidgets.display`.
+computed by :mod:`gmoswidgets.widgets.preview`.
 """
 from .imageview import ImageView
 from .skyview import SkyView

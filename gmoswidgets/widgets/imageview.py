@@ -1,6 +1,6 @@
 """ImageView: a bqplot image viewer for raw, intermediate, mosaic and stacked frames.
 
-All pixel work happens in :mod:`gmoswidgets.display`; this module only wires
+All pixel work happens in :mod:`gmoswidgets.widgets.preview`; this module only wires
 its small results (PNG bytes, extents, readouts, histograms) to widgets.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ try:  # click and hover readout on top of PanZoom
 except ImportError:  # without it: PanZoom only, readout through ImageView.click()
     MouseInteraction = None
 
-from .. import display
+from . import preview as display
 from ..errors import GmosError
 from ..frame import Frame
 

@@ -6,7 +6,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from .. import display
+from . import preview as display
 from ._aladin_offline import aladin_class
 
 __all__ = ["SkyView", "stcs_polygon"]

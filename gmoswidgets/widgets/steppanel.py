@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 import ipywidgets as W
 
-from .. import display
+from . import preview as display
 from ..errors import GmosError
 from ..recipes import recipes_for
 from ..frame import read_headers

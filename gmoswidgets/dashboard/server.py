@@ -4,7 +4,7 @@ Used by ``make demo`` and by the browser tests.  Voilà runs as a
 subprocess; kernels of closed pages are culled (Voilà cannot shut them down
 itself, voila-dashboards/voila#1458), and stopping the server with SIGTERM
 shuts every kernel down.  The notebook finds its data through the
-environment variable :data:`DATA_ENV` (see :func:`gmoswidgets.demo.tutorial_dirs`).
+environment variable :data:`DATA_ENV` (see :func:`gmoswidgets.data.tutorial.tutorial_dirs`).
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["DATA_ENV", "DashboardServer", "find_dashboard", "free_port"]
+from ..data.tutorial import DATA_ENV
 
-#: Environment variable telling the dashboard notebook where the data are.
-DATA_ENV = "GMOSWIDGETS_DATA"
+__all__ = ["DashboardServer", "find_dashboard", "free_port"]
+
 
 
 def free_port() -> int:
@@ -32,7 +32,7 @@ def free_port() -> int:
 
 def find_dashboard() -> Path:
     """The dashboard notebook of this checkout (``notebooks/dashboard.ipynb``)."""
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "dashboard.ipynb"
+    path = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
     if not path.exists():
         raise FileNotFoundError(f"dashboard notebook not found at {path}; run from a gmoswidgets checkout")
     return path

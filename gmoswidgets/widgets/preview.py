@@ -34,10 +34,10 @@ from astropy.visualization import (AsinhStretch, LinearStretch, LogStretch, MinM
 from astropy.wcs import WCS, FITSFixedWarning
 from PIL import Image
 
-from . import dq as dqbits
-from .errors import GmosError
-from .frame import Frame, read_frame
-from .sections import Section
+from .. import dq as dqbits
+from ..errors import GmosError
+from ..frame import Frame, read_frame
+from ..sections import Section
 
 __all__ = ["CUTS", "STRETCHES", "COLORMAPS", "Preview", "Readout", "Piece", "TiledFrame",
            "tile_frame", "as_tiled", "sky_field", "difference", "block_reduce", "cut_limits", "scale_to_unit",

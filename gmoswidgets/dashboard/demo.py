@@ -6,10 +6,8 @@ tutorial's "Check files" and "Create File lists" sections in
 ``notebooks/dashboard.ipynb`` with Voilà on 127.0.0.1 and prints its URL
 until Ctrl-C.  ``--no-serve`` stops after the file lists.
 
-The notebooks find their data with :func:`tutorial_dirs`: the directory named
-by ``$GMOSWIDGETS_DATA`` (default ``../demo_data``, i.e. the checkout's
-``demo_data`` seen from ``notebooks/``), with the dataset written at
-``$GMOSWIDGETS_BINNING`` (default 2, the tutorial's) when it is absent.
+The notebooks find their data with
+:func:`gmoswidgets.data.tutorial.tutorial_dirs`.
 """
 from __future__ import annotations
 
@@ -23,15 +21,11 @@ import sys
 import threading
 from pathlib import Path
 
-from .dashboard import DATA_ENV, DashboardServer, find_dashboard
+from ..data.tutorial import ensure_dataset
+from .server import DashboardServer, find_dashboard
 
-__all__ = ["BINNING_ENV", "DEFAULT_DATA", "DEFAULT_PORT", "ensure_dataset", "main", "run_file_lists", "serve",
-           "tutorial_dirs"]
+__all__ = ["DEFAULT_PORT", "main", "run_file_lists", "serve"]
 
-#: Environment variable: binning of the dataset the notebooks create when it is absent.
-BINNING_ENV = "GMOSWIDGETS_BINNING"
-#: Data directory of the notebooks when ``$GMOSWIDGETS_DATA`` is not set (relative to notebooks/).
-DEFAULT_DATA = "../demo_data"
 #: Port of the dashboard when it is free (Voilà's usual port), else any free port.
 DEFAULT_PORT = 8866
 
@@ -40,54 +34,10 @@ def _banner(text: str) -> None:
     print(f"\n$ {text}", flush=True)
 
 
-def ensure_dataset(data_dir: Path, binning: int = 2) -> Path:
-    """Create the simulated tutorial dataset under ``data_dir/playdata`` unless it exists.
-
-    Parameters
-    ----------
-    data_dir : pathlib.Path
-        The tutorial's top directory (``gmosimg_tutorial``).
-    binning : int
-        Binning of the frames written when the dataset is absent.
-
-    Returns
-    -------
-    pathlib.Path
-        ``data_dir/playdata``.
-    """
-    from .data import make_tutorial_dataset
-    playdata = Path(data_dir) / "playdata"
-    if not list(playdata.glob("N2017*.fits")):
-        print(f"Creating the simulated tutorial dataset in {playdata} (binning {binning}x{binning}) ...",
-              flush=True)
-        make_tutorial_dataset(playdata, binning=binning)
-    return playdata
-
-
-def tutorial_dirs(playground: str = "playground") -> tuple:
-    """The data and work directories of a notebook, created if needed.
-
-    Parameters
-    ----------
-    playground : str
-        Name of the work directory next to ``playdata``.
-
-    Returns
-    -------
-    tuple of pathlib.Path
-        ``(playdata, playground)``, absolute.
-    """
-    data_dir = Path(os.environ.get(DATA_ENV) or DEFAULT_DATA).expanduser().resolve()
-    playdata = ensure_dataset(data_dir, int(os.environ.get(BINNING_ENV) or 2))
-    work = data_dir / playground
-    work.mkdir(parents=True, exist_ok=True)
-    return playdata, work
-
-
 def run_file_lists(playground: Path) -> None:
     """Run the seed's 'Check files' and 'Create File lists' sections in ``playground``."""
-    from .cli import dataselect, showd, typewalk
-    from .select import select_data
+    from ..cli import dataselect, showd, typewalk
+    from ..select import select_data
     with _chdir(playground):
         files = sorted(glob.glob("../playdata/*.fits"))
         _banner("typewalk -d ../playdata/")
@@ -157,9 +107,9 @@ def _chdir(path):
 
 
 def main(argv=None) -> int:
-    """Entry point of ``python -m gmoswidgets.demo``."""
+    """Entry point of ``python -m gmoswidgets.dashboard``."""
     parser = argparse.ArgumentParser(
-        prog="python -m gmoswidgets.demo",
+        prog="python -m gmoswidgets.dashboard",
         description="The tutorial's dataset, its file lists, and the Voilà dashboard (make demo).")
     parser.add_argument("--data", default="demo_data", help="where to put the demo dataset")
     parser.add_argument("--binning", type=int, default=2, choices=(1, 2, 4),

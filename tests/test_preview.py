@@ -1,4 +1,4 @@
-"""Kernel-side previews (gmoswidgets.display): tiling, downsampling, cuts, PNGs, readout."""
+"""Kernel-side previews (gmoswidgets.widgets.preview): tiling, downsampling, cuts, PNGs, readout."""
 import io
 
 import numpy as np
@@ -7,7 +7,7 @@ from astropy.io import fits
 from astropy.table import Table
 from PIL import Image
 
-from gmoswidgets import display
+from gmoswidgets.widgets import preview as display
 from gmoswidgets.dq import BAD_PIXEL, COSMIC_RAY, SATURATED
 from gmoswidgets.errors import GmosError
 from gmoswidgets.frame import Extension, Frame

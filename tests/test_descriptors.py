@@ -137,18 +137,19 @@ def test_gain_setting_from_raw_gain_keyword(gain, setting):
     assert descriptor_value(make_headers(gain=gain), "gain_setting") == setting
 
 
-@pytest.mark.parametrize("detector, ampinteg, header_gain, first_gain, last_gain", [
-    # DRAGONS gmosampsGain: ('slow','low','BI13-20-4k-1, 4') and ('slow','low','BI13-18-4k-2, 1')
-    ("N-Hamamatsu", 11880, 1.6, 1.675, 1.654),
-    # ('fast','low','BI5-36-4k-2, 4') and ('fast','low','BI12-34-4k-1, 1') (current table)
-    ("S-Hamamatsu", 1000, 1.6, 1.556, 1.445),
+@pytest.mark.parametrize("detector, date, ampinteg, header_gain, first_gain, last_gain", [
+    # DRAGONS gmosampsGainBefore20231214: ('slow','low','BI13-20-4k-1, 4') / ('..BI13-18-4k-2, 1')
+    ("N-Hamamatsu", "2017-06-14", 11880, 1.6, 1.675, 1.654),
+    # ('fast','low','BI5-36-4k-2, 4') and ('fast','low','BI12-34-4k-1, 1'), same table
+    ("S-Hamamatsu", "2017-06-14", 1000, 1.6, 1.556, 1.445),
     # gmosampsGainBefore20170224: ('slow','low','e2v 10031-23-05, left') / ('..18-04, right')
-    ("N-e2vDD", 5000, 2.2, 2.310, 2.330),
+    ("N-e2vDD", "2016-06-14", 5000, 2.2, 2.310, 2.330),
     # gmosampsGainBefore20150826: ('fast','high','EEV 9273-16-03, right') / ('..20-03, left')
-    ("N-EEV", 1000, 5.0, 4.839, 5.397),
+    ("N-EEV", "2012-06-14", 1000, 5.0, 4.839, 5.397),
 ])
-def test_gain_lookup(detector, ampinteg, header_gain, first_gain, last_gain):
-    values = descriptor_value(make_headers(detector, ampinteg=ampinteg, gain=header_gain), "gain")
+def test_gain_lookup(detector, date, ampinteg, header_gain, first_gain, last_gain):
+    values = descriptor_value(make_headers(detector, ampinteg=ampinteg, gain=header_gain,
+                                           DATE_OBS=date), "gain")
     assert values[0] == pytest.approx(first_gain) and values[-1] == pytest.approx(last_gain)
     assert all(1.0 < v < 6.0 and v != header_gain for v in values)
 

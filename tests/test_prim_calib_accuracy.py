@@ -16,8 +16,10 @@ from helpers import run_steps
 
 
 def run(frames, steps, bias=None):
-    """The steps, with ``bias`` as every processed_bias the calibration lookup returns."""
-    return run_steps(frames, steps, lambda frame, caltype: (bias, None, "test"))
+    """The steps, with ``bias`` as the processed_bias the calibration lookup returns (no BPM)."""
+    def lookup(frame, caltype):
+        return (bias if caltype == "processed_bias" else None), None, "test"
+    return run_steps(frames, steps, lookup)
 
 BIAS_RECIPE = [("prepare", {"require_wcs": False}), ("addDQ", {"add_illum_mask": False}),
                ("addVAR", {"read_noise": True}), ("overscanCorrect", {})]

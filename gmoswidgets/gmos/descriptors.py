@@ -109,8 +109,19 @@ def _in_electrons(headers) -> bool:
     return unit in BUNIT_ELECTRON_ALIASES
 
 
-def _amp_key(headers, header):
-    return (read_speed_setting(headers), gain_setting(headers), _str(header.get("AMPNAME", "")))
+def _prepared(headers) -> bool:
+    return any("PREPAR" in key for key in headers.phu.keys())
+
+
+def _table_values(headers, quantity, fallback_keyword):
+    """Per-extension value of a dated amplifier table; the raw header keyword where it has none."""
+    speed, setting, date = read_speed_setting(headers), gain_setting(headers), ut_date(headers)
+    values = []
+    for header in headers.ext_headers:
+        value = lookups.amp_value(quantity, header.get("AMPNAME", ""), speed, setting, date)
+        values.append(value if value is not None
+                      else float(_need(headers, fallback_keyword, header)))
+    return values
 
 
 def _ext_section(headers, key):
@@ -190,12 +201,14 @@ def filter_name(headers):
 
 @_descriptor()
 def ut_date(headers):
-    """UT date of the observation (DATE-OBS) as a datetime.date."""
-    value = _str(_need(headers, "DATE-OBS"))
+    """UT date of the observation as a datetime.date (DATE-OBS, else DATE, else UTDATE)."""
+    key = next((k for k in ("DATE-OBS", "DATE", "UTDATE") if _str(headers.phu.get(k, ""))),
+               "DATE-OBS")
+    value = _str(_need(headers, key))
     try:
         return _dt.date.fromisoformat(value[:10])
     except ValueError:
-        raise FileProblem(getattr(headers, "path", "?"), f"bad DATE-OBS value {value!r}") from None
+        raise FileProblem(getattr(headers, "path", "?"), f"bad {key} value {value!r}") from None
 
 
 @_descriptor()
@@ -217,11 +230,21 @@ def ut_datetime(headers):
 
 @_descriptor()
 def detector_name(headers):
-    """Detector array name: 'Hamamatsu-N', 'Hamamatsu-S', 'e2vDD' or 'EEV'."""
+    """Detector array name: 'Hamamatsu-N', 'Hamamatsu-S', 'e2vDD' or 'EEV'.
+
+    DRAGONS' ``detector_name(pretty=True)``; the detector set (DRAGONS'
+    plain ``detector_name()``) is :func:`detector_id`.
+    """
     det = _dettype(headers)
     if det is not None:
         return det.name
     return _str(headers.phu.get("DETECTOR", headers.phu.get("DETTYPE", "")))
+
+
+@_descriptor()
+def detector_id(headers):
+    """Detector set (PHU DETID), e.g. 'BI13-20-4k-1,BI12-09-4k-2,BI13-18-4k-2'."""
+    return _str(headers.phu.get("DETID", ""))
 
 
 @_descriptor(per_extension=True)
@@ -264,57 +287,72 @@ def read_speed_setting(headers):
 
 @_descriptor()
 def gain_setting(headers):
-    """Gain setting, 'low' or 'high' (raw header GAIN below 3 is low)."""
+    """Gain setting, 'low' or 'high' (raw: each extension's GAIN below 3 is low; GAINSET once prepared)."""
     if GAINSET in headers.phu:
         return _str(headers.phu[GAINSET]).lower()
-    value = _float(_need(headers, "GAIN", headers.ext_headers[0]))
-    return "low" if value is not None and value < lookups.GAIN_SETTING_THRESHOLD else "high"
+    settings = []
+    for header in headers.ext_headers:
+        value = _float(_need(headers, "GAIN", header))
+        settings.append("low" if value is not None and value < lookups.GAIN_SETTING_THRESHOLD
+                        else "high")
+    # DRAGONS: the value shared by all extensions but at most one
+    return max(("low", "high"), key=settings.count)
 
 
 @_descriptor(per_extension=True)
 def gain(headers):
-    """Gain in e-/ADU per extension (lookup table for raw data; 1.0 once in electrons)."""
+    """Gain in e-/ADU per extension: DRAGONS' dated table for raw data (by UT date, read mode, AMPNAME)."""
     if _in_electrons(headers):
         return [1.0 for _ in headers.ext_headers]
-    if any("PREPAR" in key for key in headers.phu.keys()):
+    if _prepared(headers):
         return [float(_need(headers, "GAIN", h)) for h in headers.ext_headers]
-    values = []
-    for header in headers.ext_headers:
-        value = lookups.AMP_GAIN.get(_amp_key(headers, header))
-        values.append(float(value) if value is not None else float(_need(headers, "GAIN", header)))
-    return values
+    return _table_values(headers, "gain", "GAIN")
 
 
 @_descriptor(per_extension=True)
 def read_noise(headers):
-    """Read noise in electrons per extension (lookup table for raw data)."""
-    if any("PREPAR" in key for key in headers.phu.keys()):
+    """Read noise in electrons per extension: DRAGONS' dated table for raw data."""
+    if _prepared(headers):
         return [float(_need(headers, "RDNOISE", h)) for h in headers.ext_headers]
-    values = []
-    for header in headers.ext_headers:
-        value = lookups.AMP_READ_NOISE.get(_amp_key(headers, header))
-        values.append(float(value) if value is not None else float(_need(headers, "RDNOISE", header)))
-    return values
+    return _table_values(headers, "read_noise", "RDNOISE")
 
 
 @_descriptor(per_extension=True)
 def saturation_level(headers):
-    """Saturation level per extension, in the data's current units (SATLEVEL once prepared)."""
+    """Saturation level per extension in the data's units (SATLEVEL once prepared).
+
+    DRAGONS' rule: the full well (at 1x1, times xbin*ybin) in ADU, capped at
+    the 16-bit ADC limit; EEV data and binnings above 2 pixels are
+    ADC-limited.  Both limits allow for a bias level already removed.
+    """
     if all("SATLEVEL" in h for h in headers.ext_headers):
         return [float(h["SATLEVEL"]) for h in headers.ext_headers]
     det = _dettype(headers)
-    level = float(det.saturation_adu) if det else 65535.0
-    return [level for _ in headers.ext_headers]
+    nbin = detector_x_bin(headers) * detector_y_bin(headers)
+    speed, setting, date = read_speed_setting(headers), gain_setting(headers), ut_date(headers)
+    electrons = _in_electrons(headers)
+    detector = _str(headers.phu.get("DETECTOR", ""))
+    levels = []
+    for header, g in zip(headers.ext_headers, _table_values(headers, "gain", "GAIN")):
+        bias = lookups.bias_removed(headers.phu, header, speed, setting, date)
+        limit = (lookups.ADC_LIMIT - bias) * (g if electrons else 1.0)
+        well = lookups.well_depth(detector, header.get("AMPNAME", ""))
+        if (det is not None and det.name == "EEV") or nbin > 2 or well is None:
+            levels.append(limit)
+        else:
+            levels.append(min((well * nbin + bias * g) / (1.0 if electrons else g), limit))
+    return levels
 
 
 @_descriptor(per_extension=True)
 def non_linear_level(headers):
-    """Level above which the response is non-linear, per extension (NONLINEA once prepared)."""
+    """Level above which the response is non-linear, per extension (NONLINEA once prepared).
+
+    For GMOS it equals the saturation level, as in DRAGONS.
+    """
     if all("NONLINEA" in h for h in headers.ext_headers):
         return [float(h["NONLINEA"]) for h in headers.ext_headers]
-    det = _dettype(headers)
-    fraction = det.linear_fraction if det else 1.0
-    return [fraction * level for level in saturation_level(headers)]
+    return saturation_level(headers)
 
 
 @_descriptor(per_extension=True)
@@ -348,17 +386,11 @@ def detector_roi_setting(headers):
     From the first ROI (DETRO1X, DETRO1Y and the binned sizes DETRO1XS,
     DETRO1YS), as DRAGONS does; 'Undefined' without ROI keywords.
     """
-    det = _dettype(headers)
     try:
         x1, xs, y1, ys = (int(headers.phu[k]) for k in ("DETRO1X", "DETRO1XS", "DETRO1Y", "DETRO1YS"))
     except (KeyError, TypeError, ValueError):
         return "Undefined"
-    roi = (x1, xs * detector_x_bin(headers), y1, ys * detector_y_bin(headers))
-    if det is not None:
-        for name, extents in lookups.ROI_SETTINGS.get(det.ccd_height, {}).items():
-            if roi in extents:
-                return name
-    return "Custom"
+    return lookups.roi_name(x1, xs * detector_x_bin(headers), y1, ys * detector_y_bin(headers))
 
 
 @_descriptor()

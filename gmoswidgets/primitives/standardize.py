@@ -7,26 +7,32 @@ Semantics and defaults follow DRAGONS (``core/primitives_standardize.py``,
   the pixels to float32 and writes the per-extension ``GAIN``, ``RDNOISE``,
   ``SATLEVEL``, ``NONLINEA`` and ``BUNIT`` keywords from the lookup tables,
   so every later step (and the descriptors) reads them from the header.
-* **addDQ** builds the uint16 DQ plane: bad pixels from a BPM, saturated (4),
-  non-linear (2) and, for imaging, unilluminated (64) outside the field.
+* **addDQ** builds the uint16 DQ plane: bad pixels from the static BPM
+  (by default the ``processed_bpm`` the calibration service finds) and a
+  user BPM, saturated (4) from the per-amplifier saturation level, and, for
+  imaging, unilluminated (64) from DRAGONS' illumination masks.  Non-linear
+  (2) is never set on GMOS: its non-linear level equals the saturation level.
 * **addVAR** adds read noise and/or Poisson noise to the VAR plane; the
   ``VARNOISE`` keyword remembers which, so a component is never added twice.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+from astropy.io import fits
 
 from .. import dq
 from ..errors import CalibrationNotFoundError, FileProblem
-from ..frame import read_frame
+from ..frame import Extension, Frame, read_frame
 from ..gmos import geometry, lookups
 from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
-from ..sections import Section
-from ._calib import constant_plane, detector_of, in_electrons, light_copy, matched_planes
+from ._calib import (constant_plane, detector_of, fetch_calibration, in_electrons, light_copy,
+                     matched_planes)
 from .base import Param, primitive
 
-__all__ = ["prepare", "addDQ", "addVAR", "illumination_mask"]
+__all__ = ["prepare", "addDQ", "addVAR", "illumination_mask", "illumination_mask_name"]
 
 #: Descriptors that must agree across the inputs of one reduction, with a
 #: phrase for the error message.
@@ -112,39 +118,47 @@ def prepare(frames, ctx, require_wcs=True):
 
 # -- addDQ ----------------------------------------------------------------------
 
-def illumination_mask(frame) -> list | None:
-    """Boolean "unilluminated" mask of each extension's data section, or None.
+@functools.lru_cache(maxsize=2)
+def _illum_mask_frame(name: str) -> Frame:
+    """A vendored DRAGONS illumination mask (bzip2-compressed FITS), read once.
 
-    Each data pixel is placed in the mosaic with
-    :func:`gmoswidgets.gmos.geometry.ccd_to_mosaic` (DRAGONS' CCD shifts and
-    rotations) and tested against the illuminated field of
-    :data:`gmoswidgets.gmos.lookups.ILLUMINATED_FIELD`, a circle about the
-    centre of CCD2 in unbinned pixels.  None when the detector, its field or
-    its geometry is unknown.
+    Its SCI extensions are the mask (0 lit, 64 unilluminated), one per amplifier.
     """
+    with fits.open(lookups.illum_mask_path(name)) as hdus:
+        exts = [Extension(np.array(hdu.data), hdu.header.copy()) for hdu in hdus[1:]]
+        frame = Frame(hdus[0].header.copy(), exts)
+    frame.filename = name
+    return frame
+
+
+def illumination_mask_name(frame) -> str | None:
+    """The DRAGONS illumination mask for a frame (see :func:`gmoswidgets.gmos.lookups.illum_mask_name`)."""
     det = detector_of(frame)
-    field = lookups.ILLUMINATED_FIELD.get(det.name) if det else None
-    if field is None:
-        return None
     try:
-        groups = geometry.ccd_groups(frame)
-        to_mosaic = {group.ccd: geometry.ccd_to_mosaic(frame, group.ccd) for group in groups}
-    except FileProblem:
+        amps_per_ccd = int(frame.phu.get("NAMPS"))
+    except (TypeError, ValueError):
+        return None
+    if det is None:
         return None
     xbin, ybin = geometry.binning_of(frame)
-    # the field centre in binned mosaic (= CCD2) coordinates, whose pixel centres are integers
-    cx = (det.ccd_width / xbin - 1) / 2.0 + field.centre[0] / xbin
-    cy = (det.ccd_height / ybin - 1) / 2.0 + field.centre[1] / ybin
-    masks = [None] * len(frame.exts)
-    for group in groups:
-        for index in group.ext_indices:
-            header = frame.exts[index].header
-            ccdsec = Section.from_string(header["CCDSEC"])
-            ny, nx = Section.from_string(header["DATASEC"]).shape
-            x, y = np.meshgrid(ccdsec.x1 / xbin + np.arange(nx), ccdsec.y1 / ybin + np.arange(ny))
-            xm, ym = to_mosaic[group.ccd](x, y)
-            masks[index] = ((xm - cx) * xbin) ** 2 + ((ym - cy) * ybin) ** 2 > field.radius ** 2
-    return masks
+    return lookups.illum_mask_name(det.instrument, det.name, xbin, ybin, amps_per_ccd)
+
+
+def illumination_mask(frame) -> list | None:
+    """Boolean "unilluminated" plane of each extension, or None, as DRAGONS places its mask.
+
+    The mask is DRAGONS' own (``gmos/dragons/illum``), chosen by
+    :func:`illumination_mask_name`.  Each extension gets the mask
+    extension whose ``DETSEC`` contains its own, cut at its offset
+    (DRAGONS' ``clip_auxiliary_data``) and put in its ``DATASEC``; overscan
+    columns are illuminated.  None when DRAGONS has no mask for the
+    configuration (binnings such as 1x2, 4x4 EEV/e2vDD, EEV read with 6 amplifiers).
+    """
+    name = illumination_mask_name(frame)
+    if name is None:
+        return None
+    cuts = matched_planes(frame, _illum_mask_frame(name), f"illumination mask {name}", fill=0)
+    return [cut.data != 0 for cut in cuts]
 
 
 def _bpm_planes(frame, ctx, static_bpm, user_bpm):
@@ -152,35 +166,34 @@ def _bpm_planes(frame, ctx, static_bpm, user_bpm):
     sources = []
     if static_bpm == "default":
         try:
-            bpm, path, _ = ctx.calibration(frame, "processed_bpm")
-            sources.append((bpm, path))
-        except CalibrationNotFoundError:
-            ctx.log.warning("%s: no processed_bpm found; no static bad pixels flagged",
-                            frame.filename)
+            sources.append(fetch_calibration(frame, ctx, "processed_bpm"))
+        except CalibrationNotFoundError as exc:
+            ctx.log.warning("%s; no static bad pixels flagged", exc)
     elif static_bpm is not None:
         sources.append((read_frame(static_bpm), static_bpm))
     if user_bpm is not None:
         sources.append((read_frame(user_bpm), user_bpm))
     bpms = [None] * len(frame.exts)
     for bpm, path in sources:
+        # a BPM's mask is the SCI plane of each extension (DRAGONS' convention)
         for index, cut in enumerate(matched_planes(frame, bpm, "BPM")):
-            values = (cut.mask if cut.mask is not None else cut.data).astype(dq.DTYPE)
+            values = cut.data.astype(dq.DTYPE)
             bpms[index] = values if bpms[index] is None else bpms[index] | values
         ctx.log.info("%s: bad pixels from %s", frame.filename, path)
     return bpms
 
 
 @primitive(
-    Param("static_bpm", str, None, "Static BPM file; 'default' asks the calibration database for "
-                                   "a processed_bpm (None here: none is in caldb by default).",
-          optional=True),
+    Param("static_bpm", str, "default", "Static BPM file; 'default' asks the calibration service "
+                                        "for a processed_bpm (none found: logged, no bad pixels); "
+                                        "None: no static BPM.", optional=True),
     Param("user_bpm", str, None, "User BPM file OR-ed with the static one.", optional=True),
     Param("add_illum_mask", bool, True, "Flag pixels outside the illuminated field as "
                                         "unilluminated (64)? (GMOS imaging default True)"),
     suffix="_dqAdded",
 )
-def addDQ(frames, ctx, static_bpm=None, user_bpm=None, add_illum_mask=True):
-    """Add the DQ plane: bad pixels, saturated (4), non-linear (2), unilluminated (64)."""
+def addDQ(frames, ctx, static_bpm="default", user_bpm=None, add_illum_mask=True):
+    """Add the DQ plane: bad pixels (1), saturated (4), unilluminated (64)."""
     out = []
     for frame in frames:
         if all(ext.mask is not None for ext in frame.exts):
@@ -193,7 +206,7 @@ def addDQ(frames, ctx, static_bpm=None, user_bpm=None, add_illum_mask=True):
         nonlinear = new.descriptor("non_linear_level")
         illum = illumination_mask(new) if add_illum_mask else None
         if add_illum_mask and illum is None:
-            ctx.log.warning("%s: no illuminated-field model for this detector; "
+            ctx.log.warning("%s: DRAGONS has no illumination mask for this configuration; "
                             "no unilluminated pixels flagged", frame.filename)
         for index, ext in enumerate(new.exts):
             mask = np.zeros(ext.data.shape, dtype=dq.DTYPE)
@@ -203,8 +216,7 @@ def addDQ(frames, ctx, static_bpm=None, user_bpm=None, add_illum_mask=True):
             mask[data >= saturation[index]] |= dq.SATURATED
             mask[(data >= nonlinear[index]) & (data < saturation[index])] |= dq.NON_LINEAR
             if illum is not None:
-                datasec = Section.from_string(ext.header["DATASEC"])
-                mask[datasec.slices][illum[index]] |= dq.UNILLUMINATED
+                mask[illum[index]] |= dq.UNILLUMINATED
             ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
         out.append(new)
     return out

@@ -299,6 +299,12 @@ def gain_setting(headers):
     return max(("low", "high"), key=settings.count)
 
 
+@_descriptor()
+def read_mode(headers):
+    """Read mode: 'Normal' (slow/low), 'Bright' (fast/high), 'Acquisition' (fast/low), 'Engineering'."""
+    return lookups.READ_MODES.get(f"{gain_setting(headers)}/{read_speed_setting(headers)}", "")
+
+
 @_descriptor(per_extension=True)
 def gain(headers):
     """Gain in e-/ADU per extension: DRAGONS' dated table for raw data (by UT date, read mode, AMPNAME)."""

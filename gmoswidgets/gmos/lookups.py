@@ -28,7 +28,7 @@ __all__ = [
     "ADC_LIMIT", "DetectorType", "DETECTOR_TYPES", "detector_type", "amp_table", "amp_value",
     "well_depth", "bias_removed", "CCDPlacement", "MosaicGeometry", "MOSAIC_GEOMETRY",
     "ROI_SETTINGS", "roi_name", "FRINGE_FILTERS", "READ_SPEED_AMPINTEG_SLOW",
-    "READ_SPEED_AMPINTEG_SLOW_EEV", "GAIN_SETTING_THRESHOLD", "illum_mask_name",
+    "READ_SPEED_AMPINTEG_SLOW_EEV", "GAIN_SETTING_THRESHOLD", "READ_MODES", "illum_mask_name",
     "illum_mask_path", "ILLUM_MASK_NAMES", "tables",
 ]
 
@@ -51,6 +51,8 @@ READ_SPEED_AMPINTEG_SLOW = int(_T["read_settings"]["read_speed_from_AMPINTEG"]["
 READ_SPEED_AMPINTEG_SLOW_EEV = int(_T["read_settings"]["read_speed_from_AMPINTEG"]["other_threshold"])
 #: A raw header ``GAIN`` below this is the "low" gain setting (DRAGONS' rule).
 GAIN_SETTING_THRESHOLD = float(_T["read_settings"]["gain_setting_from_GAIN"]["threshold"])
+#: Read-mode names by 'gain_setting/read_speed' (DRAGONS' ``read_mode``: 'low/slow' -> 'Normal').
+READ_MODES: dict[str, str] = dict(_T["read_settings"]["read_mode_map"]["default"])
 
 
 # -- detector arrays -----------------------------------------------------------

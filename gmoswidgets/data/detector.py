@@ -11,22 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import erfc
 
-from ..gmos import lookups
-from .layout import DETECTOR, MOSAIC_REFERENCE, AmpLayout, ccd_to_mosaic
+from .illumination import lit_full_frame, lit_pixels
+from .instrument import Configuration
+from .layout import AmpLayout, amp_layouts, ccd_to_mosaic, mosaic_reference
 
-__all__ = ["DetectorModel", "ILLUMINATED_RADIUS", "CCD_QE", "PTP_RMS", "FRINGE_FRACTION",
+__all__ = ["DetectorModel", "VIGNETTING_RADIUS_ARCSEC", "CCD_QE", "PTP_RMS", "FRINGE_FRACTION",
            "BOTTOM_RAMP_ROWS"]
 
-#: Radius of the illuminated field in unbinned pixels (a 5.6 arcmin circle on
-#: the centre of CCD2, the project's model of the GMOS imaging field).
-ILLUMINATED_RADIUS = lookups.ILLUMINATED_FIELD[DETECTOR.name].radius
-_FIELD_CENTRE = (MOSAIC_REFERENCE[0] + lookups.ILLUMINATED_FIELD[DETECTOR.name].centre[0],
-                 MOSAIC_REFERENCE[1] + lookups.ILLUMINATED_FIELD[DETECTOR.name].centre[1])
-#: Width of the soft edge of the illuminated field, unbinned pixels.
-_EDGE_WIDTH = 15.0
-#: Fractional vignetting at the edge of the field (quadratic in radius).
+#: Radius (arcsec from the centre of CCD2) at which the smooth vignetting
+#: inside the lit field reaches its full depth :data:`_VIGNETTING`.
+VIGNETTING_RADIUS_ARCSEC = 168.0
+#: Fractional vignetting at that radius and beyond (quadratic in radius).
 _VIGNETTING = 0.08
 #: Relative quantum efficiency of CCD1, CCD2, CCD3.
 CCD_QE = (0.965, 1.0, 1.027)
@@ -49,9 +45,9 @@ class BadColumn:
     kind : str
         'dead' or 'hot'.
     amp : int
-        Full-frame amplifier index (0..11).
+        Full-frame amplifier index, left to right (0..11 for Hamamatsu).
     column : int
-        Unbinned column within the amplifier (0..511).
+        Unbinned column within the amplifier.
     y1, y2 : int
         Unbinned row range (half-open).
     value : float
@@ -78,21 +74,29 @@ class DetectorModel:
     ----------
     seed : int
         Seed of the data set.
+    config : Configuration
+        The detector configuration.
+    binning : int
+        The binning of the data set (bad columns go on amplifiers that are
+        mostly lit at this binning).
     """
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, config: Configuration, binning: int):
         self.seed = int(seed)
+        self.config = config
         rng = np.random.default_rng([self.seed, 101])
-        illuminated_amps = (2, 3, 4, 5, 6, 7, 8, 9)
+        illuminated_amps = tuple(layout.full_frame_key for layout in amp_layouts(config, binning)
+                                 if lit_full_frame(config, layout).mean() > 0.5)
+        height, width = config.ccd_height, config.amp_width
         self.bad_columns = []
         for kind, count in (("dead", 3), ("hot", 2)):
             for _ in range(count):
                 y1 = int(rng.integers(0, 3000))
                 self.bad_columns.append(BadColumn(
-                    kind, int(rng.choice(illuminated_amps)), int(rng.integers(20, 492)),
-                    y1, int(rng.integers(y1 + 600, 4224)),
+                    kind, int(rng.choice(sorted(illuminated_amps))), int(rng.integers(20, width - 20)),
+                    y1, int(rng.integers(y1 + 600, height)),
                     _DEAD_COLUMN_RESPONSE if kind == "dead" else float(rng.uniform(40, 200))))
-        self.bias_gradients = rng.uniform(-2.5, 2.5, size=(12, 2))
+        self.bias_gradients = rng.uniform(-2.5, 2.5, size=(len(config.amps), 2))
 
     def _rng(self, *key):
         return np.random.default_rng([self.seed, *key])
@@ -109,7 +113,8 @@ class DetectorModel:
         iy, ix = layout.full_frame_indices()
         x, y = layout.unbinned_centres()
         gx, gy = self.bias_gradients[amp]
-        structure = (gy * (y[:, None] / 4224.0 - 0.5) + gx * ((x[None, :] % 512) / 512.0 - 0.5)
+        height, width = layout.ccd_height, layout.amp_width
+        structure = (gy * (y[:, None] / height - 0.5) + gx * ((x[None, :] % width) / width - 0.5)
                      + columns[ix][None, :]).astype(np.float32)
         for bad in self.bad_columns:
             if bad.kind == "hot" and bad.amp == amp:
@@ -124,7 +129,7 @@ class DetectorModel:
     @staticmethod
     def _apply_column(image, layout, bad, op):
         x, y = layout.unbinned_centres()
-        amp_x = x - layout.amp_in_ccd * 512
+        amp_x = x - layout.amp_in_ccd * layout.amp_width
         cols = np.nonzero(np.abs(amp_x - bad.column) < layout.xbin / 2.0)[0]
         rows = np.nonzero((y >= bad.y1) & (y < bad.y2))[0]
         if cols.size and rows.size:
@@ -140,15 +145,19 @@ class DetectorModel:
         """Mosaic coordinates (unbinned) of every data pixel, float64 2-D arrays."""
         x, y = layout.unbinned_centres()
         xx, yy = np.meshgrid(x, y)
-        return ccd_to_mosaic(layout.ccd, xx, yy)
+        return ccd_to_mosaic(self.config, layout.ccd, xx, yy)
+
+    def lit(self, layout: AmpLayout) -> np.ndarray:
+        """Boolean map of the data pixels the sky reaches (DRAGONS' mask for the configuration)."""
+        return lit_pixels(self.config, layout)
 
     def illumination(self, layout: AmpLayout) -> np.ndarray:
-        """Illumination times vignetting: 1 at the field centre, 0 outside the field."""
+        """Illumination times vignetting: 1 at the field centre, 0 where the mask says unlit."""
         xm, ym = self.mosaic_grid(layout)
-        radius = np.hypot(xm - _FIELD_CENTRE[0], ym - _FIELD_CENTRE[1])
-        edge = 0.5 * erfc((radius - ILLUMINATED_RADIUS) / _EDGE_WIDTH)
-        vignetting = 1.0 - _VIGNETTING * np.minimum(radius / ILLUMINATED_RADIUS, 1.0) ** 2
-        return (edge * vignetting).astype(np.float32)
+        centre = mosaic_reference(self.config)
+        radius = np.hypot(xm - centre[0], ym - centre[1]) * self.config.pixel_scale
+        vignetting = 1.0 - _VIGNETTING * np.minimum(radius / VIGNETTING_RADIUS_ARCSEC, 1.0) ** 2
+        return (self.lit(layout) * vignetting).astype(np.float32)
 
     def response(self, layout: AmpLayout) -> np.ndarray:
         """True relative response of the data pixels (what a perfect flat shows).
@@ -177,7 +186,7 @@ class DetectorModel:
         ~100-300 unbinned pixels apart, curving across the CCD.
         """
         x, y = layout.unbinned_centres()
-        xx, yy = np.meshgrid(x / 2048.0, y / 2048.0)
+        xx, yy = np.meshgrid(x / 2048.0, y / 2048.0)  # the phase field is defined per 2048 pixels
         rng = self._rng(404, layout.ccd)
         phase = np.zeros_like(xx)
         for _ in range(6):

@@ -3,7 +3,10 @@
 The plan reproduces the DRAGONS GMOS imaging tutorial data set: ten
 biases on two nights, five i-band twilight flats (40 s falling to 16 s) and
 five 10 s dithered science frames on a star field.  Header keywords and
-value formats follow ``shared/reference/gmos-raw-files.md``.
+value formats follow ``shared/reference/gmos-raw-files.md``; the
+site, detector and amplifier keywords follow the configuration
+(:mod:`gmoswidgets.data.instrument`).  Other configurations keep the
+tutorial's plan, moved in time to the configuration's science night.
 """
 from __future__ import annotations
 
@@ -13,16 +16,19 @@ from dataclasses import dataclass
 from astropy.io import fits
 
 from ..errors import ParameterError
-from ..gmos import lookups
-from .layout import DETECTOR, DETID, AmpLayout, amp_wcs_keywords
+from .instrument import Configuration
+from .layout import AmpLayout, amp_wcs_keywords
 
 __all__ = ["FramePlan", "tutorial_plan", "primary_header", "extension_header", "FILTERS",
-           "SCIENCE_PROGRAM", "BASE_POINTING", "DITHER_ARCSEC", "gain_and_noise", "offset_to_sky"]
+           "FILTER_IDS", "science_program", "BASE_POINTING", "DITHER_ARCSEC", "offset_to_sky",
+           "TUTORIAL_SCIENCE_DATE"]
 
-#: FILTER2 value for each simulated filter (FILTER1 is always open).
-FILTERS = {"i": "i_G0302", "z": "z_G0304"}
-#: Science program of the tutorial data.
-SCIENCE_PROGRAM = "GN-2017A-SV-151"
+#: The simulated filters.
+FILTERS = ("i", "z")
+#: FILTER2 value of each simulated filter per site (FILTER1 is always open).
+FILTER_IDS = {"GMOS-N": {"i": "i_G0302", "z": "z_G0304"}, "GMOS-S": {"i": "i_G0327", "z": "z_G0328"}}
+#: Science night of the DRAGONS tutorial (the plan's reference date).
+TUTORIAL_SCIENCE_DATE = dt.date(2017, 6, 14)
 #: Base pointing of the star field (RA, Dec in degrees).
 BASE_POINTING = (290.31250, 13.89611)
 #: Science dither pattern, (p, q) telescope offsets in arcsec.
@@ -31,7 +37,6 @@ DITHER_ARCSEC = ((0.0, 0.0), (10.0, 10.0), (-10.0, 10.0), (-10.0, -10.0), (10.0,
 FLAT_EXPTIMES = (40.0, 32.0, 26.0, 20.0, 16.0)
 #: Read-out time added to the exposure for UTEND and the next start, seconds.
 _READOUT_S = {1: 90.0, 2: 45.0, 4: 25.0}
-_AMPINTEG = 11880
 
 
 @dataclass
@@ -82,15 +87,22 @@ def offset_to_sky(p: float, q: float) -> tuple[float, float]:
     return p, -q
 
 
-def _series(prefix, first, count):
-    return [f"{prefix}S{first + i:04d}" for i in range(count)]
+def science_program(config: Configuration) -> str:
+    """``GEMPRGID`` of the science frames (``'GN-2017A-SV-151'`` for the tutorial)."""
+    day = config.date
+    semester = f"{day.year}A" if 2 <= day.month <= 7 else f"{day.year - (day.month == 1)}B"
+    return f"G{config.prefix}-{semester}-SV-151"
 
 
-def tutorial_plan(groups=("bias", "flat", "science"), binning: int = 2) -> list[FramePlan]:
+def tutorial_plan(config: Configuration, groups=("bias", "flat", "science"),
+                  binning: int = 2) -> list[FramePlan]:
     """The files of the tutorial data set, in name order.
 
     Parameters
     ----------
+    config : Configuration
+        Gives the site (file-name and program prefixes) and the science
+        night; the tutorial's other nights keep their distance to it.
     groups : iterable of str
         Which of ``'bias'``, ``'flat'``, ``'science'`` to include.
     binning : int
@@ -104,25 +116,34 @@ def tutorial_plan(groups=("bias", "flat", "science"), binning: int = 2) -> list[
     if unknown:
         raise ParameterError(f"unknown group(s) {sorted(unknown)}; use 'bias', 'flat', 'science'")
     readout = dt.timedelta(seconds=_READOUT_S[binning])
+    shift = config.date - TUTORIAL_SCIENCE_DATE
+    site = config.prefix
+
+    def series(start: dt.datetime, first: int):
+        return [f"{site}{start:%Y%m%d}S{first + i:04d}" for i in range(5)]
+
     plan = []
     if "bias" in groups:
-        for night, first, start in (("20170613", 180, dt.datetime(2017, 6, 13, 2, 11, 5)),
-                                    ("20170615", 534, dt.datetime(2017, 6, 15, 20, 3, 41))):
-            for i, name in enumerate(_series(f"N{night}", first, 5)):
-                plan.append(FramePlan(name, "bias", start + i * readout, 0.0,
-                                      f"GN-CAL{night}", f"GN-CAL{night}-{3 if first < 500 else 17}",
-                                      i + 1))
+        for first, start, obs in ((180, dt.datetime(2017, 6, 13, 2, 11, 5), 3),
+                                  (534, dt.datetime(2017, 6, 15, 20, 3, 41), 17)):
+            start += shift
+            program = f"G{site}-CAL{start:%Y%m%d}"
+            for i, name in enumerate(series(start, first)):
+                plan.append(FramePlan(name, "bias", start + i * readout, 0.0, program,
+                                      f"{program}-{obs}", i + 1))
     if "flat" in groups:
-        start = dt.datetime(2017, 7, 2, 5, 21, 12)
-        for i, (name, exptime) in enumerate(zip(_series("N20170702", 178, 5), FLAT_EXPTIMES)):
-            plan.append(FramePlan(name, "flat", start, exptime, "GN-CAL20170702",
-                                  "GN-CAL20170702-8", i + 1, offset=(0.0, 0.0)))
+        start = dt.datetime(2017, 7, 2, 5, 21, 12) + shift
+        program = f"G{site}-CAL{start:%Y%m%d}"
+        for i, (name, exptime) in enumerate(zip(series(start, 178), FLAT_EXPTIMES)):
+            plan.append(FramePlan(name, "flat", start, exptime, program, f"{program}-8", i + 1,
+                                  offset=(0.0, 0.0)))
             start += dt.timedelta(seconds=exptime) + readout
     if "science" in groups:
-        start = dt.datetime(2017, 6, 14, 8, 42, 30)
-        for i, (name, offset) in enumerate(zip(_series("N20170614", 201, 5), DITHER_ARCSEC)):
-            plan.append(FramePlan(name, "science", start, 10.0, SCIENCE_PROGRAM,
-                                  f"{SCIENCE_PROGRAM}-82", i + 1, offset=offset))
+        start = dt.datetime(2017, 6, 14, 8, 42, 30) + shift
+        program = science_program(config)
+        for i, (name, offset) in enumerate(zip(series(start, 201), DITHER_ARCSEC)):
+            plan.append(FramePlan(name, "science", start, 10.0, program, f"{program}-82", i + 1,
+                                  offset=offset))
             start += dt.timedelta(seconds=10.0) + readout + dt.timedelta(seconds=12)
     return sorted(plan, key=lambda p: p.name)
 
@@ -131,12 +152,13 @@ def _time(value: dt.datetime) -> str:
     return value.strftime("%H:%M:%S.%f")[:-3]
 
 
-def primary_header(plan: FramePlan, filter_name: str, roi: tuple, elevation: float,
-                   azimuth: float, airmass: float) -> fits.Header:
-    """The PHU of a raw GMOS-N Hamamatsu imaging file.
+def primary_header(config: Configuration, plan: FramePlan, filter_name: str, roi: tuple,
+                   elevation: float, azimuth: float, airmass: float) -> fits.Header:
+    """The PHU of a raw GMOS imaging file.
 
     Parameters
     ----------
+    config : Configuration
     plan : FramePlan
     filter_name : str
         ``'i'`` or ``'z'``.
@@ -155,16 +177,17 @@ def primary_header(plan: FramePlan, filter_name: str, roi: tuple, elevation: flo
                               "flat": ("OBJECT", "Twilight", "dayCal"),
                               "science": ("OBJECT", "starfield", "science")}[plan.kind]
     p_off, q_off = plan.offset
+    telescope = f"Gemini-{config.site}"
     cards = [
-        ("INSTRUME", "GMOS-N", "Instrument used to acquire data"),
+        ("INSTRUME", config.instrument, "Instrument used to acquire data"),
         ("OBJECT", obj, "Object Name"),
         ("OBSTYPE", obstype, "Observation type"),
         ("OBSCLASS", obsclass, "Observe class"),
         ("GEMPRGID", plan.program, "Gemini programme ID"),
         ("OBSID", plan.obsid, "Observation ID / Data label"),
         ("DATALAB", f"{plan.obsid}-{plan.dataset:03d}", "DHS data label"),
-        ("OBSERVAT", "Gemini-North", "Name of telescope (Gemini-North|Gemini-South)"),
-        ("TELESCOP", "Gemini-North", "Gemini-North"),
+        ("OBSERVAT", telescope, "Name of telescope (Gemini-North|Gemini-South)"),
+        ("TELESCOP", telescope, "Gemini-North|Gemini-South"),
         ("EQUINOX", 2000.0, "Equinox of coordinate system"),
         ("RADESYS", "FK5", "R.A./DEC. coordinate system reference"),
         ("FRAME", "AZEL_TOPO" if is_bias else "FK5", "Target coordinate system"),
@@ -199,13 +222,13 @@ def primary_header(plan: FramePlan, filter_name: str, roi: tuple, elevation: flo
         ("MASKTYP", 0, "Mask/IFU type (0=none/-1=IFU/1=mask)"),
         ("MASKNAME", "None", "Mask name"),
         ("FILTER1", "open1-6", "Filter 1 name"),
-        ("FILTER2", FILTERS[filter_name], "Filter 2 name"),
-        ("DETTYPE", DETECTOR.dettype, "Detector array type"),
-        ("DETECTOR", "GMOS-N + Hamamatsu", "Detector name"),
-        ("DETID", DETID, "Chip I.D.s"),
-        ("NAMPS", 4, "Number of amplifiers used per CCD"),
-        ("NCCDS", DETECTOR.nccds, "Number of CCD chips"),
-        ("AMPINTEG", _AMPINTEG, "Amplifier integration time (ns)"),
+        ("FILTER2", FILTER_IDS[config.instrument][filter_name], "Filter 2 name"),
+        ("DETTYPE", config.dettype, "Detector array type"),
+        ("DETECTOR", config.detector_keyword, "Detector name"),
+        ("DETID", config.detid, "Chip I.D.s"),
+        ("NAMPS", config.amps_per_ccd, "Number of amplifiers used per CCD"),
+        ("NCCDS", 3, "Number of CCD chips"),
+        ("AMPINTEG", config.ampinteg, "Amplifier integration time (ns)"),
         ("DETNROI", 1, "Number of regions of interest"),
         ("DETRO1X", roi[0], "ROI 1 X start"),
         ("DETRO1XS", roi[1], "ROI 1 X size"),
@@ -221,12 +244,13 @@ def primary_header(plan: FramePlan, filter_name: str, roi: tuple, elevation: flo
     return fits.Header(cards)
 
 
-def extension_header(layout: AmpLayout, plan: FramePlan, gain: float, read_noise: float,
-                     pa: float = 0.0) -> fits.Header:
+def extension_header(config: Configuration, layout: AmpLayout, plan: FramePlan, gain: float,
+                     read_noise: float, pa: float = 0.0) -> fits.Header:
     """The header of one raw amplifier extension (sections, amplifier, WCS).
 
     Parameters
     ----------
+    config : Configuration
     layout : AmpLayout
     plan : FramePlan
         Gives the pointing for the WCS.
@@ -245,19 +269,14 @@ def extension_header(layout: AmpLayout, plan: FramePlan, gain: float, read_noise
         ("AMPNAME", layout.ampname, "Amplifier name"),
         ("GAIN", gain, "Amplifier gain (e-/ADU)"),
         ("RDNOISE", read_noise, "Readout noise (e-)"),
-        ("CCDSIZE", f"[1:{DETECTOR.ccd_width},1:{DETECTOR.ccd_height}]", "CCD chip size"),
+        ("CCDSIZE", config.ccdsize, "CCD chip size"),
         ("CCDSUM", binning, "CCD pixel summing"),
         ("DATASEC", layout.datasec.to_string(), "Data section"),
         ("BIASSEC", layout.biassec.to_string(), "Bias section"),
         ("CCDSEC", layout.ccdsec.to_string(), "CCD section"),
         ("DETSEC", layout.detsec.to_string(), "Detector section"),
     ]
-    cards += list(amp_wcs_keywords(layout, plan.pointing[0], plan.pointing[1], pa).items())
+    cards += list(amp_wcs_keywords(config, layout, plan.pointing[0], plan.pointing[1], pa).items())
     cards += [("RADESYS", "FK5"), ("EQUINOX", 2000.0)]
     return fits.Header(cards)
 
-
-def gain_and_noise(ampname: str) -> tuple[float, float, float]:
-    """Gain (e-/ADU), read noise (e-) and bias level (ADU) of an amplifier (slow, low gain)."""
-    key = ("slow", "low", ampname)
-    return lookups.AMP_GAIN[key], lookups.AMP_READ_NOISE[key], lookups.AMP_BIAS[key]

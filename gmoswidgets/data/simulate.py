@@ -1,9 +1,10 @@
 """Simulate the raw files of the DRAGONS GMOS imaging tutorial, with ground truth.
 
 :func:`make_tutorial_dataset` writes biases, twilight flats and dithered
-science frames as the Gemini archive delivers them (PHU + 12 uint16
-amplifier extensions with overscan), plus ``truth/`` (see
-:mod:`gmoswidgets.data.truth`).
+science frames as the Gemini archive delivers them (PHU + one uint16
+extension with overscan per amplifier: 12 for Hamamatsu, 6 for e2vDD, 3 for
+EEV), plus ``truth/`` (see :mod:`gmoswidgets.data.truth`), for GMOS-N or
+GMOS-S and each of their detector sets (:mod:`gmoswidgets.data.instrument`).
 
 Signal chain, per amplifier, in electrons then ADU::
 
@@ -13,7 +14,14 @@ Signal chain, per amplifier, in electrons then ADU::
              + bottom-row ramp + bias structure            # data pixels
     ADU    = bias level + frame offset + row offset + ramp + read noise   # overscan
              + a trail of the row's last data pixel in the first 4 columns
-    raw    = clip(round(ADU), 0, 65535) as uint16
+    raw    = clip(round(ADU), 0, saturation) as uint16
+
+``saturation`` is the amplifier's raw saturation level as DRAGONS computes
+it (well depth x binning / gain, capped at the 16-bit limit; rounded up so
+that DRAGONS' ``data >= SATLEVEL`` test catches the clipped pixels).  GMOS
+has no separate non-linear regime in DRAGONS (non-linear level = saturation
+level), so the response is linear up to it.  Light reaches only the pixels
+DRAGONS' illumination mask calls lit (:mod:`gmoswidgets.data.illumination`).
 """
 from __future__ import annotations
 
@@ -25,10 +33,11 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from ..errors import ParameterError
-from ..gmos import lookups
 from . import headers as hdrs
-from .detector import CCD_QE, FRINGE_FRACTION, ILLUMINATED_RADIUS, PTP_RMS, DetectorModel
-from .layout import DETECTOR, DETID, ROI_NAMES, AmpLayout, amp_layouts, roi_keywords
+from .detector import CCD_QE, FRINGE_FRACTION, PTP_RMS, VIGNETTING_RADIUS_ARCSEC, DetectorModel
+from .illumination import mask_source
+from .instrument import Configuration, check_dates, configuration
+from .layout import ROI_NAMES, AmpLayout, amp_layouts, mosaic_reference, roi_keywords
 from .sky import (PSF_BETA, PSF_FWHM_ARCSEC, cosmic_ray_samples, cosmic_rays, render_stars,
                   star_catalogue, tangent_to_sky)
 from .truth import CONVENTIONS, FrameTruth, Truth, load_truth, save_truth
@@ -89,6 +98,7 @@ class _Amp:
     gain: float
     read_noise: float
     bias_level: float
+    saturation: float
     structure: np.ndarray
     ramp: np.ndarray
     response: np.ndarray
@@ -99,11 +109,12 @@ def _frame_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(name[1:9]), int(name[10:])])
 
 
-def _prepare_amps(layouts, model: DetectorModel, fringe: bool) -> list:
+def _prepare_amps(config: Configuration, layouts, model: DetectorModel, fringe: bool) -> list:
     amps = []
     for layout in layouts:
-        gain, read_noise, bias_level = hdrs.gain_and_noise(layout.ampname)
-        amps.append(_Amp(layout, gain, read_noise, bias_level, model.bias_structure(layout),
+        name = layout.ampname
+        amps.append(_Amp(layout, config.gains[name], config.read_noises[name], config.bias_levels[name],
+                         config.saturation(name, layout.xbin), model.bias_structure(layout),
                          model.bottom_ramp(layout), model.response(layout),
                          model.fringe_pattern(layout) if fringe else None))
     return amps
@@ -177,18 +188,18 @@ def _raw_extension(rng, amp: _Amp, electrons: np.ndarray, bias_offset: float) ->
     else:
         overscan[:, -trail.size:] += edge[:, None] * trail[None, ::-1]
     adu[layout.biassec.slices] = overscan
-    raw = np.clip(np.rint(adu), 0, DETECTOR.saturation_adu).astype(np.uint16)
+    raw = np.clip(np.rint(adu), 0, np.ceil(amp.saturation)).astype(np.uint16)
     return raw, data
 
 
-def _flag_saturated(saturated, index, x, y, adu) -> None:
+def _flag_saturated(saturated, index, x, y, adu, level) -> None:
     """Flag stars whose peak (3x3 around the centre, before clipping) reaches saturation."""
     inside = (x >= 1) & (x < adu.shape[1] - 1.5) & (y >= 1) & (y < adu.shape[0] - 1.5)
     if not inside.any():
         return
     ix, iy = np.rint(x[inside]).astype(int), np.rint(y[inside]).astype(int)
     peak = np.max([adu[iy + dy, ix + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
-    saturated[index[inside]] |= peak >= DETECTOR.saturation_adu
+    saturated[index[inside]] |= peak >= level
 
 
 def _pointings(plan) -> None:
@@ -211,15 +222,20 @@ def _validate(binning, filter_name, roi):
         raise ParameterError(f"unknown ROI {roi!r}; choose one of {', '.join(ROI_NAMES)}")
 
 
-def make_tutorial_dataset(directory, binning: int = 2, seed: int = 1, filter_name: str = "i",
-                          fringe: bool | None = None, roi: str = "Full Frame",
-                          groups=("bias", "flat", "science")) -> TutorialDataset:
+def make_tutorial_dataset(directory, *, instrument: str = "GMOS-N", detector: str = "hamamatsu",
+                          binning: int = 2, roi: str = "Full Frame", seed: int = 1, filter_name: str = "i",
+                          fringe: bool | None = None, groups=("bias", "flat", "science"), date=None,
+                          read_speed: str = "slow", gain_setting: str = "low") -> TutorialDataset:
     """Write the tutorial's raw files (and their ground truth) into ``directory``.
 
     Parameters
     ----------
     directory : str or pathlib.Path
         Created if needed.  Gets the ``.fits`` files and a ``truth/`` folder.
+    instrument : str
+        ``'GMOS-N'`` (the tutorial's) or ``'GMOS-S'``.
+    detector : str
+        ``'hamamatsu'`` (the tutorial's), ``'e2vdd'`` or ``'eev'``.
     binning : int
         1, 2 (the tutorial's) or 4, along both axes.
     seed : int
@@ -232,6 +248,14 @@ def make_tutorial_dataset(directory, binning: int = 2, seed: int = 1, filter_nam
         ``'Full Frame'``, ``'CCD2'``, ``'Central Spectrum'`` or ``'Central Stamp'``.
     groups : iterable of str
         Subset of ``('bias', 'flat', 'science')`` to write.
+    date : datetime.date or str, optional
+        Science night (``YYYY-MM-DD``); the other frames keep the tutorial's
+        distance to it.  Default: the configuration's
+        (:func:`gmoswidgets.data.instrument.default_date`), 2017-06-14 for
+        GMOS-N Hamamatsu.  It picks the detector set and DRAGONS' dated
+        gain, read-noise and bias tables.
+    read_speed, gain_setting : str
+        ``'slow'``/``'fast'`` read and ``'low'``/``'high'`` gain.
 
     Returns
     -------
@@ -240,17 +264,21 @@ def make_tutorial_dataset(directory, binning: int = 2, seed: int = 1, filter_nam
     Raises
     ------
     ParameterError
-        For an unknown binning, filter, ROI or group.
+        For an unknown binning, filter, ROI, group or configuration, or a
+        configuration DRAGONS cannot calibrate on that date.
     """
     _validate(binning, filter_name, roi)
+    config = configuration(instrument, detector, date=date, read_speed=read_speed,
+                           gain_setting=gain_setting)
     groups = tuple(groups)
-    plan = hdrs.tutorial_plan(groups, binning)
+    plan = hdrs.tutorial_plan(config, groups, binning)
+    check_dates(config, {frame.start.date() for frame in plan})
     _pointings(plan)
     if fringe is None:
-        fringe = filter_name in lookups.FRINGE_FILTERS[DETECTOR.name]
+        fringe = filter_name == "z"
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    sim = _Simulator(seed, binning, roi, filter_name, bool(fringe))
+    sim = _Simulator(config, seed, binning, roi, filter_name, bool(fringe))
     arrays, frames, written = {}, [], {"bias": [], "flat": [], "science": []}
     for frame in plan:
         hdulist, truth, cr_rows = sim.exposure(frame)
@@ -270,16 +298,17 @@ def make_tutorial_dataset(directory, binning: int = 2, seed: int = 1, filter_nam
 class _Simulator:
     """The fixed parts of a data set (amplifiers, patterns, stars) and one exposure at a time."""
 
-    def __init__(self, seed, binning, roi, filter_name, fringe):
+    def __init__(self, config, seed, binning, roi, filter_name, fringe):
+        self.config = config
         self.seed, self.binning, self.roi = seed, binning, roi
         self.filter_name, self.fringe = filter_name, fringe
-        self.model = DetectorModel(seed)
-        self.amps = _prepare_amps(amp_layouts(binning, roi), self.model, fringe)
-        self.roi_keywords = roi_keywords(roi, binning)
+        self.model = DetectorModel(seed, config, binning)
+        self.amps = _prepare_amps(config, amp_layouts(config, binning, roi), self.model, fringe)
+        self.roi_keywords = roi_keywords(config, roi, binning)
         self.stars = star_catalogue(seed, *hdrs.BASE_POINTING)
         self.saturated = np.zeros(len(self.stars), bool)
-        self.pixel_area = (DETECTOR.pixel_scale * binning) ** 2
-        self.fwhm_pix = PSF_FWHM_ARCSEC / (DETECTOR.pixel_scale * binning)
+        self.pixel_area = (config.pixel_scale * binning) ** 2
+        self.fwhm_pix = PSF_FWHM_ARCSEC / (config.pixel_scale * binning)
 
     def fixed_patterns(self) -> dict:
         """Per-amplifier truth images, keyed as :class:`Truth` reads them."""
@@ -287,6 +316,7 @@ class _Simulator:
         for amp in self.amps:
             arrays[f"bias_structure_{amp.layout.index}"] = amp.structure
             arrays[f"response_{amp.layout.index}"] = amp.response
+            arrays[f"illuminated_{amp.layout.index}"] = self.model.lit(amp.layout)
             if amp.fringe is not None:
                 arrays[f"fringe_{amp.layout.index}"] = amp.fringe
         return arrays
@@ -319,14 +349,15 @@ class _Simulator:
         sky_e, fringe_e = self._levels(rng, frame)
         bias_offset = float(rng.normal(0.0, _FRAME_DRIFT_ADU))
         elevation = 68.3 - 2.0 * frame.dataset
-        phu = hdrs.primary_header(frame, self.filter_name, self.roi_keywords, elevation=elevation,
+        phu = hdrs.primary_header(self.config, frame, self.filter_name, self.roi_keywords,
+                                  elevation=elevation,
                                   azimuth=121.0 + 1.5 * frame.dataset,
                                   airmass=1.0 / np.sin(np.deg2rad(elevation)))
         phu["NEXTEND"] = (len(self.amps), "Number of extensions")
         crs = cosmic_ray_samples(cosmic_rays(rng, frame.exptime)) if frame.kind == "science" else None
         hdus, wcs_truth, cr_rows = [fits.PrimaryHDU(header=phu)], [], []
         for amp in self.amps:
-            header = hdrs.extension_header(amp.layout, frame, amp.gain, amp.read_noise)
+            header = hdrs.extension_header(self.config, amp.layout, frame, amp.gain, amp.read_noise)
             wcs_truth.append({"crpix": [header["CRPIX1"], header["CRPIX2"]],
                               "crval": [header["CRVAL1"], header["CRVAL2"]],
                               "cd": [[header["CD1_1"], header["CD1_2"]], [header["CD2_1"], header["CD2_2"]]]})
@@ -338,38 +369,64 @@ class _Simulator:
                 cr_rows.append(np.column_stack([np.full(len(rows), amp.layout.index), rows]))
             raw, adu = _raw_extension(rng, amp, electrons, bias_offset)
             if near is not None:
-                _flag_saturated(self.saturated, *near, adu)
+                _flag_saturated(self.saturated, *near, adu, amp.saturation)
             hdus.append(fits.ImageHDU(data=raw, header=header))
         truth = FrameTruth(frame.name, frame.kind, frame.exptime, tuple(frame.offset), tuple(frame.pointing),
                            float(sky_e), float(fringe_e), bias_offset, wcs_truth)
         return fits.HDUList(hdus), truth, (np.vstack(cr_rows) if cr_rows else None)
 
 
+def _lit_radius(sim: _Simulator) -> float:
+    """Radius (unbinned pixels) of the largest circle about CCD2's centre holding only lit pixels.
+
+    Chip gaps are not counted as unlit; amplifiers outside the readout
+    window are not looked at.
+    """
+    centre = mosaic_reference(sim.config)
+    radius = np.inf
+    for amp in sim.amps:
+        dark = ~sim.model.lit(amp.layout)
+        if dark.any():
+            xm, ym = sim.model.mosaic_grid(amp.layout)
+            radius = min(radius, float(np.hypot(xm[dark] - centre[0], ym[dark] - centre[1]).min()))
+    return radius if np.isfinite(radius) else None
+
+
 def _truth_meta(sim: _Simulator, groups, frames) -> dict:
-    geometry = lookups.MOSAIC_GEOMETRY[DETID]
+    config = sim.config
     stars = sim.stars
+    mask, mask_binning = mask_source(config, sim.binning)
+    cx, cy = mosaic_reference(config)
+    placements = {f"ccd{i + 1}": {"shift": list(shift), "rotation_deg": rot}
+                  for i, (shift, rot) in enumerate(config.placements) if i != 1}
     return {
-        "version": 1,
+        "version": 2,
         "seed": int(sim.seed), "binning": int(sim.binning), "roi": sim.roi,
         "filter_name": sim.filter_name, "fringe": sim.fringe, "groups": list(groups),
-        "pixel_scale_arcsec": DETECTOR.pixel_scale * sim.binning,
-        "pixel_scale_unbinned_arcsec": DETECTOR.pixel_scale,
+        "configuration": config.describe(),
+        "pixel_scale_arcsec": config.pixel_scale * sim.binning,
+        "pixel_scale_unbinned_arcsec": config.pixel_scale,
         "psf": {"model": "Moffat", "fwhm_arcsec": PSF_FWHM_ARCSEC, "beta": PSF_BETA},
         "base_pointing": list(hdrs.BASE_POINTING),
         "wcs_model": {
-            "reference": "pointing (RA, DEC) on the centre of CCD2, unbinned (1023.5, 2111.5) 0-based",
+            "reference": f"pointing (RA, DEC) on the centre of CCD2, unbinned ({cx}, {cy}) 0-based",
             "orientation": "PA=0: East left (-x), North up (+y); TAN projection, no distortion",
-            "ccd1": {"shift": list(geometry.ccd1.shift), "rotation_deg": geometry.ccd1.rotation},
-            "ccd3": {"shift": list(geometry.ccd3.shift), "rotation_deg": geometry.ccd3.rotation},
+            **placements,
         },
-        "illuminated_radius_unbinned": ILLUMINATED_RADIUS,
+        "illumination": {
+            "mask": mask, "mask_binning": mask_binning,
+            "rule": ("lit where DRAGONS' mask (chosen by DRAGONS' rule) is 0; a binning without a mask "
+                     "uses the nearest finer one, a binned pixel being lit only if all its finer pixels are"),
+            "vignetting": f"1 - 0.08 (r / {VIGNETTING_RADIUS_ARCSEC}\")^2 inside the lit field, r from CCD2's centre",
+        },
+        "illuminated_radius_unbinned": _lit_radius(sim),
         "ccd_qe": list(CCD_QE), "ptp_rms": PTP_RMS, "fringe_fraction": FRINGE_FRACTION,
         "sky_rate_e_per_s_arcsec2": SKY_RATE[sim.filter_name],
-        "saturation_adu": DETECTOR.saturation_adu,
         "overscan_trail": list(OVERSCAN_TRAIL),
         "conventions": CONVENTIONS,
         "amps": [{"index": a.layout.index, "ampname": a.layout.ampname, "ccdname": a.layout.ccdname,
                   "gain": a.gain, "read_noise": a.read_noise, "bias_level": a.bias_level,
+                  "saturation_adu": a.saturation,
                   "datasec": a.layout.datasec.to_string(), "biassec": a.layout.biassec.to_string(),
                   "ccdsec": a.layout.ccdsec.to_string(), "detsec": a.layout.detsec.to_string()}
                  for a in sim.amps],

@@ -25,8 +25,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from ..errors import FileProblem
-from ..sections import Section
-from .layout import CCD_NAMES
+from .layout import Window
 
 __all__ = ["Truth", "FrameTruth", "load_truth", "TRUTH_DIRNAME", "CONVENTIONS"]
 
@@ -44,6 +43,9 @@ CONVENTIONS = {
     "sky_e": "sky per binned pixel in electrons for unit response (multiply by true_flat)",
     "flux_e": "total star flux in electrons in one 10 s science exposure, before the response",
     "bias_structure": "fixed ADU pattern added to the data pixels only (not the overscan)",
+    "illuminated": "per-amplifier boolean image over the DATASEC: True where the sky reaches the pixel",
+    "saturation_adu": ("raw level (ADU) at which an amplifier's data pixels clip, DRAGONS' saturation "
+                       "level for the amplifier, binning, gain and date (rounded up)"),
     "bias_level": "mean raw level of the overscan is bias_level + bias_offset_adu of the frame",
     "offsets": ("p, q telescope offsets in arcsec (POFFSET, QOFFSET); stars move by (+p, +q) / pixel "
                 "scale on the detector, as DRAGONS' detector_x/y_offset and offset alignment assume; "
@@ -117,8 +119,11 @@ class Truth:
         least one science frame).
     amps : astropy.table.Table
         Per extension: ``index``, ``ampname``, ``ccdname``, ``gain``,
-        ``read_noise`` (e-), ``bias_level`` (ADU), ``datasec``, ``biassec``,
-        ``ccdsec``, ``detsec``.
+        ``read_noise`` (e-), ``bias_level`` (ADU), ``saturation_adu``,
+        ``datasec``, ``biassec``, ``ccdsec``, ``detsec``.
+    configuration : dict
+        Instrument, detector, date, DETID, DETTYPE, read mode, the DRAGONS
+        tables used, CCD names.
     frames : dict of str -> FrameTruth
     bad_columns : list of dict
     """
@@ -142,10 +147,13 @@ class Truth:
                                              f["bias_offset_adu"], f["wcs"])
                        for f in meta["frames"]}
         self.bad_columns = meta["bad_columns"]
+        self.configuration = meta["configuration"]
 
     def __repr__(self) -> str:
         kinds = [f.kind for f in self.frames.values()]
-        return (f"<Truth {self.directory}: seed {self.seed}, {self.binning}x{self.binning}, {self.roi}, "
+        config = self.configuration
+        return (f"<Truth {self.directory}: {config['instrument']} {config['detector_name']} {config['date']}, "
+                f"seed {self.seed}, {self.binning}x{self.binning}, {self.roi}, "
                 f"filter {self.filter_name}, {kinds.count('bias')} bias / {kinds.count('flat')} flat / "
                 f"{kinds.count('science')} science, {len(self.stars)} stars>")
 
@@ -173,6 +181,10 @@ class Truth:
         """
         return self._image("response", amp_index)
 
+    def illuminated(self, amp_index: int) -> np.ndarray:
+        """Boolean map over the DATASEC of extension ``amp_index``: True where the sky reaches."""
+        return self._image("illuminated", amp_index)
+
     def flat_normalisation(self) -> float:
         """The factor DRAGONS' GMOS ``normalizeFlat`` would divide the true flat by.
 
@@ -181,7 +193,7 @@ class Truth:
         """
         values = []
         for index, name in enumerate(self.amps["ccdname"]):
-            if name != CCD_NAMES[1]:
+            if name != self.configuration["ccd_names"][1]:
                 continue
             response = self.true_flat(index)
             ny = response.shape[0]
@@ -204,9 +216,9 @@ class Truth:
             return None
         return self._image("fringe", amp_index)
 
-    def datasec(self, amp_index: int) -> Section:
-        """The DATASEC of extension ``amp_index`` as a Section."""
-        return Section.from_string(self.amps["datasec"][amp_index])
+    def datasec(self, amp_index: int) -> Window:
+        """The DATASEC of extension ``amp_index`` (0-based, half-open ``x1, x2, y1, y2``)."""
+        return Window.from_string(self.amps["datasec"][amp_index])
 
     # -- per-frame facts ----------------------------------------------------------
     def frame(self, name: str) -> FrameTruth:

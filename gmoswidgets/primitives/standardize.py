@@ -17,7 +17,9 @@ Semantics and defaults follow DRAGONS (``core/primitives_standardize.py``,
 """
 from __future__ import annotations
 
+import bz2
 import functools
+import io
 
 import numpy as np
 from astropy.io import fits
@@ -124,7 +126,9 @@ def _illum_mask_frame(name: str) -> Frame:
 
     Its SCI extensions are the mask (0 lit, 64 unilluminated), one per amplifier.
     """
-    with fits.open(lookups.illum_mask_path(name)) as hdus:
+    # decompress in one go: astropy's seeks in a bz2 stream decompress it again each time
+    raw = bz2.decompress(lookups.illum_mask_path(name).read_bytes())
+    with fits.open(io.BytesIO(raw)) as hdus:
         exts = [Extension(np.array(hdu.data), hdu.header.copy()) for hdu in hdus[1:]]
         frame = Frame(hdus[0].header.copy(), exts)
     frame.filename = name
@@ -204,8 +208,10 @@ def addDQ(frames, ctx, static_bpm="default", user_bpm=None, add_illum_mask=True)
         bpms = _bpm_planes(frame, ctx, static_bpm, user_bpm)
         saturation = new.descriptor("saturation_level")
         nonlinear = new.descriptor("non_linear_level")
-        illum = illumination_mask(new) if add_illum_mask else None
-        if add_illum_mask and illum is None:
+        # DRAGONS adds the mask to imaging (and spectroscopy) frames, never to biases and darks
+        wants_illum = add_illum_mask and not {"BIAS", "DARK"} & frame.tags
+        illum = illumination_mask(new) if wants_illum else None
+        if wants_illum and illum is None:
             ctx.log.warning("%s: DRAGONS has no illumination mask for this configuration; "
                             "no unilluminated pixels flagged", frame.filename)
         for index, ext in enumerate(new.exts):

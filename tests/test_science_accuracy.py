@@ -5,22 +5,14 @@ a calibration service, ``caldb.add_cal``); the ``_stack`` is then measured
 independently of the pipeline's own catalogue: stars are located with the
 stack's WCS from the *true* catalogue and photometered in large apertures.
 """
-import os
-
 import numpy as np
 import pytest
-import sep
-from astropy.wcs import WCS
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
+from accuracy import (astrometry, measure, photometry, reduce_tutorial, sky_noise_ratio, sky_pixels,
+                      usable_fraction)
 from gmoswidgets import dq
-from gmoswidgets.caldb import CalibrationService, set_calservice
-from gmoswidgets.caldb import service as caldb_service
 from gmoswidgets.frame import read_frame
 from gmoswidgets.gmos.keywords import BUNIT_ELECTRON_ALIASES
-from gmoswidgets.reduce import Reduce
-from gmoswidgets.select import expr_parser, select_data
 
 pytestmark = pytest.mark.slow
 
@@ -28,31 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tutorial_run(tutorial2, tmp_path_factory):
     """Run the API chapter of the seed in a fresh playground; return (stack path, dataset)."""
-    playground = tmp_path_factory.mktemp("playground2")
-    old, saved = os.getcwd(), caldb_service._DEFAULT["service"]
-    os.chdir(playground)
-    try:
-        caldb = CalibrationService(database_dir=playground)
-        caldb.init()
-        set_calservice(caldb)
-        files = sorted(str(p) for p in tutorial2.files)
-        biases = select_data(files, ["BIAS"], [])
-        flats = select_data(files, ["FLAT"], [], expr_parser('filter_name=="i"'))
-        science = select_data(files, [], ["CAL"],
-                              expr_parser('(observation_class=="science" and filter_name=="i")'))
-        assert (len(biases), len(flats), len(science)) == (10, 5, 5)
-        for selection in (biases, flats):
-            red = Reduce()
-            red.files.extend(selection)
-            red.runr()
-            caldb.add_cal(red.output_filenames[0])
-        red = Reduce()
-        red.files.extend(science)
-        red.runr()
-        stack = playground / red.output_filenames[0]
-    finally:
-        caldb_service._DEFAULT["service"] = saved
-        os.chdir(old)
+    stack, red = reduce_tutorial(tutorial2, tmp_path_factory.mktemp("playground2"))
     return stack, tutorial2, red
 
 
@@ -60,12 +28,8 @@ def tutorial_run(tutorial2, tmp_path_factory):
 def measured(tutorial_run):
     """Stack pixels and true stars projected with the stack's WCS."""
     path, dataset, _ = tutorial_run
-    stack = read_frame(path)
-    ext = stack[0]
-    truth = dataset.truth
-    wcs = WCS(ext.header)
-    x, y = wcs.all_world2pix(truth.stars["ra"], truth.stars["dec"], 0)
-    return stack, ext, truth, wcs, x, y
+    m = measure(path, dataset.truth)
+    return read_frame(path), m.ext, m.truth, m.wcs, m.x, m.y, m
 
 
 def test_stack_name_units_and_planes(tutorial_run):
@@ -84,79 +48,42 @@ def test_stack_name_units_and_planes(tutorial_run):
 
 
 def test_photometry_against_truth(measured):
-    stack, ext, truth, wcs, x, y = measured
-    sci = ext.data.astype(np.float64)
-    var = ext.variance.astype(np.float64)
-    bad = (ext.mask & dq.FAIL) != 0
-    radius = 3.0 / truth.pixel_scale          # 3" radius: > 99.5 % of the Moffat PSF
-    inside = (x > 3 * radius) & (y > 3 * radius) & (x < sci.shape[1] - 3 * radius) \
-        & (y < sci.shape[0] - 3 * radius)
-    flux, err, flag = sep.sum_circle(sci, x[inside], y[inside], radius, var=var, mask=bad,
-                                     bkgann=(1.4 * radius, 2.0 * radius))
-    # true flux in the stack's units: electrons per 10 s frame, divided by the flat's normalisation
-    true = truth.stars["flux_e"][inside] * truth.flat_normalisation()
-    # isolated, unsaturated, clean stars with S/N > 50
-    tree = cKDTree(np.c_[x, y])
-    neighbours = np.array([len(tree.query_ball_point(p, 2.0 * radius)) for p in np.c_[x, y][inside]])
-    snr = flux / err
-    use = (~truth.stars["saturated"][inside]) & (snr > 50) & (flag == 0) & (neighbours == 1)
-    assert use.sum() >= 30
-    ratio = flux[use] / true[use]
+    ratio, noise = photometry(measured[-1])
+    assert ratio.size >= 30
     median = np.median(ratio)
     scatter = 1.4826 * np.median(np.abs(ratio - median))
-    noise = np.median(1.0 / snr[use])
-    print(f"photometry: {use.sum()} stars, median ratio {median:.4f}, scatter {scatter:.4f}, "
+    print(f"photometry: {ratio.size} stars, median ratio {median:.4f}, scatter {scatter:.4f}, "
           f"noise {noise:.4f}")
     assert abs(median - 1.0) < 0.01
     assert scatter < 2.0 * noise + 0.005   # noise-limited, plus flat-field residuals
 
 
 def test_astrometry_against_truth(measured):
-    stack, ext, truth, wcs, x, y = measured
-    cat = ext.objcat
-    cx = np.asarray(cat["XWIN_IMAGE"] if "XWIN_IMAGE" in cat.colnames else cat["X_IMAGE"]) - 1
-    cy = np.asarray(cat["YWIN_IMAGE"] if "YWIN_IMAGE" in cat.colnames else cat["Y_IMAGE"]) - 1
-    dist, index = cKDTree(np.c_[cx, cy]).query(np.c_[x, y])
-    bright = (~truth.stars["saturated"]) & (dist < 1.5) & (np.asarray(cat["FLUX_AUTO"])[index]
-                                                          > 50 * np.asarray(cat["FLUXERR_AUTO"])[index])
-    assert bright.sum() >= 30
-    ra, dec = wcs.all_pix2world(cx[index[bright]], cy[index[bright]], 0)
-    dra = (ra - truth.stars["ra"][bright]) * np.cos(np.radians(truth.stars["dec"][bright])) * 3600
-    ddec = (dec - truth.stars["dec"][bright]) * 3600
-    rms = float(np.sqrt(np.mean(dra ** 2 + ddec ** 2)))
-    print(f"astrometry: {bright.sum()} stars, rms {rms:.4f} arcsec")
+    rms, count = astrometry(measured[-1])
+    print(f"astrometry: {count} stars, rms {rms:.4f} arcsec")
+    assert count >= 30
     assert rms < 0.05
 
 
-def _sky(ext):
-    """Sky pixels (no sources, good DQ) and the background-subtracted image."""
-    data = ext.data.astype(np.float32)
-    good = ext.mask == 0
-    objects = np.zeros(data.shape, bool)
-    segmap = sep.extract(np.ascontiguousarray(data - sep.Background(data, mask=~good).back()), 3.0,
-                         err=np.sqrt(np.maximum(ext.variance, 1e-6)).astype(np.float32),
-                         mask=~good, segmentation_map=True)[1]
-    objects = ndimage.binary_dilation(segmap > 0, iterations=6)
-    sky = good & ~objects
-    back = sep.Background(data, mask=~sky).back()
-    return sky, data - back
-
-
 def test_sky_noise_matches_variance(measured):
-    stack, ext, *_ = measured
-    sky, residual = _sky(ext)
-    values = residual[sky]
-    empirical = 1.4826 * np.median(np.abs(values - np.median(values)))
-    predicted = float(np.sqrt(np.median(ext.variance[sky])))
+    ratio, empirical, predicted = sky_noise_ratio(measured[1])
     print(f"sky noise {empirical:.3f} e-, sqrt(VAR) {predicted:.3f} e-")
-    assert abs(empirical / predicted - 1) < 0.10
+    assert abs(ratio - 1) < 0.10
+
+
+def test_illuminated_sky_usable(measured):
+    """At least 99 % of the truly illuminated sky (truth, not DQ) is usable (DQ 0) in the stack."""
+    fraction, count = usable_fraction(measured[-1], stride=3)
+    print(f"usable: {fraction:.4f} of {count} truly illuminated stack pixels (every 3rd)")
+    assert count > 10000
+    assert fraction >= 0.99
 
 
 def test_no_cosmic_ray_survives(tutorial_run, measured):
     """No truth cosmic-ray hit on usable sky rises 5 sigma above the stack's background."""
     _, dataset, _ = tutorial_run
     stack, ext, truth, wcs, *_ = measured
-    sky, residual = _sky(ext)
+    sky, residual = sky_pixels(ext)
     z = residual / np.sqrt(np.maximum(ext.variance, 1e-6))
     hits = 0
     worst = 0.0

@@ -12,8 +12,10 @@ The rules are those of the Gemini Observatory Archive for GMOS imaging
   imaging flat; within +-180 days.
 * processed_fringe: instrument, detector, binning, filter and ROI; within
   +-365 days (the archive does not check read mode for fringes).
-* processed_bpm: instrument, detector and binning; the mask is valid from
-  its date, so it must not be later than the frame.
+* processed_bpm: instrument and binning; the frame's amplifier names
+  (AMPNAMEs joined by '+', in extension order) appear in the mask's, so a
+  full-frame mask serves an ROI frame; the mask is valid from its date, so
+  it must not be later than the frame.
 
 ROI: for a Full Frame or Central Spectrum frame the read areas must be
 equal; for any other ROI the frame's read area must be contained in the
@@ -174,6 +176,21 @@ class TimeWindow(Rule):
                     f"±{self.days} d")
 
 
+class AmpNames(Rule):
+    """The frame's amplifiers ('+'-joined AMPNAMEs) are a run of the calibration's."""
+
+    name = "amplifiers"
+
+    def sql(self, sci):
+        return "instr(amp_names, ?) > 0", [sci.amp_names]
+
+    def check(self, sci, cal):
+        ok = sci.amp_names in cal.amp_names
+        return ok, (f"amplifiers of the frame {'are' if ok else 'are not'} among the "
+                    f"calibration's ({cal.amp_names.count('+') + 1 if cal.amp_names else 0} "
+                    f"amplifiers)")
+
+
 class ValidFrom(Rule):
     """The calibration (a bad-pixel mask) is valid from its date: not later than the frame."""
 
@@ -204,7 +221,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "processed_flat": (_INSTRUMENT, _DETECTOR, _BINNING, _FILTER, _READ_SPEED, _GAIN,
                        ImagingOnly(), ReadArea(), TimeWindow(180)),
     "processed_fringe": (_INSTRUMENT, _DETECTOR, _BINNING, _FILTER, ReadArea(), TimeWindow(365)),
-    "processed_bpm": (_INSTRUMENT, _DETECTOR, _BINNING, ValidFrom()),
+    "processed_bpm": (_INSTRUMENT, _BINNING, AmpNames(), ValidFrom()),
 }
 
 #: SQL ordering of the candidates; :func:`rank_key` is the same order in Python.

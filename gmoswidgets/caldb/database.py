@@ -33,7 +33,7 @@ BUSY_TIMEOUT = 60.0
 #: SQLite's own wait for a lock, per attempt (statements retry until BUSY_TIMEOUT).
 _LOCK_WAIT = 0.05
 #: Version of the table layout; a database with another version must be recreated.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SQL_TYPES = {"xbin": "INTEGER", "ybin": "INTEGER", "imaging": "INTEGER", "prepared": "INTEGER",
               "overscan_subtracted": "INTEGER", "overscan_trimmed": "INTEGER"}

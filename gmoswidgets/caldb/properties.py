@@ -56,6 +56,9 @@ class ObsProperties:
         Named readout region ('Full Frame', 'Central Spectrum', 'Custom' ...).
     amp_read_area : str
         Amplifiers and the detector area each read.
+    amp_names : str
+        The amplifier names (AMPNAME) in extension order, joined by '+'
+        (what the archive matches a bad-pixel mask on).
     filter_name : str
         Short filter name ('i', 'g&r' ...).
     imaging : bool
@@ -76,6 +79,7 @@ class ObsProperties:
     gain_setting: str
     roi: str
     amp_read_area: str
+    amp_names: str
     filter_name: str
     imaging: bool
     prepared: bool
@@ -149,7 +153,7 @@ def properties_of(source, lenient: bool = False) -> ObsProperties:
         xbin=int(value("detector_x_bin")), ybin=int(value("detector_y_bin")),
         read_speed=value("read_speed_setting"), gain_setting=value("gain_setting"),
         roi=value("detector_roi_setting"), amp_read_area=value("amp_read_area"),
-        filter_name=value("filter_name"), imaging="IMAGE" in tags,
+        amp_names="+".join(value("array_name")), filter_name=value("filter_name"), imaging="IMAGE" in tags,
         prepared="PREPARED" in tags, overscan_subtracted="OVERSCAN_SUBTRACTED" in tags,
         overscan_trimmed="OVERSCAN_TRIMMED" in tags, ut_datetime=value("ut_datetime"))
 

@@ -18,6 +18,7 @@ PROCESSED_MARKERS = {
     "GIFRINGE": {"PROCESSED", "FRINGE", "CAL"},
     "PROCSCI": {"PROCESSED", "PROCESSED_SCIENCE"},
     "PROCBPM": {"PROCESSED", "BPM", "CAL"},
+    "BPMASK": {"PROCESSED", "BPM", "CAL"},
 }
 
 #: Timestamp keyword written to the PHU by each primitive (DRAGONS' names).

@@ -1,8 +1,8 @@
 """GMOS instrument facts: one place, read from DRAGONS' tables.
 
 Every number here comes from ``gmoswidgets/gmos/dragons/gmos-lookups.json``
-(DRAGONS' GMOS lookup tables re-encoded as JSON; its conventions are in
-``dragons/README.md`` and ``shared/reference/dragons-lookups/README.md``):
+(DRAGONS' GMOS lookup tables at a fixed commit, re-encoded as JSON; see
+``dragons/README.md``):
 dated amplifier gains, read noise and bias levels, full-well depths,
 detector identities and pixel scales, mosaic geometry per ``DETID``, named
 readout regions, fringe filters and the illumination masks.  This module
@@ -356,37 +356,3 @@ def illum_mask_path(name: str):
     """Path (a :class:`importlib.resources` traversable) of a vendored illumination mask."""
     return resources.files(__package__).joinpath("dragons", "illum", name)
 
-
-# -- TEMPORARY: names the simulator (gmoswidgets/data) still imports -----------------
-# To be deleted as soon as gmoswidgets/data reads its facts from the JSON itself
-# (issue 10: the simulator must not share the pipeline's code).  Do not use in the pipeline.
-
-def _legacy_amp_dict(quantity: str) -> dict:
-    out = {}
-    for entry in reversed(_T["amp_tables"]["selection"][quantity]):   # oldest first, newest wins
-        for amp, speeds in _T["amp_tables"]["tables"][entry["table"]]["values"].items():
-            for speed, settings in speeds.items():
-                for setting, value in settings.items():
-                    out[(speed, setting, amp)] = float(value)
-    return out
-
-
-AMP_GAIN = _legacy_amp_dict("gain")
-AMP_READ_NOISE = _legacy_amp_dict("read_noise")
-AMP_BIAS = _legacy_amp_dict("bias")
-DetectorType.saturation_adu = 65535
-DetectorType.linear_fraction = 0.91
-
-
-@dataclass(frozen=True)
-class IlluminatedField:
-    """TEMPORARY (simulator only): a circular field about CCD2's centre, unbinned pixels."""
-
-    centre: tuple[float, float]
-    radius: float
-
-
-ILLUMINATED_FIELD = {
-    "Hamamatsu-N": IlluminatedField((0.0, 0.0), 168.0 / 0.0807),
-    "Hamamatsu-S": IlluminatedField((0.0, 0.0), 168.0 / 0.0800),
-}

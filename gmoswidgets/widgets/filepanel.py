@@ -17,9 +17,10 @@ from .imageview import ImageView
 
 __all__ = ["FilePanel", "FileRow", "DEFAULT_DESCRIPTORS"]
 
-#: Descriptors shown by default (those the tutorial's ``showd`` uses, and a few more).
+#: Descriptors shown by default (those the tutorial's ``showd`` uses, and which
+#: configuration a file is: detector, binning, readout region, read mode).
 DEFAULT_DESCRIPTORS = ("object", "observation_type", "filter_name", "exposure_time", "ut_date",
-                       "detector_x_bin")
+                       "detector_name", "detector_x_bin", "detector_roi_setting", "read_mode")
 _MAX_ROWS = 400
 #: List-file names of the tutorial, suggested from the tags of the selection.
 _LIST_NAMES = (({"BIAS"}, set(), "list_of_bias.txt"), ({"FLAT"}, set(), "list_of_flats.txt"),

@@ -180,3 +180,28 @@ def test_configuration_descriptors(speed, setting, expected):
     assert descriptor_value(hs, "gain_setting") == setting
     assert REF["read_settings"]["read_mode_map"]["default"][f"{setting}/{speed}"] == expected
     assert descriptor_value(hs, "read_mode") == expected
+
+
+@pytest.mark.parametrize("detid", list(REF["mosaic_geometry"]["by_DETID"]))
+@pytest.mark.parametrize("binning", [1, 2, 4])
+def test_mosaic_geometry_of_every_detector_set(detid, binning):
+    """CCD1 and CCD3 centres land at CCD2's centre + shift / binning, rotated counter-clockwise."""
+    import numpy as np
+
+    from gmoswidgets.frame import Extension, Frame
+    from gmoswidgets.gmos.geometry import ccd_to_mosaic
+
+    entry = DETIDS[detid]
+    phu = fits.Header({"INSTRUME": entry["site"], "DETTYPE": entry["DETTYPE"], "DETID": detid})
+    frame = Frame(phu, [Extension(np.zeros((1, 1), np.float32),
+                                  fits.Header({"CCDSUM": f"{binning} {binning}"}))])
+    for ccd, geo in enumerate(REF["mosaic_geometry"]["by_DETID"][detid]["ccds_left_to_right"]):
+        nx, ny = (n // binning for n in geo["shape_xy_unbinned"])
+        cx, cy = (nx - 1) / 2, (ny - 1) / 2
+        sx, sy = (s / binning for s in geo["shift_xy_unbinned_px"])
+        theta = np.deg2rad(geo["rotation_deg_ccw"])
+        mapping = ccd_to_mosaic(frame, ccd)
+        x, y = mapping(np.array([cx, cx + 1000.0]), np.array([cy, cy]))
+        assert (x[0], y[0]) == pytest.approx((cx + sx, cy + sy), abs=1e-9)
+        assert (x[1] - x[0], y[1] - y[0]) == pytest.approx(
+            (1000 * np.cos(theta), 1000 * np.sin(theta)), abs=1e-9)

@@ -121,3 +121,27 @@ def test_no_bpm_in_the_database_is_logged_not_fatal(home, caplog):
     assert caldb(["init"]) == 0
     [out] = run_steps([science()], [("addDQ", {})], CalibrationLookup())
     assert bad_pixels(out) == [] and "no static bad pixels flagged" in caplog.text
+
+
+def test_a_finer_user_bpm_is_rebinned_by_or(tmp_path):
+    """DRAGONS: a BPM passed with a finer binning is ORed block by block to the frame's binning."""
+    sci4 = science()                                     # 4x4
+    sci2 = raw_frame("gmos-n_illum_HAM_22_12amp_v1.fits.bz2")
+    path = tmp_path / "bpm_2x2.fits"
+    hdus = [fits.PrimaryHDU(header=sci2.phu.copy())]
+    hdus[0].header["BPMASK"] = "2017-01-01T00:00:00"
+    bad = {(4, 201, 81), (4, 200, 80), (9, 7, 40)}       # (extension, row, column) at 2x2
+    for index, ext in enumerate(sci2.exts):
+        mask = np.zeros(ext.data.shape, np.uint16)
+        for e, row, col in bad:
+            if e == index:
+                mask[row, col] = dq.BAD_PIXEL
+        hdus.append(fits.ImageHDU(mask, ext.header.copy(), name="SCI"))
+    fits.HDUList(hdus).writeto(path)
+    [out] = run_steps([sci4], [("addDQ", {"static_bpm": None, "user_bpm": str(path)})])
+    want = set()
+    for e, row, col in bad:
+        d2 = Section.from_string(sci2.exts[e].header["DATASEC"])
+        d4 = Section.from_string(sci4.exts[e].header["DATASEC"])
+        want.add((e, (row - d2.y1) // 2 + d4.y1, (col - d2.x1) // 2 + d4.x1))
+    assert set(bad_pixels(out)) == want and len(want) == 2

@@ -27,11 +27,12 @@ from astropy.io import fits
 from .. import dq
 from ..errors import CalibrationNotFoundError, FileProblem
 from ..frame import Extension, Frame, read_frame
+from ..sections import Section
 from ..gmos import geometry, lookups
 from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
-from ._calib import (constant_plane, detector_of, fetch_calibration, in_electrons, light_copy,
-                     matched_planes)
+from ._calib import (constant_plane, detector_of, extension_binning, fetch_calibration,
+                     in_electrons, light_copy, matched_planes)
 from .base import Param, primitive
 
 __all__ = ["prepare", "addDQ", "addVAR", "illumination_mask", "illumination_mask_name"]
@@ -165,6 +166,41 @@ def illumination_mask(frame) -> list | None:
     return [cut.data != 0 for cut in cuts]
 
 
+def _rebinned_bpm(bpm, frame, path):
+    """``bpm`` at the frame's binning: each block of finer pixels ORed (DRAGONS' rule).
+
+    Only the data section of each BPM extension is kept (it becomes the
+    whole array); extensions already at the frame's binning are unchanged.
+
+    Raises
+    ------
+    FileProblem
+        If the BPM is coarser than the frame, or its binning does not divide the frame's.
+    """
+    fx, fy = geometry.binning_of(frame)
+    exts = []
+    for ext in bpm.exts:
+        bx, by = extension_binning(ext.header)
+        if (bx, by) == (fx, fy):
+            exts.append(ext)
+            continue
+        if fx % bx or fy % by:
+            raise FileProblem(path, f"a {bx}x{by} BPM cannot be rebinned to the {fx}x{fy} "
+                                    f"binning of {frame.filename}")
+        rx, ry = fx // bx, fy // by
+        plane = ext.data[Section.from_string(ext.header["DATASEC"]).slices].astype(dq.DTYPE)
+        ny, nx = plane.shape[0] // ry, plane.shape[1] // rx
+        blocks = plane[:ny * ry, :nx * rx].reshape(ny, ry, nx, rx)
+        header = ext.header.copy()
+        header["CCDSUM"] = f"{fx} {fy}"
+        header["DATASEC"] = Section(0, nx, 0, ny).to_string()
+        exts.append(Extension(np.bitwise_or.reduce(np.bitwise_or.reduce(blocks, axis=3), axis=1),
+                              header))
+    new = Frame(bpm.phu, exts)
+    new.filename = bpm.filename
+    return new
+
+
 def _bpm_planes(frame, ctx, static_bpm, user_bpm):
     """The BPM planes (one per extension, or None) to OR into the DQ."""
     sources = []
@@ -180,6 +216,7 @@ def _bpm_planes(frame, ctx, static_bpm, user_bpm):
     bpms = [None] * len(frame.exts)
     for bpm, path in sources:
         # a BPM's mask is the SCI plane of each extension (DRAGONS' convention)
+        bpm = _rebinned_bpm(bpm, frame, path)
         for index, cut in enumerate(matched_planes(frame, bpm, "BPM")):
             values = cut.data.astype(dq.DTYPE)
             bpms[index] = values if bpms[index] is None else bpms[index] | values

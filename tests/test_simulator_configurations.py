@@ -71,7 +71,13 @@ def _mask(name):
         return [(_section(h.header["DETSEC"]), h.data.copy()) for h in hdus[1:]]
 
 
-@pytest.fixture(scope="module", params=list(EXPECTED), ids=lambda k: "-".join(str(v) for v in k if v))
+#: Configurations checked in the fast suite (the others are slow: a few seconds each).
+FAST = {("GMOS-S", "hamamatsu", None), ("GMOS-N", "e2vdd", None), ("GMOS-S", "eev", None)}
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param(key, id="-".join(str(v) for v in key if v), marks=[] if key in FAST else [pytest.mark.slow])
+    for key in EXPECTED])
 def flats4(request, tmp_path_factory):
     """Biases and twilight flats of a configuration at 4x4 (no stars: fast)."""
     instrument, detector, date = request.param

@@ -147,7 +147,8 @@ def test_saturation_equals_dragons_worked_examples(example):
     table = example["gain_table"]
     date = {"gmosampsGain": "2024-06-01", "gmosampsGainBefore20231214": "2020-06-01",
             "gmosampsGainBefore20170224": "2016-06-01"}[table]
-    for (xbin, ybin), key in (((1, 1), "raw_1x1_saturation_adu"), ((2, 2), "raw_2x2_saturation_adu")):
+    for (xbin, ybin), key in (((1, 1), "raw_1x1_saturation_adu"),
+                              ((2, 2), "raw_2x2_saturation_adu")):
         hs = make_headers(detid, example["DETECTOR"], date, "slow", "low", xbin, ybin)
         index = [h["AMPNAME"] for h in hs.ext_headers].index(example["AMPNAME"])
         assert descriptor_value(hs, "gain")[index] == pytest.approx(example["gain"])

@@ -153,8 +153,9 @@ def properties_of(source, lenient: bool = False) -> ObsProperties:
         xbin=int(value("detector_x_bin")), ybin=int(value("detector_y_bin")),
         read_speed=value("read_speed_setting"), gain_setting=value("gain_setting"),
         roi=value("detector_roi_setting"), amp_read_area=value("amp_read_area"),
-        amp_names="+".join(value("array_name")), filter_name=value("filter_name"), imaging="IMAGE" in tags,
-        prepared="PREPARED" in tags, overscan_subtracted="OVERSCAN_SUBTRACTED" in tags,
+        amp_names="+".join(value("array_name")), filter_name=value("filter_name"),
+        imaging="IMAGE" in tags, prepared="PREPARED" in tags,
+        overscan_subtracted="OVERSCAN_SUBTRACTED" in tags,
         overscan_trimmed="OVERSCAN_TRIMMED" in tags, ut_datetime=value("ut_datetime"))
 
 

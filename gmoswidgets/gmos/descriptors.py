@@ -287,7 +287,7 @@ def read_speed_setting(headers):
 
 @_descriptor()
 def gain_setting(headers):
-    """Gain setting, 'low' or 'high' (raw: each extension's GAIN below 3 is low; GAINSET once prepared)."""
+    """Gain setting, 'low' or 'high' (raw GAIN below 3 is low; GAINSET once prepared)."""
     if GAINSET in headers.phu:
         return _str(headers.phu[GAINSET]).lower()
     settings = []
@@ -301,13 +301,13 @@ def gain_setting(headers):
 
 @_descriptor()
 def read_mode(headers):
-    """Read mode: 'Normal' (slow/low), 'Bright' (fast/high), 'Acquisition' (fast/low), 'Engineering'."""
+    """Read mode: 'Normal' (slow/low), 'Bright' (fast/high), 'Acquisition', 'Engineering'."""
     return lookups.READ_MODES.get(f"{gain_setting(headers)}/{read_speed_setting(headers)}", "")
 
 
 @_descriptor(per_extension=True)
 def gain(headers):
-    """Gain in e-/ADU per extension: DRAGONS' dated table for raw data (by UT date, read mode, AMPNAME)."""
+    """Gain in e-/ADU per extension (raw data: DRAGONS' table for the UT date and read mode)."""
     if _in_electrons(headers):
         return [1.0 for _ in headers.ext_headers]
     if _prepared(headers):

@@ -47,8 +47,9 @@ ADC_LIMIT = float(_T["saturation"]["adc_limit_adu"])
 
 #: Readout with ``AMPINTEG`` above this many ns is "slow" (DRAGONS' rule):
 #: Hamamatsu CCDs, and the EEV / e2vDD CCDs.
-READ_SPEED_AMPINTEG_SLOW = int(_T["read_settings"]["read_speed_from_AMPINTEG"]["hamamatsu_threshold"])
-READ_SPEED_AMPINTEG_SLOW_EEV = int(_T["read_settings"]["read_speed_from_AMPINTEG"]["other_threshold"])
+_AMPINTEG = _T["read_settings"]["read_speed_from_AMPINTEG"]
+READ_SPEED_AMPINTEG_SLOW = int(_AMPINTEG["hamamatsu_threshold"])
+READ_SPEED_AMPINTEG_SLOW_EEV = int(_AMPINTEG["other_threshold"])
 #: A raw header ``GAIN`` below this is the "low" gain setting (DRAGONS' rule).
 GAIN_SETTING_THRESHOLD = float(_T["read_settings"]["gain_setting_from_GAIN"]["threshold"])
 #: Read-mode names by 'gain_setting/read_speed' (DRAGONS' ``read_mode``: 'low/slow' -> 'Normal').
@@ -288,7 +289,8 @@ def _roi_settings() -> dict:
         for variant in variants:
             x1, x2, y1, y2 = variant["section_0based_unbinned"]
             height = 4224 if "Hamamatsu" in variant["detector_family"] else 4608
-            out.setdefault(height, {}).setdefault(name, []).append((x1 + 1, x2 - x1, y1 + 1, y2 - y1))
+            extent = (x1 + 1, x2 - x1, y1 + 1, y2 - y1)
+            out.setdefault(height, {}).setdefault(name, []).append(extent)
     return out
 
 

@@ -27,10 +27,10 @@ from astropy.io import fits
 from .. import dq
 from ..errors import CalibrationNotFoundError, FileProblem
 from ..frame import Extension, Frame, read_frame
-from ..sections import Section
 from ..gmos import geometry, lookups
 from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
+from ..sections import Section
 from ._calib import (constant_plane, detector_of, extension_binning, fetch_calibration,
                      in_electrons, light_copy, matched_planes)
 from .base import Param, primitive
@@ -137,7 +137,10 @@ def _illum_mask_frame(name: str) -> Frame:
 
 
 def illumination_mask_name(frame) -> str | None:
-    """The DRAGONS illumination mask for a frame (see :func:`gmoswidgets.gmos.lookups.illum_mask_name`)."""
+    """File name of DRAGONS' illumination mask for a frame, or None (PHU ``NAMPS`` is needed).
+
+    See :func:`gmoswidgets.gmos.lookups.illum_mask_name`.
+    """
     det = detector_of(frame)
     try:
         amps_per_ccd = int(frame.phu.get("NAMPS"))

@@ -271,3 +271,7 @@ def ADUToElectrons(frames, ctx):
             new.phu[BUNIT] = BUNIT_ELECTRONS
         out.append(new)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (overscanCorrect, biasCorrect, ADUToElectrons)

@@ -395,3 +395,7 @@ def scaleCountsToReference(frames, ctx, tolerance=0.0, use_common=True, radius=0
         ctx.log.info(f"scaleCountsToReference: {frame.filename} scaled by {factor:.4f}")
         out.append(new)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (flagCosmicRaysByStacking, scaleCountsToReference)

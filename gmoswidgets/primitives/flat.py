@@ -133,3 +133,7 @@ def flatCorrect(frames, ctx, flat=None, do_cal="procmode"):
                 ext.mask = np.where(usable, mask, mask | dq.BAD_PIXEL).astype(dq.DTYPE)
     return apply_calibration(frames, ctx, "flatCorrect", "processed_flat", flat, do_cal, divide,
                              FLATIM)
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (normalizeFlat, flatCorrect)

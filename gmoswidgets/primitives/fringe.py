@@ -322,3 +322,7 @@ def makeFringeFrame(frames, ctx, subtract_median_image=None, dilation=2.0, **par
         out.phu[OBSID] = "+".join(obsids)
     ctx.log.info("makeFringeFrame: fringe frame from %d frames", len(frames))
     return [out]
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (fringeCorrect, makeFringeFrame)

@@ -297,3 +297,7 @@ def mosaicDetectors(frames, ctx, interpolant="poly3", sci_only=False):
         out.append(mosaic_frame(frame, interpolant, sci_only, ctx.log))
         ctx.progress((i + 1) / len(frames), frame.filename)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (QECorrect, mosaicDetectors)

@@ -390,3 +390,7 @@ def detectSources(frames, ctx, mask=False, replace_flags=249, set_saturation=Fal
             ctx.progress(done / nsteps, f"detectSources {frame.filename}")
         outputs.append(out)
     return outputs
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (detectSources,)

@@ -351,3 +351,7 @@ def _culled(cat):
         median = np.nanmedian(fwhm[good])
         good &= np.abs(fwhm - median) < 0.5 * median
     return cat[good]
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (adjustWCSToReference,)

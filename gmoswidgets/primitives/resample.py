@@ -216,3 +216,7 @@ def resampleToCommonFrame(frames, ctx, interpolant="poly3", trim_data=False, cle
                                    interpolant, conserve, clean_data, dq_threshold))
         ctx.progress((i + 1) / len(frames), frame.filename)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (resampleToCommonFrame,)

@@ -560,3 +560,7 @@ def stackFlats(frames, ctx, operation="mean", reject_method="minmax", hsigma=3.0
                        scales=scales)
     out.phu[RELINT] = (float(scales[0]), "Relative intensity (scaling) factor")
     return [out]
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (stackFrames, stackBiases, stackFlats)

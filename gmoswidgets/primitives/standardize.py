@@ -271,3 +271,7 @@ def addVAR(frames, ctx, read_noise=False, poisson_noise=False):
             new.phu[VARNOISE] = (",".join(done + wanted), "Noise components in the VAR plane")
         out.append(new)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (prepare, addDQ, addVAR)

@@ -55,3 +55,7 @@ def storeProcessedFringe(frames, ctx):
 def storeProcessedScience(frames, ctx):
     """Mark the final science product as processed (PROCSCI, PROCMODE, BUNIT)."""
     return _mark(frames, with_bunit=True)
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (storeProcessedBias, storeProcessedFlat, storeProcessedFringe, storeProcessedScience)

@@ -13,7 +13,7 @@ def run_steps(frames, steps, lookup=None):
     ctx = StepContext(calibration_lookup=lookup)
     for name, params in steps:
         prim = get_primitive(name)
-        frames = prim.func(frames, ctx, **prim.validate(params))
+        frames = prim(frames, ctx, **params)
         for frame in frames:
             mark_history(frame, name, utc_now())
     return frames

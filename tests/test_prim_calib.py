@@ -414,7 +414,7 @@ def test_gain_setting_survives_conversion_to_electrons(tutorial4):
         ext.header["GAIN"] = 5.0            # the raw header gain of the high-gain setting
     assert frame.descriptor("gain_setting") == "high"
     ctx = StepContext()
-    out = get_primitive("prepare").func([frame], ctx, require_wcs=False)
-    out = get_primitive("ADUToElectrons").func(out, ctx)
+    out = get_primitive("prepare")([frame], ctx, require_wcs=False)
+    out = get_primitive("ADUToElectrons")(out, ctx)
     assert out[0][0].header["GAIN"] == 1.0
     assert out[0].descriptor("gain_setting") == "high"

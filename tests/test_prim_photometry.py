@@ -117,7 +117,7 @@ def field():
 def _run_detect(frame, **params):
     prim = get_primitive("detectSources")
     ctx = StepContext(logging.getLogger("test"))
-    return prim.func([frame], ctx, **{**prim.defaults(), **params})[0]
+    return prim([frame], ctx, **params)[0]
 
 
 def test_positions_fluxes_fwhm(field):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import FileProblem
-from ..resampling import AffineMap
+from ..numerics.interpolate import AffineMap
 from ..sections import Section
 from . import lookups
 

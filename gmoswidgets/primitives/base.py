@@ -54,10 +54,10 @@ class Param:
     optional : bool
         Whether None is an allowed value.
     check : callable, optional
-        ``check(value)`` on the converted value (never None): returns an error
-        message (or raises ValueError) when the value cannot be used, None when
-        it can.  For what type, choices and bounds cannot say, e.g. that a
-        string is a FITS section.
+        ``check(value)`` on the converted value (never None): raises ValueError
+        or returns an error message (a str) when the value cannot be used; any
+        other return value means it can (so ``Section.from_string`` is a check).
+        For what type, choices and bounds cannot say.
     """
 
     name: str
@@ -68,7 +68,7 @@ class Param:
     min: float | None = None
     max: float | None = None
     optional: bool = False
-    check: Callable[[Any], str | None] | None = None
+    check: Callable[[Any], Any] | None = None
 
     def validate(self, value, where: str = ""):
         """Convert ``value`` (a Python value or a command-line string) and check it.
@@ -127,7 +127,7 @@ class Param:
                 problem = self.check(value)
             except ValueError as exc:
                 problem = str(exc)
-            if problem:
+            if isinstance(problem, str):
                 raise ParameterError(f"{label}: {problem}")
         return value
 

@@ -33,7 +33,7 @@ from ..errors import GmosError
 from ..frame import Extension, Frame
 from ..gmos.keywords import EXPTIME, ORIGTEXP
 from ._calib import light_copy
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 from .photometry import object_mask
 
 __all__ = ["flagCosmicRaysByStacking", "scaleCountsToReference", "median_stack", "flux_scaling"]
@@ -156,7 +156,8 @@ def _disk(radius: float) -> np.ndarray:
           min=0.0),
     suffix="_CRMasked",
 )
-def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
+def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: float,
+                             dilation: float) -> list[Frame]:
     """Flag cosmic rays by comparing each aligned image with the median of all.
 
     Where only one image has usable sky (the dithered edges of the field),
@@ -334,7 +335,8 @@ def _source_scalings(frames, radius, use_common, log):
     Param("radius", float, 0.5, "Matching radius for the sources (arcsec).", min=0.0),
     suffix="_countsScaled",
 )
-def scaleCountsToReference(frames, ctx, tolerance=0.0, use_common=True, radius=0.5):
+def scaleCountsToReference(frames: list[Frame], ctx: StepContext, *, tolerance: float,
+                           use_common: bool, radius: float) -> list[Frame]:
     """Scale the images to the counts of the first (reference) image.
 
     Parameters

@@ -29,11 +29,11 @@ from ..errors import ParameterError
 from ..frame import Extension, Frame
 from ..gmos import geometry
 from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTAMP_KEYWORDS
-from ..resampling import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds, remap_wcs_header,
-                          resample, resample_dq)
+from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds,
+                                    remap_wcs_header, resample, resample_dq)
 from ..sections import Section
 from ._calib import light_copy
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
 __all__ = ["QECorrect", "mosaicDetectors", "ccd_background", "mosaic_frame"]
 
@@ -128,7 +128,8 @@ def _apply_qe(frame: Frame, f1: float, f3: float) -> Frame:
           "(1,1 disables the correction).", optional=True),
     suffix="_bgAdjusted",
 )
-def QECorrect(frames, ctx, common=True, factors=None):
+def QECorrect(frames: list[Frame], ctx: StepContext, *, common: bool,
+              factors: list[float] | None) -> list[Frame]:
     """Match the sky level of CCD1 and CCD3 to CCD2 (Hamamatsu, before mosaicDetectors).
 
     Parameters
@@ -209,7 +210,7 @@ def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = Fals
     frame : Frame
         One extension per amplifier or per CCD, trimmed to the data.
     interpolant : str
-        See :data:`gmoswidgets.resampling.INTERPOLANTS`.
+        See :data:`gmoswidgets.numerics.interpolate.INTERPOLANTS`.
     sci_only : bool
         Build only the SCI plane.
     log : logging.Logger, optional
@@ -269,7 +270,8 @@ def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = Fals
     Param("sci_only", bool, False, "Mosaic only the SCI planes (VAR and DQ are dropped)."),
     suffix="_mosaic",
 )
-def mosaicDetectors(frames, ctx, interpolant="poly3", sci_only=False):
+def mosaicDetectors(frames: list[Frame], ctx: StepContext, *, interpolant: str,
+                    sci_only: bool) -> list[Frame]:
     """Tile the amplifiers and place the CCDs into one mosaic image.
 
     Parameters

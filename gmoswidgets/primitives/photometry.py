@@ -22,7 +22,8 @@ from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import dq
-from .base import Param, primitive
+from ..frame import Frame
+from .base import Param, StepContext, primitive
 
 __all__ = ["DETECTION_PARAMS", "OBJCAT_COLUMNS", "detectSources", "find_sources", "object_mask",
            "add_world_columns", "extension_wcs", "world_positions"]
@@ -156,11 +157,10 @@ deblend_mincont, phot_min_radius, back_size, back_filtersize
 
 def object_mask(data, variance=None, dqmask=None, *, replace_flags=249, mask=False,
                 detect_minarea=8, detect_thresh=2.0, deblend_mincont=0.005, back_size=32,
-                back_filtersize=8, **_measurement_params) -> np.ndarray:
+                back_filtersize=8) -> np.ndarray:
     """Boolean map of the pixels belonging to sources (detection only, no measurements).
 
-    Takes the same parameters as :func:`find_sources`; those that only
-    affect the measurements are accepted and ignored.
+    Takes the detection parameters of :func:`find_sources`.
     """
     found = _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
                     deblend_mincont, back_size, back_filtersize)
@@ -354,9 +354,10 @@ def add_world_columns(table: Table, header) -> Table:
 
 
 @primitive(*DETECTION_PARAMS, suffix="_sourcesDetected")
-def detectSources(frames, ctx, mask=False, replace_flags=249, set_saturation=False,
-                  detect_minarea=8, detect_thresh=2.0, analysis_thresh=2.0, deblend_mincont=0.005,
-                  phot_min_radius=3.5, back_size=32, back_filtersize=8):
+def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_flags: int,
+                  set_saturation: bool, detect_minarea: int, detect_thresh: float,
+                  analysis_thresh: float, deblend_mincont: float, phot_min_radius: float,
+                  back_size: int, back_filtersize: int) -> list[Frame]:
     """Find sources in each extension; attach an OBJCAT table and an OBJMASK plane.
 
     Detection follows SExtractor as DRAGONS configures it: background

@@ -21,7 +21,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..errors import GmosError
-from .base import Param, primitive
+from ..frame import Frame
+from .base import Param, StepContext, primitive
 from .photometry import add_world_columns, extension_wcs
 
 __all__ = ["adjustWCSToReference", "AffineFit", "match_catalogs", "apply_affine_to_header"]
@@ -276,9 +277,10 @@ def _offsets_fit(ref, frame):
     Param("scale", bool, False, "Fit a scale factor as well as a shift?"),
     suffix="_wcsCorrected",
 )
-def adjustWCSToReference(frames, ctx, method="sources", fallback="offsets", first_pass=5.0,
-                         match_radius=0.5, min_sources=3, cull_sources=False, rotate=False,
-                         scale=False):
+def adjustWCSToReference(frames: list[Frame], ctx: StepContext, *, method: str,
+                         fallback: str | None, first_pass: float, match_radius: float,
+                         min_sources: int, cull_sources: bool, rotate: bool,
+                         scale: bool) -> list[Frame]:
     """Correct each image's WCS so that its sources land on the first image's.
 
     Every input must have a single extension (run mosaicDetectors first).

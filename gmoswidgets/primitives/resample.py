@@ -26,11 +26,12 @@ from .. import dq as dqbits
 from ..errors import GmosError, ParameterError
 from ..frame import Extension, Frame
 from ..gmos.keywords import AREATYPE, JFACTOR
-from ..resampling import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
-                          fit_affine, output_bounds, remap_wcs_header, resample, resample_dq)
+from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
+                                    fit_affine, output_bounds, remap_wcs_header, resample,
+                                    resample_dq)
 from ..sections import Section
 from ._calib import light_copy
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
 __all__ = ["resampleToCommonFrame", "pixel_map", "CLEAN_BITS"]
 
@@ -156,8 +157,9 @@ def _resample_frame(frame, to_input, out_shape, ref_header, origin, interpolant,
           "is set.", min=0.0, max=1.0),
     suffix="_align",
 )
-def resampleToCommonFrame(frames, ctx, interpolant="poly3", trim_data=False, clean_data=False,
-                          conserve=True, reference=None, dq_threshold=DQ_THRESHOLD):
+def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant: str,
+                          trim_data: bool, clean_data: bool, conserve: bool, reference: str | None,
+                          dq_threshold: float) -> list[Frame]:
     """Resample every image onto the pixel grid of the reference image.
 
     Parameters
@@ -166,7 +168,7 @@ def resampleToCommonFrame(frames, ctx, interpolant="poly3", trim_data=False, cle
         Single-extension (mosaicked) images with a celestial WCS.
     ctx : StepContext
     interpolant : str
-        One of :data:`gmoswidgets.resampling.INTERPOLANTS`.
+        One of :data:`gmoswidgets.numerics.interpolate.INTERPOLANTS`.
     trim_data : bool
         Output only the reference's footprint instead of the union.
     clean_data : bool

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from . import dq as dqbits
+from .. import dq as dqbits
 
 __all__ = ["AffineMap", "INTERPOLANTS", "resample", "resample_dq", "covered",
            "fit_affine", "remap_wcs_header", "DQ_THRESHOLD", "output_bounds",

@@ -89,3 +89,12 @@ def test_bad_section_fails_validation_naming_the_parameter():
     for bad in ("[1:100]", "1:100,1:50", "[0:10,1:5]", "[10:1,1:5]"):
         with pytest.raises(ParameterError, match=r"^stackFrames:statsec: .*FITS section"):
             stack.validate({"statsec": bad})
+
+
+@pytest.mark.parametrize("name, values, message", [
+    ("QECorrect", {"factors": "1.2"}, "QECorrect:factors: needs two values"),
+    ("fringeCorrect", {"scale_factor": []}, "fringeCorrect:scale_factor: give one value"),
+])
+def test_list_parameters_are_checked_before_a_run(name, values, message):
+    with pytest.raises(ParameterError, match=message):
+        get_primitive(name).validate(values)

@@ -151,7 +151,8 @@ def _scale_factors(scale_factor, nframes):
     Param("scale", bool, None, "Scale the fringe frame to each image? (None: only when it comes "
                                "from another observation)", optional=True),
     Param("scale_factor", list, None, "Fringe scale factor(s), one or one per image (overrides "
-                                      "scale).", optional=True),
+                                      "scale).", optional=True,
+          check=lambda factors: None if factors else "give one value, or one per image"),
     suffix="_fringeCorrected", calibrations=("processed_fringe",),
 )
 def fringeCorrect(frames: list[Frame], ctx: StepContext, *, fringe: str | None, do_cal: str,

@@ -25,7 +25,6 @@ import numpy as np
 from astropy.stats import sigma_clipped_stats
 
 from .. import dq as dqbits
-from ..errors import ParameterError
 from ..frame import Extension, Frame
 from ..gmos import geometry
 from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTAMP_KEYWORDS
@@ -125,7 +124,9 @@ def _apply_qe(frame: Frame, f1: float, f3: float) -> Frame:
 @primitive(
     Param("common", bool, True, "Use one pair of factors for all inputs (sample-weighted mean)."),
     Param("factors", list, None, "Factors [f1, f3] for CCD1 and CCD3 instead of measuring them "
-          "(1,1 disables the correction).", optional=True),
+          "(1,1 disables the correction).", optional=True,
+          check=lambda factors: None if len(factors) == 2 else
+          f"needs two values [f1, f3], got {len(factors)}"),
     suffix="_bgAdjusted",
 )
 def QECorrect(frames: list[Frame], ctx: StepContext, *, common: bool,
@@ -147,8 +148,6 @@ def QECorrect(frames: list[Frame], ctx: StepContext, *, common: bool,
     -------
     list of Frame
     """
-    if factors is not None and len(factors) != 2:
-        raise ParameterError(f"QECorrect:factors needs two values [f1, f3], got {factors!r}")
     eligible = [_qe_eligible(frame, ctx.log) for frame in frames]
     if factors is not None:
         chosen = {i: tuple(factors) for i, ok in enumerate(eligible) if ok}

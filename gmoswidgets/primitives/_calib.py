@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import CalibrationNotFoundError, FileProblem
 from ..frame import Extension, Frame, read_frame
 from ..gmos import geometry, lookups
+from ..gmos.descriptors import ccdsum_binning
 from ..gmos.keywords import BUNIT, BUNIT_ELECTRON_ALIASES
 from ..sections import Section
 
@@ -174,10 +175,15 @@ class CalPlanes(NamedTuple):
     header: object
 
 
-def extension_binning(header) -> tuple[int, int]:
-    """``(xbin, ybin)`` of one extension from its ``CCDSUM``."""
-    parts = str(header.get("CCDSUM", "1 1")).split()
-    return int(parts[0]), int(parts[1])
+def extension_binning(header, where: str) -> tuple[int, int]:
+    """``(xbin, ybin)`` of one extension of file ``where`` from its ``CCDSUM`` (unbinned if none).
+
+    Raises
+    ------
+    FileProblem
+        If ``CCDSUM`` is malformed.
+    """
+    return ccdsum_binning(header, where, default=(1, 1))
 
 
 def _section(header, key, where):
@@ -222,11 +228,11 @@ def matched_planes(sci, cal, caltype: str, fill: float = 0.0):
     for ext in cal.exts:
         cal_info.append((_section(ext.header, "DETSEC", cal.filename),
                          _section(ext.header, "DATASEC", cal.filename),
-                         extension_binning(ext.header)))
+                         extension_binning(ext.header, cal.filename)))
     for index, ext in enumerate(sci.exts, start=1):
         detsec = _section(ext.header, "DETSEC", sci.filename)
         datasec = _section(ext.header, "DATASEC", sci.filename)
-        binning = extension_binning(ext.header)
+        binning = extension_binning(ext.header, sci.filename)
         for cal_ext, (cdet, cdata, cbin) in zip(cal.exts, cal_info):
             if cbin == binning and cdet.contains(detsec):
                 break
@@ -299,7 +305,7 @@ def central_ccd_region(frame, border_fraction: float = 0.05, min_border: int = 2
     boxes = []
     for index in central:
         ext = frame.exts[index]
-        xbin, ybin = extension_binning(ext.header)
+        xbin, ybin = extension_binning(ext.header, frame.filename)
         detsec = Section.from_string(ext.header["DETSEC"]).binned(xbin, ybin)
         datasec = _section(ext.header, "DATASEC", frame.filename)
         boxes.append((index, detsec, datasec))

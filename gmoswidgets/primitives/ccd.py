@@ -185,7 +185,7 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
     overscan = ext.data[used.slices].astype(np.float64)
     row_means = overscan.mean(axis=1)
     ncols = overscan.shape[1]
-    ybin = extension_binning(header)[1]
+    ybin = extension_binning(header, frame.path or frame.filename)[1]
     model, reference = overscan_levels(
         row_means, row_sigma=read_noise / gain / np.sqrt(ncols),
         skip_rows=_HAMAMATSU_SKIP_ROWS // ybin if hamamatsu else 0, hamamatsu=hamamatsu, **fit)

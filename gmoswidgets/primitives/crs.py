@@ -221,8 +221,8 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
             flagged = ndimage.binary_dilation(flagged, structure=structure)
         mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
         mask[flagged] |= dqbits.COSMIC_RAY
-        ctx.log.info(f"flagCosmicRaysByStacking: {frame.filename}: {int(flagged.sum())} pixels "
-                     "flagged as cosmic rays")
+        ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
+                     frame.filename, int(flagged.sum()))
         new = light_copy(frame)
         new.exts[0].mask = mask
         out.append(new)
@@ -292,8 +292,8 @@ def _source_scalings(frames, radius, use_common, log):
     """Flux-ratio scaling of each non-reference frame (None where it cannot be measured)."""
     ref = _catalogue(frames[0])
     if ref is None:
-        log.warning(f"scaleCountsToReference: {frames[0].filename} has no usable OBJCAT; "
-                    "scaling by exposure time")
+        log.warning("scaleCountsToReference: %s has no usable OBJCAT; scaling by exposure time",
+                    frames[0].filename)
         return [None] * (len(frames) - 1), [0] * (len(frames) - 1)
     ref_coords, ref_flux, ref_err = ref
     cats = [_catalogue(f) for f in frames[1:]]
@@ -309,15 +309,15 @@ def _source_scalings(frames, radius, use_common, log):
     scalings, nmatched = [], []
     for frame, cat in zip(frames[1:], cats):
         if cat is None or not len(cat[1]):
-            log.warning(f"scaleCountsToReference: {frame.filename} has no usable OBJCAT")
+            log.warning("scaleCountsToReference: %s has no usable OBJCAT", frame.filename)
             scalings.append(None)
             nmatched.append(0)
             continue
         idx, matched = _match(ref_coords, cat[0], radius)
         matched &= common
         if not matched.any():
-            log.warning(f"scaleCountsToReference: no source of {frame.filename} matches the "
-                        "reference")
+            log.warning("scaleCountsToReference: no source of %s matches the reference",
+                        frame.filename)
             scalings.append(None)
             nmatched.append(0)
             continue
@@ -371,14 +371,14 @@ def scaleCountsToReference(frames: list[Frame], ctx: StepContext, *, tolerance: 
         time_scaling = ref_texp / float(frame.descriptor("exposure_time"))
         if scaling is not None and np.isfinite(scaling) and scaling > 0 and (
                 tolerance == 1 or (1 - tolerance) <= scaling <= 1 / (1 - tolerance)):
-            ctx.log.info(f"scaleCountsToReference: {frame.filename} x {scaling:.4f} "
-                         f"(from {num} sources)")
+            ctx.log.info("scaleCountsToReference: %s x %.4f (from %s sources)", frame.filename,
+                         scaling, num)
             factors.append(scaling)
             continue
         if scaling is not None:
-            ctx.log.warning(f"scaleCountsToReference: scaling {scaling:.3f} of {frame.filename} "
-                            f"(from {num} sources) is inconsistent with the exposure-time "
-                            f"scaling {time_scaling:.3f}; using the latter")
+            ctx.log.warning("scaleCountsToReference: scaling %.3f of %s (from %s sources) is "
+                            "inconsistent with the exposure-time scaling %.3f; using the latter",
+                            scaling, frame.filename, num, time_scaling)
         factors.append(time_scaling)
     out = []
     for frame, factor in zip(frames, factors):
@@ -394,7 +394,7 @@ def scaleCountsToReference(frames: list[Frame], ctx: StepContext, *, tolerance: 
             new.phu[ORIGTEXP] = (float(frame.descriptor("exposure_time")),
                                  "Original exposure time")
         new.phu[EXPTIME] = ref_texp
-        ctx.log.info(f"scaleCountsToReference: {frame.filename} scaled by {factor:.4f}")
+        ctx.log.info("scaleCountsToReference: %s scaled by %.4f", frame.filename, factor)
         out.append(new)
     return out
 

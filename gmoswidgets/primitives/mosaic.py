@@ -79,29 +79,28 @@ def _qe_factors(frame: Frame, log):
     groups = geometry.ccd_groups(frame)
     levels = [ccd_background(frame, g) for g in groups]
     if any(level is None or level <= 0 for level, _ in levels):
-        log.warning(f"QECorrect: cannot measure a positive background on every CCD of "
-                    f"{frame.filename}; it is not corrected")
+        log.warning("QECorrect: cannot measure a positive background on every CCD of %s; it is "
+                    "not corrected", frame.filename)
         return None
     (bg1, n1), (bg2, _), (bg3, n3) = levels
-    log.info(f"QECorrect: {frame.filename} backgrounds {bg1:.2f}, {bg2:.2f}, {bg3:.2f}")
+    log.info("QECorrect: %s backgrounds %.2f, %.2f, %.2f", frame.filename, bg1, bg2, bg3)
     return (bg2 / bg1, n1), (bg2 / bg3, n3)
 
 
 def _qe_eligible(frame: Frame, log) -> bool:
     if len(frame.exts) == 1:
-        log.warning(f"QECorrect: {frame.filename} has a single extension (run QECorrect before "
-                    "mosaicDetectors); nothing to do")
+        log.warning("QECorrect: %s has a single extension (run QECorrect before "
+                    "mosaicDetectors); nothing to do", frame.filename)
         return False
     if geometry.detector_of(frame).name not in ("Hamamatsu-N", "Hamamatsu-S"):
-        log.info(f"QECorrect: {frame.filename} is not Hamamatsu data; nothing to do")
+        log.info("QECorrect: %s is not Hamamatsu data; nothing to do", frame.filename)
         return False
     if TIMESTAMP_KEYWORDS["QECorrect"] in frame.phu:
-        log.warning(f"QECorrect: {frame.filename} has already been QE-corrected")
+        log.warning("QECorrect: %s has already been QE-corrected", frame.filename)
         return False
     ccds = {g.ccd for g in geometry.ccd_groups(frame)}
     if ccds != {0, 1, 2}:
-        log.warning(f"QECorrect: {frame.filename} does not include all three CCDs; "
-                    "nothing to do")
+        log.warning("QECorrect: %s does not include all three CCDs; nothing to do", frame.filename)
         return False
     return True
 
@@ -167,7 +166,7 @@ def QECorrect(frames: list[Frame], ctx: StepContext, *, common: bool,
             out.append(frame)
             continue
         f1, f3 = chosen[i]
-        ctx.log.info(f"QECorrect: {frame.filename} CCD1 x {f1:.4f}, CCD3 x {f3:.4f}")
+        ctx.log.info("QECorrect: %s CCD1 x %.4f, CCD3 x %.4f", frame.filename, f1, f3)
         out.append(_apply_qe(frame, f1, f3))
         ctx.progress((i + 1) / len(frames), frame.filename)
     return out
@@ -256,8 +255,8 @@ def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = Fals
     header = _mosaic_header(frame, ref_index, ref_group, origin, out_shape, xbin, ybin)
     if log is not None and any(ext.objcat is not None or ext.objmask is not None
                                for ext in frame.exts):
-        log.warning(f"mosaicDetectors: {frame.filename}: OBJCAT/OBJMASK of the amplifiers "
-                    "are not carried to the mosaic")
+        log.warning("mosaicDetectors: %s: OBJCAT/OBJMASK of the amplifiers are not carried to "
+                    "the mosaic", frame.filename)
     new = light_copy(frame)
     new.exts = [Extension(sci, header, var, mask)]
     return new
@@ -291,8 +290,8 @@ def mosaicDetectors(frames: list[Frame], ctx: StepContext, *, interpolant: str,
     out = []
     for i, frame in enumerate(frames):
         if len(frame.exts) == 1:
-            ctx.log.info(f"mosaicDetectors: {frame.filename} has a single extension; "
-                         "nothing to do")
+            ctx.log.info("mosaicDetectors: %s has a single extension; nothing to do",
+                         frame.filename)
             out.append(frame)
             continue
         out.append(mosaic_frame(frame, interpolant, sci_only, ctx.log))

@@ -385,8 +385,11 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
             ext.objmask = (segmap > 0).astype(np.uint8)
             good = table[table["FLAGS"] == 0] if len(table) else table
             fwhm = np.nanmedian(good["FWHM_IMAGE"]) if len(good) else np.nan
-            ctx.log.info(f"{frame.filename} extension {index}: {len(table)} sources"
-                         + (f", median FWHM {fwhm:.2f} pix" if np.isfinite(fwhm) else ""))
+            if np.isfinite(fwhm):
+                ctx.log.info("%s extension %d: %d sources, median FWHM %.2f pix",
+                             frame.filename, index, len(table), fwhm)
+            else:
+                ctx.log.info("%s extension %d: %d sources", frame.filename, index, len(table))
             done += 1
             ctx.progress(done / nsteps, f"detectSources {frame.filename}")
         outputs.append(out)

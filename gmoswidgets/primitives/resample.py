@@ -204,16 +204,16 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
     else:
         origin, out_shape = output_bounds(
             [(amap, f.exts[0].data.shape) for amap, f in zip(to_ref, frames)])
-    ctx.log.info(f"resampleToCommonFrame: output grid {out_shape[1]} x {out_shape[0]}, "
-                 f"origin {origin} in {ref.filename}'s pixels")
+    ctx.log.info("resampleToCommonFrame: output grid %s x %s, origin %s in %s's pixels",
+                 out_shape[1], out_shape[0], origin, ref.filename)
     out = []
     for i, frame in enumerate(frames):
         func = pixel_map(ref_wcs, _wcs(frame))
         to_input, residual = fit_affine(lambda x, y, f=func: f(x + origin[0], y + origin[1]),
                                         out_shape)
         if residual > _AFFINE_WARN:
-            ctx.log.warning(f"resampleToCommonFrame: affine approximation for {frame.filename} "
-                            f"is off by up to {residual:.3f} pixel")
+            ctx.log.warning("resampleToCommonFrame: affine approximation for %s is off by up to "
+                            "%.3f pixel", frame.filename, residual)
         out.append(_resample_frame(frame, to_input, out_shape, ref.exts[0].header, origin,
                                    interpolant, conserve, clean_data, dq_threshold))
         ctx.progress((i + 1) / len(frames), frame.filename)

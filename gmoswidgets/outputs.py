@@ -1,6 +1,7 @@
 """Output files of a reduction: names, history, provenance, writing, calibration cache.
 
-Follows DRAGONS' conventions (``shared/reference/dragons-gmos-imaging.md`` section 3):
+Follows DRAGONS' conventions (DRAGONS' ``astrodata`` and ``recipe_system``, as
+described in ``docs/architecture.md``):
 
 * names are the *original* root plus the step's suffix, the previous suffix
   being stripped: ``N20170614S0201_flatCorrected.fits``;
@@ -11,6 +12,9 @@ Follows DRAGONS' conventions (``shared/reference/dragons-gmos-imaging.md`` secti
   ``(timestamp, filename, md5, provenance_added_by)``: the raw inputs and the
   processed calibrations used;
 * processed calibrations are also copied to ``calibrations/processed_<type>/``.
+
+:func:`stamp_input` and :func:`stamp_outputs` apply these rules to what a
+reduction reads and to what each of its steps produces.
 """
 from __future__ import annotations
 
@@ -19,17 +23,20 @@ import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable, Sequence
 
 from astropy.table import Table
 
 from . import __version__
 from .caldb.properties import caltype_of
+from .frame import Frame
 from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
 
 __all__ = ["HISTORY_COLUMNS", "PROVENANCE_COLUMNS", "CALIBRATION_DIR",
            "utc_now", "normalize_suffix", "original_name", "original_root", "output_filename",
            "remember_origin", "mark_history", "add_history", "add_provenance", "merge_provenance",
-           "md5sum", "calibration_type", "write_frame", "store_calibration_copy"]
+           "md5sum", "calibration_type", "write_frame", "store_calibration_copy", "stamp_input",
+           "stamp_outputs"]
 
 #: Columns of the HISTORY table, as DRAGONS writes them.
 HISTORY_COLUMNS = ("primitive", "args", "timestamp_start", "timestamp_stop")
@@ -232,3 +239,72 @@ def store_calibration_copy(path, frame, workdir) -> Path | None:
     shutil.copyfile(path, tmp)
     tmp.replace(target)
     return target
+
+
+def stamp_input(frame: Frame, path, primitive: str) -> Frame:
+    """Mark a frame just read as an input: ``ORIGNAME`` and a PROVENANCE row for its file.
+
+    ``primitive`` is the first step of the recipe (DRAGONS' ``provenance_added_by``).
+    """
+    remember_origin(frame)
+    add_provenance(frame, path, primitive)
+    return frame
+
+
+def _shallow_copy(frame: Frame) -> Frame:
+    """A new Frame sharing pixel arrays but with its own PHU and tables."""
+    new = Frame(frame.phu.copy(), frame.exts, frame.path,
+                {name: table.copy() for name, table in frame.tables.items()})
+    new.filename = frame.filename
+    return new
+
+
+def stamp_outputs(outputs: Sequence[Frame], inputs: Sequence[Frame], *, primitive: str,
+                  params: dict, suffix: str, started: datetime, stopped: datetime,
+                  calibrations_for: Callable[[list], list] = lambda sources: []) -> list[Frame]:
+    """Record a step in its outputs: origin, PROVENANCE, timestamps, HISTORY row, file name.
+
+    An output that is one of the inputs (a primitive that passed a frame
+    through) is replaced by a copy with its own headers, so the input keeps
+    its history.
+
+    Parameters
+    ----------
+    outputs, inputs : list of Frame
+        What the primitive returned and what it was given.  When their
+        numbers agree, output ``i`` comes from input ``i``; otherwise from all.
+    primitive : str
+        The primitive's name.
+    params : dict
+        The parameter values it ran with (the HISTORY ``args``).
+    suffix : str
+        The step's file-name suffix.
+    started, stopped : datetime
+        When the primitive started and finished.
+    calibrations_for : callable, optional
+        ``calibrations_for(sources) -> paths`` of the processed calibrations
+        applied to those inputs (PROVENANCE rows added by ``primitive``).
+
+    Returns
+    -------
+    list of Frame
+        The stamped outputs, named ``original root + suffix``.
+    """
+    one_to_one = len(outputs) == len(inputs)
+    stamped = []
+    for i, frame in enumerate(outputs):
+        if any(frame is f for f in inputs):
+            frame = _shallow_copy(frame)
+        sources = [inputs[i]] if one_to_one else list(inputs)
+        if sources:
+            remember_origin(frame, original_name(sources[0]))
+            merge_provenance(frame, sources)
+            if "HISTORY" not in frame.tables and "HISTORY" in sources[0].tables:
+                frame.tables["HISTORY"] = sources[0].tables["HISTORY"].copy()
+        for path in calibrations_for(sources):
+            add_provenance(frame, path, primitive, stopped)
+        mark_history(frame, primitive, stopped)
+        add_history(frame, primitive, params, started, stopped)
+        frame.filename = output_filename(frame, suffix)
+        stamped.append(frame)
+    return stamped

@@ -17,6 +17,7 @@ a dict as current DRAGONS does; ``ucals`` (alias ``user_calibs``) takes
 """
 from __future__ import annotations
 
+from .caldb.lookup import default_service
 from .logutils import config, get_logger
 from .reduction import Reduction
 
@@ -76,7 +77,9 @@ class Reduce:
         """Choose the recipe, run it to the end and write the outputs.
 
         Messages go to the screen; call :func:`gmoswidgets.logutils.config`
-        first to also keep them in a log file.
+        first to also keep them in a log file.  Calibrations not given in
+        :attr:`ucals` come from the service set with ``set_calservice``, else
+        from the database of the configuration file (``~/.geminidr/rsys.cfg``).
 
         Returns
         -------
@@ -94,6 +97,7 @@ class Reduce:
             config()
         self.reduction = Reduction(list(self.files), recipe=self.recipename,
                                    uparms=self.uparms, user_cals=self.ucals, suffix=self.suffix,
-                                   workdir=self.workdir, keep=self.keep)
+                                   workdir=self.workdir, keep=self.keep,
+                                   calservice=default_service())
         self.output_filenames = list(self.reduction.run_all())
         return self.output_filenames

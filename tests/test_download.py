@@ -1,67 +1,15 @@
 """The downloader against a local HTTP server on 127.0.0.1 (no internet needed)."""
-import base64
 import bz2
 import hashlib
-import http.server
 import io
 import json
 import socket
 import tarfile
-import threading
 
 import pytest
 
 from gmoswidgets.data.download import (DownloadError, download, download_archive_files,
                                        download_tutorial_package)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files = {}          # path -> bytes
-    md5_header = set()  # paths served with Content-MD5
-    cut_after = {}      # path -> bytes sent before dropping the connection (first time only)
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if rng:
-            start = int(rng.split("=")[1].split("-")[0])
-            if start >= len(body):
-                self.send_error(416)
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        chunk = body[start:]
-        self.send_header("Content-Length", str(len(chunk)))
-        if self.path in self.md5_header:
-            self.send_header("Content-MD5", base64.b64encode(hashlib.md5(body).digest()).decode())
-        self.end_headers()
-        cut = self.cut_after.pop(self.path, None)
-        if cut is not None:
-            self.wfile.write(chunk[:cut])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(chunk)
-
-
-@pytest.fixture
-def server():
-    _Handler.files, _Handler.md5_header, _Handler.cut_after = {}, set(), {}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Handler
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _fits_bytes(n=5000):

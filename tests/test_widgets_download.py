@@ -4,12 +4,12 @@ import hashlib
 import json
 import socket
 
-from test_download import _fits_bytes, server  # noqa: F401  (the local server fixture)
+from test_download import _fits_bytes
 
 from gmoswidgets.widgets import DownloadPanel, ReductionApp
 
 
-def test_download_button_fetches_archive_files(server, tmp_path):  # noqa: F811
+def test_download_button_fetches_archive_files(server, tmp_path):
     base, handler = server
     payload = bz2.compress(_fits_bytes())
     handler.files["/file/N20170614S0201.fits.bz2"] = payload

@@ -17,6 +17,8 @@ from gmoswidgets.primitives import StepContext, get_primitive
 from gmoswidgets.reduce import Reduce
 from gmoswidgets.reduction import Reduction
 
+pytestmark = pytest.mark.slow  # whole reductions
+
 
 @pytest.fixture(scope="module")
 def zband(tmp_path_factory):

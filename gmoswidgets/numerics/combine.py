@@ -26,6 +26,7 @@ with DRAGONS' semantics (``gempy/library/nddops.py``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -239,9 +240,14 @@ def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
     return data.reshape(shape), out_var.reshape(shape), out_mask.reshape(shape)
 
 
-def combine_arrays(datas, variances=None, masks=None, *, operation="mean", reject_method="none",
-                   lsigma=3.0, hsigma=3.0, mclip=True, max_iters=None, nlow=0, nhigh=0,
-                   apply_dq=True, scales=None, zeros=None, memory=1.0, progress=None):
+def combine_arrays(datas: Sequence[np.ndarray], variances: Sequence[np.ndarray] | None = None,
+                   masks: Sequence[np.ndarray] | None = None, *, operation: str = "mean",
+                   reject_method: str = "none", lsigma: float = 3.0, hsigma: float = 3.0,
+                   mclip: bool = True, max_iters: int | None = None, nlow: int = 0,
+                   nhigh: int = 0, apply_dq: bool = True, scales: Sequence[float] | None = None,
+                   zeros: Sequence[float] | None = None, memory: float | None = 1.0,
+                   progress: Callable[[float], None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Combine N same-shaped 2-D arrays with DQ hierarchy, rejection and VAR propagation.
 
     Parameters

@@ -140,7 +140,7 @@ class Param:
         return text + (" or None" if self.optional else "")
 
 
-def parse_value(text: str, kind: type, label: str = "", optional: bool = False):
+def parse_value(text: str, kind: type, label: str = "", optional: bool = False) -> Any:
     """Convert command-line text to a value of type ``kind``.
 
     ``'None'`` gives None when ``optional``; booleans accept

@@ -78,8 +78,10 @@ def _fit(rows, values, good, function, order, lsigma, hsigma, niter, grow):
     return model
 
 
-def overscan_levels(row_means, function="none", order=None, lsigma=3.0, hsigma=3.0, niter=0,
-                    grow=0, row_sigma=None, skip_rows=0, hamamatsu=True):
+def overscan_levels(row_means: np.ndarray, function: str = "none", order: int | None = None,
+                    lsigma: float = 3.0, hsigma: float = 3.0, niter: int = 0, grow: int = 0,
+                    row_sigma: float | None = None, skip_rows: int = 0,
+                    hamamatsu: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The overscan level to subtract from each row.
 
     Parameters

@@ -66,7 +66,8 @@ def _usable(ext: Extension, bits: int = _EXCLUDE_BITS) -> np.ndarray:
     return np.ones(ext.data.shape, bool) if ext.mask is None else (ext.mask & bits) == 0
 
 
-def median_stack(frames, offsets):
+def median_stack(frames: list[Frame], offsets: list[float]
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Median of single-extension images after adding ``offsets``.
 
     Pixels flagged bad_pixel, no_data or unilluminated are left out.  Cosmic
@@ -232,7 +233,9 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
 
 # -- scaleCountsToReference ------------------------------------------------------------
 
-def flux_scaling(flux, ref_flux, flux_err=None, ref_err=None, sigma=3.0, max_iters=10) -> float:
+def flux_scaling(flux: np.ndarray, ref_flux: np.ndarray, flux_err: np.ndarray | None = None,
+                 ref_err: np.ndarray | None = None, sigma: float = 3.0,
+                 max_iters: int = 10) -> float:
     """Factor ``s`` with ``ref_flux ~ s * flux``: weighted least squares with clipping.
 
     Errors on both sides enter the weights ``1 / (ref_err**2 + s**2 flux_err**2)``;

@@ -23,11 +23,11 @@ from scipy import ndimage
 
 from .. import dq
 from ..errors import FileProblem, ParameterError
-from ..frame import Frame
+from ..frame import Extension, Frame
 from ..gmos import lookups
 from ..gmos.keywords import FRINGEIM, OBSID
 from ..numerics.combine import combine_arrays
-from ._calib import DO_CAL_CHOICES, apply_calibration, matched_planes
+from ._calib import DO_CAL_CHOICES, CalPlanes, apply_calibration, matched_planes
 from .base import Param, StepContext, primitive
 from .photometry import DETECTION_PARAMS, extension_wcs, object_mask
 from .stack import stack_frames, stack_params
@@ -47,7 +47,7 @@ _SCALE_CLIP_PASSES = 5
 _SCALE_BAD_BITS = 65535 ^ dq.NON_LINEAR
 
 
-def needs_fringe_correction(frame) -> tuple[bool, str, str]:
+def needs_fringe_correction(frame: Frame) -> tuple[bool, str, str]:
     """Whether the frame's detector and filter need a fringe correction (seed appendix).
 
     Returns
@@ -65,7 +65,8 @@ def needs_fringe_correction(frame) -> tuple[bool, str, str]:
 
 # -- fringeCorrect --------------------------------------------------------------
 
-def fringe_scale(science_exts, fringe_planes) -> tuple[float, int]:
+def fringe_scale(science_exts: list[Extension],
+                 fringe_planes: list[CalPlanes]) -> tuple[float, int]:
     """Least-squares scale of a fringe frame in a science frame, over all extensions.
 
     ``x = sum cov(S, F) / sum var(F)`` (DRAGONS' ``(n sum SF - sum S sum F) /

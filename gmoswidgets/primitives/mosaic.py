@@ -19,6 +19,7 @@ mosaicDetectors; see ``shared/reference/dragons-gmos-imaging.md`` 1.2):
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -44,7 +45,7 @@ _MIN_BACKGROUND_SAMPLES = 100
 _PER_AMP_KEYWORDS = ("AMPNAME", "CCDNAME", "CCDSEC", "BIASSEC", "OVERSEC", QEFACTOR)
 
 
-def ccd_background(frame: Frame, group: geometry.CCDGroup):
+def ccd_background(frame: Frame, group: geometry.CCDGroup) -> tuple[float | None, int]:
     """Sky level of one CCD: sigma-clipped median of its good pixels.
 
     Parameters
@@ -200,7 +201,8 @@ def _mosaic_header(frame: Frame, ref_index: int, ref_group, origin, out_shape, x
     return header
 
 
-def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = False, log=None):
+def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = False,
+                 log: logging.Logger | None = None) -> Frame:
     """Mosaic one frame's amplifiers into a single extension.
 
     Parameters

@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import sep
+from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 
@@ -75,7 +76,7 @@ OBJCAT_COLUMNS = {
 }
 
 
-def extension_wcs(header) -> WCS | None:
+def extension_wcs(header: fits.Header) -> WCS | None:
     """The celestial FITS WCS of an extension header, or None if it has none.
 
     Parameters
@@ -94,7 +95,8 @@ def extension_wcs(header) -> WCS | None:
     return wcs if wcs.has_celestial else None
 
 
-def world_positions(header, x_image, y_image):
+def world_positions(header: fits.Header, x_image: np.ndarray,
+                    y_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sky positions (deg) of 1-based FITS pixel positions through an extension's WCS.
 
     Returns
@@ -116,9 +118,12 @@ def _native(array, dtype=np.float32):
     return np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
 
 
-def find_sources(data, variance=None, dqmask=None, *, replace_flags=249, mask=False,
-                 set_saturation=False, detect_minarea=8, detect_thresh=2.0, analysis_thresh=2.0,
-                 deblend_mincont=0.005, phot_min_radius=3.5, back_size=32, back_filtersize=8):
+def find_sources(data: np.ndarray, variance: np.ndarray | None = None,
+                 dqmask: np.ndarray | None = None, *, replace_flags: int = 249,
+                 mask: bool = False, set_saturation: bool = False, detect_minarea: int = 8,
+                 detect_thresh: float = 2.0, analysis_thresh: float = 2.0,
+                 deblend_mincont: float = 0.005, phot_min_radius: float = 3.5,
+                 back_size: int = 32, back_filtersize: int = 8) -> tuple[Table, np.ndarray]:
     """Detect and measure the sources of one image, SExtractor-style.
 
     Parameters
@@ -155,9 +160,11 @@ deblend_mincont, phot_min_radius, back_size, back_filtersize
     return table, segmap
 
 
-def object_mask(data, variance=None, dqmask=None, *, replace_flags=249, mask=False,
-                detect_minarea=8, detect_thresh=2.0, deblend_mincont=0.005, back_size=32,
-                back_filtersize=8) -> np.ndarray:
+def object_mask(data: np.ndarray, variance: np.ndarray | None = None,
+                dqmask: np.ndarray | None = None, *, replace_flags: int = 249, mask: bool = False,
+                detect_minarea: int = 8, detect_thresh: float = 2.0,
+                deblend_mincont: float = 0.005, back_size: int = 32,
+                back_filtersize: int = 8) -> np.ndarray:
     """Boolean map of the pixels belonging to sources (detection only, no measurements).
 
     Takes the detection parameters of :func:`find_sources`.
@@ -324,7 +331,7 @@ def _empty_table() -> Table:
                    for name in OBJCAT_COLUMNS})
 
 
-def add_world_columns(table: Table, header) -> Table:
+def add_world_columns(table: Table, header: fits.Header) -> Table:
     """Fill X_WORLD, Y_WORLD and FWHM_WORLD of an OBJCAT from an extension's WCS.
 
     Parameters

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.io import fits
 from scipy.spatial import cKDTree
 
 from ..errors import GmosError
@@ -180,7 +181,8 @@ def _linear_wcs(header):
     return wcs.wcs.cd.copy() if wcs.wcs.has_cd() else wcs.wcs.get_pc() * wcs.wcs.cdelt[:, None]
 
 
-def apply_affine_to_header(header, fit: AffineFit, base_header=None) -> None:
+def apply_affine_to_header(header: fits.Header, fit: AffineFit,
+                           base_header: fits.Header | None = None) -> None:
     """Fold a pixel transform into a FITS WCS: ``world_new(p) = world_base(fit(p))``.
 
     Parameters

@@ -18,6 +18,8 @@ the data.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from astropy.wcs import WCS
 from scipy import ndimage
@@ -51,7 +53,7 @@ def _wcs(frame: Frame) -> WCS:
     return WCS(header, naxis=2)
 
 
-def pixel_map(from_wcs: WCS, to_wcs: WCS):
+def pixel_map(from_wcs: WCS, to_wcs: WCS) -> Callable[[np.ndarray, np.ndarray], tuple]:
     """``func(x, y) -> (x', y')``: 0-based pixels of ``from_wcs`` to those of ``to_wcs``."""
     def func(x, y):
         ra, dec = from_wcs.all_pix2world(x, y, 0)

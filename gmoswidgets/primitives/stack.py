@@ -70,7 +70,8 @@ def _check_stackable(frames):
 
 def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, reject_method: str,
                  scale: bool = False, zero: bool = False, separate_ext: bool = True,
-                 statsec: str | None = None, scales=None, **options) -> Frame:
+                 statsec: str | None = None, scales: np.ndarray | None = None,
+                 **options) -> Frame:
     """Stack frames into one (the engine of stackFrames, stackBiases, stackFlats, makeFringeFrame).
 
     Parameters

@@ -112,7 +112,7 @@ def prepare(frames: list[Frame], ctx: StepContext, *, require_wcs: bool) -> list
 
 # -- addDQ ----------------------------------------------------------------------
 
-def illumination_mask(frame) -> list | None:
+def illumination_mask(frame: Frame) -> list | None:
     """Boolean "unilluminated" mask of each extension's data section, or None.
 
     Each data pixel is placed in the mosaic with

@@ -22,12 +22,13 @@ Contract for primitive functions
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable
 
 from ..errors import ParameterError
+from ..registry import NamedTable
 
 __all__ = ["Param", "Primitive", "PrimitiveTable", "GENERIC_PARAMS", "primitive", "get_primitive",
            "StepContext", "parse_value"]
@@ -266,8 +267,11 @@ def primitive(*params: Param, suffix: str, name: str | None = None,
     return make
 
 
-class PrimitiveTable(Mapping):
+class PrimitiveTable(NamedTable):
     """A read-only mapping of primitive name to :class:`Primitive`.
+
+    ``get(name)`` raises :class:`~gmoswidgets.errors.ParameterError` listing
+    the valid names for an unknown one.
 
     Parameters
     ----------
@@ -275,43 +279,14 @@ class PrimitiveTable(Mapping):
         The primitives; two with the same name are an error.
     """
 
-    def __init__(self, primitives: Iterable[Primitive]):
-        table: dict[str, Primitive] = {}
-        for prim in primitives:
-            if not isinstance(prim, Primitive):
-                raise TypeError(f"not a Primitive: {prim!r}")
-            if prim.name in table:
-                raise ValueError(f"two primitives are named {prim.name!r}")
-            table[prim.name] = prim
-        self._table = MappingProxyType(table)
+    kind = "primitive"
+    error = ParameterError
+    item_type = Primitive
 
     @classmethod
     def from_modules(cls, *modules) -> "PrimitiveTable":
         """The primitives listed in each module's ``PRIMITIVES`` tuple, in order."""
         return cls(prim for module in modules for prim in module.PRIMITIVES)
-
-    def __getitem__(self, name: str) -> Primitive:
-        return self._table[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def get(self, name: str) -> Primitive:  # type: ignore[override]
-        """Look up a primitive by name.
-
-        Raises
-        ------
-        ParameterError
-            If there is no such primitive (the message lists the valid ones).
-        """
-        try:
-            return self._table[name]
-        except KeyError:
-            raise ParameterError(f"unknown primitive {name!r}; valid primitives are: "
-                                 + ", ".join(sorted(self._table))) from None
 
 
 def get_primitive(name: str) -> Primitive:

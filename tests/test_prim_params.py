@@ -4,6 +4,7 @@ import inspect
 import pytest
 
 from gmoswidgets.errors import ParameterError
+from gmoswidgets.steps import parse_uparms
 from gmoswidgets.primitives import (GENERIC_PARAMS, Param, PrimitiveTable, StepContext,
                                     default_table, get_primitive, primitive)
 
@@ -89,6 +90,9 @@ def test_bad_section_fails_validation_naming_the_parameter():
     for bad in ("[1:100]", "1:100,1:50", "[0:10,1:5]", "[10:1,1:5]"):
         with pytest.raises(ParameterError, match=r"^stackFrames:statsec: .*FITS section"):
             stack.validate({"statsec": bad})
+    # the user parameters of a reduction are checked before it starts
+    with pytest.raises(ParameterError, match="stackFrames:statsec"):
+        parse_uparms(["stackFrames:statsec=[1:100]"], default_table())
 
 
 @pytest.mark.parametrize("name, values, message", [

@@ -14,11 +14,11 @@ package's book, and :func:`get_recipe`, :func:`recipes_for` and
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from .errors import RecipeError
+from .registry import NamedTable
 
 __all__ = ["RecipeStep", "Recipe", "RecipeBook", "RECIPES", "recipes_for", "default_recipe",
            "get_recipe"]
@@ -64,8 +64,11 @@ _CALIB_START = (("prepare", {"require_wcs": False}), ("addDQ", {"add_illum_mask"
 _SCIENCE_START = ("prepare", "addDQ", ("addVAR", {"read_noise": True}), "overscanCorrect",
                   "biasCorrect", "ADUToElectrons", ("addVAR", {"poisson_noise": True}))
 
-class RecipeBook(Mapping):
+class RecipeBook(NamedTable):
     """A read-only mapping of recipe name to :class:`Recipe`, with the choice by tags.
+
+    ``get(name)`` raises :class:`~gmoswidgets.errors.RecipeError` listing the
+    valid names for an unknown one.
 
     Parameters
     ----------
@@ -76,48 +79,21 @@ class RecipeBook(Mapping):
         default recipe applies.
     """
 
+    kind = "recipe"
+    error = RecipeError
+    item_type = Recipe
+
     def __init__(self, recipes: Iterable[Recipe], fallback: str | None = None):
-        book: dict[str, Recipe] = {}
-        for recipe in recipes:
-            if recipe.name in book:
-                raise ValueError(f"two recipes are named {recipe.name!r}")
-            book[recipe.name] = recipe
-        self._book = MappingProxyType(book)
+        super().__init__(recipes)
         self.fallback = fallback
-
-    def __getitem__(self, name: str) -> Recipe:
-        return self._book[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._book)
-
-    def __len__(self) -> int:
-        return len(self._book)
-
-    def __repr__(self) -> str:
-        return f"<RecipeBook {', '.join(self._book)}>"
 
     def with_recipes(self, *recipes: Recipe) -> "RecipeBook":
         """A new book with these recipes added."""
         return RecipeBook([*self.values(), *recipes], self.fallback)
 
-    def get(self, name: str) -> Recipe:  # type: ignore[override]
-        """A recipe by name.
-
-        Raises
-        ------
-        RecipeError
-            If there is no such recipe (the message lists the known ones).
-        """
-        try:
-            return self._book[name]
-        except KeyError:
-            raise RecipeError(f"unknown recipe {name!r}; known recipes: "
-                              + ", ".join(self._book)) from None
-
     def for_tags(self, tags) -> list[Recipe]:
         """Every recipe that applies to a file with these tags, the default first."""
-        matches = [r for r in self._book.values() if r.applies_to(tags)]
+        matches = [r for r in self.values() if r.applies_to(tags)]
         return sorted(matches, key=lambda r: not r.default)
 
     def default_for(self, tags) -> Recipe:
@@ -134,7 +110,7 @@ class RecipeBook(Mapping):
         if self.fallback and "PROCESSED_SCIENCE" in set(tags):
             return self.get(self.fallback)
         raise RecipeError("no recipe applies to files with tags " + " ".join(sorted(tags))
-                          + "; give one with -r (known recipes: " + ", ".join(self._book) + ")")
+                          + "; give one with -r (known recipes: " + ", ".join(self) + ")")
 
 
 #: The package's recipes.

@@ -162,5 +162,5 @@ def default_recipe(tags, book: RecipeBook | None = None) -> Recipe:
 
 
 def get_recipe(name: str, book: RecipeBook | None = None) -> Recipe:
-    """A recipe of ``book`` (default :data:`RECIPES`) by name (RecipeError listing the known ones)."""
+    """A recipe of ``book`` (default :data:`RECIPES`) by name; RecipeError lists the valid ones."""
     return (book if book is not None else RECIPES).get(name)

@@ -17,6 +17,8 @@ a dict as current DRAGONS does; ``ucals`` (alias ``user_calibs``) takes
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .caldb.lookup import default_service
 from .logutils import config, get_logger
 from .reduction import Reduction
@@ -52,8 +54,9 @@ class Reduce:
         The engine of the last :meth:`runr`, to inspect its steps.
     """
 
-    def __init__(self, files=None, recipename=None, uparms=None, ucals=None, suffix=None,
-                 workdir=None, keep="last"):
+    def __init__(self, files: Iterable | None = None, recipename: str | None = None,
+                 uparms: list | dict | None = None, ucals: dict | list | None = None,
+                 suffix: str | None = None, workdir=None, keep: str = "last"):
         self.files = list(files or [])
         self.recipename = recipename
         self.uparms = uparms if uparms is not None else []
@@ -65,12 +68,12 @@ class Reduce:
         self.reduction: Reduction | None = None
 
     @property
-    def user_calibs(self):
+    def user_calibs(self) -> dict | list | None:
         """Alias of :attr:`ucals`."""
         return self.ucals
 
     @user_calibs.setter
-    def user_calibs(self, value):
+    def user_calibs(self, value: dict | list | None) -> None:
         self.ucals = value
 
     def runr(self) -> list:

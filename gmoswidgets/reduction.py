@@ -24,7 +24,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .caldb.lookup import CalibrationLookup, StepCalibrations
 from .errors import GmosError, ParameterError
@@ -36,8 +36,8 @@ from .outputs import (normalize_suffix, original_name, output_filename, stamp_in
                       stamp_outputs, store_calibration_copy, utc_now, write_frame)
 from .primitives.base import PrimitiveTable, StepContext
 from .recipes import Recipe, RecipeBook
-from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, build_steps,
-                    choose_recipe, package_primitives, parse_uparms, split_assignment)
+from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
+                    build_steps, choose_recipe, package_primitives, parse_uparms, split_assignment)
 from .storage import KEEP_MODES, StepStore
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
@@ -131,14 +131,14 @@ class Reduction:
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice,
                                                                logger=self.log)
         self._inputs: list[Frame] | None = None
-        self._events = EventHub()
+        self._hub = EventHub()
         self._run_lock = threading.Lock()
         self._cancel = threading.Event()
         self._current: int | None = None
         self.output_filenames: list[str] = []
 
     # -- looking at steps -----------------------------------------------------------
-    def step(self, key) -> Step:
+    def step(self, key: StepKey) -> Step:
         """A step by index, label (``'addVAR (2)'``) or primitive name (if it occurs once).
 
         Raises
@@ -174,7 +174,7 @@ class Reduction:
         """True when every step has run."""
         return self.next_index is None
 
-    def has_outputs(self, key) -> bool:
+    def has_outputs(self, key: StepKey) -> bool:
         """True if the step's outputs are held (in memory or spilled) without recomputing."""
         return self.step(key).index in self._store
 
@@ -193,7 +193,7 @@ class Reduction:
                              step.label, par, value, self.recipe.name, par, step.fixed[par])
         step.user[par] = value
 
-    def set_param(self, key, name: str, value) -> None:
+    def set_param(self, key: StepKey, name: str, value: Any) -> None:
         """Set one parameter of one step (this occurrence only) and invalidate from it.
 
         ``value`` may be a string, converted to the declared type; a
@@ -205,7 +205,7 @@ class Reduction:
         self._set_user(step, name, value)
         self.invalidate(step.index)
 
-    def reset_param(self, key, name: str) -> None:
+    def reset_param(self, key: StepKey, name: str) -> None:
         """Forget the user's value of ``name`` on a step (back to recipe/default)."""
         self._refuse_while_running()
         step = self.step(key)
@@ -216,7 +216,7 @@ class Reduction:
         if self._run_lock.locked():
             raise GmosError("cannot change the reduction while it is running; cancel() it first")
 
-    def invalidate(self, key) -> None:
+    def invalidate(self, key: StepKey) -> None:
         """Forget the results of step ``key`` and of every step after it (not while running)."""
         start = self.step(key).index
         self._refuse_while_running()
@@ -224,7 +224,7 @@ class Reduction:
             self._store.discard(step.index)
             step.status, step.elapsed, step.error = PENDING, None, None
         self.output_filenames = []
-        self._events.emit(Event("invalidated", start, self.steps[start].label))
+        self._hub.emit(Event("invalidated", start, self.steps[start].label))
 
     # -- events -------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
@@ -233,11 +233,11 @@ class Reduction:
         Callbacks run in the thread that runs the reduction; an exception in a
         callback is logged and otherwise ignored.
         """
-        return self._events.subscribe(callback)
+        return self._hub.subscribe(callback)
 
     def unsubscribe(self, callback: Callable[[Event], None]) -> None:
         """Stop sending events to ``callback``."""
-        self._events.unsubscribe(callback)
+        self._hub.unsubscribe(callback)
 
     def cancel(self) -> None:
         """Ask the running reduction to stop at the next step boundary or progress report."""
@@ -257,7 +257,7 @@ class Reduction:
             self._run_through(index)
             return self.steps[index]
 
-    def run_to(self, key) -> Step:
+    def run_to(self, key: StepKey) -> Step:
         """Run every step not done yet up to and including ``key``; return that step."""
         target = self.step(key).index
         with self._running():
@@ -270,7 +270,7 @@ class Reduction:
             self._run_through(len(self.steps) - 1)
         return self.output_filenames
 
-    def rerun_from(self, key, until=None, **params) -> Step:
+    def rerun_from(self, key: StepKey, until: StepKey | None = None, **params: Any) -> Step:
         """Set ``params`` on step ``key``, invalidate it and what follows, and recompute.
 
         ``until`` is the last step to run: default the furthest step that was
@@ -287,7 +287,7 @@ class Reduction:
         self.invalidate(step.index)
         return self.run_to(last)
 
-    def outputs(self, key) -> list[Frame]:
+    def outputs(self, key: StepKey) -> list[Frame]:
         """The output frames of a step that has run (recomputed if freed, ``keep='last'``).
 
         A GmosError says so if the step has not run yet.
@@ -312,7 +312,7 @@ class Reduction:
             raise GmosError("this reduction is already running")
         self._cancel.clear()
         try:
-            with self._events.log_events(lambda: self._current):
+            with self._hub.log_events(lambda: self._current):
                 yield
         finally:
             self._current = None
@@ -323,7 +323,7 @@ class Reduction:
             if step.status not in (DONE, SKIPPED):
                 if self._cancel.is_set():
                     self.log.warning("reduction cancelled before %s", step.label)
-                    self._events.emit(Event("cancelled", step.index, step.label))
+                    self._hub.emit(Event("cancelled", step.index, step.label))
                     raise ReductionCancelled("reduction cancelled by the user")
                 self._execute(step.index)
 
@@ -349,7 +349,7 @@ class Reduction:
         inputs = self._frames_after(index - 1)
         self._current = index
         step.status, step.error, step.elapsed = RUNNING, None, None
-        self._events.emit(Event("step_started", index, step.label))
+        self._hub.emit(Event("step_started", index, step.label))
         self.log.info("Step %d/%d: %s", index + 1, len(self.steps), step.describe())
         start = time.perf_counter()
         try:
@@ -368,7 +368,7 @@ class Reduction:
             step.status = PENDING
             self._store.discard(index)
             self.log.warning("reduction cancelled during %s", step.label)
-            self._events.emit(Event("cancelled", index, step.label))
+            self._hub.emit(Event("cancelled", index, step.label))
             raise
         except Exception as exc:
             step.status, step.error = FAILED, exc
@@ -377,19 +377,19 @@ class Reduction:
             self.log.error("%s failed: %s", step.label, exc)
             if not isinstance(exc, GmosError):  # a bug, not bad input: keep the traceback
                 self.log.debug("%s traceback", step.label, exc_info=True)
-            self._events.emit(Event("step_failed", index, str(exc), error=exc, elapsed=step.elapsed))
+            self._hub.emit(Event("step_failed", index, str(exc), error=exc, elapsed=step.elapsed))
             raise
         if self.keep != "all" and isinstance(self._lookup, CalibrationLookup):
             self._lookup.release()  # a master bias or flat is not held for the whole reduction
         step.status = status
         step.elapsed = time.perf_counter() - start
         self.log.debug("%s took %.2f s", step.label, step.elapsed)
-        self._events.emit(Event("step_finished", index, step.label, elapsed=step.elapsed))
+        self._hub.emit(Event("step_finished", index, step.label, elapsed=step.elapsed))
 
     def _call(self, step: Step, inputs: list[Frame]) -> list[Frame]:
         used = StepCalibrations(self._lookup, original_name)
         ctx = StepContext(logger=self.log, calibration_lookup=used,
-                          progress_callback=lambda f, m: self._events.emit(
+                          progress_callback=lambda f, m: self._hub.emit(
                               Event("progress", step.index, m, fraction=f)),
                           cancel_check=self._check_cancel, workdir=self.workdir)
         params = step.params
@@ -408,7 +408,7 @@ class Reduction:
     def _write(self, frame: Frame, filename: str) -> Path:
         path = write_frame(frame, self.workdir, filename, protect=self.files)
         self.log.info("wrote %s", path)
-        self._events.emit(Event("output_written", self._current, str(path)))
+        self._hub.emit(Event("output_written", self._current, str(path)))
         return path
 
     def _write_final(self, outputs: list[Frame]) -> None:

@@ -12,14 +12,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from .errors import ParameterError, RecipeError
 from .gmos.tags import tags_of
 from .primitives.base import Param, Primitive, PrimitiveTable
 from .recipes import Recipe, RecipeBook, RecipeStep
 
-__all__ = ["Step", "ParamState", "build_steps", "parse_uparms", "split_assignment",
+__all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
            "choose_recipe", "package_primitives", "package_recipes", "PENDING", "RUNNING",
            "DONE", "SKIPPED", "FAILED"]
 
@@ -245,6 +245,10 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<Step {self.index} {self.label}: {self.status}>"
+
+
+#: How a step is named: its index, its label (``'addVAR (2)'``), its primitive, or itself.
+StepKey = Union[int, str, Step]
 
 
 def build_steps(recipe: Recipe, primitives: PrimitiveTable) -> list[Step]:

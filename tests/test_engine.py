@@ -81,7 +81,7 @@ def test_mixing_biases_and_flats_is_refused(fake_env):
         fake_env.reduction(fake_env.biases + [fake_env.flat])
     with pytest.raises(RecipeError, match="does not apply to N20170702S0178.fits"):
         fake_env.reduction([fake_env.flat])
-    with pytest.raises(RecipeError, match="unknown recipe 'noRecipe'; valid recipes are: .*fakeBias"):
+    with pytest.raises(RecipeError, match="unknown recipe 'noRecipe'; valid recipes are: .*fakeB"):
         fake_env.reduction(recipe="noRecipe")
     with pytest.raises(GmosError, match="no input files"):
         fake_env.reduction([])

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .caldb.lookup import CalibrationLookup, StepCalibrations
+from .caldb.lookup import CalibrationLookup, LookupFunction, StepCalibrations
 from .errors import GmosError, ParameterError
 from .events import EVENT_KINDS, Event, EventHub
 from .frame import Frame, read_frame, read_headers
@@ -43,9 +43,6 @@ from .storage import KEEP_MODES, StepStore
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
            "split_assignment", "choose_recipe", "PENDING", "RUNNING", "DONE", "SKIPPED",
            "FAILED", "EVENT_KINDS", "KEEP_MODES"]
-
-#: ``lookup(frame, caltype) -> (calibration Frame, path, reason)``.
-CalibrationLookupFunc = Callable[[Frame, str], "tuple[Frame, Path, str]"]
 
 
 class ReductionCancelled(GmosError):
@@ -106,7 +103,7 @@ class Reduction:
 
     def __init__(self, files, recipe: Recipe | str | None = None, *, uparms=None,
                  user_cals=None, calservice=None,
-                 calibration_lookup: CalibrationLookupFunc | None = None,
+                 calibration_lookup: LookupFunction | None = None,
                  suffix: str | None = None, workdir=None, keep: str = "all", spill_dir=None,
                  recipes: RecipeBook | None = None, primitives: PrimitiveTable | None = None,
                  logger: logging.Logger | None = None):

@@ -29,10 +29,11 @@ from .config import ConfigError
 from .service import CalibrationService, get_calibration, get_calservice
 from .usercal import UserCalibrations
 
-__all__ = ["CalibrationLookup", "DefaultService", "StepCalibrations", "default_service"]
+__all__ = ["CalibrationLookup", "DefaultService", "LookupFunction", "StepCalibrations",
+           "default_service"]
 
 #: ``lookup(frame, caltype) -> (calibration Frame, path, reason)``.
-Lookup = Callable[[Frame, str], "tuple[Frame, Path, str]"]
+LookupFunction = Callable[[Frame, str], "tuple[Frame, Path, str]"]
 
 
 class DefaultService:
@@ -173,7 +174,7 @@ class StepCalibrations:
         the engine's original file name (``ORIGNAME``).
     """
 
-    def __init__(self, lookup: Lookup, key: Callable[[Frame], str]):
+    def __init__(self, lookup: LookupFunction, key: Callable[[Frame], str]):
         self.lookup = lookup
         self.key = key
         self.used: list[tuple[str, Path]] = []

@@ -78,10 +78,9 @@ def _fit(rows, values, good, function, order, lsigma, hsigma, niter, grow):
     return model
 
 
-def overscan_levels(row_means: np.ndarray, function: str = "none", order: int | None = None,
-                    lsigma: float = 3.0, hsigma: float = 3.0, niter: int = 0, grow: int = 0,
-                    row_sigma: float | None = None, skip_rows: int = 0,
-                    hamamatsu: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def overscan_levels(row_means: np.ndarray, *, function: str, order: int | None, lsigma: float,
+                    hsigma: float, niter: int, grow: int, row_sigma: float | None = None,
+                    skip_rows: int = 0, hamamatsu: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The overscan level to subtract from each row.
 
     Parameters

@@ -34,7 +34,7 @@ from ..frame import Extension, Frame
 from ..gmos.keywords import EXPTIME, ORIGTEXP
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
-from .photometry import object_mask
+from .photometry import MASK_DEFAULTS, object_mask
 
 __all__ = ["flagCosmicRaysByStacking", "scaleCountsToReference", "median_stack", "flux_scaling"]
 
@@ -193,7 +193,8 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     alone = count == 1  # one image only: compare it with its own surroundings instead
     good_median = np.isfinite(median)
     objects = object_mask(np.where(good_median, median, 0), median_var,
-                          np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE))
+                          np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE),
+                          **MASK_DEFAULTS)
     objects = ndimage.binary_dilation(objects, iterations=_OBJECT_GROW)
     structure = _disk(dilation) if dilation >= 1 else None
     out = []

@@ -35,7 +35,7 @@ _BINS_PER_SIGMA = 10
 _HISTOGRAM_SIGMAS, _MODE_WINDOW_SIGMAS = 5.0, 3.0
 
 
-def flat_level(values: np.ndarray, statistic: str = "median") -> float:
+def flat_level(values: np.ndarray, statistic: str) -> float:
     """The normalization level of flat-field pixel values.
 
     The mode of the histogram is found first (the standard deviation being

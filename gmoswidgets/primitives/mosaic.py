@@ -201,7 +201,7 @@ def _mosaic_header(frame: Frame, ref_index: int, ref_group, origin, out_shape, x
     return header
 
 
-def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = False,
+def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
                  log: logging.Logger | None = None) -> Frame:
     """Mosaic one frame's amplifiers into a single extension.
 
@@ -296,7 +296,7 @@ def mosaicDetectors(frames: list[Frame], ctx: StepContext, *, interpolant: str,
                          frame.filename)
             out.append(frame)
             continue
-        out.append(mosaic_frame(frame, interpolant, sci_only, ctx.log))
+        out.append(mosaic_frame(frame, interpolant=interpolant, sci_only=sci_only, log=ctx.log))
         ctx.progress((i + 1) / len(frames), frame.filename)
     return out
 

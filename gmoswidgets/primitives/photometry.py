@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from types import MappingProxyType
 
 import numpy as np
 import sep
@@ -26,8 +27,8 @@ from .. import dq
 from ..frame import Frame
 from .base import Param, StepContext, primitive
 
-__all__ = ["DETECTION_PARAMS", "OBJCAT_COLUMNS", "detectSources", "find_sources", "object_mask",
-           "add_world_columns", "extension_wcs", "world_positions"]
+__all__ = ["DETECTION_PARAMS", "MASK_PARAMS", "MASK_DEFAULTS", "OBJCAT_COLUMNS", "detectSources",
+           "find_sources", "object_mask", "add_world_columns", "extension_wcs", "world_positions"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ DETECTION_PARAMS = (
     Param("back_size", int, 32, "Background mesh size in pixels.", min=4),
     Param("back_filtersize", int, 8, "Background median-filter size, in meshes.", min=1),
 )
+#: The detection parameters that shape an object mask (the others only affect measurements).
+MASK_PARAMS = ("replace_flags", "mask", "detect_minarea", "detect_thresh", "deblend_mincont",
+               "back_size", "back_filtersize")
+#: Their declared defaults, for an :func:`object_mask` with detectSources' settings.
+MASK_DEFAULTS = MappingProxyType({p.name: p.default for p in DETECTION_PARAMS
+                                  if p.name in MASK_PARAMS})
 
 #: Kron factor of MAG_AUTO (SExtractor PHOT_AUTOPARAMS first value, as DRAGONS sets it).
 KRON_FACTOR = 2.5
@@ -119,11 +126,10 @@ def _native(array, dtype=np.float32):
 
 
 def find_sources(data: np.ndarray, variance: np.ndarray | None = None,
-                 dqmask: np.ndarray | None = None, *, replace_flags: int = 249,
-                 mask: bool = False, set_saturation: bool = False, detect_minarea: int = 8,
-                 detect_thresh: float = 2.0, analysis_thresh: float = 2.0,
-                 deblend_mincont: float = 0.005, phot_min_radius: float = 3.5,
-                 back_size: int = 32, back_filtersize: int = 8) -> tuple[Table, np.ndarray]:
+                 dqmask: np.ndarray | None = None, *, replace_flags: int, mask: bool,
+                 set_saturation: bool, detect_minarea: int, detect_thresh: float,
+                 analysis_thresh: float, deblend_mincont: float, phot_min_radius: float,
+                 back_size: int, back_filtersize: int) -> tuple[Table, np.ndarray]:
     """Detect and measure the sources of one image, SExtractor-style.
 
     Parameters
@@ -161,13 +167,12 @@ deblend_mincont, phot_min_radius, back_size, back_filtersize
 
 
 def object_mask(data: np.ndarray, variance: np.ndarray | None = None,
-                dqmask: np.ndarray | None = None, *, replace_flags: int = 249, mask: bool = False,
-                detect_minarea: int = 8, detect_thresh: float = 2.0,
-                deblend_mincont: float = 0.005, back_size: int = 32,
-                back_filtersize: int = 8) -> np.ndarray:
+                dqmask: np.ndarray | None = None, *, replace_flags: int, mask: bool,
+                detect_minarea: int, detect_thresh: float, deblend_mincont: float,
+                back_size: int, back_filtersize: int) -> np.ndarray:
     """Boolean map of the pixels belonging to sources (detection only, no measurements).
 
-    Takes the detection parameters of :func:`find_sources`.
+    Takes the detection parameters of :func:`find_sources` (:data:`MASK_PARAMS`).
     """
     found = _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
                     deblend_mincont, back_size, back_filtersize)

@@ -22,7 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
+from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -101,9 +103,9 @@ class Reduction:
         unknown primitive or parameter, bad value.
     """
 
-    def __init__(self, files, recipe: Recipe | str | None = None, *, uparms=None,
-                 user_cals=None, calservice=None,
-                 calibration_lookup: LookupFunction | None = None,
+    def __init__(self, files: Iterable[str | PathLike] | str | PathLike,
+                 recipe: Recipe | str | None = None, *, uparms=None, user_cals=None,
+                 calservice=None, calibration_lookup: LookupFunction | None = None,
                  suffix: str | None = None, workdir=None, keep: str = "all", spill_dir=None,
                  recipes: RecipeBook | None = None, primitives: PrimitiveTable | None = None,
                  logger: logging.Logger | None = None):

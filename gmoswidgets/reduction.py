@@ -39,7 +39,8 @@ from .outputs import (normalize_suffix, original_name, output_filename, stamp_in
 from .primitives.base import PrimitiveTable, StepContext
 from .recipes import Recipe, RecipeBook
 from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
-                    build_steps, choose_recipe, package_primitives, parse_uparms, split_assignment)
+                    build_steps, choose_recipe, package_primitives, parse_uparms, split_assignment,
+                    steps_table)
 from .storage import KEEP_MODES, StepStore
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
@@ -433,13 +434,7 @@ class Reduction:
         """The steps with their status and elapsed time, as a text table."""
         names = ", ".join(p.name for p in self.files[:3]) + (" ..." if len(self.files) > 3 else "")
         lines = [f"Reduction with recipe {self.recipe.name} of {len(self.files)} file(s): {names}",
-                 f"  {'#':>3}  {'step':<32} {'status':<8} {'elapsed':>9}"]
-        for step in self.steps:
-            elapsed = f"{step.elapsed:8.2f}s" if step.elapsed is not None else ""
-            line = f"  {step.index:>3}  {step.describe():<32} {step.status:<8} {elapsed:>9}"
-            if step.error is not None:
-                line += f"  {type(step.error).__name__}: {step.error}"
-            lines.append(line)
+                 *steps_table(self.steps)]
         if self.output_filenames:
             lines.append("  outputs: " + ", ".join(self.output_filenames))
         return "\n".join(lines)

@@ -20,8 +20,8 @@ from .primitives.base import Param, Primitive, PrimitiveTable
 from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
-           "choose_recipe", "package_primitives", "package_recipes", "PENDING", "RUNNING",
-           "DONE", "SKIPPED", "FAILED"]
+           "choose_recipe", "steps_table", "package_primitives", "package_recipes", "PENDING",
+           "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
 #: Step statuses.
 PENDING, RUNNING, DONE, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"
@@ -245,6 +245,18 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<Step {self.index} {self.label}: {self.status}>"
+
+
+def steps_table(steps: list[Step]) -> list[str]:
+    """The steps with their status, elapsed time and error, as lines of a text table."""
+    lines = [f"  {'#':>3}  {'step':<32} {'status':<8} {'elapsed':>9}"]
+    for step in steps:
+        elapsed = f"{step.elapsed:8.2f}s" if step.elapsed is not None else ""
+        line = f"  {step.index:>3}  {step.describe():<32} {step.status:<8} {elapsed:>9}"
+        if step.error is not None:
+            line += f"  {type(step.error).__name__}: {step.error}"
+        lines.append(line)
+    return lines
 
 
 #: How a step is named: its index, its label (``'addVAR (2)'``), its primitive, or itself.

@@ -12,7 +12,7 @@ from gmoswidgets import dq
 from gmoswidgets.caldb import CONFIG_ENV, properties_of
 from gmoswidgets.caldb import service as caldb_service
 from gmoswidgets.cli.caldb import main as caldb
-from gmoswidgets.reduction import CalibrationLookup
+from gmoswidgets.caldb.lookup import CalibrationLookup, default_service
 from gmoswidgets.sections import Section
 from helpers import run_steps
 from test_illumination_masks import ROIS, raw_frame
@@ -86,7 +86,7 @@ def test_bpm_added_with_caldb_add_is_applied_by_default_and_explained(home, caps
     text = capsys.readouterr().out
     assert bpm.name in text and later.name in text
     assert "valid from 2018-01-01" in text                # why the later mask is not chosen
-    [out] = run_steps([sci], [("addDQ", {})], CalibrationLookup())
+    [out] = run_steps([sci], [("addDQ", {})], CalibrationLookup(service=default_service()))
     assert bad_pixels(out) == sorted(BAD["archive"])
 
 
@@ -95,7 +95,7 @@ def test_user_cal_processed_bpm_overrides_the_database(home):
     user = write_bpm(home / "my_bpm.fits", BAD["user"])
     assert caldb(["init"]) == 0 and caldb(["add", str(bpm)]) == 0
     [out] = run_steps([science()], [("addDQ", {})],
-                      CalibrationLookup(user_cals=[f"processed_bpm:{user}"]))
+                      CalibrationLookup(user_cals=[f"processed_bpm:{user}"], service=default_service()))
     assert bad_pixels(out) == sorted(BAD["user"])
 
 
@@ -104,7 +104,7 @@ def test_full_frame_bpm_serves_an_roi_frame(home):
     bpm = write_bpm(home / "bpm_20170306_gmos-n_Ham_44_full_12amp.fits", BAD["archive"])
     assert caldb(["init"]) == 0 and caldb(["add", str(bpm)]) == 0
     sci = science(ROIS["Hamamatsu"]["Central Stamp"])
-    [out] = run_steps([sci], [("addDQ", {})], CalibrationLookup())
+    [out] = run_steps([sci], [("addDQ", {})], CalibrationLookup(service=default_service()))
     # the full-frame bad pixel (extension 6, row 529, column 36) in binned detector pixels
     def binned_detector(ext, row, col):
         detsec = Section.from_string(ext.header["DETSEC"])
@@ -119,7 +119,7 @@ def test_full_frame_bpm_serves_an_roi_frame(home):
 
 def test_no_bpm_in_the_database_is_logged_not_fatal(home, caplog):
     assert caldb(["init"]) == 0
-    [out] = run_steps([science()], [("addDQ", {})], CalibrationLookup())
+    [out] = run_steps([science()], [("addDQ", {})], CalibrationLookup(service=default_service()))
     assert bad_pixels(out) == [] and "no static bad pixels flagged" in caplog.text
 
 

@@ -3,8 +3,9 @@
 The plan reproduces the DRAGONS GMOS imaging tutorial data set: ten
 biases on two nights, five i-band twilight flats (40 s falling to 16 s) and
 five 10 s dithered science frames on a star field.  Header keywords and
-value formats follow ``shared/reference/gmos-raw-files.md``; the
-site, detector and amplifier keywords follow the configuration
+value formats follow the Gemini archive's raw GMOS files (DRAGONS' ``gmos``
+astrodata descriptors read the same keywords); the site, detector and
+amplifier keywords follow the configuration
 (:mod:`gmoswidgets.data.instrument`).  Other configurations keep the
 tutorial's plan, moved in time to the configuration's science night.
 """

@@ -33,7 +33,7 @@ from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE,
 from ..sections import Section
 from ._calib import (constant_plane, detector_of, extension_binning, fetch_calibration,
                      in_electrons, light_copy, matched_planes)
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
 __all__ = ["prepare", "addDQ", "addVAR", "illumination_mask", "illumination_mask_name"]
 
@@ -88,7 +88,7 @@ def _check_frame(frame, require_wcs: bool) -> None:
                                      "recipes pass False)."),
     suffix="_prepared",
 )
-def prepare(frames, ctx, require_wcs=True):
+def prepare(frames: list[Frame], ctx: StepContext, *, require_wcs: bool) -> list[Frame]:
     """Validate the inputs, convert pixels to float32 and standardize the headers."""
     if not frames:
         return []
@@ -136,7 +136,7 @@ def _illum_mask_frame(name: str) -> Frame:
     return frame
 
 
-def illumination_mask_name(frame) -> str | None:
+def illumination_mask_name(frame: Frame) -> str | None:
     """File name of DRAGONS' illumination mask for a frame, or None (PHU ``NAMPS`` is needed).
 
     See :func:`gmoswidgets.gmos.lookups.illum_mask_name`.
@@ -152,7 +152,7 @@ def illumination_mask_name(frame) -> str | None:
     return lookups.illum_mask_name(det.instrument, det.name, xbin, ybin, amps_per_ccd)
 
 
-def illumination_mask(frame) -> list | None:
+def illumination_mask(frame: Frame) -> list | None:
     """Boolean "unilluminated" plane of each extension, or None, as DRAGONS places its mask.
 
     The mask is DRAGONS' own (``gmos/dragons/illum``), chosen by
@@ -169,7 +169,7 @@ def illumination_mask(frame) -> list | None:
     return [cut.data != 0 for cut in cuts]
 
 
-def _rebinned_bpm(bpm, frame, path):
+def _rebinned_bpm(bpm: Frame, frame: Frame, path) -> Frame:
     """``bpm`` at the frame's binning: each block of finer pixels ORed (DRAGONS' rule).
 
     Only the data section of each BPM extension is kept (it becomes the
@@ -183,7 +183,7 @@ def _rebinned_bpm(bpm, frame, path):
     fx, fy = geometry.binning_of(frame)
     exts = []
     for ext in bpm.exts:
-        bx, by = extension_binning(ext.header)
+        bx, by = extension_binning(ext.header, path)
         if (bx, by) == (fx, fy):
             exts.append(ext)
             continue
@@ -236,7 +236,8 @@ def _bpm_planes(frame, ctx, static_bpm, user_bpm):
                                         "unilluminated (64)? (GMOS imaging default True)"),
     suffix="_dqAdded",
 )
-def addDQ(frames, ctx, static_bpm="default", user_bpm=None, add_illum_mask=True):
+def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user_bpm: str | None,
+          add_illum_mask: bool) -> list[Frame]:
     """Add the DQ plane: bad pixels (1), saturated (4), unilluminated (64)."""
     out = []
     for frame in frames:
@@ -303,7 +304,8 @@ def _add_variance(frame, components) -> None:
     Param("poisson_noise", bool, False, "Add the Poisson noise of the data to the VAR plane?"),
     suffix="_varAdded",
 )
-def addVAR(frames, ctx, read_noise=False, poisson_noise=False):
+def addVAR(frames: list[Frame], ctx: StepContext, *, read_noise: bool,
+           poisson_noise: bool) -> list[Frame]:
     """Add read noise and/or Poisson noise to the VAR plane (created if absent)."""
     if not (read_noise or poisson_noise):
         ctx.log.warning("addVAR: neither read_noise nor poisson_noise requested; nothing done")
@@ -329,3 +331,7 @@ def addVAR(frames, ctx, read_noise=False, poisson_noise=False):
             new.phu[VARNOISE] = (",".join(done + wanted), "Noise components in the VAR plane")
         out.append(new)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (prepare, addDQ, addVAR)

@@ -29,6 +29,7 @@ the near-identity maps of GMOS mosaicking and dither alignment.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,8 +40,8 @@ from scipy import ndimage
 
 from .. import dq as dqbits
 
-__all__ = ["AffineMap", "INTERPOLANTS", "resample", "resample_dq", "covered",
-           "fit_affine", "remap_wcs_header", "DQ_THRESHOLD", "output_bounds",
+__all__ = ["AffineMap", "INTERPOLANTS", "resample", "resample_variance", "resample_dq",
+           "covered", "fit_affine", "remap_wcs_header", "DQ_THRESHOLD", "output_bounds",
            "copy_wcs_keywords"]
 
 #: Interpolant names accepted by :func:`resample`.
@@ -444,17 +445,21 @@ def _write(target, values, select) -> None:
         np.copyto(target, np.broadcast_to(values, target.shape), where=select)
 
 
-def _resample_lagrange(planes, amap, outs, nodes):
+def _resample_lagrange(planes, amap, outs, nodes, squared=False):
     """Separable Lagrange interpolation of several planes through one map.
 
     ``nodes`` None means nearest neighbour.  Only the covered pixels of the
-    output arrays ``outs`` are written.
+    output arrays ``outs`` are written.  ``squared`` uses the squares of the
+    weights (variance propagation).
     """
     halo = 1 if nodes is None else int(max(-nodes[0], nodes[-1])) + 1
     padded = [_pad(p, halo) for p in planes]
     out_shape = outs[0].shape
     ntaps = 1 if nodes is None else len(nodes)
     for region, select, take, wx, wy in _blocks(planes[0].shape, amap, out_shape, nodes, halo):
+        if squared:
+            wx = [None if w is None else w * w for w in wx]
+            wy = [None if w is None else w * w for w in wy]
         for pad, out in zip(padded, outs):
             acc = None
             for j in range(ntaps):
@@ -544,6 +549,70 @@ def resample(planes: Sequence[np.ndarray], amap: AffineMap, out_shape: tuple[int
         nodes = None if interpolant == "nearest" else _LAGRANGE_NODES[interpolant]
         _resample_lagrange(planes, amap, outs, nodes)
     return outs
+
+
+def resample_variance(variance: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],
+                      interpolant: str = "poly3", out: np.ndarray | None = None) -> np.ndarray:
+    """Resample a VAR plane as the data are resampled with ``interpolant``.
+
+    An output pixel that is ``sum(w_i * x_i)`` of independent inputs has the
+    variance ``sum(w_i**2 * var_i)``: the VAR plane goes through the squared
+    weights of the data's interpolant.  (DRAGONS interpolates VAR linearly,
+    ``sum(w_i * var_i)``, which overstates the noise of sub-pixel-shifted
+    data by up to 2.4x for poly3 at half-pixel shifts in x and y; the
+    covariance between neighbouring output pixels is not kept.)  The B-spline
+    interpolants, whose weights reach far, use the sum of their squared
+    weights at the fractional shift of the output centre (exact for
+    translations).  The result is never negative.
+
+    Parameters
+    ----------
+    variance : numpy.ndarray
+        2-D input VAR.
+    amap : AffineMap
+        Output (x, y) pixel -> input (x, y) pixel.
+    out_shape : tuple of int
+    interpolant : str
+        The interpolant used for the data (one of :data:`INTERPOLANTS`).
+    out : numpy.ndarray, optional
+        float32 array to write the covered pixels into.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 output VAR (0 where the input does not cover).
+    """
+    if interpolant not in INTERPOLANTS:
+        raise ValueError(f"unknown interpolant {interpolant!r}; choose one of "
+                         + ", ".join(INTERPOLANTS))
+    variance = np.asarray(variance, dtype=np.float32)
+    target = _outputs(None if out is None else [out], out_shape, 1, np.float32, 0.0)[0]
+    shift = _integer_shift(amap)
+    if shift is not None:
+        _shifted_copy(variance, shift, target)
+        return target
+    if interpolant in _SPLINE_ORDER:
+        # B-spline weights reach far; for the near-translations of GMOS maps the sum of
+        # squared weights is that of the fractional shift at the output centre.
+        x, y = amap(np.array([out_shape[1] // 2]), np.array([out_shape[0] // 2]))
+        order = _SPLINE_ORDER[interpolant]
+        power = _spline_power(order, float(x[0] % 1)) * _spline_power(order, float(y[0] % 1))
+        _resample_lagrange([variance * np.float32(power)], amap, [target],
+                           _LAGRANGE_NODES["linear"])
+        return target
+    nodes = None if interpolant == "nearest" else _LAGRANGE_NODES[interpolant]
+    _resample_lagrange([variance], amap, [target], nodes, squared=True)
+    return target
+
+
+@functools.lru_cache(maxsize=256)
+def _spline_power(order: int, frac: float) -> float:
+    """Sum of the squared 1-D B-spline interpolation weights at a fractional shift."""
+    frac = round(frac, 3)
+    delta = np.zeros(64)
+    delta[32] = 1.0
+    response = ndimage.shift(delta, frac, order=order, mode="constant")
+    return float(np.sum(response ** 2))
 
 
 def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],

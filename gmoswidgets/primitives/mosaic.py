@@ -13,7 +13,8 @@ mosaicDetectors; see ``shared/reference/dragons-gmos-imaging.md`` 1.2):
   places the three CCDs with the detector geometry
   (:mod:`gmoswidgets.gmos.geometry`) and resamples them onto one image.  The
   central CCD is only translated (by whole pixels for a standard readout, so
-  its pixels are copied exactly); CCD1 and CCD3 are interpolated.  Chip gaps
+  its pixels are copied exactly); CCD1 and CCD3 are interpolated (their VAR
+  through the squared weights of the interpolant).  Chip gaps
   and pixels with no detector get ``SCI = 0`` and DQ ``no_data``.  The
   output WCS is the central CCD's, carried to mosaic pixels.
 """
@@ -30,7 +31,8 @@ from ..frame import Extension, Frame
 from ..gmos import geometry
 from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTAMP_KEYWORDS
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds,
-                                    remap_wcs_header, resample, resample_dq)
+                                    remap_wcs_header, resample, resample_dq,
+                                    resample_variance)
 from ..sections import Section
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
@@ -242,16 +244,12 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
         box = (slice(by0, by1), slice(bx0, bx1))
         box_shape = (by1 - by0, bx1 - bx0)
         to_tile = AffineMap.translation(bx0 + origin[0], by0 + origin[1]).then(amap.inverse())
-        if var is None:
-            resample([tile["data"]], to_tile, box_shape, interpolant, out=[sci[box]])
-        else:
-            resample([tile["data"], tile["variance"]], to_tile, box_shape, interpolant,
-                     out=[sci[box], var[box]])
+        resample([tile["data"]], to_tile, box_shape, interpolant, out=[sci[box]])
+        if var is not None:
+            resample_variance(tile["variance"], to_tile, box_shape, interpolant, out=var[box])
         if mask is not None:  # gaps are flagged no_data even if the input had no DQ
             tile_mask = tile["mask"] if tile["mask"] is not None else np.zeros(shape, dqbits.DTYPE)
             resample_dq(tile_mask, to_tile, box_shape, DQ_THRESHOLD, out=mask[box])
-    if var is not None:
-        np.maximum(var, 0, out=var)  # interpolation ringing must not make variance negative
     ref_index = geometry.reference_extension(frame, groups)
     ref_group = next(g for g in groups if ref_index in g.ext_indices)
     header = _mosaic_header(frame, ref_index, ref_group, origin, out_shape, xbin, ybin)

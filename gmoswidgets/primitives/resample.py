@@ -1,15 +1,17 @@
 """resampleToCommonFrame: put every image on the pixel grid of a reference.
 
 Semantics follow DRAGONS (``core/primitives_image.py``,
-``core/primitives_resample.py``; ``shared/reference/dragons-gmos-imaging.md``
-1.2).  The reference is the first input (or the one named by
+``core/primitives_resample.py``).  The reference is the first input (or the one named by
 ``reference``).  Each input's pixels are mapped to the reference's through
 their FITS WCS (output pixel -> sky -> input pixel), approximated by one
 affine map fitted over the output grid, as DRAGONS does with
 ``force_affine=True``.  The output grid is the reference's own
 (``trim_data=True``) or is enlarged to cover every input.
 
-SCI and VAR go through the same interpolant; with ``conserve`` they are
+SCI goes through the interpolant and VAR through the squares of its weights
+(:func:`~gmoswidgets.numerics.interpolate.resample_variance`: the variance
+of each resampled pixel, where DRAGONS interpolates VAR linearly and so
+overstates the noise of sub-pixel-shifted data); with ``conserve`` they are
 multiplied by the pixel-area ratio (``JFACTOR``) and its square.  DQ is
 resampled bit plane by bit plane (a bit is set where its contribution
 exceeds ``dq_threshold``); output pixels without input are ``no_data``
@@ -30,7 +32,7 @@ from ..frame import Extension, Frame
 from ..gmos.keywords import AREATYPE, JFACTOR
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
                                     fit_affine, output_bounds, remap_wcs_header, resample,
-                                    resample_dq)
+                                    resample_dq, resample_variance)
 from ..sections import Section
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
@@ -114,15 +116,14 @@ def _resample_frame(frame, to_input, out_shape, ref_header, origin, interpolant,
                     clean_data, dq_threshold):
     ext = frame.exts[0]
     data = _clean(ext) if clean_data else ext.data
-    planes = [data] if ext.variance is None else [data, ext.variance]
-    values = resample(planes, to_input, out_shape, interpolant)
+    [sci] = resample([data], to_input, out_shape, interpolant)
+    var = (None if ext.variance is None
+           else resample_variance(ext.variance, to_input, out_shape, interpolant))
     jfactor = to_input.jacobian
     if conserve and jfactor != 1.0:
-        values[0] *= np.float32(jfactor)
-        if len(values) > 1:
-            values[1] *= np.float32(jfactor ** 2)
-    sci = values[0]
-    var = np.maximum(values[1], 0) if len(values) > 1 else None
+        sci *= np.float32(jfactor)
+        if var is not None:
+            var *= np.float32(jfactor ** 2)
     mask_in = ext.mask if ext.mask is not None else np.zeros(ext.data.shape, dqbits.DTYPE)
     mask = resample_dq(mask_in, to_input, out_shape, dq_threshold)
     objmask = None

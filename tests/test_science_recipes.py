@@ -54,7 +54,11 @@ def using(calibrated4):
 
 
 def test_stack_scale_parameter_and_suffix(using):
-    """`-p stackFrames:scale=True` reaches the stack and changes it; --suffix renames the output."""
+    """`-p stackFrames:scale=True` reaches the stack; --suffix renames the output.
+
+    With the recipe's zero=True only the offsets are applied (DRAGONS), so the
+    stack is unchanged; with zero=False the scaling changes it.
+    """
     playground, caldb, data = using
     science = [str(f) for f in data.science]
     red = Reduction(science, workdir=playground, suffix="_newsuffix", calservice=caldb)
@@ -65,6 +69,8 @@ def test_stack_scale_parameter_and_suffix(using):
     red.rerun_from(stack_step, scale=True)
     step = red.steps[stack_step]
     assert step.values["scale"] is True and step.source("scale") == "user"
+    assert np.array_equal(red.outputs(stack_step)[0][0].data, plain)     # zero wins
+    red.rerun_from(stack_step, scale=True, zero=False)
     scaled = red.outputs(stack_step)[0][0].data
     good = np.isfinite(plain) & (plain != 0)
     assert not np.allclose(scaled[good], plain[good])

@@ -54,6 +54,50 @@ def _frame_statistics(frames, separate_ext, statsec):
     return np.array(stats)
 
 
+#: Fewest common good pixels for an offset measured on the overlap of two frames.
+_MIN_OVERLAP = 100
+
+
+def _overlap_offsets(frames, separate_ext, statsec):
+    """Additive offsets bringing each frame to the first, from the pixels both have good.
+
+    For each frame the offset is the median of ``first - frame`` over the
+    pixels good (DQ 0, finite) in both, so that sources, gradients and
+    different footprints cancel (DRAGONS normalises over the overlaps too);
+    where two frames share fewer than :data:`_MIN_OVERLAP` good pixels the
+    difference of their medians is used.
+
+    Returns
+    -------
+    numpy.ndarray
+        (frames, extensions) offsets to add; the first row is 0.
+    """
+    section = None if statsec is None else Section.from_string(statsec)
+    region = (slice(None), slice(None)) if section is None else section.slices
+    medians = None
+    offsets = np.zeros((len(frames), len(frames[0].exts)))
+    for i, frame in enumerate(frames[1:], start=1):
+        diffs = []
+        for ref, ext in zip(frames[0].exts, frame.exts):
+            a, b = ref.data[region], ext.data[region]
+            good = np.isfinite(a) & np.isfinite(b)
+            for plane in (ref.mask, ext.mask):
+                if plane is not None:
+                    good &= plane[region] == 0
+            diff = (a[good] - b[good]).astype(np.float64)
+            diffs.append(diff[::max(1, diff.size // _STAT_SAMPLES)])
+        if not separate_ext:
+            diffs = [np.concatenate(diffs)] * len(diffs)
+        for index, diff in enumerate(diffs):
+            if diff.size >= _MIN_OVERLAP:
+                offsets[i, index] = float(np.median(diff))
+                continue
+            if medians is None:
+                medians = _frame_statistics(frames, separate_ext, statsec)
+            offsets[i, index] = medians[0, index] - medians[i, index]
+    return offsets
+
+
 # -- frame-level stacking ------------------------------------------------------------
 
 def _check_stackable(frames):
@@ -83,7 +127,9 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
     operation, reject_method : str
         As :func:`~gmoswidgets.numerics.combine.combine_arrays`.
     scale, zero : bool
-        Scale / offset the inputs to the median of the first.
+        Scale the inputs to the median of the first, or offset them to the
+        first (measured on their common good pixels); not both: with both,
+        only the offsets are applied (DRAGONS).
     separate_ext : bool
         Measure scale / zero per extension (else one value per frame).
     statsec : str, optional
@@ -102,17 +148,20 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
         ``RDNOISE`` the rms of the inputs' and ``GAIN`` their harmonic mean.
     """
     _check_stackable(frames)
+    if scale and zero:
+        ctx.log.warning("scale and zero both requested: the inputs are offset (zero) but not "
+                        "scaled, as DRAGONS does")
+        scale = False
     nframes, nexts = len(frames), len(frames[0].exts)
     scale_table = np.ones((nframes, nexts)) if scales is None else np.repeat(
         np.asarray(scales, float)[:, None], nexts, axis=1)
     zero_table = np.zeros((nframes, nexts))
     if scale or zero:
-        stats = _frame_statistics(frames, separate_ext, statsec)
         if scale:
+            stats = _frame_statistics(frames, separate_ext, statsec)
             scale_table = scale_table * stats[0] / stats
-            stats = stats * scale_table
         if zero:
-            zero_table = stats[0] - stats
+            zero_table = _overlap_offsets(frames, separate_ext, statsec)
         if not np.all(np.isfinite(scale_table)) or not np.all(np.isfinite(zero_table)):
             raise FileProblem(frames[0].filename, "cannot scale the inputs: no good pixels to "
                                                   "measure them on")
@@ -187,7 +236,8 @@ def stack_params(*, reject_method: str = "sigclip", nlow: int | None = 0,
     if scaling:
         params += [
             Param("scale", bool, False, "Scale the inputs to the median of the first?"),
-            Param("zero", bool, False, "Offset the inputs to the median of the first?"),
+            Param("zero", bool, False, "Offset the inputs to the first (measured on their "
+                                       "common good pixels)?"),
             Param("separate_ext", bool, True, "Measure scale/zero per extension (else one value "
                                               "per frame)?"),
             Param("statsec", str, None, "Section '[x1:x2,y1:y2]' for the scale/zero statistics "

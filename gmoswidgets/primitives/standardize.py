@@ -253,8 +253,11 @@ def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user
         wants_illum = add_illum_mask and not {"BIAS", "DARK"} & frame.tags
         illum = illumination_mask(new) if wants_illum else None
         if wants_illum and illum is None:
-            ctx.log.warning("%s: DRAGONS has no illumination mask for this configuration; "
-                            "no unilluminated pixels flagged", frame.filename)
+            ctx.log.warning("%s: DRAGONS has no illumination mask for %s %s binned %s with "
+                            "NAMPS = %s; no unilluminated pixels flagged", frame.filename,
+                            frame.phu.get("INSTRUME"), frame.descriptor("detector_name"),
+                            "x".join(str(b) for b in geometry.binning_of(frame)),
+                            frame.phu.get("NAMPS", "(missing)"))
         for index, ext in enumerate(new.exts):
             mask = np.zeros(ext.data.shape, dtype=dq.DTYPE)
             if bpms[index] is not None:

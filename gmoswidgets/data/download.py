@@ -45,13 +45,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..archive.config import DEFAULT_ARCHIVE_URL, archive_url
 from ..errors import GmosError
 
 __all__ = ["DownloadError", "DownloadCancelled", "UnpackLimits", "download", "open_url",
            "read_body", "bunzip2", "safe_file_name", "download_archive_files",
            "download_tutorial_package", "TUTORIAL_PACKAGE_URL", "TUTORIAL_PACKAGE_SHA256",
-           "TUTORIAL_SHA256_ENV", "ARCHIVE_URL", "USER_AGENT"]
+           "TUTORIAL_SHA256_ENV", "USER_AGENT"]
 
 #: The DRAGONS GMOS imaging tutorial's data package (see the seed's "Downloading the
 #: tutorial datasets"), over https.
@@ -63,9 +62,6 @@ TUTORIAL_PACKAGE_URL = ("https://www.gemini.edu/sciops/data/software/datapkgs/"
 TUTORIAL_PACKAGE_SHA256: str | None = None
 #: Environment variable giving the package's SHA-256 when :data:`TUTORIAL_PACKAGE_SHA256` is None.
 TUTORIAL_SHA256_ENV = "GMOSWIDGETS_TUTORIAL_SHA256"
-#: The Gemini Observatory Archive (kept for callers of this module; the one default
-#: lives in :mod:`gmoswidgets.archive.config`).
-ARCHIVE_URL = DEFAULT_ARCHIVE_URL
 #: Sent with every request (the archive blocks clients without one).
 USER_AGENT = "gmoswidgets/0.1 (+https://github.com/gmoswidgets)"
 _CHUNK = 1 << 20
@@ -589,6 +585,7 @@ def download_archive_files(names, directory, *, base: str | None = None, progres
     DownloadError
         Also when a name, or the stored name the archive gives, is not a plain file name.
     """
+    from ..archive.config import archive_url   # not at import: the archive package imports this one
     base = archive_url(base)
     out = []
     for name in names:

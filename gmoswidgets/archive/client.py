@@ -3,8 +3,9 @@
 * No network: "cannot reach the archive at URL (are you offline?)".
 * HTTP 403: proprietary data (or a blocked client): says how to give the
   session cookie (:data:`~gmoswidgets.archive.config.COOKIE_ENV`).
-* HTTP 404 with an empty body (the archive's "no such file"), other error
-  pages (their title), a reply that is not JSON (truncated or an HTML page).
+* Other HTTP errors (404 with an empty body is the archive's "no such file"):
+  the status and the error page's title; a reply that is not JSON
+  (truncated, or an HTML page).
 * A deadline for the whole reply, a cap on its size, and ``cancel``.
 """
 from __future__ import annotations
@@ -35,8 +36,6 @@ def explain(exc: DownloadError, what: str) -> DownloadError:
     if exc.status == 403:
         return ArchiveError(f"the archive refused {what} (HTTP 403): proprietary data need your "
                             f"archive session cookie in ${COOKIE_ENV} (or --cookie-file)")
-    if exc.status == 404:
-        return ArchiveError(f"the archive has no {what} (HTTP 404)")
     if exc.status is None and str(exc).startswith("cannot reach"):
         return ArchiveError(f"cannot reach the archive for {what}: {str(exc).split(': ', 1)[-1]}")
     return ArchiveError(str(exc))

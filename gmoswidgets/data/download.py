@@ -131,7 +131,7 @@ def _error_page_text(exc: urllib.error.HTTPError) -> str:
     except (OSError, ValueError):
         return ""
     title = re.search(r"<title[^>]*>(.*?)</title>", body, re.I | re.S)
-    text = title.group(1) if title else re.sub(r"<[^>]+>", " ", body)
+    text = title.group(1) if title else re.sub(r"<[^>]+>", " ", re.sub(r"<!--|-->", " ", body))
     text = " ".join(html.unescape(text).split())
     return text[:160]
 

@@ -175,7 +175,7 @@ def download_files(table, directory=PLAYDATA, *, server: str | None = None,
         except DownloadError as exc:
             message = str(explain(exc, stored))
             result.failed.append((stored, message))
-            _log.warning(f"{stored}: {message}")
+            _log.warning(message if stored in message else f"{stored}: {message}")
             continue
         result.paths.append(path)
         result.fetched.append(path.name)

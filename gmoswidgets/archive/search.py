@@ -254,6 +254,6 @@ def calibrations_for(files, *, caltypes=("bias", "flat"), processed: bool = Fals
     table = Table([_column(k, [r[k] for r in rows]) for k in keys], masked=True)
     table.meta.update(problems=problems, caltypes=types)
     for problem in dict.fromkeys(problems):
-        _log.info(problem)
+        _log.warning(problem)
     return table
 

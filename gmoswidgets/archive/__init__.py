@@ -13,8 +13,8 @@ the session cookie in ``$GEMINI_ARCHIVE_COOKIE``.  Kernel code: no widgets.
 from .config import ARCHIVE_URL_ENV, COOKIE_ENV, DEFAULT_ARCHIVE_URL, archive_url
 from .fetch import PLAYDATA, Fetched, download_files, row_tags
 from .search import SUMMARY_COLUMNS, calibrations_for, search, summary_table
-from .selection import ArchiveError, selection
+from .selection import OBSERVATION_CLASSES, ArchiveError, selection
 
 __all__ = ["search", "calibrations_for", "download_files", "summary_table", "selection",
            "row_tags", "Fetched", "ArchiveError", "archive_url", "DEFAULT_ARCHIVE_URL",
-           "ARCHIVE_URL_ENV", "COOKIE_ENV", "PLAYDATA", "SUMMARY_COLUMNS"]
+           "ARCHIVE_URL_ENV", "COOKIE_ENV", "PLAYDATA", "SUMMARY_COLUMNS", "OBSERVATION_CLASSES"]

@@ -82,6 +82,8 @@ class ArchivePanel(W.VBox):
                                       tooltip="best N per file and type (0: all)",
                                       layout=W.Layout(width="140px"),
                                       style={"description_width": "40px"})
+        for name in ("caltypes", "processed", "count"):
+            getattr(self, name).add_class(f"gmos-archive-{name}")
         self.directory = W.Text(value=str(directory or ""), description="Into",
                                 layout=W.Layout(width="60%"), style={"description_width": "90px"})
         self.search_button = self._button("Search", "search", "gmos-archive-search", self.run_search)

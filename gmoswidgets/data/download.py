@@ -559,7 +559,7 @@ def _archive_entry(name: str, base: str, timeout: float) -> dict:
     return {}
 
 
-def download_archive_files(names, directory, *, base: str | None = None, progress=True,
+def download_archive_files(names, directory, *, base: str, progress=True,
                            timeout: float = 60.0) -> list:
     """Download raw files by name (``N20170614S0201.fits``) from the Gemini Observatory Archive.
 
@@ -572,8 +572,8 @@ def download_archive_files(names, directory, *, base: str | None = None, progres
         File names as the archive lists them (with or without ``.bz2``).
     directory : path-like
         Destination directory.
-    base : str, optional
-        Archive address (default :func:`gmoswidgets.archive.config.archive_url`).
+    base : str
+        Archive address (:func:`gmoswidgets.archive.config.archive_url` gives the configured one).
 
     Returns
     -------
@@ -585,8 +585,7 @@ def download_archive_files(names, directory, *, base: str | None = None, progres
     DownloadError
         Also when a name, or the stored name the archive gives, is not a plain file name.
     """
-    from ..archive.config import archive_url   # not at import: the archive package imports this one
-    base = archive_url(base)
+    base = base.rstrip("/")
     out = []
     for name in names:
         safe_file_name(name, source="the caller")

@@ -306,3 +306,26 @@ def test_part_is_kept_on_5xx_and_deleted_on_4xx(bad, tmp_path):
     with pytest.raises(DownloadError, match="HTTP 404"):
         download(f"{base}/a.fits", tmp_path, progress=False)
     assert _files(tmp_path) == []
+
+
+def test_the_download_panel_can_cancel(bad, tmp_path):
+    from gmoswidgets.widgets import DownloadPanel
+    base, handler = bad
+    payload = bz2.compress(BODY)
+    handler.routes["/jsonfilelist/N20170614S0201.fits"] = ("ok", json.dumps(
+        [{"name": "N20170614S0201.fits", "filename": "N20170614S0201.fits.bz2",
+          "file_md5": _md5(payload)}]).encode())
+    handler.routes["/file/N20170614S0201.fits.bz2"] = ("drip", payload)
+    panel = DownloadPanel(tmp_path, archive_url=base, background=True)
+    panel.names.value = "N20170614S0201.fits"
+    panel.archive_button.click()
+    deadline = time.monotonic() + 20
+    while not list(tmp_path.glob("*.part")) and time.monotonic() < deadline:
+        time.sleep(0.1)                      # the first bytes have arrived
+    assert not panel.cancel_button.disabled
+    started = time.monotonic()
+    panel.cancel_button.click()
+    panel.join(10)
+    assert time.monotonic() - started < 3 and "Cancelled" in panel.status.value
+    assert [p.name for p in tmp_path.iterdir()] == ["N20170614S0201.fits.bz2.part"]
+    assert panel.cancel_button.disabled and not panel.archive_button.disabled

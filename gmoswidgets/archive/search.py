@@ -12,6 +12,10 @@ Why not ``astroquery.gemini``?  It is the field's client and was checked
   marker, so truncation cannot be seen;
 * it has no call for the calibration manager (``/jsoncalmgr``) at all, and
   its downloads have no checksum check, deadline or cancel;
+* a single ``utc_date`` becomes the literal token ``YYYYMMdd`` (a
+  ``strftime`` slip), which the archive silently ignores: the query widens to
+  the whole archive (seen with 0.4.11: ``query_criteria(utc_date=date(2017, 6,
+  14))`` asks for ``/jsonsummary/notengineering/NotFail/YYYYMMdd``);
 * its server is a class attribute bound at import (``URLHelper(conf.server)``),
   so pointing it at another server means patching a global;
 * it would add requests, beautifulsoup4, html5lib, keyring and pyvo to the

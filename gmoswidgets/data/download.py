@@ -560,7 +560,7 @@ def _archive_entry(name: str, base: str, timeout: float) -> dict:
 
 
 def download_archive_files(names, directory, *, base: str, progress=True,
-                           timeout: float = 60.0) -> list:
+                           timeout: float = 60.0, cancel=None) -> list:
     """Download raw files by name (``N20170614S0201.fits``) from the Gemini Observatory Archive.
 
     The archive stores files bzip2-compressed; the stored file is fetched,
@@ -574,6 +574,8 @@ def download_archive_files(names, directory, *, base: str, progress=True,
         Destination directory.
     base : str
         Archive address (:func:`gmoswidgets.archive.config.archive_url` gives the configured one).
+    progress, timeout, cancel
+        As for :func:`download`.
 
     Returns
     -------
@@ -598,5 +600,5 @@ def download_archive_files(names, directory, *, base: str, progress=True,
         stored = safe_file_name(entry.get("filename") or name, source=f"{base}/jsonfilelist")
         out.append(download(f"{base}/file/{stored}", Path(directory) / stored,
                             md5=entry.get("file_md5"), data_md5=entry.get("data_md5"),
-                            progress=progress, timeout=timeout))
+                            progress=progress, timeout=timeout, cancel=cancel))
     return out

@@ -277,6 +277,9 @@ class ArchiveStore:
         Only these files (default: all).
     proprietary : iterable of str
         Files still proprietary (release date in the future).
+
+    The first file also has an older, superseded row (not canonical, not
+    present), as the archive keeps: jsonfilelist without ``/canonical`` lists it.
     """
 
     def __init__(self, directory, *, names=None, proprietary=()):
@@ -290,6 +293,10 @@ class ArchiveStore:
             release = "2099-01-01" if path.name in proprietary else None
             self.rows.append(summary_row(path, payload, path.read_bytes(), release=release))
             self.files[path.name + ".bz2"] = payload
+        if self.rows:       # a superseded version of the first file: neither canonical nor present
+            old = dict(self.rows[0], canonical=False, present=False, file_md5="0" * 32,
+                       md5="0" * 32, lastmod="2017-01-01 00:00:00+00:00")
+            self.rows.insert(0, old)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -428,7 +435,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if stored not in archive.files:
             self._send(404, "text/plain", b"")
             return
-        row = next(r for r in archive.rows if r["filename"] == stored)
+        row = next(r for r in archive.rows if r["filename"] == stored and r["present"])
         if row["release"] > "2090" and not self._authorised():
             self._html(403, "Forbidden")
             return
@@ -468,6 +475,10 @@ class FakeArchive:
         self._lifetime, self._max = lifetime, max_requests
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def row(self, name: str | None = None) -> dict:
+        """The current (canonical) row of a file, or of the first file."""
+        return next(r for r in self.rows if r["canonical"] and name in (None, r["name"]))
 
     def _serve(self):
         end = time.monotonic() + self._lifetime

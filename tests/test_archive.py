@@ -42,6 +42,14 @@ def test_search_returns_the_science_frames_typed(fake_archive):
     assert fake_archive.unrecognised == []          # every token we sent means something
 
 
+def test_superseded_versions_stay_out_of_the_search(fake_archive):
+    name = fake_archive.row()["name"]
+    listed = get_json(f"{fake_archive.url}/jsonfilelist/{name}")     # not forced canonical
+    assert [row["canonical"] for row in listed] == [False, True]
+    table = archive.search(file=name, server=fake_archive.url)
+    assert len(table) == 1 and table["canonical"][0] and table["present"][0]
+
+
 def test_server_from_the_environment(fake_archive, monkeypatch):
     monkeypatch.setenv(archive.ARCHIVE_URL_ENV, fake_archive.url + "/")
     assert archive.archive_url() == fake_archive.url
@@ -61,7 +69,7 @@ def test_bad_criteria_are_refused_not_sent(fake_archive):
 
 
 def _pad(fake, count, **changes):
-    template = fake.rows[0]
+    template = fake.row()
     for i in range(count):
         fake.rows.append({**template, "name": f"N20170614S{9000 - i:04d}x.fits",
                           "filename": f"N20170614S{9000 - i:04d}x.fits.bz2", **changes})
@@ -193,7 +201,7 @@ def test_proprietary_file_needs_the_cookie(fake_archive, tmp_path):
 
 
 def test_hostile_file_name_in_a_search_answer_is_refused(fake_archive, tmp_path):
-    fake_archive.rows[0]["filename"] = "../../x.fits.bz2"
+    fake_archive.row()["filename"] = "../../x.fits.bz2"
     table = archive.search(obstype="BIAS", date="20170613", server=fake_archive.url)
     target = tmp_path / "a" / "b"
     result = archive.download_files(table, target, server=fake_archive.url, progress=False)

@@ -34,7 +34,7 @@ def test_search_prints_a_table_and_writes_a_list(env, capsys):
 
 def test_search_truncated_is_one_line(env, capsys):
     archive, _ = env
-    template = archive.rows[0]
+    template = archive.row()
     archive.rows.extend({**template, "name": f"N20170613S{i:04d}.fits"} for i in range(1000, 1600))
     assert archive_cli.main(["search", "--obstype", "BIAS"]) == 0
     err = capsys.readouterr().err.splitlines()

@@ -178,6 +178,16 @@ def test_download_checks_md5s_and_skips_what_is_there(fake_archive, tmp_path, ar
     assert again.fetched == [] and len(again.paths) == 3
 
 
+def test_a_leftover_part_is_not_trusted_when_the_archive_ignores_range(fake_archive, tmp_path):
+    """The archive has no Range support: a resumed download starts again from byte 0."""
+    table = archive.search(file="N20170613S0180.fits", server=fake_archive.url)
+    (tmp_path / "N20170613S0180.fits.bz2.part").write_bytes(b"junk from another day" * 100)
+    result = archive.download_files(table, tmp_path, server=fake_archive.url, progress=False)
+    assert result.failed == [] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "N20170613S0180.fits"]
+    assert fake_archive.requests[-1] == "/file/N20170613S0180.fits.bz2"
+
+
 def test_tags_from_the_summary_are_those_of_the_downloaded_files(fake_archive, tmp_path):
     table = archive.search(date="20170601-20170731", server=fake_archive.url)
     table = table[[n != PROPRIETARY for n in table["name"]]]

@@ -20,7 +20,8 @@ checklist) for the endpoints gmoswidgets uses:
   Content-Length ``data_size``, ``application/fits``, Content-Disposition, no
   Range support, 404 with an empty ``text/plain`` body, 403 HTML page for a
   proprietary file unless the session cookie is sent.
-* Unknown routes: 404 HTML.  Every response has ``Cache-Control: no-cache``
+* Unknown routes: 404 HTML; a client without a User-Agent: 403 ``text/plain``
+  (the archive's robot defence).  Every response has ``Cache-Control: no-cache``
   and ``Expired: -1``.
 
 The files are the simulated tutorial dataset, bzip2-compressed as the
@@ -336,6 +337,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         archive = self.archive
         archive.requests.append(self.path)
+        if not self.headers.get("User-Agent", "").strip():   # the robot defence (§3.5)
+            self._send(403, "text/plain", b"Login Required: this client is not allowed\n")
+            return
         split = urllib.parse.urlsplit(self.path)
         parts = [urllib.parse.unquote(p) for p in split.path.split("/") if p]
         if not parts:

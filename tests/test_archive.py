@@ -2,6 +2,7 @@
 import datetime as dt
 import json
 import socket
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +230,11 @@ def test_error_pages_and_no_network_are_one_line(fake_archive):
     assert "\n" not in str(err.value)
     with pytest.raises(ArchiveError, match="HTTP 404 .*404 Not Found"):
         archive.search(date="20170614", server=fake_archive.url + "/nothere")
+    import urllib.request
+    bare = urllib.request.Request(fake_archive.url + "/jsonsummary/20170614",
+                                  headers={"User-Agent": ""})
+    with pytest.raises(urllib.error.HTTPError, match="403"):   # we always send a User-Agent
+        urllib.request.urlopen(bare, timeout=10)
     with pytest.raises(ArchiveError, match="HTTP 406 .*Open queries are not allowed"):
         get_json(fake_archive.url + "/jsoncalmgr/bias/GMOS-N")     # an open calmgr query
     with pytest.raises(ArchiveError, match="HTTP 404 Not Found for .*/file/N20990101S0001"):

@@ -45,6 +45,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .. import __version__
 from ..errors import GmosError
 
 __all__ = ["DownloadError", "DownloadCancelled", "UnpackLimits", "download", "open_url",
@@ -63,7 +64,7 @@ TUTORIAL_PACKAGE_SHA256: str | None = None
 #: Environment variable giving the package's SHA-256 when :data:`TUTORIAL_PACKAGE_SHA256` is None.
 TUTORIAL_SHA256_ENV = "GMOSWIDGETS_TUTORIAL_SHA256"
 #: Sent with every request (the archive blocks clients without one).
-USER_AGENT = "gmoswidgets/0.1 (+https://github.com/gmoswidgets)"
+USER_AGENT = f"gmoswidgets/{__version__}"
 _CHUNK = 1 << 20
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 

@@ -3,11 +3,12 @@ import datetime as dt
 import json
 import socket
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_archive import (PROPRIETARY, SESSION, FakeArchive, archive_store,  # noqa: F401
+from fake_archive import (PROPRIETARY, SESSION, archive_store,  # noqa: F401
                           fake_archive, parse_selection)
 
 from gmoswidgets import archive
@@ -230,7 +231,6 @@ def test_error_pages_and_no_network_are_one_line(fake_archive):
     assert "\n" not in str(err.value)
     with pytest.raises(ArchiveError, match="HTTP 404 .*404 Not Found"):
         archive.search(date="20170614", server=fake_archive.url + "/nothere")
-    import urllib.request
     bare = urllib.request.Request(fake_archive.url + "/jsonsummary/20170614",
                                   headers={"User-Agent": ""})
     with pytest.raises(urllib.error.HTTPError, match="403"):   # we always send a User-Agent

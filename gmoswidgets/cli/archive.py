@@ -62,7 +62,12 @@ def _criteria(parser) -> None:
 
 def _parser() -> Parser:
     parser = Parser(prog=PROG, description="Search the Gemini Observatory Archive, find the "
-                                           "calibrations of files, download them.")
+                                           "calibrations of files, download them.",
+                    epilog=f"The archive: --server URL, else ${ARCHIVE_URL_ENV}, else "
+                           "https://archive.gemini.edu. Proprietary data: put the value of "
+                           "your archive session cookie (gemini_archive_session, from your "
+                           f"browser after logging in) in ${COOKIE_ENV}, or in a file given "
+                           "with --cookie-file.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=Parser)
     found = commands.add_parser("search", help="list the files matching criteria")
@@ -90,9 +95,10 @@ def _parser() -> Parser:
 
 
 def _cal_options(parser, *, flag="--types", default="bias,flat") -> None:
+    suffix = f" (default {default})" if default else ""
     parser.add_argument(flag, dest="types", default=default, metavar="T1,T2",
                         help="calibration types: bias, flat, processed_bias, processed_flat, "
-                             f"processed_fringe, processed_bpm, ...{' (default bias,flat)' if default else ''}")
+                             f"processed_fringe, processed_bpm, ...{suffix}")
     parser.add_argument("--processed", action="store_true",
                         help="ask for the processed kind of each type (bias -> processed_bias)")
     parser.add_argument("--count", type=int, metavar="N",

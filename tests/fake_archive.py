@@ -27,7 +27,8 @@ checklist) for the endpoints gmoswidgets uses:
 The files are the simulated tutorial dataset, bzip2-compressed as the
 archive stores them.  The fake reads their headers with astropy alone (no
 gmoswidgets code).  The server thread stops by itself after ``lifetime``
-seconds or ``max_requests`` requests.
+seconds or ``max_requests`` requests.  The fixtures ``archive_store`` and
+``fake_archive`` are made available to every test by ``tests/conftest.py``.
 """
 from __future__ import annotations
 

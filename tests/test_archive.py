@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_archive import (PROPRIETARY, SESSION, archive_store,  # noqa: F401
-                          fake_archive, parse_selection)
+from fake_archive import PROPRIETARY, SESSION, parse_selection
 
 from gmoswidgets import archive
 from gmoswidgets.archive import ArchiveError

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 
 import pytest
-from fake_archive import PROPRIETARY, FakeArchive, archive_store  # noqa: F401
+from fake_archive import PROPRIETARY, FakeArchive
 from test_browser_dashboard import (ARTIFACTS, CHROMIUM_FLAGS, EXPECTED_PAGE_ERRORS,
                                     FATAL_PAGE_ERRORS, RENDER_TIMEOUT, _require_browser)
 
@@ -28,7 +28,7 @@ def _wait_text(page, selector, text, timeout=60_000):
         arg=[selector, text], timeout=timeout)
 
 
-def test_find_select_download_and_list(archive_store, tutorial4, tmp_path):  # noqa: F811
+def test_find_select_download_and_list(archive_store, tutorial4, tmp_path):
     import re
     sync_playwright, chromium = _require_browser()
     playdata = tmp_path / "playdata"

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 from astropy.io import fits
-from fake_archive import PROPRIETARY, SESSION, archive_store, fake_archive  # noqa: F401
+from fake_archive import PROPRIETARY, SESSION
 
 from gmoswidgets.cli import archive as archive_cli
 from gmoswidgets.cli import reduce as reduce_cli

@@ -1,7 +1,7 @@
 """The "Find data in the archive" panel against the fake archive (no browser)."""
 import socket
 
-from fake_archive import PROPRIETARY, archive_store, fake_archive  # noqa: F401
+from fake_archive import PROPRIETARY
 
 from gmoswidgets.widgets import ArchivePanel, ReductionApp
 

@@ -83,6 +83,18 @@ def test_no_network_and_bad_input_are_one_line(tmp_path):
     assert "not a date" in panel.status.value
 
 
+def test_network_lost_before_the_download_is_one_line(fake_archive, tmp_path):
+    panel = ArchivePanel(tmp_path, server=fake_archive.url, background=False)
+    panel.date.value = "20170613"
+    panel.search_button.click()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        panel.server = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    panel.download_button.click()
+    assert panel.status.value.startswith("<b>Failed:</b> cannot reach the archive")
+    assert panel.status.value.count("cannot reach") == 1 and list(tmp_path.iterdir()) == []
+
+
 def test_app_has_the_archive_panel_in_the_files_tab(tmp_path, fake_archive, monkeypatch):
     monkeypatch.setenv("GMOSWIDGETS_ARCHIVE_URL", fake_archive.url)
     app = ReductionApp(tmp_path / "playdata", workdir=tmp_path, database_dir=tmp_path,

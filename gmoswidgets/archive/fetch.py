@@ -144,6 +144,8 @@ def download_files(table, directory=PLAYDATA, *, server: str | None = None,
     ------
     DownloadCancelled
         ``cancel`` was set.
+    ArchiveError
+        The archive cannot be reached (no network): one line, at the first file.
     """
     base, headers = archive_url(server), cookie_headers(cookie)
     directory = Path(directory)
@@ -173,6 +175,8 @@ def download_files(table, directory=PLAYDATA, *, server: str | None = None,
         except DownloadCancelled:
             raise
         except DownloadError as exc:
+            if exc.status is None and str(exc).startswith("cannot reach"):
+                raise explain(exc, stored) from None     # no network: the rest would fail too
             message = str(explain(exc, stored))
             result.failed.append((stored, message))
             _log.warning(message if stored in message else f"{stored}: {message}")

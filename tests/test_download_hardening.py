@@ -329,3 +329,24 @@ def test_the_download_panel_can_cancel(bad, tmp_path):
     assert time.monotonic() - started < 3 and "Cancelled" in panel.status.value
     assert [p.name for p in tmp_path.iterdir()] == ["N20170614S0201.fits.bz2.part"]
     assert panel.cancel_button.disabled and not panel.archive_button.disabled
+
+
+def test_bunzip2_streams_truncation_and_garbage(tmp_path):
+    from gmoswidgets.data.download import bunzip2
+    multi = tmp_path / "multi.fits.bz2"
+    multi.write_bytes(bz2.compress(BODY) + bz2.compress(b"second stream"))  # as pbzip2 writes
+    assert bunzip2(multi, data_md5=_md5(BODY + b"second stream")).read_bytes() == \
+        BODY + b"second stream"
+    for name, payload, message in (("cut.fits.bz2", bz2.compress(BODY)[:-20], "truncated"),
+                                   ("junk.fits.bz2", b"not bzip2 at all", "not a valid bzip2"),
+                                   ("empty.fits.bz2", b"", "truncated")):
+        path = tmp_path / name
+        path.write_bytes(payload)
+        with pytest.raises(DownloadError, match=message):
+            bunzip2(path)
+        assert not path.with_suffix("").exists() and path.exists()     # nothing half-written
+    wrong = tmp_path / "wrong.fits.bz2"
+    wrong.write_bytes(bz2.compress(BODY))
+    with pytest.raises(DownloadError, match="not the archive's"):
+        bunzip2(wrong, data_md5="0" * 32)
+    assert not (tmp_path / "wrong.fits").exists()

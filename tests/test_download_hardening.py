@@ -149,7 +149,7 @@ def test_package_over_https_and_fails_closed_without_a_known_checksum(bad, tmp_p
 
 
 def test_package_bzip2_bomb_is_refused_and_leaves_nothing(bad, tmp_path):
-    bomb = bz2.compress(b"\0" * (200 << 20))            # 200 MiB of zeros in ~150 bytes
+    bomb = bz2.compress(b"\0" * (32 << 20))             # 32 MiB of zeros in ~100 bytes
     url, sha = _serve_package(bad, _tar([("gmosimg_tutorial/playdata/good.fits.bz2",
                                           bz2.compress(BODY)),
                                          ("gmosimg_tutorial/playdata/huge.fits.bz2", bomb)]))

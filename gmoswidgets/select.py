@@ -73,7 +73,7 @@ _TOKEN_RE = re.compile(r"""
   | (?P<string>"[^"\\]*"|'[^'\\]*')
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>==|!=|<=|>=|<|>|\(|\)|-)
-""", re.VERBOSE)
+""", re.VERBOSE | re.ASCII)   # ASCII: '1\u0660' is not the number 10
 
 _REFUSED_CHARS = {
     ".": "attribute access ('.') is not allowed",

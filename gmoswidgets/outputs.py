@@ -24,6 +24,7 @@ from astropy.table import Table
 
 from . import __version__
 from .caldb.properties import caltype_of
+from .errors import ParameterError
 from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
 
 __all__ = ["HISTORY_COLUMNS", "PROVENANCE_COLUMNS", "CALIBRATION_DIR",
@@ -51,10 +52,21 @@ def _iso(when: datetime) -> str:
 
 
 def normalize_suffix(suffix: str) -> str:
-    """Return ``suffix`` with a leading underscore (``'newsuffix'`` -> ``'_newsuffix'``)."""
+    """Return ``suffix`` with a leading underscore (``'newsuffix'`` -> ``'_newsuffix'``).
+
+    Raises
+    ------
+    ParameterError
+        If ``suffix`` contains a path separator, ``..`` or a control
+        character: a suffix names a file in the output directory, never a
+        path elsewhere.
+    """
     suffix = str(suffix).strip()
     if not suffix:
         return ""
+    if any(sep in suffix for sep in ("/", "\\", "..")) or not suffix.isprintable():
+        raise ParameterError(f"suffix {suffix!r} is not allowed: a suffix may not contain "
+                             "'/', '\\', '..' or control characters")
     return suffix if suffix.startswith("_") else "_" + suffix
 
 

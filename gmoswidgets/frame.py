@@ -23,6 +23,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from .errors import FileProblem
+from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
 
 __all__ = ["Extension", "Frame", "HeaderSet", "read_headers", "read_frame", "FRAME_TABLES"]
 
@@ -277,12 +278,12 @@ def _plane_hdu(data, sci_header, name, extver) -> fits.ImageHDU:
 
 def _open(path) -> fits.HDUList:
     path = Path(path)
-    if not path.exists():
-        raise FileProblem(path, "no such file")
-    if path.is_dir():
-        raise FileProblem(path, "is a directory, not a FITS file")
-    with open(path, "rb") as fh:
-        start = fh.read(30)
+    check_regular_file(path)
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(30)
+    except OSError as exc:
+        raise FileProblem(path, f"cannot read it ({exc.strerror})") from None
     if not start.startswith(b"SIMPLE  =") or b"T" not in start[9:30]:
         raise FileProblem(path, "not a FITS file")
     try:
@@ -297,6 +298,12 @@ def _open(path) -> fits.HDUList:
             hdulist.close()
             raise FileProblem(path, "truncated or corrupt FITS file (it ends inside an extension)")
     _check_complete(path, hdulist)
+    try:
+        check_cards(path, hdulist)
+        check_sizes(path, hdulist)
+    except FileProblem:
+        hdulist.close()
+        raise
     return hdulist
 
 
@@ -391,6 +398,7 @@ def read_frame(path) -> Frame:
     """
     hdulist = _open(path)
     try:
+        check_sections(path, hdulist)
         phu = hdulist[0].header.copy()
         if not _is_gmos(phu):
             raise FileProblem(path, f"not a GMOS file (INSTRUME = {phu.get('INSTRUME')!r})")

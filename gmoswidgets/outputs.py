@@ -25,6 +25,7 @@ from astropy.table import Table
 from . import __version__
 from .caldb.properties import caltype_of
 from .errors import ParameterError
+from .fitstext import from_header_text, to_header_text
 from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
 
 __all__ = ["HISTORY_COLUMNS", "PROVENANCE_COLUMNS", "CALIBRATION_DIR",
@@ -72,7 +73,8 @@ def normalize_suffix(suffix: str) -> str:
 
 def original_name(frame) -> str:
     """A frame's original file name: the ``ORIGNAME`` PHU keyword, else its file name."""
-    return str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip() or frame.filename
+    stored = str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip()
+    return from_header_text(stored) if stored else frame.filename
 
 
 def original_root(frame) -> str:
@@ -99,7 +101,7 @@ def output_filename(frame, suffix: str) -> str:
 def remember_origin(frame, filename: str | None = None) -> None:
     """Record the frame's original file name in ``ORIGNAME`` unless already there."""
     if not str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip():
-        frame.phu[ORIGINAL_FILENAME] = (filename or frame.filename,
+        frame.phu[ORIGINAL_FILENAME] = (to_header_text(filename or frame.filename),
                                         "Original filename prior to processing")
 
 
@@ -179,7 +181,7 @@ def md5sum(path) -> str:
 def add_provenance(frame, path, added_by: str, when: datetime | None = None) -> None:
     """Add a ``PROVENANCE`` row for the file ``path`` (skipped if already listed)."""
     rows = _rows(frame.tables.get("PROVENANCE"), PROVENANCE_COLUMNS)
-    name, checksum = Path(path).name, md5sum(path)
+    name, checksum = to_header_text(Path(path).name), md5sum(path)
     if any(r[1] == name and r[2] == checksum for r in rows):
         return
     rows.append((_iso(when or utc_now()), name, checksum, added_by))

@@ -51,3 +51,31 @@ def test_reduce_class_and_engine_refuse_a_path_suffix(fake_env):
     red = Reduce(fake_env.biases, recipename="fakeBias", suffix="sub/dir")
     with pytest.raises(ParameterError, match="suffix"):
         red.runr()
+
+
+# -- item 10: file and folder names beyond ASCII ---------------------------------------------------
+def test_reduce_non_ascii_file_and_folder_names(fake_env, capsys):
+    from astropy.io import fits
+    from astropy.table import Table
+    from test_engine_fakes import write_fake
+    folder = fake_env.raw / "données"
+    folder.mkdir()
+    names = [write_fake(folder / f"bïas{i}.fits", base=100.0 + i) for i in range(2)]
+    rc = reduce_cli.main([str(n) for n in names] + ["-r", "fakeBias", "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    out = fake_env.workdir / "bïas0_fakebias.fits"          # the name survives, unmangled
+    assert out.exists()
+    phu = fits.getheader(out)
+    assert phu["ORIGNAME"] == "b%C3%AFas0.fits"              # FITS headers are ASCII
+    prov = Table.read(out, hdu="PROVENANCE")
+    assert sorted(prov["filename"]) == ["b%C3%AFas0.fits", "b%C3%AFas1.fits"]
+
+
+def test_header_text_round_trip():
+    from gmoswidgets.fitstext import from_header_text, to_header_text
+    for name in ("N20170613S0180.fits", "bïas0.fits", "50%_off.fits", "日本.fits", "a\tb.fits"):
+        text = to_header_text(name)
+        assert text.isascii() and text.isprintable()
+        assert from_header_text(text) == name
+    assert to_header_text("N20170613S0180.fits") == "N20170613S0180.fits"

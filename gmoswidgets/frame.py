@@ -12,8 +12,6 @@ tables such as ``PROVENANCE`` and ``HISTORY``.  Both read into a
 from __future__ import annotations
 
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from .atomic import atomic_path
 from .errors import FileProblem
 from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
 
@@ -244,17 +243,9 @@ class Frame:
         if target in guarded:
             raise FileProblem(path, "refusing to overwrite an input file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
         return path
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from astropy.table import Table
 
 from . import __version__
+from .atomic import atomic_path
 from .caldb.properties import caltype_of
 from .errors import ParameterError
 from .fitstext import from_header_text, to_header_text
@@ -242,7 +243,6 @@ def store_calibration_copy(path, frame, workdir) -> Path | None:
     target_dir = Path(workdir) / CALIBRATION_DIR / caltype
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / Path(path).name
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(path, tmp)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(path, tmp)
     return target

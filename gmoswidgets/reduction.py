@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import CalibrationNotFoundError, GmosError, ParameterError, RecipeError
+from . import validate
 from .frame import Frame, read_frame, read_headers
 from .gmos.tags import tags_of
 from .logutils import LOGGER_NAME, get_logger
@@ -507,6 +508,7 @@ class Reduction:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
         self.log = logger or get_logger("reduce")
         self.headers = [read_headers(f) for f in self.files]
+        validate.check_inputs(self.headers)
         self.tags = tags_of(self.headers[0])
         self.recipe = choose_recipe(self.headers, recipe)
         self.steps = _build_steps(self.recipe)
@@ -519,6 +521,7 @@ class Reduction:
         for prim, par, value in parse_uparms(uparms):
             self._apply_user_value(prim, par, value)
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice, self.log)
+        validate.check_user_calibrations(getattr(self._lookup, "user_cals", None))
         self._inputs: list | None = None
         self._stored: dict = {}
         self._subscribers: list = []

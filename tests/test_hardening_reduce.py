@@ -79,3 +79,68 @@ def test_header_text_round_trip():
         assert text.isascii() and text.isprintable()
         assert from_header_text(text) == name
     assert to_header_text("N20170613S0180.fits") == "N20170613S0180.fits"
+
+
+# -- items 13-14: bad or mixed inputs fail when the reduction is made, naming the file -------------
+@pytest.fixture
+def raw_copies(tutorial4, tmp_path):
+    """Copies of the simulated flats, science frames and a bias, to be damaged by each test."""
+    import shutil
+    out = {}
+    for group in ("flat", "science", "bias"):
+        d = tmp_path / group
+        d.mkdir()
+        out[group] = [Path(shutil.copy(p, d)) for p in getattr(tutorial4, group)[:3]]
+    return out
+
+
+def _edit(path, ext=0, **cards):
+    from astropy.io import fits
+    with fits.open(path, mode="update") as hdul:
+        for key, value in cards.items():
+            hdul[ext].header[key] = value
+
+
+@pytest.mark.parametrize("ext, cards, message", [
+    (0, {"EXPTIME": 0.0}, "exposure time 0.0 s: it must be more than 0"),
+    (0, {"EXPTIME": -5.0}, "exposure time -5.0 s: it must be more than 0"),
+    (0, {"EXPTIME": "NaN"}, "exposure time nan s: it must be a finite number"),
+    (1, {"CCDSUM": "0 0"}, "extension 1: CCDSUM '0 0' is not a GMOS binning"),
+    (2, {"CCDSUM": "3"}, "extension 2: CCDSUM '3' is not a GMOS binning"),
+])
+def test_bad_exposure_time_or_binning_fails_before_any_step(raw_copies, ext, cards, message):
+    from gmoswidgets.errors import FileProblem
+    bad = raw_copies["science"][1]
+    _edit(bad, ext, **cards)
+    with pytest.raises(FileProblem) as info:
+        Reduction(raw_copies["science"])
+    assert info.value.path == str(bad) and message in info.value.problem
+
+
+def test_bias_exposure_time_zero_is_fine(raw_copies):
+    Reduction(raw_copies["bias"])
+
+
+def test_flat_of_another_filter_is_refused(raw_copies):
+    from gmoswidgets.errors import FileProblem
+    odd = raw_copies["flat"][2]
+    _edit(odd, FILTER2="g_G0301")
+    with pytest.raises(FileProblem) as info:
+        Reduction(raw_copies["flat"])
+    assert info.value.path == str(odd)
+    assert f"filter g, but i in {raw_copies['flat'][0].name}" in info.value.problem
+
+
+def test_raw_bias_as_user_calibration_is_refused(raw_copies, capsys, monkeypatch):
+    from gmoswidgets.errors import FileProblem
+    raw_bias = raw_copies["bias"][0]
+    with pytest.raises(FileProblem) as info:
+        Reduction(raw_copies["flat"], user_cals=[f"processed_bias:{raw_bias}"])
+    assert info.value.path == str(raw_bias)
+    assert "given as the user processed_bias, but it is a raw bias" in info.value.problem
+    monkeypatch.chdir(raw_copies["flat"][0].parent)
+    rc = reduce_cli.main([*map(str, raw_copies["flat"]), "--no-progress",
+                          "--user_cal", f"processed_bias:{raw_bias}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and str(raw_bias) in err and "raw bias" in err
+    assert not list(raw_copies["flat"][0].parent.glob("*_*.fits"))

@@ -78,6 +78,7 @@ def test_reduce_failure_and_mixed_inputs(fake_env, capsys):
 def user_cal_env(fake_env, monkeypatch):
     """fake_env + a master bias file and caldb.get_calibration reduced to the user's choice."""
     master = write_fake(fake_env.raw / "N20170613S0200_bias.fits", base=40.0)
+    fits.setval(master, "PROCBIAS", value="2017-06-13T00:00:00")   # a processed bias
 
     def get_calibration(frame, caltype, service=None, user_cals=None):
         assert user_cals and caltype in user_cals, "only user calibrations in this test"

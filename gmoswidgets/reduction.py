@@ -514,6 +514,7 @@ class Reduction:
         self.steps = _build_steps(self.recipe)
         self.suffix = normalize_suffix(suffix) if suffix else None
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
+        validate.check_writable_dir(self.workdir)
         self._shown_dir = Path(workdir) if workdir is not None else None
         self.keep = keep
         self._spill_root = Path(spill_dir) if spill_dir is not None else None

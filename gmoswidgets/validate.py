@@ -9,6 +9,11 @@ A bad value found here costs one line naming the file, instead of a
   never stacked with the others).
 * :func:`check_user_calibrations`: a ``--user_cal`` file is a processed
   calibration of the type it is given as (not a raw bias).
+* :func:`check_writable_dir` and :func:`check_writable_file`: the working
+  directory and the log file can be written (checked by trying, which is
+  right for every user, root included, and for read-only mounts).
+* :func:`check_flat_usable`: a processed flat has usable (finite, > 0)
+  pixels in every extension (called by ``flatCorrect``).
 
 Values that are absent are left to the descriptors, which name the missing
 keyword when a step needs it.
@@ -16,12 +21,16 @@ keyword when a step needs it.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 
 from .errors import FileProblem
 from .gmos.descriptors import descriptor_value
 from .gmos.tags import tags_of
 
-__all__ = ["GMOS_BINNINGS", "check_inputs", "check_user_calibrations"]
+__all__ = ["GMOS_BINNINGS", "check_inputs", "check_user_calibrations", "check_writable_dir",
+           "check_writable_file", "check_flat_usable"]
 
 #: The on-chip binnings GMOS reads out (``CCDSUM`` values, per axis).
 GMOS_BINNINGS = (1, 2, 4)
@@ -116,3 +125,52 @@ def check_user_calibrations(user_cals) -> None:
                 f"a partly reduced {kind}, not a processed calibration")
         raise FileProblem(path, f"given as the user {caltype}, but it is {what}; give the "
                                 f"output of reduce (e.g. {path.stem}_{caltype.split('_')[-1]}.fits)")
+
+
+def check_writable_dir(directory) -> None:
+    """Raise FileProblem unless files can be created in ``directory`` (or where it will be made).
+
+    Parameters
+    ----------
+    directory : path-like
+        The output directory; if it does not exist yet, its nearest existing
+        parent is tried.
+    """
+    where = Path(directory).absolute()
+    while not where.exists() and where.parent != where:
+        where = where.parent
+    try:
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        raise FileProblem(where, f"cannot write outputs in this directory ({exc.strerror}); "
+                                 "run from a directory you can write in") from None
+
+
+def check_writable_file(path) -> None:
+    """Raise FileProblem unless ``path`` can be opened for appending (it is created if absent)."""
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise FileProblem(path, f"cannot write the log file ({exc.strerror}); give a "
+                                "writable --logfile or run from a directory you can write in") from None
+
+
+def check_flat_usable(flat, planes, index) -> None:
+    """Raise FileProblem naming the flat if ``planes`` (its cut for one extension) has no usable pixel.
+
+    Parameters
+    ----------
+    flat : Frame
+        The processed flat.
+    planes : numpy.ndarray
+        The flat's response for one science extension.
+    index : int
+        1-based extension number, for the message.
+    """
+    import numpy as np
+    if not np.any(np.isfinite(planes) & (planes > 0)):
+        raise FileProblem(flat.path or flat.filename, f"no usable pixels in extension {index} of "
+                                                      "this processed flat (all zero, negative or "
+                                                      "not finite); make the flat again")

@@ -144,3 +144,87 @@ def test_raw_bias_as_user_calibration_is_refused(raw_copies, capsys, monkeypatch
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and str(raw_bias) in err and "raw bias" in err
     assert not list(raw_copies["flat"][0].parent.glob("*_*.fits"))
+
+
+# -- item 15: a read-only working directory or log file is one line, before any step -----------------
+def _as_other_user():
+    """argv prefix and env that run a command as an unprivileged user, or None."""
+    import os
+    import shutil as sh
+    if os.geteuid() != 0:
+        return [], {}
+    setpriv = sh.which("setpriv")
+    if setpriv is None:
+        return None
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"], {}
+
+
+@pytest.fixture
+def shared_area(tutorial4):
+    """A world-readable directory with three raw biases and a read-only working directory."""
+    import os
+    import shutil as sh
+    import tempfile
+    root = Path(tempfile.mkdtemp(prefix="harden-ro-"))
+    root.chmod(0o755)
+    for p in tutorial4.bias[:3]:
+        os.chmod(sh.copy(p, root), 0o644)
+    home = root / "home"
+    home.mkdir(mode=0o777)
+    home.chmod(0o777)
+    readonly = root / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    writable = root / "writable"
+    writable.mkdir()
+    writable.chmod(0o777)
+    yield root
+    sh.rmtree(root, ignore_errors=True)
+
+
+def _reduce_as_user(root, cwd, *args):
+    import os
+    import subprocess
+    import sys
+    prefix = _as_other_user()
+    if prefix is None:
+        pytest.skip("no way to run as an unprivileged user here")
+    env = dict(os.environ, HOME=str(root / "home"), XDG_CONFIG_HOME=str(root / "home"))
+    files = sorted(str(p) for p in root.glob("*.fits"))
+    return subprocess.run([*prefix[0], sys.executable, "-m", "gmoswidgets.cli.reduce", *files,
+                           "--no-progress", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_read_only_working_directory(shared_area):
+    result = _reduce_as_user(shared_area, shared_area / "readonly")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "reduce.log" in result.stderr and "Permission denied" in result.stderr
+    log = shared_area / "writable" / "elsewhere.log"
+    result = _reduce_as_user(shared_area, shared_area / "readonly", "--logfile", str(log))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"{shared_area / 'readonly'}: cannot write outputs in this directory" in result.stderr
+    assert "Step 1" not in result.stdout + log.read_text()
+
+
+def test_all_zero_processed_flat_is_named(tmp_path):
+    """flatCorrect with a flat of zeros: the error names the flat, not the science frame."""
+    from gmoswidgets.caldb.testing import write_calibration
+    from gmoswidgets.errors import FileProblem
+    from gmoswidgets.frame import read_frame
+    from gmoswidgets.primitives.base import StepContext, get_primitive
+    flat_path = write_calibration(tmp_path / "N20170702S0178_flat.fits", "flat")   # SCI all 0
+    sci = read_frame(write_calibration(tmp_path / "N20170614S0201.fits", "science"))
+    sci.exts[0].data[:] = 100.0
+    flat = read_frame(flat_path)
+    for frame in (sci, flat):
+        for ext in frame.exts:
+            ext.header["DATASEC"] = "[1:2,1:2]"
+    assert not flat.exts[0].data.any()
+    ctx = StepContext(calibration_lookup=lambda frame, caltype: (flat, flat_path, "test"))
+    with pytest.raises(FileProblem) as info:
+        get_primitive("flatCorrect").func([sci], ctx, flat=None, do_cal="procmode")
+    assert info.value.path == str(flat_path)
+    assert "no usable pixels in extension 1" in info.value.problem

@@ -28,6 +28,8 @@ from .caldb.properties import caltype_of
 from .errors import ParameterError
 from .fitstext import from_header_text, to_header_text
 from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
+from .logutils import get_logger
+from .overwrite import replacing
 
 __all__ = ["HISTORY_COLUMNS", "PROVENANCE_COLUMNS", "CALIBRATION_DIR",
            "utc_now", "normalize_suffix", "original_name", "original_root", "output_filename",
@@ -232,10 +234,29 @@ def write_frame(frame, directory, filename: str | None = None, protect=()) -> Pa
     return frame.write(Path(directory) / (filename or frame.filename), protect=protect)
 
 
-def store_calibration_copy(path, frame, workdir) -> Path | None:
+def store_calibration_copy(path, frame, workdir, *, log=None, service=None) -> Path | None:
     """Copy a processed calibration to ``workdir/calibrations/processed_<type>/``.
 
-    Returns the copy's path, or None when ``frame`` is not a processed calibration.
+    A copy that replaces an earlier one is logged and its calibration
+    database entry refreshed (:func:`gmoswidgets.overwrite.replacing`).
+
+    Parameters
+    ----------
+    path : path-like
+        The calibration file just written.
+    frame : Frame
+        Its content (decides the calibration type).
+    workdir : path-like
+        The working directory.
+    log : logging.Logger, optional
+        Default: the ``gmoswidgets.reduce`` logger.
+    service : CalibrationService, optional
+        The calibration database to keep true (default: the configured one).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The copy's path, or None when ``frame`` is not a processed calibration.
     """
     caltype = calibration_type(frame)
     if caltype is None:
@@ -243,6 +264,6 @@ def store_calibration_copy(path, frame, workdir) -> Path | None:
     target_dir = Path(workdir) / CALIBRATION_DIR / caltype
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / Path(path).name
-    with atomic_path(target) as tmp:
+    with replacing(target, log or get_logger("reduce"), service), atomic_path(target) as tmp:
         shutil.copyfile(path, tmp)
     return target

@@ -34,6 +34,7 @@ from typing import Any, Callable
 from .errors import CalibrationNotFoundError, GmosError, ParameterError, RecipeError
 from . import validate
 from .frame import Frame, read_frame, read_headers
+from .overwrite import replacing
 from .gmos.tags import tags_of
 from .logutils import LOGGER_NAME, get_logger
 from .outputs import (add_history, add_provenance, mark_history, merge_provenance,
@@ -909,7 +910,8 @@ class Reduction:
         return self._spill_dir
 
     def _write(self, frame: Frame, filename: str) -> Path:
-        path = write_frame(frame, self.workdir, filename, protect=self.files)
+        with replacing(self.workdir / filename, self.log, getattr(self._lookup, "service", None)):
+            path = write_frame(frame, self.workdir, filename, protect=self.files)
         self.log.info(f"wrote {path}")
         self._emit(Event("output_written", self._current, str(path)))
         return path
@@ -921,7 +923,8 @@ class Reduction:
         for frame in outputs:
             name = output_filename(frame, self.suffix) if self.suffix else frame.filename
             path = self._write(frame, name)
-            copy = store_calibration_copy(path, frame, self.workdir)
+            copy = store_calibration_copy(path, frame, self.workdir, log=self.log,
+                                          service=getattr(self._lookup, "service", None))
             if copy is not None:
                 self.log.info(f"copied to {copy}")
             names.append(str(self._shown_dir / path.name) if self._shown_dir else path.name)

@@ -228,3 +228,66 @@ def test_all_zero_processed_flat_is_named(tmp_path):
         get_primitive("flatCorrect").func([sci], ctx, flat=None, do_cal="procmode")
     assert info.value.path == str(flat_path)
     assert "no usable pixels in extension 1" in info.value.problem
+
+
+# -- item 4: replacing an output is said, and never leaves the calibration database stale -------------
+def _caplog_text(caplog):
+    return "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_replacing_an_output_is_logged(fake_env):
+    assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
+    log = fake_env.workdir / "reduce.log"
+    assert "replaced the existing" not in log.read_text()
+    assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
+    text = log.read_text()
+    out = fake_env.workdir / "N20170613S0180_fakebias.fits"
+    copy = fake_env.workdir / "calibrations" / "processed_bias" / out.name
+    assert f"replaced the existing file {out}" in text
+    assert f"replaced the existing file {copy}" in text
+
+
+@pytest.fixture
+def service(tmp_path):
+    from gmoswidgets.caldb import CalibrationService
+    svc = CalibrationService(database_dir=tmp_path / "db")
+    svc.init()
+    yield svc
+    svc.close()
+
+
+def test_replaced_calibration_entry_is_updated_or_removed(service, tmp_path):
+    import logging
+    from gmoswidgets.caldb.testing import write_calibration
+    from gmoswidgets.overwrite import replacing
+    log = logging.getLogger("gmoswidgets.test")
+    path = write_calibration(tmp_path / "N20170613S0180_bias.fits", "bias", date="2017-06-13T20:00:00")
+    service.add_cal(path)
+    with replacing(path, log, service):
+        write_calibration(path, "bias", date="2017-06-20T20:00:00", binning=(1, 1))
+    (entry,) = service.list_files()
+    assert (entry.props.ut_datetime.day, entry.props.binning) == (20, "1x1")
+    with replacing(path, log, service):
+        write_calibration(path, "science")
+    assert service.list_files() == []
+
+
+def test_engine_keeps_the_database_true_when_it_replaces_a_registered_file(fake_env, service):
+    import time
+    from gmoswidgets.caldb import CalEntry, properties_of, set_calservice
+    from gmoswidgets.caldb import service as service_module
+    from gmoswidgets.caldb.testing import make_headers
+    assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
+    out = fake_env.workdir / "N20170613S0180_fakebias.fits"
+    service.db.upsert(CalEntry(out.name, out, "processed_bias", properties_of(make_headers("bias")),
+                               time.time()))
+    saved = service_module._DEFAULT["service"]
+    set_calservice(service)
+    try:
+        assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
+    finally:
+        service_module._DEFAULT["service"] = saved
+    text = (fake_env.workdir / "reduce.log").read_text()
+    # the fake bias lacks the keywords of a real one: its entry cannot describe it any more
+    assert f"{out.name} is no longer a processed_bias" in text and "entry was removed" in text
+    assert service.list_files() == []

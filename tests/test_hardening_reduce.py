@@ -291,3 +291,21 @@ def test_engine_keeps_the_database_true_when_it_replaces_a_registered_file(fake_
     # the fake bias lacks the keywords of a real one: its entry cannot describe it any more
     assert f"{out.name} is no longer a processed_bias" in text and "entry was removed" in text
     assert service.list_files() == []
+
+
+def test_reduce_skips_an_unreadable_input_and_carries_on(fake_env, capsys):
+    import os
+    fifo = fake_env.raw / "N20170613S0183.fits"
+    os.mkfifo(fifo)
+    nonfits = fake_env.raw / "N20170613S0184.fits"
+    nonfits.write_text("not FITS\n")
+    files = [*map(str, fake_env.biases), str(fifo), str(nonfits)]
+    assert reduce_cli.main([*files, "-r", "fakeBias", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"reduce: skipping {fifo}: is not a regular file (a FIFO, device or socket); "
+        "only regular files are read",
+        f"reduce: skipping {nonfits}: not a FITS file"]
+    assert (fake_env.workdir / "N20170613S0180_fakebias.fits").exists()
+    assert reduce_cli.main([str(fifo), str(nonfits), "--no-progress"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "reduce: error: no readable input files"

@@ -9,7 +9,10 @@ from gmoswidgets.errors import ParameterError
 from gmoswidgets.outputs import normalize_suffix
 from gmoswidgets.reduce import Reduce
 from gmoswidgets.reduction import Reduction
-from test_engine_fakes import fake_env  # noqa: F401  (fixture)
+try:                      # the engine branch moves the fakes to tests/fakes.py, fixtures to conftest
+    from fakes import write_fake
+except ImportError:
+    from test_engine_fakes import fake_env, write_fake  # noqa: F401  (fixture)
 
 
 def _md5(path):
@@ -57,7 +60,6 @@ def test_reduce_class_and_engine_refuse_a_path_suffix(fake_env):
 def test_reduce_non_ascii_file_and_folder_names(fake_env, capsys):
     from astropy.io import fits
     from astropy.table import Table
-    from test_engine_fakes import write_fake
     folder = fake_env.raw / "données"
     folder.mkdir()
     names = [write_fake(folder / f"bïas{i}.fits", base=100.0 + i) for i in range(2)]

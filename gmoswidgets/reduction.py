@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import CalibrationNotFoundError, GmosError, ParameterError, RecipeError
 from . import validate
+from .errors import CalibrationNotFoundError, GmosError, ParameterError, RecipeError
 from .frame import Frame, read_frame, read_headers
-from .overwrite import replacing
 from .gmos.tags import tags_of
 from .logutils import LOGGER_NAME, get_logger
 from .outputs import (add_history, add_provenance, mark_history, merge_provenance,
                       normalize_suffix, original_name, output_filename, remember_origin,
                       store_calibration_copy, utc_now, write_frame)
+from .overwrite import replacing
 from .primitives.base import StepContext, get_primitive
 from .recipes import Recipe, default_recipe, get_recipe, recipes_for
 

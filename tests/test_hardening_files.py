@@ -231,3 +231,15 @@ def test_fifo_is_skipped_not_waited_on(tutorial4, tmp_path, capsys):
     assert out.splitlines() == [str(good)] and err == f"dataselect: skipping {message}\n"
     assert _finishes(lambda: showd.main(["-d", "object", str(fifo), str(good)]), fifo) == 0
     assert capsys.readouterr().err == f"showd: skipping {message}\n"
+
+
+def test_unusual_but_valid_cards_are_accepted(tutorial4, tmp_path):
+    """Long strings (CONTINUE), HIERARCH keywords and E-notation reals still read."""
+    path = shutil.copy(tutorial4.science[0], tmp_path / "unusual.fits")
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header["OBSNOTE"] = "a note far longer than one card can hold, " * 3
+        hdul[0].header["HIERARCH ESO DET CHIP NAME"] = "x"
+        hdul[1].header["SMALL"] = 1.5e-12
+    headers = read_headers(path)
+    assert headers.phu["OBSNOTE"].startswith("a note far longer")
+    assert headers.ext_headers[0]["SMALL"] == 1.5e-12

@@ -21,17 +21,13 @@ from .errors import GmosError
 __all__ = ["replacing", "refresh_calibration_entry"]
 
 
-def _default_service():
-    """The calibration service set by the user, else the configured one, else None."""
-    from . import caldb
-    service = caldb.get_calservice()
-    if service is not None:
-        return service
+def _open(service):
+    """The CalibrationService behind ``service`` (a lazy DefaultService is opened), or None."""
     try:
-        service = caldb.CalibrationService()
+        service = service.open() if hasattr(service, "open") else service
     except GmosError:             # no configuration: no database to keep true
         return None
-    return service if service.db.exists else None
+    return service if service is not None and service.db.exists else None
 
 
 def refresh_calibration_entry(path, log: logging.Logger, service=None) -> str | None:
@@ -43,8 +39,8 @@ def refresh_calibration_entry(path, log: logging.Logger, service=None) -> str | 
         A file that has just been replaced.
     log : logging.Logger
         Where to say what was done.
-    service : CalibrationService, optional
-        Default: :func:`gmoswidgets.caldb.get_calservice`, else the configured one.
+    service : CalibrationService or DefaultService, optional
+        The reduction's calibration service; None: there is no database to update.
 
     Returns
     -------
@@ -52,7 +48,7 @@ def refresh_calibration_entry(path, log: logging.Logger, service=None) -> str | 
         ``'updated'``, ``'removed'``, or None when the database has no entry
         for this file (or there is no database).
     """
-    service = service or _default_service()
+    service = _open(service)
     if service is None:
         return None
     path = Path(path)
@@ -86,7 +82,7 @@ def replacing(path, log: logging.Logger, service=None):
     path : path-like
         The file about to be written.
     log : logging.Logger
-    service : CalibrationService, optional
+    service : CalibrationService or DefaultService, optional
         See :func:`refresh_calibration_entry`.
     """
     path = Path(path)

@@ -9,10 +9,7 @@ from gmoswidgets.errors import ParameterError
 from gmoswidgets.outputs import normalize_suffix
 from gmoswidgets.reduce import Reduce
 from gmoswidgets.reduction import Reduction
-try:                      # the engine branch moves the fakes to tests/fakes.py, fixtures to conftest
-    from fakes import write_fake
-except ImportError:
-    from test_engine_fakes import fake_env, write_fake  # noqa: F401  (fixture)
+from fakes import write_fake
 
 
 def _md5(path):
@@ -37,36 +34,36 @@ def test_normalize_suffix_keeps_ordinary_suffixes():
     assert normalize_suffix("_stack.v2") == "_stack.v2"
 
 
-def test_reduce_suffix_with_separators_writes_nothing(fake_env, capsys):
-    victim = fake_env.flat          # a raw file that is not an input of this reduction
+def test_reduce_suffix_with_separators_writes_nothing(fake_defaults, capsys):
+    victim = fake_defaults.flat          # a raw file that is not an input of this reduction
     before = _md5(victim)
-    rc = reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress",
+    rc = reduce_cli.main([_list(fake_defaults), "-r", "fakeBias", "--no-progress",
                           "--suffix", "/../../raw/N20170702S0178"])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "suffix" in err and "Traceback" not in err
     assert _md5(victim) == before
-    assert not list(fake_env.workdir.rglob("*.fits"))
+    assert not list(fake_defaults.workdir.rglob("*.fits"))
 
 
-def test_reduce_class_and_engine_refuse_a_path_suffix(fake_env):
+def test_reduce_class_and_engine_refuse_a_path_suffix(fake_defaults):
     with pytest.raises(ParameterError, match="suffix"):
-        Reduction(fake_env.biases, recipe="fakeBias", suffix="../escape")
-    red = Reduce(fake_env.biases, recipename="fakeBias", suffix="sub/dir")
+        Reduction(fake_defaults.biases, recipe="fakeBias", suffix="../escape")
+    red = Reduce(fake_defaults.biases, recipename="fakeBias", suffix="sub/dir")
     with pytest.raises(ParameterError, match="suffix"):
         red.runr()
 
 
 # -- item 10: file and folder names beyond ASCII ---------------------------------------------------
-def test_reduce_non_ascii_file_and_folder_names(fake_env, capsys):
+def test_reduce_non_ascii_file_and_folder_names(fake_defaults, capsys):
     from astropy.io import fits
     from astropy.table import Table
-    folder = fake_env.raw / "données"
+    folder = fake_defaults.raw / "données"
     folder.mkdir()
     names = [write_fake(folder / f"bïas{i}.fits", base=100.0 + i) for i in range(2)]
     rc = reduce_cli.main([str(n) for n in names] + ["-r", "fakeBias", "--no-progress"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    out = fake_env.workdir / "bïas0_fakebias.fits"          # the name survives, unmangled
+    out = fake_defaults.workdir / "bïas0_fakebias.fits"          # the name survives, unmangled
     assert out.exists()
     phu = fits.getheader(out)
     assert phu["ORIGNAME"] == "b%C3%AFas0.fits"              # FITS headers are ASCII
@@ -227,7 +224,7 @@ def test_all_zero_processed_flat_is_named(tmp_path):
     assert not flat.exts[0].data.any()
     ctx = StepContext(calibration_lookup=lambda frame, caltype: (flat, flat_path, "test"))
     with pytest.raises(FileProblem) as info:
-        get_primitive("flatCorrect").func([sci], ctx, flat=None, do_cal="procmode")
+        get_primitive("flatCorrect")([sci], ctx)
     assert info.value.path == str(flat_path)
     assert "no usable pixels in extension 1" in info.value.problem
 
@@ -237,14 +234,14 @@ def _caplog_text(caplog):
     return "\n".join(r.getMessage() for r in caplog.records)
 
 
-def test_replacing_an_output_is_logged(fake_env):
-    assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
-    log = fake_env.workdir / "reduce.log"
+def test_replacing_an_output_is_logged(fake_defaults):
+    assert reduce_cli.main([_list(fake_defaults), "-r", "fakeBias", "--no-progress"]) == 0
+    log = fake_defaults.workdir / "reduce.log"
     assert "replaced the existing" not in log.read_text()
-    assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
+    assert reduce_cli.main([_list(fake_defaults), "-r", "fakeBias", "--no-progress"]) == 0
     text = log.read_text()
-    out = fake_env.workdir / "N20170613S0180_fakebias.fits"
-    copy = fake_env.workdir / "calibrations" / "processed_bias" / out.name
+    out = fake_defaults.workdir / "N20170613S0180_fakebias.fits"
+    copy = fake_defaults.workdir / "calibrations" / "processed_bias" / out.name
     assert f"replaced the existing file {out}" in text
     assert f"replaced the existing file {copy}" in text
 
@@ -274,40 +271,40 @@ def test_replaced_calibration_entry_is_updated_or_removed(service, tmp_path):
     assert service.list_files() == []
 
 
-def test_engine_keeps_the_database_true_when_it_replaces_a_registered_file(fake_env, service):
+def test_engine_keeps_the_database_true_when_it_replaces_a_registered_file(fake_defaults, service):
     import time
     from gmoswidgets.caldb import CalEntry, properties_of, set_calservice
     from gmoswidgets.caldb import service as service_module
     from gmoswidgets.caldb.testing import make_headers
-    assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
-    out = fake_env.workdir / "N20170613S0180_fakebias.fits"
+    assert reduce_cli.main([_list(fake_defaults), "-r", "fakeBias", "--no-progress"]) == 0
+    out = fake_defaults.workdir / "N20170613S0180_fakebias.fits"
     service.db.upsert(CalEntry(out.name, out, "processed_bias", properties_of(make_headers("bias")),
                                time.time()))
     saved = service_module._DEFAULT["service"]
     set_calservice(service)
     try:
-        assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
+        assert reduce_cli.main([_list(fake_defaults), "-r", "fakeBias", "--no-progress"]) == 0
     finally:
         service_module._DEFAULT["service"] = saved
-    text = (fake_env.workdir / "reduce.log").read_text()
+    text = (fake_defaults.workdir / "reduce.log").read_text()
     # the fake bias lacks the keywords of a real one: its entry cannot describe it any more
     assert f"{out.name} is no longer a processed_bias" in text and "entry was removed" in text
     assert service.list_files() == []
 
 
-def test_reduce_skips_an_unreadable_input_and_carries_on(fake_env, capsys):
+def test_reduce_skips_an_unreadable_input_and_carries_on(fake_defaults, capsys):
     import os
-    fifo = fake_env.raw / "N20170613S0183.fits"
+    fifo = fake_defaults.raw / "N20170613S0183.fits"
     os.mkfifo(fifo)
-    nonfits = fake_env.raw / "N20170613S0184.fits"
+    nonfits = fake_defaults.raw / "N20170613S0184.fits"
     nonfits.write_text("not FITS\n")
-    files = [*map(str, fake_env.biases), str(fifo), str(nonfits)]
+    files = [*map(str, fake_defaults.biases), str(fifo), str(nonfits)]
     assert reduce_cli.main([*files, "-r", "fakeBias", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert err.splitlines() == [
         f"reduce: skipping {fifo}: is not a regular file (a FIFO, device or socket); "
         "only regular files are read",
         f"reduce: skipping {nonfits}: not a FITS file"]
-    assert (fake_env.workdir / "N20170613S0180_fakebias.fits").exists()
+    assert (fake_defaults.workdir / "N20170613S0180_fakebias.fits").exists()
     assert reduce_cli.main([str(fifo), str(nonfits), "--no-progress"]) == 1
     assert capsys.readouterr().err.splitlines()[-1] == "reduce: error: no readable input files"

@@ -106,3 +106,8 @@ def server():
     yield f"http://127.0.0.1:{httpd.server_address[1]}", LocalHandler
     httpd.shutdown()
     httpd.server_close()
+
+
+# The fake Gemini Observatory Archive (tests/fake_archive.py): fixtures archive_store (session)
+# and fake_archive, defined here once so the store is built once per session.
+from fake_archive import archive_store, fake_archive  # noqa: E402,F401

@@ -28,6 +28,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import validate
 from .caldb.lookup import CalibrationLookup, LookupFunction, StepCalibrations
 from .errors import GmosError, ParameterError
 from .events import EVENT_KINDS, Event, EventHub
@@ -36,6 +37,7 @@ from .gmos.tags import tags_of
 from .logutils import get_logger
 from .outputs import (normalize_suffix, original_name, output_filename, stamp_input,
                       stamp_outputs, store_calibration_copy, utc_now, write_frame)
+from .overwrite import replacing
 from .primitives.base import PrimitiveTable, StepContext
 from .recipes import Recipe, RecipeBook
 from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
@@ -120,16 +122,19 @@ class Reduction:
         self.log = logger or get_logger("reduce")
         self.primitives = primitives if primitives is not None else package_primitives()
         self.headers = [read_headers(f) for f in self.files]
+        validate.check_inputs(self.headers)
         self.tags = tags_of(self.headers[0])
         self.recipe = choose_recipe(self.headers, recipe, recipes=recipes)
         self.steps = build_steps(self.recipe, self.primitives)
         self.suffix = normalize_suffix(suffix) if suffix else None
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
+        validate.check_writable_dir(self.workdir)
         self._shown_dir = Path(workdir) if workdir is not None else None
         for prim, par, value in parse_uparms(uparms, self.primitives):
             self._apply_user_value(prim, par, value)
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice,
                                                                logger=self.log)
+        validate.check_user_calibrations(getattr(self._lookup, "user_cals", None))
         self._inputs: list[Frame] | None = None
         self._hub = EventHub()
         self._run_lock = threading.Lock()
@@ -406,7 +411,8 @@ class Reduction:
                              calibrations_for=lambda sources: used.paths_for(sources, inputs))
 
     def _write(self, frame: Frame, filename: str) -> Path:
-        path = write_frame(frame, self.workdir, filename, protect=self.files)
+        with replacing(self.workdir / filename, self.log, getattr(self._lookup, "service", None)):
+            path = write_frame(frame, self.workdir, filename, protect=self.files)
         self.log.info("wrote %s", path)
         self._hub.emit(Event("output_written", self._current, str(path)))
         return path
@@ -418,7 +424,8 @@ class Reduction:
         for frame in outputs:
             name = output_filename(frame, self.suffix) if self.suffix else frame.filename
             path = self._write(frame, name)
-            copy = store_calibration_copy(path, frame, self.workdir)
+            copy = store_calibration_copy(path, frame, self.workdir, log=self.log,
+                                          service=getattr(self._lookup, "service", None))
             if copy is not None:
                 self.log.info("copied to %s", copy)
             names.append(str(self._shown_dir / path.name) if self._shown_dir else path.name)

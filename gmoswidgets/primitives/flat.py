@@ -21,6 +21,7 @@ from .. import dq
 from ..errors import FileProblem
 from ..frame import Frame
 from ..gmos.keywords import FLATIM
+from ..validate import check_flat_usable
 from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_region, light_copy,
                      matched_planes)
 from .base import Param, StepContext, primitive
@@ -120,8 +121,10 @@ def flatCorrect(frames: list[Frame], ctx: StepContext, *, flat: str | None,
                 do_cal: str) -> list[Frame]:
     """Divide by the processed flat (clipped to the science ROI): VAR propagated, DQ OR-ed."""
     def divide(new, cal, _index):
-        for ext, planes in zip(new.exts, matched_planes(new, cal, "flat", fill=1.0)):
+        for number, (ext, planes) in enumerate(zip(new.exts, matched_planes(new, cal, "flat",
+                                                                            fill=1.0)), start=1):
             response = planes.data
+            check_flat_usable(cal, response, number)
             usable = np.isfinite(response) & (response > 0)
             safe = np.where(usable, response, np.float32(1)).astype(np.float32, copy=False)
             ext.data = np.where(usable, ext.data / safe, np.float32(0))

@@ -271,7 +271,14 @@ def _template(detid: str) -> tuple:
 
 
 def _amps(detid: str) -> tuple:
-    """The amplifiers of a full-frame readout in file order, with their overscan side."""
+    """The amplifiers of a full-frame readout in file order, with their overscan side.
+
+    Both come from the headers of DRAGONS' 2x2 illumination mask made on the
+    detector set (or on a set of the same site and type, amplifiers matched
+    by position), which kept the raw frame's extension order, ``AMPNAME``,
+    ``CCDNAME`` and ``BIASSEC``: Hamamatsu and EEV in ``DETSEC`` order, e2v
+    with each CCD's right amplifier first on CCD1 and CCD2.
+    """
     detectors = facts()["detectors"]["by_DETID"]
     template, mask_file = _template(detid)
     own_ccds = detectors[detid]["ccd_names_left_to_right"]

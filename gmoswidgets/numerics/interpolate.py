@@ -617,18 +617,14 @@ def _spline_power(order: int, frac: float) -> float:
 
 def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],
                 threshold: float = DQ_THRESHOLD, no_data: int = dqbits.NO_DATA,
-                out: np.ndarray | None = None, *, interpolant: str = "linear") -> np.ndarray:
-    """Resample a DQ bit mask through the footprint of the data's interpolant.
+                out: np.ndarray | None = None) -> np.ndarray:
+    """Resample a DQ bit mask.
 
-    Each output pixel gets the bits of every input pixel whose weight in
-    the interpolant has a magnitude above ``threshold``: a bit is set
-    wherever a flagged pixel contributes to the resampled value, bit plane
-    by bit plane (DRAGONS' ``dq_threshold`` rule, with the absolute weight:
-    the negative lobes of ``poly3``/``poly5`` carry a flagged value into their
-    pixels as much as positive weights do).  The B-spline interpolants use
-    the footprint of the Lagrange polynomial of the same order.  Samples
-    beyond the input edges carry ``no_data``, and every output pixel not
-    covered by the input is ``no_data``.
+    Each output pixel gets the bits of the (up to four) input pixels whose
+    bilinear weight exceeds ``threshold``: a bit is set where its
+    contribution is significant, bit plane by bit plane, as DRAGONS'
+    ``dq_threshold`` rule.  Samples beyond the input edges carry ``no_data``,
+    and every output pixel not covered by the input is ``no_data``.
 
     Parameters
     ----------
@@ -638,55 +634,30 @@ def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],
         Output pixel -> input pixel.
     out_shape : tuple of int
     threshold : float
-        Weight magnitude above which an input pixel's bits are passed on.
+        Weight above which an input pixel's bits are passed on.
     no_data : int
         The bit used for pixels without input.
     out : numpy.ndarray, optional
         uint16 array to write the covered pixels into.
-    interpolant : str
-        The interpolant the data are resampled with (one of :data:`INTERPOLANTS`).
 
     Returns
     -------
     numpy.ndarray
         uint16 output mask.
     """
-    if interpolant not in INTERPOLANTS:
-        raise ValueError(f"unknown interpolant {interpolant!r}; choose one of "
-                         + ", ".join(INTERPOLANTS))
     mask = np.asarray(mask, dtype=dqbits.DTYPE)
     target = _outputs(None if out is None else [out], out_shape, 1, dqbits.DTYPE, no_data)[0]
     shift = _integer_shift(amap)
     if shift is not None:
         _shifted_copy(mask, shift, target)
         return target
-    name = {"spline3": "poly3", "spline5": "poly5"}.get(interpolant, interpolant)
-    nodes = None if name == "nearest" else _LAGRANGE_NODES[name]
-    # the input's own flags through the interpolant's footprint (beyond the edges
-    # repeated, as the data are), then no_data where a bilinear sample lies outside
-    halo = _halo(nodes)
-    _spread_bits(_pad(mask, halo), mask.shape, halo, amap, target, nodes, threshold)
-    _spread_bits(_pad(np.zeros_like(mask), 2, no_data), mask.shape, 2, amap, target,
-                 _LAGRANGE_NODES["linear"], threshold, combine=True)
-    return target
-
-
-def _halo(nodes) -> int:
-    """Padding needed around an input for the taps at ``nodes`` (None: nearest)."""
-    return 1 if nodes is None else int(max(-nodes[0], nodes[-1])) + 1
-
-
-def _spread_bits(padded, in_shape, halo, amap, target, nodes, threshold, combine=False) -> None:
-    """Write (or OR in) the bits of every tap whose weight magnitude exceeds ``threshold``."""
-    ntaps = 1 if nodes is None else len(nodes)
-    for region, select, take, wx, wy in _blocks(in_shape, amap, target.shape, nodes, halo):
+    padded = _pad(mask, 2, no_data)
+    for region, select, take, wx, wy in _blocks(mask.shape, amap, target.shape,
+                                                _LAGRANGE_NODES["linear"], 2):
         bits = None
-        for j in range(ntaps):
-            for i in range(ntaps):
-                if nodes is None:
-                    passed = take(padded, i, j)
-                else:
-                    passed = np.where(np.abs(wx[i] * wy[j]) > threshold, take(padded, i, j), 0)
+        for j in range(2):
+            for i in range(2):
+                passed = np.where(wx[i] * wy[j] > threshold, take(padded, i, j), 0)
                 bits = passed if bits is None else bits | passed
-        bits = bits.astype(dqbits.DTYPE, copy=False)
-        _write(target[region], target[region] | bits if combine else bits, select)
+        _write(target[region], bits.astype(dqbits.DTYPE, copy=False), select)
+    return target

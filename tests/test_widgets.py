@@ -2,6 +2,8 @@
 import io
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,7 +253,7 @@ def bias_panel(tutorial4, tmp_path_factory):
     work = tmp_path_factory.mktemp("bias_panel")
     files = select_data(tutorial4.files, ["BIAS"], [], 'ut_date=="2017-06-13"')
     assert len(files) == 5
-    return StepPanel(files=files, background=False, workdir=work)
+    return StepPanel(files=files, background=False, workdir=work, keep="all")
 
 
 @pytest.fixture(scope="module")
@@ -330,10 +332,9 @@ def test_steppanel_before_after_difference(bias_panel):
     panel.view_mode.value = "after"
 
 
-def test_steppanel_spills_to_disk_beyond_its_memory_budget(tutorial4, tmp_path):
+def test_steppanel_spills_earlier_steps_to_disk_by_default(tutorial4, tmp_path):
     files = select_data(tutorial4.files, ["BIAS"])[:2]
-    assert StepPanel(files=files, background=False, workdir=tmp_path).reduction.keep == "all"
-    panel = StepPanel(files=files, background=False, workdir=tmp_path, memory_budget=1e6)
+    panel = StepPanel(files=files, background=False, workdir=tmp_path)
     red = panel.reduction
     assert red.keep == "spill"
     panel.run_to(3)
@@ -481,3 +482,47 @@ def test_app_reduces_science_and_shows_stack_on_sky(app):
     assert len(sky.footprints) == 5 * 3 + 1 and len(sky.layers) == 1
     assert sky.sources is not None and len(sky.sources) > 20
     assert "gmos-skyview" in app.sky_box.children[0]._dom_classes
+
+
+def test_app_runs_one_reduction_at_a_time(tutorial4, tmp_path):
+    """While the flat runs: every stage button is disabled and refused, Cancel stops the flat."""
+    app = ReductionApp(tutorial4.directory, workdir=tmp_path, database_dir=tmp_path / "db",
+                       background=True)
+    app.start("bias")
+    app.join(120)
+    assert Path(app.outputs["bias"][0]).name.endswith("_bias.fits")
+    flats = select_data(app.files(), ["FLAT"])
+    app.load(flats)
+    red = app.step_panel.reduction
+    held, release = threading.Event(), threading.Event()
+
+    def hold(event):
+        if event.kind == "step_started" and event.step_index == 1:
+            held.set()
+            release.wait(60)
+    red.subscribe(hold)
+    app.step_panel.run_all_button.click()
+    try:
+        assert held.wait(60)
+        assert all(b.disabled for b in app.stage_buttons.values())
+        assert app.file_panel.use_button.disabled and app.step_panel.run_all_button.disabled
+        assert not app.step_panel.cancel_button.disabled
+        for stage in ("bias", "science"):
+            app.start(stage)                                  # refused, not queued or joined
+            assert "flat reduction is running" in app.status.value
+            assert app.step_panel.reduction is red
+        app.step_panel.cancel_button.click()
+        assert app.step_panel.cancel_button.description.startswith("Cancelling")
+    finally:
+        release.set()
+    app.join(120)
+    assert not red.finished and "flat" not in app.outputs
+    assert "flat reduction stopped" in app.status.value
+    assert [e.caltype for e in app.caldb_panel.service.list_files()] == ["processed_bias"]
+    assert not any(b.disabled for b in app.stage_buttons.values())
+    app.start("flat")                                         # now it runs, and is a flat
+    app.join(120)
+    assert Path(app.outputs["flat"][0]).name.endswith("_flat.fits")
+    assert "flat: wrote" in app.status.value and "_flat.fits" in app.status.value
+    assert sorted(e.caltype for e in app.caldb_panel.service.list_files()) == [
+        "processed_bias", "processed_flat"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import weakref
 from pathlib import Path
 
 import ipywidgets as W
@@ -84,6 +85,7 @@ class ReductionApp(W.VBox):
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         self.stage: str | None = None
         self.outputs: dict = {}
+        self._stage_of = weakref.WeakKeyDictionary()     # Reduction -> the stage it reduces
         self.aladin_source = aladin_source
         if service is None and database_dir is not None:
             service = CalibrationService(database_dir=database_dir)
@@ -97,10 +99,11 @@ class ReductionApp(W.VBox):
         self.step_panel = StepPanel(background=background, workdir=self.workdir,
                                     calservice=self.caldb_panel.service)
         self.step_panel.on_finished(self._on_finished)
+        self.step_panel.on_busy(self._on_busy)
         self.file_panel.on_selection(lambda paths, _name: self.load(paths))
         self.file_panel.on_preview(lambda path: setattr(self.caldb_panel.explain_path, "value",
                                                         str(path)))
-        self.result_view = ImageView(title="Stack", height="420px")
+        self.result_view = ImageView(title="Stack", height="420px", sources=False)
         self.sky_view: SkyView | None = None
         self.sky_box = W.VBox([W.HTML("<i>The sky view appears when the stack is made.</i>")])
         self.add_to_caldb = W.Checkbox(value=add_to_caldb, description="caldb add the result",
@@ -152,16 +155,19 @@ class ReductionApp(W.VBox):
         return chosen
 
     def start(self, stage: str) -> None:
-        """Select the files of a stage, load them into the step panel and run every step."""
+        """Select the files of a stage, load them into the step panel and run every step.
+
+        Refused (with a message) while another run is going: one run at a time.
+        """
         try:
+            self._refuse_while_busy()
             files = self.select(stage)
             if not files:
                 raise GmosError(f"no {stage} files in {self.file_panel.directory.value or '?'}: "
                                 "choose the data directory in tab 1")
-            self.stage = stage
-            self.step_panel.set_files(files)
+            self._set_stage(self.step_panel.set_files(files), stage)
         except GmosError as exc:
-            self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
+            self._error(exc)
             return
         recipe = self.step_panel.reduction.recipe.name
         self.status.value = f"Reducing {len(files)} {stage} file(s) with {recipe} ..."
@@ -177,18 +183,20 @@ class ReductionApp(W.VBox):
         if not files:
             self.status.value = "No file selected."
             return
-        tags = tags_of(read_headers(files[0]))
-        self.stage = "bias" if "BIAS" in tags else "flat" if "FLAT" in tags else "science"
         try:
-            self.step_panel.set_files(files)
+            self._refuse_while_busy()
+            reduction = self.step_panel.set_files(files)
         except GmosError as exc:
-            self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
+            self._error(exc)
             return
+        tags = reduction.tags
+        self._set_stage(reduction, "bias" if "BIAS" in tags else "flat" if "FLAT" in tags
+                        else "science")
         self.status.value = (f"Loaded {len(files)} {self.stage} file(s): run the steps below "
                              "one by one or all at once.")
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the running reduction (if any) to finish."""
+        """Wait for the running reduction (if any) to finish (scripts and tests)."""
         self.step_panel.join(timeout)
 
     def show_result(self, stack_path, frames=(), sources=None) -> None:
@@ -212,22 +220,43 @@ class ReductionApp(W.VBox):
                 return entry
         raise GmosError(f"unknown stage {stage!r}; stages are {', '.join(s[0] for s in STAGES)}")
 
-    def _on_finished(self, panel: StepPanel) -> None:
-        red = panel.reduction
-        if self.stage is None or red is None:
+    def _refuse_while_busy(self) -> None:
+        if self.step_panel.busy:
+            running = self._stage_of.get(self.step_panel.reduction, "current")
+            raise GmosError(f"the {running} reduction is running: wait for it to end or cancel "
+                            "it first")
+
+    def _set_stage(self, reduction, stage: str) -> None:
+        self._stage_of[reduction] = stage
+        self.stage = stage
+        self.add_to_caldb.layout.display = None if stage in ("bias", "flat") else "none"
+
+    def _error(self, exc: BaseException) -> None:
+        self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
+
+    def _on_busy(self, busy: bool) -> None:
+        for button in self.stage_buttons.values():
+            button.disabled = busy
+        self.file_panel.use_button.disabled = busy
+        if busy and self._stage_of.get(self.step_panel.reduction) == "science":
+            self.result_view.set_stale("the science is being reduced again")
+
+    def _on_finished(self, panel: StepPanel, red) -> None:
+        stage = self._stage_of.get(red)
+        if stage is None:
             return
         if panel.last_error is not None or not red.finished:
-            self.status.value = (f"<span style='color:#c00000'>The {self.stage} reduction stopped "
+            self.status.value = (f"<span style='color:#c00000'>The {stage} reduction stopped "
                                  "before its end; see the step panel.</span>")
             return
         outputs = list(red.output_filenames)
-        self.outputs[self.stage] = outputs
-        notes = [f"{self.stage}: wrote {', '.join(Path(p).name for p in outputs)}"]
-        if self.stage in ("bias", "flat") and self.add_to_caldb.value:
+        self.outputs[stage] = outputs
+        notes = [f"{stage}: wrote {', '.join(Path(p).name for p in outputs)}"]
+        if stage in ("bias", "flat") and self.add_to_caldb.value:
             for path in outputs:
                 self.caldb_panel.add(path)
             notes.append("added to the calibration database")
-        if self.stage == "science" and outputs:
+        if stage == "science" and outputs:
             detect = [s for s in red.steps if s.primitive == "detectSources"]
             sources = (red.outputs(detect[0].index)[0]
                        if detect and red.has_outputs(detect[0].index) else None)

@@ -5,6 +5,7 @@ its small results (PNG bytes, extents, readouts, histograms) to widgets.
 """
 from __future__ import annotations
 
+import html
 import threading
 import time
 from pathlib import Path
@@ -53,10 +54,12 @@ class ImageView(W.VBox):
         Shown above the image.
     height : str
         CSS height of the image figure.
+    sources : bool
+        Mark the OBJCAT sources at first (the "Sources" toggle).
     """
 
     def __init__(self, frames=None, *, max_size: int = 1024, debounce: float = 0.3,
-                 title: str = "", height: str = "420px"):
+                 title: str = "", height: str = "420px", sources: bool = True):
         self.max_size = int(max_size)
         self.debounce = float(debounce)
         self.tiled: display.TiledFrame | None = None
@@ -69,7 +72,9 @@ class ImageView(W.VBox):
         self._quiet = False
         self._lock = threading.RLock()
 
-        self.title = W.HTML(f"<b>{title}</b>" if title else "")
+        self._title = f"<b>{html.escape(title)}</b>" if title else ""
+        self._stale = False
+        self.title = W.HTML(self._title)
         self.frame_select = W.Dropdown(options=[], description="Frame", layout=W.Layout(width="auto"))
         self.frame_select.add_class("gmos-frame-select")
         self.cut = W.Dropdown(options=list(display.CUTS), value="zscale", description="Cut",
@@ -86,7 +91,7 @@ class ImageView(W.VBox):
         self.dq_toggle = W.ToggleButton(value=False, description="DQ", tooltip="Show the DQ bits",
                                         layout=W.Layout(width="60px"))
         self.dq_toggle.add_class("gmos-dq-toggle")
-        self.sources_toggle = W.ToggleButton(value=True, description="Sources",
+        self.sources_toggle = W.ToggleButton(value=bool(sources), description="Sources",
                                              tooltip="Mark the OBJCAT sources",
                                              layout=W.Layout(width="80px"))
         self.sources_toggle.add_class("gmos-sources-toggle")
@@ -162,8 +167,7 @@ class ImageView(W.VBox):
         items = list(frames) if isinstance(frames, (list, tuple)) else [frames]
         if not items:
             raise GmosError("ImageView.show needs at least one frame")
-        if title is not None:
-            self.title.value = f"<b>{title}</b>"
+        self._set_title(title)
         self._items = items
         self._quiet = True
         try:
@@ -174,13 +178,25 @@ class ImageView(W.VBox):
         self.frame_select.layout.display = None if len(items) > 1 else "none"
         self._set_tiled(display.as_tiled(items[0]), keep_zoom)
 
-    def clear(self, message: str = "") -> None:
-        """Show nothing (an empty picture) and an optional message."""
+    def clear(self, message: str = "", title: str | None = None) -> None:
+        """Show nothing (an empty picture, an empty histogram) and an optional message."""
+        self._set_title(title)
         self.tiled = self.preview = self.overlay = None
         self._items = []
         self._replace_image(self.image_mark, _EMPTY_PNG)
         self.source_mark.x, self.source_mark.y = [], []
+        with self.hist_mark.hold_sync():
+            self.hist_mark.x, self.hist_mark.y = [0.0, 1.0], [0.0, 0.0]
         self.status.value = message
+
+    def set_stale(self, reason: str) -> None:
+        """Mark the picture shown as out of date (until the next :meth:`show` or :meth:`clear`)."""
+        if self.tiled is None or self._stale:
+            return
+        self._stale = True
+        self.add_class("gmos-stale")
+        self.title.value = (f"{self._title} <span class='gmos-stale-note' style='color:#b06000'>"
+                            f"(out of date: {html.escape(reason)})</span>")
 
     @property
     def region(self):
@@ -258,6 +274,14 @@ class ImageView(W.VBox):
                                  f"{preview.factor}; cuts {low:.5g} .. {high:.5g}")
 
     # -- internals ---------------------------------------------------------------
+    def _set_title(self, title: str | None) -> None:
+        if title is not None:
+            self._title = f"<b>{html.escape(title)}</b>"
+        self.title.value = self._title
+        if self._stale:
+            self._stale = False
+            self.remove_class("gmos-stale")
+
     def _set_tiled(self, tiled: display.TiledFrame, keep_zoom: bool) -> None:
         same_shape = self.tiled is not None and self.tiled.shape == tiled.shape
         self.tiled = tiled

@@ -389,9 +389,26 @@ class TiledFrame:
         """
         slices, factor, extent = self._view(region, max_size)
         small = block_reduce(self.data[slices], factor)
-        lims = tuple(limits) if limits is not None else cut_limits(small, cut, percentile)
+        lims = tuple(limits) if limits is not None else cut_limits(
+            self.good_pixels(region), cut, percentile)
         png = png_bytes(scale_to_unit(small, lims, stretch), cmap)
         return Preview(png, extent, small.shape, factor, lims)
+
+    def good_pixels(self, region=None, most: int = 1_000_000) -> np.ndarray:
+        """Finite pixels of a region with DQ == 0 (good and illuminated), for cuts.
+
+        Without DQ, or when no pixel is good, every finite pixel counts.  At
+        most about ``most`` pixels are returned (a regular subsample).
+        """
+        ix1, ix2, iy1, iy2 = self._crop(region)
+        step = max(1, math.ceil(math.sqrt((ix2 - ix1) * (iy2 - iy1) / most)))
+        slices = (slice(iy1, iy2, step), slice(ix1, ix2, step))
+        data = self.data[slices]
+        if self.mask is not None:
+            good = data[(self.mask[slices] == 0) & np.isfinite(data)]
+            if good.size:
+                return good
+        return data[np.isfinite(data)]
 
     def dq_overlay(self, region=None, max_size: int = 1024) -> Preview | None:
         """An RGBA PNG colouring flagged pixels (see :data:`DQ_COLORS`), or None without DQ.
@@ -413,7 +430,7 @@ class TiledFrame:
         return Preview(_rgba_png(rgba), extent, mask.shape, factor)
 
     def histogram(self, region=None, limits: tuple | None = None, bins: int = 64) -> tuple:
-        """Histogram of the finite pixels of a region.
+        """Histogram of the good pixels of a region (see :meth:`good_pixels`).
 
         Parameters
         ----------
@@ -428,11 +445,7 @@ class TiledFrame:
         -------
         counts, edges : numpy.ndarray
         """
-        ix1, ix2, iy1, iy2 = self._crop(region)
-        values = self.data[iy1:iy2, ix1:ix2]
-        step = max(1, int(math.sqrt(values.size / _HIST_SAMPLE)))
-        values = values[::step, ::step]
-        values = values[np.isfinite(values)]
+        values = self.good_pixels(region, most=_HIST_SAMPLE)
         if limits is None:
             low, high = cut_limits(values, "zscale")
             pad = 0.5 * (high - low)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from gmoswidgets import CalDBPanel, FilePanel, ImageView, ReductionApp, SkyView, StepPanel
 from gmoswidgets.caldb import CalibrationService
-from gmoswidgets.errors import ExpressionError
+from gmoswidgets.errors import ExpressionError, GmosError
 from gmoswidgets.frame import read_frame
 from gmoswidgets.select import expr_parser, select_data
 from gmoswidgets.widgets import _aladin_offline
@@ -186,6 +186,33 @@ def file_panel(tutorial4):
     return FilePanel(tutorial4.directory)
 
 
+def test_save_as_refuses_fits_outside_and_non_list_files(tutorial4, tmp_path):
+    """Issue 12 item 1: the Save-as box cannot replace a raw FITS or write outside the workdir."""
+    playdata, work = tmp_path / "playdata", tmp_path / "playground"
+    playdata.mkdir()
+    work.mkdir()
+    raw = playdata / tutorial4.files[0].name
+    raw.write_bytes(tutorial4.files[0].read_bytes())
+    notes = work / "notes.txt"
+    notes.write_text("my observing notes\n")
+    panel = FilePanel(playdata, workdir=work, preview=False)
+    panel.apply_button.click()
+    before = raw.read_bytes()
+    for name in (f"../playdata/{raw.name}", str(raw), str(tmp_path / "abs.txt"), "../outside.txt",
+                 "sub/../../outside.txt", "~/list.txt", "x.fits", "notes.txt", "", "."):
+        panel.list_name.value = name
+        panel.save_button.click()                        # refused: a message, no exception
+        assert "refusing" in panel.message.value or "give a list file name" in panel.message.value
+        with pytest.raises(GmosError):
+            panel.save(name)
+    assert raw.read_bytes() == before and notes.read_text() == "my observing notes\n"
+    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "abs.txt").exists()
+    assert panel.save("list_of_all.txt") == work / "list_of_all.txt"
+    assert panel.save("list_of_all.txt") == work / "list_of_all.txt"   # a list may be replaced
+    (work / "lists").mkdir()
+    assert panel.save("lists/bias.txt").read_text().count(".fits") == 1
+
+
 @pytest.mark.parametrize("tags, xtags, expr", [
     (["BIAS"], [], "True"),
     (["FLAT"], [], 'filter_name=="i"'),
@@ -232,7 +259,9 @@ def test_file_table_sorts_saves_and_previews(file_panel, tutorial4, tmp_path):
     # untick one, save the rest as a list file
     checks = [c for c in file_panel.table.children if c.__class__.__name__ == "Checkbox"]
     checks[0].value = False
-    target = file_panel.save(str(tmp_path / "list_of_flats.txt"))
+    file_panel.workdir = tmp_path
+    target = file_panel.save("list_of_flats.txt")
+    assert target == tmp_path / "list_of_flats.txt"
     lines = target.read_text().split()
     assert len(lines) == len(rows) - 1 and all(line.endswith(".fits") for line in lines)
     handed = []

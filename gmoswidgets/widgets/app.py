@@ -90,7 +90,7 @@ class ReductionApp(W.VBox):
         if service is None and database_dir is not None:
             service = CalibrationService(database_dir=database_dir)
             service.init()
-        self.file_panel = FilePanel(directory)
+        self.file_panel = FilePanel(directory, workdir=self.workdir)
         self.download_panel = DownloadPanel(directory, background=background)
         self.download_panel.on_downloaded(lambda folder: self.file_panel.scan(folder))
         downloads = W.Accordion(children=[self.download_panel], titles=("Get real GMOS data",))

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import glob
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -45,7 +46,7 @@ def run_file_lists(playground: Path) -> None:
         for args, out in ((["--tags", "BIAS"], "list_of_bias.txt"),
                           (["--tags", "FLAT", "--expr", 'filter_name=="i"'], "list_of_flats.txt"),
                           (["--xtags", "CAL"], "list_of_science.txt")):
-            _banner("dataselect " + " ".join(args) + f" ../playdata/*.fits -o {out}")
+            _banner(shlex.join(["dataselect", *args]) + f" ../playdata/*.fits -o {out}")
             dataselect.main(args + files + ["-o", out])
             print(f"{out}: {len(Path(out).read_text().split())} files")
         _banner("dataselect --expr 'observation_class==\"science\"' ../playdata/*.fits "

@@ -216,3 +216,62 @@ def test_server_refuses_foreign_hosts_legacy_websockets_and_extra_kernels(tutori
     finally:
         server.stop()
     assert _kernel_pids(pid) == [] and not _port_open(server.port)
+
+
+def _serve_and_fetch(args, tmp_path, pattern: str, path_check):
+    """Run a server module in its own process group, fetch its printed URL, stop it with SIGTERM."""
+    proc = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines, url = [], []
+    found = threading.Event()
+
+    def pump():
+        for line in proc.stdout:
+            lines.append(line)
+            match = re.search(pattern, line)
+            if match:
+                url.append(match[1])
+                found.set()
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 180
+        while not found.wait(0.5):
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                "no URL printed:\n" + "".join(lines)
+        status, body = _get(url[0])
+        path_check(url[0], status, body)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            code = proc.wait(60)
+        finally:
+            stop_group(proc.pid)
+    return code, "".join(lines), url[0]
+
+
+@pytest.mark.slow
+def test_make_lab_serves_the_notebooks_in_jupyterlab(tutorial4, tmp_path):
+    pytest.importorskip("jupyterlab", reason="make lab installs the 'lab' extra")
+    (tmp_path / "playdata").symlink_to(tutorial4.directory, target_is_directory=True)
+    port = free_port()
+
+    def check(url, status, body):
+        assert url.startswith(f"http://127.0.0.1:{port}/lab?token=")
+        assert status == 200 and "JupyterLab" in body
+        token = url.split("token=")[1]
+        status, listing = _get(f"http://127.0.0.1:{port}/api/contents?token={token}")
+        assert status == 200 and "dashboard.ipynb" in listing and "03_widgets_tour.ipynb" in listing
+        assert _get(f"http://127.0.0.1:{port}/api/contents")[0] == 403     # no token
+        assert _get(url, {"Host": "evil.example.com"})[0] == 403
+    code, out, _ = _serve_and_fetch(["gmoswidgets.dashboard.lab", "--data", str(tmp_path),
+                                     "--port", str(port)], tmp_path,
+                                    r"served at (http://127\.0\.0\.1:\d+/lab\?token=\S+)", check)
+    assert code == 0 and "Stopped." in out, out
+    assert not _port_open(port)
+
+
+def test_makefile_lab_target_uses_the_lab_extra():
+    from pathlib import Path
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    assert "\nlab: $(LAB_STAMP)\n\t$(PY) -m gmoswidgets.dashboard.lab --data $(DEMO_DIR)" in makefile
+    assert "-e '.[test,lab]'" in makefile

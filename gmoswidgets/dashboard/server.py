@@ -46,6 +46,11 @@ def stop_group(pgid: int, grace: float = 10.0) -> None:
             time.sleep(0.1)
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as sock:
@@ -63,6 +68,8 @@ def find_dashboard() -> Path:
 
 class DashboardServer:
     """A Voilà server for one notebook, started and stopped from Python.
+
+    The URL to open (with its token) is :attr:`url`.
 
     Parameters
     ----------
@@ -96,6 +103,8 @@ class DashboardServer:
         self.log_lines: list[str] = []
         self.base_url = f"http://127.0.0.1:{self.port}/"
         self.url = self.base_url + (f"?token={self.token}" if self.token else "")
+
+    name = "Voilà"
 
     def command(self) -> list:
         """The voila command line."""
@@ -142,6 +151,11 @@ class DashboardServer:
                 self.stop()
                 raise TimeoutError("voila did not start:\n" + "\n".join(self.log_lines[-30:]))
             ready.wait(0.2)
+        while not _listening(self.port):     # JupyterLab logs its URL before it listens
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{self.name} is not listening:\n" + "\n".join(self.log_lines[-30:]))
+            time.sleep(0.2)
         return self.url
 
     def stop(self) -> None:

@@ -510,6 +510,11 @@ def test_app_reduces_science_and_shows_stack_on_sky(app):
     sky = app.sky_view
     assert len(sky.footprints) == 5 * 3 + 1 and len(sky.layers) == 1
     assert sky.sources is not None and len(sky.sources) > 20
+    stack = read_frame(app.outputs["science"][0])
+    assert len(sky.sources) == sum(len(e.objcat) for e in stack.exts if e.objcat is not None)
+    assert f"source(s) of {stack.filename}" in sky.info.value          # the stack's own sources
+    assert not app.result_view.sources_toggle.value                   # markers off on the stack
+    assert app.add_to_caldb.layout.display == "none"                  # no caldb add for science
     assert "gmos-skyview" in app.sky_box.children[0]._dom_classes
 
 

@@ -9,8 +9,7 @@ import ipywidgets as W
 
 from ..caldb import CalibrationService
 from ..errors import GmosError
-from ..frame import read_frame, read_headers
-from ..gmos.tags import tags_of
+from ..frame import Frame, read_frame
 from ..select import select_data
 from .caldbpanel import CalDBPanel
 from .downloadpanel import DownloadPanel
@@ -199,18 +198,24 @@ class ReductionApp(W.VBox):
         """Wait for the running reduction (if any) to finish (scripts and tests)."""
         self.step_panel.join(timeout)
 
-    def show_result(self, stack_path, frames=(), sources=None) -> None:
-        """Show the stack in the result ImageView and, with the frames, in the SkyView.
+    def show_result(self, stack, frames=(), *, name: str | None = None) -> None:
+        """Show the stack in the result ImageView and, with the frames' footprints, in the SkyView.
 
-        ``sources`` is a frame whose OBJCAT is marked on the sky (default:
-        the stack's own).
+        Parameters
+        ----------
+        stack : Frame or path-like
+            The stack (the engine's output frame, or its file).
+        frames : sequence of path-like
+            The input frames: their CCD footprints come from their headers.
+        name : str, optional
+            Title of the stack (default: its file name).
         """
-        stack = read_frame(stack_path)
-        self.result_view.show(stack, title=Path(stack_path).name)
+        stack = stack if isinstance(stack, Frame) else read_frame(stack)
+        self.result_view.show(stack, title=name or stack.filename, keep_zoom=True)
         if self.sky_view is None:
             self.sky_view = SkyView(aladin_source=self.aladin_source)
             self.sky_box.children = [self.sky_view]
-        self.sky_view.show([read_frame(f) for f in frames], stack=stack, sources=sources)
+        self.sky_view.show(list(frames), stack=stack)
 
     # -- internals ---------------------------------------------------------------------
     @staticmethod
@@ -257,9 +262,8 @@ class ReductionApp(W.VBox):
                 self.caldb_panel.add(path)
             notes.append("added to the calibration database")
         if stage == "science" and outputs:
-            detect = [s for s in red.steps if s.primitive == "detectSources"]
-            sources = (red.outputs(detect[0].index)[0]
-                       if detect and red.has_outputs(detect[0].index) else None)
-            self.show_result(outputs[-1], red.files, sources)
+            last = red.steps[-1].index
+            stack = red.outputs(last)[0] if red.has_outputs(last) else outputs[-1]
+            self.show_result(stack, red.files, name=Path(outputs[-1]).name)
             notes.append("see tab 6")
         self.status.value = html.escape("; ".join(notes))

@@ -36,11 +36,11 @@ from PIL import Image
 
 from .. import dq as dqbits
 from ..errors import GmosError
-from ..frame import Frame, read_frame
+from ..frame import Frame, read_frame, read_headers
 from ..sections import Section
 
 __all__ = ["CUTS", "STRETCHES", "COLORMAPS", "Preview", "Readout", "Piece", "TiledFrame",
-           "tile_frame", "as_tiled", "sky_field", "difference", "block_reduce", "cut_limits", "scale_to_unit",
+           "tile_frame", "as_tiled", "sky_field", "header_footprints", "footprints_of", "difference", "block_reduce", "cut_limits", "scale_to_unit",
            "colormap_lut", "png_bytes"]
 
 #: Cut names accepted by :func:`cut_limits`.
@@ -465,18 +465,7 @@ class TiledFrame:
     def wcs(self, ext: int) -> WCS | None:
         """The celestial WCS of extension ``ext``, or None if its header has none."""
         if ext not in self._wcs:
-            header = self.frame.exts[ext].header
-            wcs = None
-            if "CTYPE1" in header and "CTYPE2" in header:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FITSFixedWarning)
-                    try:
-                        wcs = WCS(header, naxis=2)
-                    except Exception:  # a broken WCS only loses the sky readout
-                        wcs = None
-                if wcs is not None and not wcs.has_celestial:
-                    wcs = None
-            self._wcs[ext] = wcs
+            self._wcs[ext] = _celestial_wcs(self.frame.exts[ext].header)
         return self._wcs[ext]
 
     def sky(self, ext: int, col, row):
@@ -642,6 +631,19 @@ class TiledFrame:
         return None if sky is None else (float(sky[0]), float(sky[1]))
 
 
+def _celestial_wcs(header) -> WCS | None:
+    """The celestial WCS of an extension header, or None if it has none (or a broken one)."""
+    if "CTYPE1" not in header or "CTYPE2" not in header:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+        except Exception:  # a broken WCS only loses the sky readout
+            return None
+    return wcs if wcs.has_celestial else None
+
+
 def tile_frame(frame) -> TiledFrame:
     """Tile a frame's extensions at their detector positions.
 
@@ -701,16 +703,76 @@ def as_tiled(item) -> TiledFrame:
                     "TiledFrame")
 
 
-def sky_field(tiled_frames, aspect: float = 2.5, margin: float = 1.15, min_fov: float = 1 / 60):
-    """Centre and field of view that show every CCD footprint of some frames.
+def header_footprints(ext_headers, shapes) -> list:
+    """Sky corners of each CCD from the extensions' headers alone (no pixels read).
+
+    The same corners as :meth:`TiledFrame.footprints`: extensions are grouped
+    by ``CCDNAME``; the left edge of a CCD comes from its extension with the
+    smallest ``DETSEC`` x, the right edge from the one with the largest, each
+    at the ends of its ``DATASEC``.
 
     Parameters
     ----------
-    tiled_frames : list of TiledFrame
+    ext_headers : list of astropy.io.fits.Header
+        One header per image extension (e.g. ``read_headers(path).ext_headers``).
+    shapes : list of tuple
+        The ``(ny, nx)`` of each extension.
+
+    Returns
+    -------
+    list of tuple
+        ``(ccd name, [4 RA], [4 Dec])`` in degrees; extensions without a
+        celestial WCS are left out.
+    """
+    groups = {}
+    for index, (header, shape) in enumerate(zip(ext_headers, shapes)):
+        ny, nx = shape
+        data = Section.from_string(header["DATASEC"]) if "DATASEC" in header else Section(0, nx, 0, ny)
+        data = Section(data.x1, min(data.x2, nx), data.y1, min(data.y2, ny))
+        order = Section.from_string(header["DETSEC"]).x1 if "DETSEC" in header else 0
+        name = str(header.get("CCDNAME", f"ext{index + 1}"))
+        groups.setdefault(name, []).append((order, header, data))
+    out = []
+    for name, members in groups.items():
+        (_, left, ldata), (_, right, rdata) = min(members, key=lambda m: m[0]), \
+            max(members, key=lambda m: m[0])
+        corners = [(left, ldata.x1, ldata.y1), (right, rdata.x2 - 1, rdata.y1),
+                   (right, rdata.x2 - 1, rdata.y2 - 1), (left, ldata.x1, ldata.y2 - 1)]
+        ras, decs = [], []
+        for header, col, row in corners:
+            wcs = _celestial_wcs(header)
+            if wcs is None:
+                break
+            ra, dec = wcs.all_pix2world(float(col), float(row), 0)
+            ras.append(float(ra))
+            decs.append(float(dec))
+        else:
+            out.append((name, ras, decs))
+    return out
+
+
+def footprints_of(item) -> list:
+    """CCD footprints (see :func:`header_footprints`) of a file (headers only), Frame or TiledFrame."""
+    if isinstance(item, TiledFrame):
+        item = item.frame
+    if isinstance(item, Frame):
+        return header_footprints([e.header for e in item.exts], [e.data.shape for e in item.exts])
+    headers = read_headers(item)
+    return header_footprints(headers.ext_headers, headers.shapes)
+
+
+def sky_field(footprints, aspect: float = 2.5, margin: float = 1.15, min_fov: float = 1 / 60):
+    """Centre and field of view that show every CCD footprint.
+
+    Parameters
+    ----------
+    footprints : list of tuple
+        ``(name, ras, decs)`` entries (:func:`header_footprints`,
+        :meth:`TiledFrame.footprints`).
     aspect : float
         Width / height of the view, so that the field also fits vertically.
     margin : float
-        Factor applied to the width.
+        Factor applied to the field.
     min_fov : float
         Smallest field of view returned, in degrees.
 
@@ -718,13 +780,12 @@ def sky_field(tiled_frames, aspect: float = 2.5, margin: float = 1.15, min_fov: 
     -------
     tuple of float or None
         ``(ra, dec, fov)`` in degrees (fov across the view's width); None if
-        no frame has a celestial WCS.
+        there is no footprint.
     """
     ras, decs = [], []
-    for tiled in tiled_frames:
-        for _, ra, dec in tiled.footprints():
-            ras.extend(ra)
-            decs.extend(dec)
+    for _, ra, dec in footprints:
+        ras.extend(ra)
+        decs.extend(dec)
     if not ras:
         return None
     coords = SkyCoord(ras, decs, unit="deg")

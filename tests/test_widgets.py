@@ -103,7 +103,26 @@ def test_click_readout_shows_value_var_dq_and_sky(science4):
     piece, row, col = hit
     assert out.value == float(science4[piece.ext].data[row, col])
     assert out.ra is not None and abs(out.ra - science4.descriptor("ra")) < 0.1
-    assert "value=" in view.readout.value and "RA=" in view.readout.value
+    assert "value=" in view.readout.value and " ADU" in view.readout.value   # raw: ADU
+    assert "RA 19:21:" in view.readout.value and "Dec +13:" in view.readout.value
+
+
+def test_compass_arrows_follow_the_wcs(science4):
+    view = ImageView(science4, debounce=0)
+    (nx, ny), (ex, ey) = view.tiled.compass()
+    a, b, c = (view.tiled.readout(*p) for p in ((700, 400), (700, 450), (750, 400)))
+    # moving along the North arrow raises Dec, along the East arrow raises RA
+    assert np.sign(ny) == np.sign(b.dec - a.dec) and np.sign(ex) == np.sign(c.ra - a.ra)
+    assert abs(nx * ex + ny * ey) < 0.05                     # perpendicular
+    assert "N</text>" in view.compass.value and "E</text>" in view.compass.value
+    assert "ADU" in view.colorbar.value and "ADU" in view.hist_xaxis.label
+
+
+def test_no_empty_picture_before_data():
+    view = ImageView()
+    assert view.figure.layout.display is None or view.figure.layout.display == ""  # inside picture
+    assert view._data_widgets[1].layout.display == "none"          # the picture box is hidden
+    assert view.empty_note.layout.display is None
 
 
 def test_dq_overlay_and_source_markers():

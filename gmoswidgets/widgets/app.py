@@ -55,6 +55,17 @@ _INTRO = {
 }
 
 
+#: Page styles: whole tab titles, disabled buttons that look disabled, stale pictures dimmed.
+_STYLE = """<style>
+.gmos-app .lm-TabBar-tab, .gmos-app .p-TabBar-tab { max-width: none !important;
+  min-width: 0 !important; flex: 0 0 auto !important; }
+.gmos-app button:disabled, .gmos-app .jupyter-button:disabled { opacity: 0.35 !important;
+  cursor: not-allowed !important; filter: grayscale(80%); box-shadow: none !important; }
+.gmos-app .gmos-step button, .gmos-app button.gmos-step { text-align: left; }
+.gmos-stale .gmos-image-figure { opacity: 0.5; }
+</style>"""
+
+
 class ReductionApp(W.VBox):
     """Select files, make the bias and the flat, reduce the science, look at the stack.
 
@@ -102,7 +113,7 @@ class ReductionApp(W.VBox):
         self.file_panel.on_selection(lambda paths, _name: self.load(paths))
         self.file_panel.on_preview(lambda path: setattr(self.caldb_panel.explain_path, "value",
                                                         str(path)))
-        self.result_view = ImageView(title="Stack", height="420px", sources=False)
+        self.result_view = ImageView(title="Stack", height="420px", sources=False, width=1000)
         self.sky_view: SkyView | None = None
         self.sky_box = W.VBox([W.HTML("<i>The sky view appears when the stack is made.</i>")])
         self.add_to_caldb = W.Checkbox(value=add_to_caldb, description="caldb add the result",
@@ -132,7 +143,8 @@ class ReductionApp(W.VBox):
         steps = W.VBox([W.HTML("<b>Steps of the current reduction</b> - run them one by one or "
                                "all at once, change a parameter and re-run from any step."),
                         self.add_to_caldb, self.step_panel])
-        super().__init__([W.HTML("<h3>GMOS imaging reduction</h3>"), self.tabs, self.status, steps])
+        super().__init__([W.HTML(_STYLE), W.HTML("<h3>GMOS imaging reduction</h3>"), self.tabs,
+                          self.status, steps])
         self.add_class("gmos-app")
 
     # -- public API -----------------------------------------------------------------

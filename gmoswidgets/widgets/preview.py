@@ -37,6 +37,7 @@ from PIL import Image
 from .. import dq as dqbits
 from ..errors import GmosError
 from ..frame import Frame, read_frame, read_headers
+from ..gmos.keywords import BUNIT
 from ..sections import Section
 
 __all__ = ["CUTS", "STRETCHES", "COLORMAPS", "Preview", "Readout", "Piece", "TiledFrame",
@@ -182,6 +183,14 @@ def colormap_lut(name: str = "gray") -> np.ndarray:
     return np.vstack([np.round(lut), GAP_COLOR]).astype(np.uint8)
 
 
+def colorbar_css(cmap: str = "gray", stops: int = 12) -> str:
+    """A CSS ``linear-gradient`` (left = low cut, right = high cut) of a colour map."""
+    lut = colormap_lut(cmap)[:_LEVELS]
+    picks = np.linspace(0, _LEVELS - 1, stops).round().astype(int)
+    colours = ", ".join("#%02x%02x%02x" % tuple(int(c) for c in lut[i]) for i in picks)
+    return f"linear-gradient(to right, {colours})"
+
+
 def png_bytes(unit: np.ndarray, cmap: str = "gray") -> bytes:
     """Encode a [0, 1] image (row 0 = bottom) as a palette PNG (row 0 of the PNG = top)."""
     index = np.full(unit.shape, _LEVELS, dtype=np.uint8)
@@ -263,18 +272,22 @@ class Readout:
     ra: float | None = None
     dec: float | None = None
 
-    def format(self) -> str:
-        """A one-line human readable form, e.g. for a readout label."""
+    def format(self, unit: str = "") -> str:
+        """A one-line human readable form, e.g. for a readout label (``unit``: of the value)."""
         if not self.inside:
             return f"x={self.x:.1f} y={self.y:.1f}: no data"
+        suffix = f" {unit}" if unit else ""
         parts = [f"x={self.x:.1f}", f"y={self.y:.1f}", f"ext={self.ext + 1}",
-                 f"value={self.value:.6g}"]
+                 f"value={self.value:.6g}{suffix}"]
         if self.variance is not None:
-            parts.append(f"VAR={self.variance:.6g}")
+            parts.append(f"VAR={self.variance:.6g}" + (f" ({unit})²" if unit else ""))
         if self.dq is not None:
             parts.append(f"DQ={self.dq}" + (f" ({', '.join(self.dq_bits)})" if self.dq_bits else ""))
         if self.ra is not None:
-            parts.append(f"RA={self.ra:.6f} Dec={self.dec:.6f}")
+            coord = SkyCoord(self.ra, self.dec, unit="deg")
+            parts.append("RA " + coord.ra.to_string(unit="hourangle", sep=":", precision=2, pad=True)
+                         + " Dec " + coord.dec.to_string(sep=":", precision=1, pad=True,
+                                                          alwayssign=True))
         return "  ".join(parts)
 
 
@@ -621,6 +634,41 @@ class TiledFrame:
         header = wcs.to_header()
         header["OBJECT"] = self.frame.filename
         return fits.HDUList([fits.PrimaryHDU(out, header)])
+
+    @property
+    def unit(self) -> str:
+        """The pixel unit (``BUNIT`` of the first extension or the PHU; raw GMOS data are ADU)."""
+        header = self.frame.exts[0].header
+        unit = header.get(BUNIT) or self.frame.phu.get(BUNIT)
+        return str(unit).strip() if unit else "ADU"
+
+    def compass(self, arcsec: float = 5.0):
+        """Directions of North and East at the middle of the picture, in display coordinates.
+
+        Returns
+        -------
+        tuple or None
+            ``((nx, ny), (ex, ey))``, unit vectors (x to the right, y up);
+            None without a celestial WCS.
+        """
+        ny, nx = self.shape
+        hit = self.piece_at((nx - 1) / 2, (ny - 1) / 2) or self.piece_at(self.pieces[0].tile.x1,
+                                                                         self.pieces[0].tile.y1)
+        wcs = None if hit is None else self.wcs(hit[0].ext)
+        if wcs is None:
+            return None
+        col, row = float(hit[2]), float(hit[1])
+        ra, dec = (float(v) for v in wcs.all_pix2world(col, row, 0))
+        step = arcsec / 3600.0
+        out = []
+        for dra, ddec in ((0.0, step), (step / max(math.cos(math.radians(dec)), 1e-6), 0.0)):
+            px, py = wcs.all_world2pix(ra + dra, dec + ddec, 0)
+            vec = np.array([float(px) - col, float(py) - row])
+            norm = float(np.hypot(*vec))
+            if not norm > 0:
+                return None
+            out.append(tuple(vec / norm))
+        return tuple(out)
 
     def center(self):
         """(RA, Dec) in degrees of the middle of the picture, or None without WCS."""

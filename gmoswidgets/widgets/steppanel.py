@@ -136,7 +136,7 @@ class StepPanel(W.VBox):
                                       disabled=True)
         self.cancel_button.add_class("gmos-cancel")
         self.progress = W.FloatProgress(value=0, min=0, max=1, description="Progress",
-                                        layout=W.Layout(width="420px"))
+                                        layout=W.Layout(width="300px"))
         self.progress.add_class("gmos-progress")
         self.progress_text = W.Label("")
         self.error = W.HTML("")
@@ -148,16 +148,21 @@ class StepPanel(W.VBox):
                                          tooltips=["Output of the step", "Input of the step",
                                                    "Output minus input"])
         self.view_mode.add_class("gmos-before-after")
-        self.image_view = image_view or ImageView(title="Step output", height="360px")
+        self.image_view = image_view or ImageView(title="Step output", height="360px", width=820)
         self.image_view.add_class("gmos-step-output")
 
         buttons = W.HBox([self.run_next_button, self.run_to_button, self.run_all_button,
                           self.rerun_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
-        left = W.VBox([self.step_list], layout=W.Layout(width="360px"))
-        right = W.VBox([self.form_title, self.form], layout=W.Layout(flex="1"))
-        super().__init__([self.title, self.recipe, W.HBox([left, right]), buttons,
-                          W.HBox([self.progress, self.progress_text]), self.error,
-                          W.Accordion([self.log_box], titles=("Log",)), self.view_mode, self.image_view])
+        # steps and parameters beside the picture (an ipywidgets layout template)
+        left = W.VBox([self.title, self.recipe, buttons,
+                       W.HBox([self.progress, self.progress_text]), self.error, self.step_list,
+                       self.form_title, self.form, W.Accordion([self.log_box], titles=("Log",))],
+                      layout=W.Layout(width="100%", overflow="hidden"))
+        right = W.VBox([self.view_mode, self.image_view], layout=W.Layout(width="100%"))
+        self.layout_template = W.AppLayout(left_sidebar=left, center=right,
+                                           pane_widths=["440px", 1, 0], grid_gap="16px",
+                                           height="auto")
+        super().__init__([self.layout_template])
         self.add_class("gmos-steppanel")
 
         self.run_next_button.on_click(lambda _: self.run_next())
@@ -477,12 +482,12 @@ class StepPanel(W.VBox):
         for step in self.reduction.steps:
             button = W.Button(description=f"{step.index + 1}. {step.label}",
                               tooltip=step.definition.doc if hasattr(step.definition, "doc") else "",
-                              layout=W.Layout(width="200px"))
+                              layout=W.Layout(width="280px"))
             button.add_class("gmos-step")
             button.on_click(lambda _, i=step.index: self.select(i))
             status = W.HTML("")
             status.add_class("gmos-step-status")
-            elapsed = W.Label("", layout=W.Layout(width="70px"))
+            elapsed = W.Label("", layout=W.Layout(width="64px"))
             self._rows.append({"button": button, "status": status, "elapsed": elapsed,
                                "box": W.HBox([button, status, elapsed])})
         self.step_list.children = [row["box"] for row in self._rows]

@@ -463,10 +463,10 @@ class StepPanel(W.VBox):
                        self.rerun_button):
             button.disabled = idle
         self.recipe.disabled = idle
-        self.cancel_button.disabled = not busy
-        self.cancel_button.description = "Cancel"
         for callback in self._on_busy:
             callback(busy)
+        self.cancel_button.description = "Cancel"
+        self.cancel_button.disabled = not busy      # last: Cancel's state says all is set
 
     def _on_recipe(self, change) -> None:
         if self._quiet_recipe or self.reduction is None or change["new"] is None:

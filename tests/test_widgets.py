@@ -168,6 +168,26 @@ def test_skyview_is_offline_and_draws_footprints(science4):
     assert abs(target.dec.deg - science4.descriptor("dec")) < 0.05
     assert 0.1 < sky.aladin.fov.deg < 0.5                         # 8' x 5.7' CCDs, with margin
     assert len(sky.layers) == 1 and max(sky.layers[0][0].data.shape) <= 128
+    layer = sky.layers[0][0].data
+    good = layer[np.isfinite(layer)]          # scaled with the image view's cut, not Aladin's
+    assert good.min() >= 0 and good.max() <= 1 and 0.05 < np.median(good) < 0.9
+    assert (good >= 1).mean() < 0.2                     # not burnt white
+    import re
+    from gmoswidgets.widgets.skyview import format_target
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d\d \+\d\d:\d\d:\d\d\.\d", format_target(target))
+    assert "centre " + format_target(target) in sky.info.value
+
+
+def test_skyview_says_when_the_survey_cannot_be_reached(science4, monkeypatch):
+    from gmoswidgets.widgets import skyview
+    monkeypatch.setattr(skyview, "SURVEY_HOST", ("127.0.0.1", 9))      # nothing listens there
+    sky = SkyView([science4], layer_size=64)
+    for _ in range(50):
+        if sky.survey_note.value:
+            break
+        import time
+        time.sleep(0.1)
+    assert "cannot be reached" in sky.survey_note.value
 
 
 def test_skyview_stack_sources_and_redraw():

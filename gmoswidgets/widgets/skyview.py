@@ -148,9 +148,12 @@ class SkyView(W.VBox):
         main = stack_tiled if stack_tiled is not None else display.as_tiled(items[0])
         layer = main.sky_image(self.layer_size)
         if layer is not None:       # Aladin Lite centres on a new image: add it first
-            low, high = display.cut_limits(main.good_pixels(), "zscale")
+            # scaled here with the image view's default cut (Aladin Lite's own cut of the raw
+            # values leaves the sky nearly white), NaN off the field
+            limits = display.cut_limits(main.good_pixels(), "zscale")
+            layer[0].data = display.scale_to_unit(layer[0].data, limits).astype(np.float32)
             self.aladin.add_fits(layer, name=main.frame.filename, opacity=0.9,
-                                 minCut=low, maxCut=high, stretch="linear")
+                                 minCut=0.0, maxCut=1.0, stretch="linear")
             self.layers.append(layer)
         self._goto(every)
         self._add_sources(display.as_tiled(sources) if sources is not None else main)

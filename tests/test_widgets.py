@@ -16,6 +16,8 @@ from gmoswidgets.errors import ExpressionError, GmosError
 from gmoswidgets.frame import read_frame
 from gmoswidgets.select import expr_parser, select_data
 from gmoswidgets.widgets import _aladin_offline
+from gmoswidgets.widgets import preview as display
+from gmoswidgets.widgets.imageview import LazyItem
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -599,3 +601,20 @@ def test_app_runs_one_reduction_at_a_time(tutorial4, tmp_path):
     assert "flat: wrote" in app.status.value and "_flat.fits" in app.status.value
     assert sorted(e.caltype for e in app.caldb_panel.service.list_files()) == [
         "processed_bias", "processed_flat"]
+
+
+def test_steppanel_holds_no_frames_beyond_the_one_shown(tutorial4, tmp_path):
+    """Science outputs of earlier steps are read back when chosen, not kept in the panel."""
+    files = select_data(tutorial4.files, ["BIAS"])[:3]
+    panel = StepPanel(files=files, background=False, workdir=tmp_path)
+    panel.run_to(3)
+    panel.select(1)
+    items = panel.frames_for(1)
+    assert len(items) == 3 and isinstance(items[0], display.TiledFrame)
+    assert all(isinstance(i, LazyItem) for i in items[1:])
+    assert items[1].label == panel.reduction.outputs(1)[1].filename
+    panel.image_view.frame_select.value = 2                  # chosen: read back and shown
+    assert panel.image_view.tiled.frame.filename == items[2].label
+    assert panel.frames_for(1) is items                      # cached until the step re-runs
+    panel.rerun_from(1)
+    assert panel.frames_for(1) is not items

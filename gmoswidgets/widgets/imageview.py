@@ -23,12 +23,30 @@ from . import preview as display
 from ..errors import GmosError
 from ..frame import Frame
 
-__all__ = ["ImageView"]
+__all__ = ["ImageView", "LazyItem"]
 
 _EMPTY_PNG = display.png_bytes(np.full((1, 1), np.nan, np.float32))
 
 
+class LazyItem:
+    """A picture made only when it is chosen in the frame selector (nothing held before).
+
+    Parameters
+    ----------
+    label : str
+        Its name in the selector.
+    load : callable
+        Returns a Frame, path or TiledFrame.
+    """
+
+    def __init__(self, label: str, load):
+        self.label = label
+        self.load = load
+
+
 def _label_of(item, index) -> str:
+    if isinstance(item, LazyItem):
+        return f"{index + 1}: {item.label}"
     frame = item.frame if isinstance(item, display.TiledFrame) else item
     if isinstance(frame, Frame):
         return f"{index + 1}: {frame.filename}"
@@ -405,7 +423,9 @@ class ImageView(W.VBox):
     def _on_select(self, change) -> None:
         if self._quiet or change["new"] is None or not self._items:
             return
-        self._set_tiled(display.as_tiled(self._items[change["new"]]), keep_zoom=True)
+        item = self._items[change["new"]]
+        self._set_tiled(display.as_tiled(item.load() if isinstance(item, LazyItem) else item),
+                        keep_zoom=True)
 
     def _on_zoom(self, _change) -> None:
         if self._quiet or self.tiled is None:

@@ -21,7 +21,7 @@ from . import preview as display
 from ..errors import GmosError
 from ..recipes import recipes_for
 from ..reduction import DONE, FAILED, PENDING, RUNNING, SKIPPED, Reduction
-from .imageview import ImageView
+from .imageview import ImageView, LazyItem
 
 __all__ = ["StepPanel", "param_widget"]
 
@@ -30,7 +30,7 @@ _STATUS_STYLE = {PENDING: ("#888888", "pending"), RUNNING: ("#d08000", "running"
                  FAILED: ("#c00000", "failed")}
 _VIEWS = ("after", "before", "difference")
 _LOG_LINES = 400
-_CACHED_VIEWS = 4     # step pictures kept ready (each a tiled frame or a list of frames)
+_CACHED_VIEWS = 3     # step pictures kept ready (each one tiled frame)
 
 
 def param_widget(state) -> W.Widget:
@@ -335,9 +335,11 @@ class StepPanel(W.VBox):
         return changes
 
     def frames_for(self, index: int, which: str = "after") -> list:
-        """The frames shown for a step: its outputs, its inputs or their differences.
+        """What is shown for a step: its outputs, its inputs or their differences.
 
-        Cached until the step runs again, the first one tiled for display.
+        The first is tiled for display; the others are :class:`LazyItem`
+        (read again when chosen), so no step's frames are held here.  Cached
+        until the step runs again.
         """
         red = self.reduction
         key = (id(red), index, which, self._generation.get(index, 0),
@@ -345,28 +347,39 @@ class StepPanel(W.VBox):
         if key in self._views:
             self._views.move_to_end(key)
             return self._views[key]
-        items = self._frames_for(red, index, which)
+        items = self._items_for(red, index, which)
         if items:
-            items = [display.as_tiled(items[0]), *items[1:]]
             self._views[key] = items
             while len(self._views) > _CACHED_VIEWS:
                 self._views.popitem(last=False)
         return items
 
     @staticmethod
-    def _frames_for(red, index: int, which: str) -> list:
-        if which == "after":
-            return red.outputs(index) if red.has_outputs(index) else []
-        before = red.inputs() if index == 0 else (
-            red.outputs(index - 1) if red.has_outputs(index - 1) else [])
-        if which == "before":
-            return before
-        after = red.outputs(index) if red.has_outputs(index) else []
-        if not after or len(after) != len(before):
+    def _items_for(red, index: int, which: str) -> list:
+        def outputs(i):
+            if i < 0:
+                return red.inputs()
+            return red.outputs(i) if red.has_outputs(i) else []
+
+        after = outputs(index) if which != "before" else []
+        before = outputs(index - 1) if which != "after" else []
+        if which == "difference" and (not after or len(after) != len(before)):
             raise GmosError(f"no difference to show: step {index + 1} turned {len(before)} "
                             f"frame(s) into {len(after)}")
-        return [display.difference(display.tile_frame(a), display.tile_frame(b))
-                for a, b in zip(after, before)]
+        frames = after if which == "after" else before
+        names = [f.filename for f in frames]
+
+        def item(k):
+            if which != "difference":
+                return display.as_tiled(outputs(index if which == "after" else index - 1)[k])
+            return display.difference(display.tile_frame(outputs(index)[k]),
+                                      display.tile_frame(outputs(index - 1)[k]))
+        if not frames:
+            return []
+        first = (display.as_tiled(frames[0]) if which != "difference" else
+                 display.difference(display.tile_frame(after[0]), display.tile_frame(before[0])))
+        return [first, *(LazyItem(name, lambda k=k: item(k)) for k, name in
+                         enumerate(names) if k > 0)]
 
     def show_output(self, wait: bool = True) -> None:
         """Show the selected step's output (or input, or difference) in the ImageView.

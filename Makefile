@@ -1,4 +1,5 @@
 # Quick start: `make demo` and `make test` (each sets up .venv when missing).
+# `make test-fast` is the inner loop (< 2 min): everything but the slow and browser tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 LAB_STAMP := $(VENV)/.lab-stamp
 DEMO_DIR ?= demo_data
 
-.PHONY: setup demo lab test bench clean
+.PHONY: setup demo lab test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ lab: $(LAB_STAMP)
 
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not browser"
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -9,6 +9,7 @@ from .filepanel import FilePanel
 from .caldbpanel import CalDBPanel
 from .steppanel import StepPanel
 from .downloadpanel import DownloadPanel
+from .archivepanel import ArchivePanel
 from .app import ReductionApp
 
-__all__ = ["CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]
+__all__ = ["ArchivePanel", "CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]

@@ -19,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 import ipywidgets as W
 
 from . import preview as display
+from ..caldb.lookup import default_service
 from ..errors import GmosError
+from ..logutils import show_info
 from ..recipes import recipes_for
 from ..reduction import DONE, FAILED, PENDING, RUNNING, SKIPPED, Reduction
 from .imageview import ImageView, LazyItem
@@ -101,6 +103,7 @@ class StepPanel(W.VBox):
     def __init__(self, reduction: Reduction | None = None, *, files=None, recipe: str | None = None,
                  background: bool = True, image_view: ImageView | None = None,
                  follow: bool = True, **reduction_options):
+        show_info()  # the log box shows INFO messages
         self.reduction: Reduction | None = None
         self.background = background
         self.follow = follow
@@ -196,6 +199,9 @@ class StepPanel(W.VBox):
     def set_files(self, files, recipe: str | None = None, **reduction_options) -> Reduction:
         """Make a new :class:`Reduction` of ``files`` and show its steps.
 
+        Unless ``calservice`` is given, calibrations come from the default
+        service (:func:`gmoswidgets.caldb.lookup.default_service`).
+
         Raises
         ------
         GmosError
@@ -203,6 +209,8 @@ class StepPanel(W.VBox):
         """
         self._refuse_while_busy()
         options = {**self._options, **reduction_options}
+        if options.get("calservice") is None and "calibration_lookup" not in options:
+            options["calservice"] = default_service()
         reduction = Reduction(files, recipe, **options)
         self._options = options
         self.set_reduction(reduction)

@@ -35,3 +35,16 @@ def test_pip_install_into_a_clean_venv_gives_reduction_app(tmp_path):
                          cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("ReductionApp ") and str(venv) in run.stdout
+
+
+def test_notebook_outputs_are_ignored_by_git():
+    import shutil
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["notebooks/gmos_tour/playdata/N20170614S0201.fits", "notebooks/.ipynb_checkpoints/x.ipynb",
+             ".ipynb_checkpoints/y.ipynb", "demo_data/playground/list_of_bias.txt", "build/lib/x.py"]
+    result = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.split() == paths
+    kept = subprocess.run(["git", "check-ignore", "notebooks/dashboard.ipynb"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert kept.returncode == 1                                  # the notebooks themselves are kept

@@ -123,6 +123,7 @@ class StepPanel(W.VBox):
         self._views: OrderedDict = OrderedDict()     # (step, which, generation) -> items
         self._generation: dict = {}                  # step index -> times it was (re)started
         self._tickets = itertools.count(1)
+        self._draw_lock = threading.RLock()
         self._ticket = 0
         self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gmoswidgets-view",
                                             initializer=_lower_priority)
@@ -418,6 +419,10 @@ class StepPanel(W.VBox):
             self._renderer.submit(self._draw, ticket)
 
     def _draw(self, ticket: int) -> None:
+        with self._draw_lock:          # drawn now or in the view thread: never both at once
+            self._draw_locked(ticket)
+
+    def _draw_locked(self, ticket: int) -> None:
         red, index, which = self.reduction, self.selected, self.view_mode.value
         if ticket != self._ticket or red is None or index is None:
             return                     # a newer request came: draw that one instead

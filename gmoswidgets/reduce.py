@@ -42,6 +42,9 @@ class Reduce:
         Output directory (default: the current directory).
     keep : {'last', 'all', 'spill'}
         Memory policy of the engine (see :class:`~gmoswidgets.reduction.Reduction`).
+    calservice : CalibrationService, optional
+        The calibration database to ask (default: the one set with
+        :func:`gmoswidgets.caldb.set_calservice`, else the configured one).
 
     Attributes
     ----------
@@ -52,7 +55,7 @@ class Reduce:
     """
 
     def __init__(self, files=None, recipename=None, uparms=None, ucals=None, suffix=None,
-                 workdir=None, keep="last"):
+                 workdir=None, keep="last", calservice=None):
         self.files = list(files or [])
         self.recipename = recipename
         self.uparms = uparms if uparms is not None else []
@@ -60,6 +63,7 @@ class Reduce:
         self.suffix = suffix
         self.workdir = workdir
         self.keep = keep
+        self.calservice = calservice
         self.output_filenames: list = []
         self.reduction: Reduction | None = None
 
@@ -94,6 +98,7 @@ class Reduce:
             config()
         self.reduction = Reduction(list(self.files), recipe=self.recipename,
                                    uparms=self.uparms, user_cals=self.ucals, suffix=self.suffix,
-                                   workdir=self.workdir, keep=self.keep)
+                                   workdir=self.workdir, keep=self.keep,
+                                   calservice=self.calservice)
         self.output_filenames = list(self.reduction.run_all())
         return self.output_filenames

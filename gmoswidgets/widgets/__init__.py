@@ -10,5 +10,6 @@ from .caldbpanel import CalDBPanel
 from .steppanel import StepPanel
 from .downloadpanel import DownloadPanel
 from .app import ReductionApp
+from .batchpanel import BatchPanel
 
-__all__ = ["CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]
+__all__ = ["BatchPanel", "CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]

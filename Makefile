@@ -1,11 +1,12 @@
 # Quick start: `make demo` and `make test` (each sets up .venv when missing).
+# `make test-fast` is the inner loop (< 2 min): everything but the slow and browser tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo_data
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not browser"
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -31,7 +31,7 @@ _PREPARATION = [("prepare", {}), ("addDQ", {"static_bpm": None}),
 
 def _run(name, frames, ctx, **params):
     prim = get_primitive(name)
-    return prim.func(frames, ctx, **{**prim.defaults(), **params})
+    return prim(frames, ctx, **params)
 
 
 def main(argv=None) -> None:

@@ -3,6 +3,7 @@
 Every error a user can provoke with a bad file or bad input derives from
 :class:`GmosError`, so front ends can show its message without a traceback.
 """
+from __future__ import annotations
 
 __all__ = ["GmosError", "FileProblem", "ExpressionError", "CalibrationNotFoundError",
            "ParameterError", "RecipeError"]
@@ -26,7 +27,21 @@ class ExpressionError(GmosError):
 
 
 class CalibrationNotFoundError(GmosError):
-    """No processed calibration of the needed type matches the frame."""
+    """No processed calibration of the needed type matches the frame.
+
+    Attributes
+    ----------
+    caltype : str or None
+        The calibration type asked for, e.g. ``'processed_bias'``.
+    filename : str or None
+        The file that needed it.
+    """
+
+    def __init__(self, message: str, *, caltype: str | None = None,
+                 filename: str | None = None):
+        super().__init__(message)
+        self.caltype = caltype
+        self.filename = filename
 
 
 class ParameterError(GmosError):

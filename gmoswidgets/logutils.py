@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["LOGGER_NAME", "config", "get_logger"]
+__all__ = ["LOGGER_NAME", "config", "get_logger", "show_info"]
 
 #: Name of the package logger every module logs under.
 LOGGER_NAME = "gmoswidgets"
@@ -87,4 +87,16 @@ def config(file_name: str | None = None, mode: str = "standard", stomp: bool = F
         levels.append(file_level)
     logger.setLevel(min(levels) if levels else level)
     logger.propagate = False
+    return logger
+
+
+def show_info() -> logging.Logger:
+    """Let INFO records through the package logger if nobody has set its level.
+
+    For front ends that show the log themselves (the step panel's log box)
+    without :func:`config`; a level set by :func:`config` or the user is kept.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
     return logger

@@ -1,6 +1,7 @@
 """Output files of a reduction: names, history, provenance, writing, calibration cache.
 
-Follows DRAGONS' conventions (``shared/reference/dragons-gmos-imaging.md`` section 3):
+Follows DRAGONS' conventions (DRAGONS' ``astrodata`` and ``recipe_system``, as
+described in ``docs/architecture.md``):
 
 * names are the *original* root plus the step's suffix, the previous suffix
   being stripped: ``N20170614S0201_flatCorrected.fits``;
@@ -11,6 +12,9 @@ Follows DRAGONS' conventions (``shared/reference/dragons-gmos-imaging.md`` secti
   ``(timestamp, filename, md5, provenance_added_by)``: the raw inputs and the
   processed calibrations used;
 * processed calibrations are also copied to ``calibrations/processed_<type>/``.
+
+:func:`stamp_input` and :func:`stamp_outputs` apply these rules to what a
+reduction reads and to what each of its steps produces.
 """
 from __future__ import annotations
 
@@ -19,18 +23,24 @@ import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from os import PathLike as _OsPathLike
+from typing import Callable, Iterable, Sequence, Union
 
 from astropy.table import Table
 
 from . import __version__
 from .caldb.properties import caltype_of
+from .frame import Frame
 from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
 
 __all__ = ["HISTORY_COLUMNS", "PROVENANCE_COLUMNS", "CALIBRATION_DIR",
            "utc_now", "normalize_suffix", "original_name", "original_root", "output_filename",
            "remember_origin", "mark_history", "add_history", "add_provenance", "merge_provenance",
-           "md5sum", "calibration_type", "write_frame", "store_calibration_copy"]
+           "md5sum", "calibration_type", "write_frame", "store_calibration_copy", "stamp_input",
+           "stamp_outputs"]
 
+#: A file name or path.
+PathLike = Union[str, _OsPathLike]
 #: Columns of the HISTORY table, as DRAGONS writes them.
 HISTORY_COLUMNS = ("primitive", "args", "timestamp_start", "timestamp_stop")
 #: Columns of the PROVENANCE table, as DRAGONS writes them.
@@ -58,12 +68,12 @@ def normalize_suffix(suffix: str) -> str:
     return suffix if suffix.startswith("_") else "_" + suffix
 
 
-def original_name(frame) -> str:
+def original_name(frame: Frame) -> str:
     """A frame's original file name: the ``ORIGNAME`` PHU keyword, else its file name."""
     return str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip() or frame.filename
 
 
-def original_root(frame) -> str:
+def original_root(frame: Frame) -> str:
     """The root of a frame's original file name, e.g. ``'N20170614S0201'``.
 
     It comes from the ``ORIGNAME`` PHU keyword (set by :func:`remember_origin`
@@ -76,7 +86,7 @@ def original_root(frame) -> str:
     return Path(root).stem
 
 
-def output_filename(frame, suffix: str) -> str:
+def output_filename(frame: Frame, suffix: str) -> str:
     """Output name of ``frame`` with ``suffix``: original root + suffix + ``.fits``.
 
     Any previous suffix is stripped, as DRAGONS' ``update_filename(strip=True)``.
@@ -84,14 +94,14 @@ def output_filename(frame, suffix: str) -> str:
     return f"{original_root(frame)}{normalize_suffix(suffix)}.fits"
 
 
-def remember_origin(frame, filename: str | None = None) -> None:
+def remember_origin(frame: Frame, filename: str | None = None) -> None:
     """Record the frame's original file name in ``ORIGNAME`` unless already there."""
     if not str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip():
         frame.phu[ORIGINAL_FILENAME] = (filename or frame.filename,
                                         "Original filename prior to processing")
 
 
-def mark_history(frame, primitive: str, when: datetime) -> None:
+def mark_history(frame: Frame, primitive: str, when: datetime) -> None:
     """Stamp the primitive's PHU timestamp keyword (if it has one) and ``GEM-TLM``.
 
     Also appends a short FITS ``HISTORY`` card naming the primitive.
@@ -131,7 +141,8 @@ def _jsonable(value):
     return str(value)
 
 
-def add_history(frame, primitive: str, args: dict, start: datetime, stop: datetime) -> None:
+def add_history(frame: Frame, primitive: str, args: dict, start: datetime,
+                stop: datetime) -> None:
     """Append a row to the frame's ``HISTORY`` table.
 
     Parameters
@@ -150,7 +161,7 @@ def add_history(frame, primitive: str, args: dict, start: datetime, stop: dateti
     frame.tables["HISTORY"] = _table(rows, HISTORY_COLUMNS)
 
 
-def md5sum(path) -> str:
+def md5sum(path: PathLike) -> str:
     """MD5 checksum of a file (cached by path, size and modification time)."""
     path = Path(path)
     stat = path.stat()
@@ -164,7 +175,8 @@ def md5sum(path) -> str:
     return _md5_cache[key]
 
 
-def add_provenance(frame, path, added_by: str, when: datetime | None = None) -> None:
+def add_provenance(frame: Frame, path: PathLike, added_by: str,
+                   when: datetime | None = None) -> None:
     """Add a ``PROVENANCE`` row for the file ``path`` (skipped if already listed)."""
     rows = _rows(frame.tables.get("PROVENANCE"), PROVENANCE_COLUMNS)
     name, checksum = Path(path).name, md5sum(path)
@@ -174,7 +186,7 @@ def add_provenance(frame, path, added_by: str, when: datetime | None = None) -> 
     frame.tables["PROVENANCE"] = _table(rows, PROVENANCE_COLUMNS)
 
 
-def merge_provenance(frame, sources) -> None:
+def merge_provenance(frame: Frame, sources: Iterable[Frame]) -> None:
     """Give ``frame`` the union of the ``PROVENANCE`` rows of ``sources`` (order kept)."""
     rows = _rows(frame.tables.get("PROVENANCE"), PROVENANCE_COLUMNS)
     seen = {(r[1], r[2]) for r in rows}
@@ -187,7 +199,7 @@ def merge_provenance(frame, sources) -> None:
         frame.tables["PROVENANCE"] = _table(rows, PROVENANCE_COLUMNS)
 
 
-def calibration_type(frame) -> str | None:
+def calibration_type(frame: Frame) -> str | None:
     """``'processed_bias'`` / ``'processed_flat'`` / ``'processed_fringe'`` or None, from tags.
 
     The tags decide, as in DRAGONS (PROCESSED with BIAS, FLAT or FRINGE); the
@@ -196,7 +208,8 @@ def calibration_type(frame) -> str | None:
     return caltype_of(frame.tags)
 
 
-def write_frame(frame, directory, filename: str | None = None, protect=()) -> Path:
+def write_frame(frame: Frame, directory: PathLike, filename: str | None = None,
+                protect: Iterable[PathLike] = ()) -> Path:
     """Write ``frame`` to ``directory/filename`` (default: its current file name).
 
     Parameters
@@ -217,7 +230,7 @@ def write_frame(frame, directory, filename: str | None = None, protect=()) -> Pa
     return frame.write(Path(directory) / (filename or frame.filename), protect=protect)
 
 
-def store_calibration_copy(path, frame, workdir) -> Path | None:
+def store_calibration_copy(path: PathLike, frame: Frame, workdir: PathLike) -> Path | None:
     """Copy a processed calibration to ``workdir/calibrations/processed_<type>/``.
 
     Returns the copy's path, or None when ``frame`` is not a processed calibration.
@@ -232,3 +245,72 @@ def store_calibration_copy(path, frame, workdir) -> Path | None:
     shutil.copyfile(path, tmp)
     tmp.replace(target)
     return target
+
+
+def stamp_input(frame: Frame, path: PathLike, primitive: str) -> Frame:
+    """Mark a frame just read as an input: ``ORIGNAME`` and a PROVENANCE row for its file.
+
+    ``primitive`` is the first step of the recipe (DRAGONS' ``provenance_added_by``).
+    """
+    remember_origin(frame)
+    add_provenance(frame, path, primitive)
+    return frame
+
+
+def _shallow_copy(frame: Frame) -> Frame:
+    """A new Frame sharing pixel arrays but with its own PHU and tables."""
+    new = Frame(frame.phu.copy(), frame.exts, frame.path,
+                {name: table.copy() for name, table in frame.tables.items()})
+    new.filename = frame.filename
+    return new
+
+
+def stamp_outputs(outputs: Sequence[Frame], inputs: Sequence[Frame], *, primitive: str,
+                  params: dict, suffix: str, started: datetime, stopped: datetime,
+                  calibrations_for: Callable[[list], list] = lambda sources: []) -> list[Frame]:
+    """Record a step in its outputs: origin, PROVENANCE, timestamps, HISTORY row, file name.
+
+    An output that is one of the inputs (a primitive that passed a frame
+    through) is replaced by a copy with its own headers, so the input keeps
+    its history.
+
+    Parameters
+    ----------
+    outputs, inputs : list of Frame
+        What the primitive returned and what it was given.  When their
+        numbers agree, output ``i`` comes from input ``i``; otherwise from all.
+    primitive : str
+        The primitive's name.
+    params : dict
+        The parameter values it ran with (the HISTORY ``args``).
+    suffix : str
+        The step's file-name suffix.
+    started, stopped : datetime
+        When the primitive started and finished.
+    calibrations_for : callable, optional
+        ``calibrations_for(sources) -> paths`` of the processed calibrations
+        applied to those inputs (PROVENANCE rows added by ``primitive``).
+
+    Returns
+    -------
+    list of Frame
+        The stamped outputs, named ``original root + suffix``.
+    """
+    one_to_one = len(outputs) == len(inputs)
+    stamped = []
+    for i, frame in enumerate(outputs):
+        if any(frame is f for f in inputs):
+            frame = _shallow_copy(frame)
+        sources = [inputs[i]] if one_to_one else list(inputs)
+        if sources:
+            remember_origin(frame, original_name(sources[0]))
+            merge_provenance(frame, sources)
+            if "HISTORY" not in frame.tables and "HISTORY" in sources[0].tables:
+                frame.tables["HISTORY"] = sources[0].tables["HISTORY"].copy()
+        for path in calibrations_for(sources):
+            add_provenance(frame, path, primitive, stopped)
+        mark_history(frame, primitive, stopped)
+        add_history(frame, primitive, params, started, stopped)
+        frame.filename = output_filename(frame, suffix)
+        stamped.append(frame)
+    return stamped

@@ -17,6 +17,9 @@ a dict as current DRAGONS does; ``ucals`` (alias ``user_calibs``) takes
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from .caldb.lookup import default_service
 from .logutils import config, get_logger
 from .reduction import Reduction
 
@@ -54,8 +57,9 @@ class Reduce:
         The engine of the last :meth:`runr`, to inspect its steps.
     """
 
-    def __init__(self, files=None, recipename=None, uparms=None, ucals=None, suffix=None,
-                 workdir=None, keep="last", calservice=None):
+    def __init__(self, files: Iterable | None = None, recipename: str | None = None,
+                 uparms: list | dict | None = None, ucals: dict | list | None = None,
+                 suffix: str | None = None, workdir=None, keep: str = "last", calservice=None):
         self.files = list(files or [])
         self.recipename = recipename
         self.uparms = uparms if uparms is not None else []
@@ -68,19 +72,21 @@ class Reduce:
         self.reduction: Reduction | None = None
 
     @property
-    def user_calibs(self):
+    def user_calibs(self) -> dict | list | None:
         """Alias of :attr:`ucals`."""
         return self.ucals
 
     @user_calibs.setter
-    def user_calibs(self, value):
+    def user_calibs(self, value: dict | list | None) -> None:
         self.ucals = value
 
     def runr(self) -> list:
         """Choose the recipe, run it to the end and write the outputs.
 
         Messages go to the screen; call :func:`gmoswidgets.logutils.config`
-        first to also keep them in a log file.
+        first to also keep them in a log file.  Calibrations not given in
+        :attr:`ucals` come from the service set with ``set_calservice``, else
+        from the database of the configuration file (``~/.geminidr/rsys.cfg``).
 
         Returns
         -------
@@ -99,6 +105,6 @@ class Reduce:
         self.reduction = Reduction(list(self.files), recipe=self.recipename,
                                    uparms=self.uparms, user_cals=self.ucals, suffix=self.suffix,
                                    workdir=self.workdir, keep=self.keep,
-                                   calservice=self.calservice)
+                                   calservice=self.calservice or default_service())
         self.output_filenames = list(self.reduction.run_all())
         return self.output_filenames

@@ -1,5 +1,11 @@
-"""Shared pytest fixtures: simulated tutorial datasets, made once per session."""
+"""Shared pytest fixtures: simulated tutorial datasets (made once per session), the fake
+engine environment, and a local HTTP server."""
+import base64
+import hashlib
+import http.server
 import os
+import socket
+import threading
 
 import pytest
 
@@ -18,3 +24,85 @@ def tutorial2(tmp_path_factory):
     """The seed's tutorial dataset at 2x2 binning, as the real tutorial data."""
     from gmoswidgets.data import make_tutorial_dataset
     return make_tutorial_dataset(tmp_path_factory.mktemp("playdata2"), binning=2, seed=2)
+
+
+# -- the engine on fakes --------------------------------------------------------------------
+@pytest.fixture
+def fake_env(tmp_path, monkeypatch):
+    """3 fake biases, 1 fake flat and the fake primitives (tests/fakes.py); cwd = a work dir.
+
+    Engines are built with the fakes given explicitly: ``fake_env.reduction(...)``.
+    """
+    from fakes import FakeEnv, preserved_logger
+    env = FakeEnv(tmp_path)
+    monkeypatch.chdir(env.workdir)
+    with preserved_logger():
+        yield env
+
+
+@pytest.fixture
+def fake_defaults(fake_env, monkeypatch):
+    """``fake_env`` with the fakes as the package's defaults, for the front ends.
+
+    The command-line tools and ``Reduce`` take no tables: they use the
+    package's primitive table and recipe book, replaced here by the fakes
+    (plus the real recipes).
+    """
+    import gmoswidgets.primitives as primitives
+    import gmoswidgets.recipes as recipes
+    monkeypatch.setattr(primitives, "default_table", lambda: fake_env.primitives)
+    monkeypatch.setattr(recipes, "RECIPES", fake_env.recipes)
+    return fake_env
+
+
+# -- a local HTTP server ----------------------------------------------------------------------
+class LocalHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``files``; ``md5_header`` paths with Content-MD5; ``cut_after`` drops mid-way."""
+
+    files = {}          # path -> bytes
+    md5_header = set()  # paths served with Content-MD5
+    cut_after = {}      # path -> bytes sent before dropping the connection (first time only)
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404, "Not Found")
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(body):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header("Content-Length", str(len(chunk)))
+        if self.path in self.md5_header:
+            self.send_header("Content-MD5", base64.b64encode(hashlib.md5(body).digest()).decode())
+        self.end_headers()
+        cut = self.cut_after.pop(self.path, None)
+        if cut is not None:
+            self.wfile.write(chunk[:cut])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(chunk)
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server on 127.0.0.1: ``(base_url, handler class)``; fill ``handler.files``."""
+    LocalHandler.files, LocalHandler.md5_header, LocalHandler.cut_after = {}, set(), {}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LocalHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", LocalHandler
+    httpd.shutdown()
+    httpd.server_close()

@@ -13,7 +13,7 @@ def run_steps(frames, steps, lookup=None):
     ctx = StepContext(calibration_lookup=lookup)
     for name, params in steps:
         prim = get_primitive(name)
-        frames = prim.func(frames, ctx, **prim.validate(params))
+        frames = prim(frames, ctx, **params)
         for frame in frames:
             mark_history(frame, name, utc_now())
     return frames
@@ -27,3 +27,8 @@ def centroid(image, x, y, half=6):
     box = box - np.median(ring)
     yy, xx = np.mgrid[yi - half:yi + half + 1, xi - half:xi + half + 1]
     return (box * xx).sum() / box.sum(), (box * yy).sum() / box.sum(), box.sum()
+
+
+def fits_bytes(n=5000):
+    """``n`` bytes that start like a FITS file (what the downloader tests serve)."""
+    return b"SIMPLE  =                    T" + bytes(range(256)) * (n // 256)

@@ -12,7 +12,7 @@ from astropy.io import fits
 
 from gmoswidgets.errors import FileProblem
 from gmoswidgets.frame import HeaderSet
-from gmoswidgets.gmos.descriptors import descriptor_names, descriptor_value
+from gmoswidgets.gmos.descriptors import ccdsum_binning, descriptor_names, descriptor_value
 from gmoswidgets.gmos.tags import format_tags, tags_of
 from gmoswidgets.sections import Section
 
@@ -243,6 +243,23 @@ def test_missing_keyword_names_file_and_keyword():
     del hs.phu["EXPTIME"]
     with pytest.raises(FileProblem, match=r"N-Hamamatsu_science.fits.*EXPTIME"):
         descriptor_value(hs, "exposure_time")
+
+
+@pytest.mark.parametrize("value", ["2", "2 x", "2 2 2", "0 2", "-1 1", "1.5 2"])
+def test_malformed_ccdsum_names_the_file(value):
+    hs = make_headers()
+    hs.ext_headers[0]["CCDSUM"] = value
+    with pytest.raises(FileProblem, match=r"N-Hamamatsu_science.fits: bad CCDSUM value"):
+        descriptor_value(hs, "detector_x_bin")
+
+
+def test_ccdsum_missing_is_an_error_unless_a_default_is_given():
+    header = fits.Header({"CCDSUM": "1 4"})
+    assert ccdsum_binning(header, "a.fits") == (1, 4)
+    del header["CCDSUM"]
+    assert ccdsum_binning(header, "a.fits", default=(1, 1)) == (1, 1)
+    with pytest.raises(FileProblem, match="a.fits: missing keyword CCDSUM"):
+        ccdsum_binning(header, "a.fits")
 
 
 def test_unknown_descriptor_lists_valid_names():

@@ -1,5 +1,6 @@
 """The stepwise engine (gmoswidgets.reduction) on fake primitives and tiny fake files."""
 import json
+import logging
 import threading
 
 import numpy as np
@@ -7,10 +8,13 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from gmoswidgets.errors import GmosError, ParameterError, RecipeError
-from gmoswidgets.reduction import (DONE, FAILED, PENDING, SKIPPED, Reduction, ReductionCancelled,
-                                   parse_uparms)
-from test_engine_fakes import expected_final, fake_env  # noqa: F401  (fixture)
+from fakes import FAKE_CAL_RECIPE, expected_final, write_fake
+from gmoswidgets.caldb import CalMatch
+from gmoswidgets.caldb.lookup import CalibrationLookup, DefaultService
+from gmoswidgets.errors import CalibrationNotFoundError, GmosError, ParameterError, RecipeError
+from gmoswidgets.frame import read_frame
+from gmoswidgets.logutils import show_info
+from gmoswidgets.reduction import DONE, FAILED, PENDING, SKIPPED, ReductionCancelled, parse_uparms
 
 
 def _final_data(red, step=-1):
@@ -19,8 +23,7 @@ def _final_data(red, step=-1):
 
 # -- steps and parameters ------------------------------------------------------------------
 def test_steps_labels_and_parameter_sources(fake_env):
-    red = Reduction(fake_env.biases, recipe="fakeBias",
-                    uparms=[("fakeAdd:value", 2.5)])
+    red = fake_env.reduction(uparms=[("fakeAdd:value", 2.5)])
     assert [s.label for s in red.steps] == ["fakeAdd (1)", "fakeScale", "fakeAdd (2)",
                                             "fakeStack", "fakeStore"]
     assert all(s.status == PENDING for s in red.steps)
@@ -38,26 +41,27 @@ def test_steps_labels_and_parameter_sources(fake_env):
 
 
 def test_parse_uparms_forms_and_errors(fake_env):
-    assert parse_uparms([("fakeScale:factor", "4")]) == [("fakeScale", "factor", 4.0)]
-    assert parse_uparms({"fakeScale:fail": True}) == [("fakeScale", "fail", True)]
-    assert parse_uparms(["fakeScale:fail=yes"]) == [("fakeScale", "fail", True)]
+    table = fake_env.primitives
+    assert parse_uparms([("fakeScale:factor", "4")], table) == [("fakeScale", "factor", 4.0)]
+    assert parse_uparms({"fakeScale:fail": True}, table) == [("fakeScale", "fail", True)]
+    assert parse_uparms(["fakeScale:fail=yes"], table) == [("fakeScale", "fail", True)]
     with pytest.raises(ParameterError, match="unknown primitive 'noSuch'.*fakeAdd"):
-        parse_uparms([("noSuch:x", 1)])
+        parse_uparms([("noSuch:x", 1)], table)
     with pytest.raises(ParameterError, match="no parameter 'fctor'.*factor.*skip_primitive"):
-        parse_uparms(["fakeScale:fctor=2"])
+        parse_uparms(["fakeScale:fctor=2"], table)
     with pytest.raises(ParameterError, match="fakeScale:factor"):
-        parse_uparms(["fakeScale:factor=big"])
+        parse_uparms(["fakeScale:factor=big"], table)
     with pytest.raises(ParameterError, match="below the minimum"):
-        parse_uparms([("fakeScale:factor", -1)])
+        parse_uparms([("fakeScale:factor", -1)], table)
     with pytest.raises(ParameterError, match="PRIMITIVE:PARAMETER"):
-        parse_uparms([("factor", 2)])
+        parse_uparms([("factor", 2)], table)
     with pytest.raises(ParameterError, match="PRIMITIVE:PARAMETER=VALUE"):
-        parse_uparms(["fakeScale:factor"])
+        parse_uparms(["fakeScale:factor"], table)
 
 
 def test_user_value_overrides_recipe_value_with_warning(fake_env, caplog):
     with caplog.at_level("WARNING", logger="gmoswidgets"):
-        red = Reduction(fake_env.biases, recipe="fakeBias", uparms={"fakeScale:factor": 1.0})
+        red = fake_env.reduction(uparms={"fakeScale:factor": 1.0})
     assert red.step("fakeScale").params["factor"] == 1.0
     assert "overrides the value the recipe fakeBias sets (factor=3.0)" in caplog.text
     red.run_all()
@@ -68,31 +72,40 @@ def test_user_value_overrides_recipe_value_with_warning(fake_env, caplog):
 
 def test_parameter_of_primitive_not_in_recipe_is_reported(fake_env, caplog):
     with caplog.at_level("WARNING", logger="gmoswidgets"):
-        Reduction(fake_env.biases, recipe="fakeBias", uparms=[("fakeCal:skip_primitive", True)])
+        fake_env.reduction(uparms=[("fakeCal:skip_primitive", True)])
     assert "fakeCal is not a step of recipe fakeBias" in caplog.text
 
 
 def test_mixing_biases_and_flats_is_refused(fake_env):
     with pytest.raises(RecipeError, match="cannot reduce N20170702S0178.fits .*FLAT.* together"):
-        Reduction(fake_env.biases + [fake_env.flat], recipe="fakeBias")
+        fake_env.reduction(fake_env.biases + [fake_env.flat])
     with pytest.raises(RecipeError, match="does not apply to N20170702S0178.fits"):
-        Reduction([fake_env.flat], recipe="fakeBias")
-    with pytest.raises(RecipeError, match="unknown recipe"):
-        Reduction(fake_env.biases, recipe="noRecipe")
+        fake_env.reduction([fake_env.flat])
+    with pytest.raises(RecipeError, match="unknown recipe 'noRecipe'; valid recipes are: .*fakeB"):
+        fake_env.reduction(recipe="noRecipe")
     with pytest.raises(GmosError, match="no input files"):
-        Reduction([], recipe="fakeBias")
+        fake_env.reduction([])
+
+
+def test_recipe_by_name_or_default_from_the_given_book(fake_env):
+    assert fake_env.reduction(recipe="fakeCalibrated").recipe is FAKE_CAL_RECIPE
+    # the book's default for biases is the real makeProcessedBias, whose primitives
+    # are not in the fake table: the engine looks them up only there
+    with pytest.raises(ParameterError, match="unknown primitive 'prepare'; valid primitives are: "
+                                             "fakeAdd, fakeCal, fakeScale, fakeStack, fakeStore"):
+        fake_env.reduction(recipe=None)
 
 
 # -- running -----------------------------------------------------------------------------------
 def test_stepwise_equals_all_at_once_and_matches_independent_computation(fake_env, tmp_path):
-    stepwise = Reduction(fake_env.biases, recipe="fakeBias", workdir=tmp_path / "a")
+    stepwise = fake_env.reduction(workdir=tmp_path / "a")
     assert stepwise.run_next().label == "fakeAdd (1)"
     assert stepwise.steps[0].status == DONE and stepwise.steps[1].status == PENDING
     stepwise.run_to("fakeStack")
     assert stepwise.next_index == 4 and not stepwise.output_filenames
     stepwise.run_next()
     assert stepwise.run_next() is None and stepwise.finished
-    at_once = Reduction(fake_env.biases, recipe="fakeBias", workdir=tmp_path / "b")
+    at_once = fake_env.reduction(workdir=tmp_path / "b")
     at_once.run_all()
     for got, other, want in zip(_final_data(stepwise), _final_data(at_once),
                                 expected_final(fake_env.biases)):
@@ -105,7 +118,7 @@ def test_stepwise_equals_all_at_once_and_matches_independent_computation(fake_en
 
 
 def test_rerun_from_recomputes_only_later_steps(fake_env):
-    red = Reduction(fake_env.biases, recipe="fakeBias")
+    red = fake_env.reduction()
     red.run_all()
     assert dict(fake_env.calls) == {"fakeAdd": 2, "fakeScale": 1, "fakeStack": 1, "fakeStore": 1}
     first = red.outputs(0)
@@ -128,7 +141,7 @@ def test_rerun_from_recomputes_only_later_steps(fake_env):
 
 def test_failure_keeps_earlier_steps(fake_env):
     events = []
-    red = Reduction(fake_env.biases, recipe="fakeBias", uparms=["fakeScale:fail=True"])
+    red = fake_env.reduction(uparms=["fakeScale:fail=True"])
     red.subscribe(events.append)
     with pytest.raises(ValueError, match="told to fail"):
         red.run_all()
@@ -146,8 +159,15 @@ def test_failure_keeps_earlier_steps(fake_env):
 
 
 def test_events_progress_and_log_records(fake_env):
+    logger = logging.getLogger("gmoswidgets")
+    assert logger.level == logging.NOTSET
     events = []
-    red = Reduction(fake_env.biases, recipe="fakeBias")
+    red = fake_env.reduction()
+    red.run_next()
+    assert logger.level == logging.NOTSET  # the engine leaves the level to the front ends
+    assert not any(e.kind == "log" and e.record.levelno < logging.WARNING for e in events)
+    red.invalidate(0)
+    show_info()  # what the step panel does: INFO messages reach its log box
     unsubscribe = red.subscribe(events.append)
     red.run_to(1)
     kinds = [(e.kind, e.step_index) for e in events if e.kind != "log"]
@@ -162,13 +182,13 @@ def test_events_progress_and_log_records(fake_env):
 
 
 def test_cancel_at_progress_and_between_steps(fake_env):
-    red = Reduction(fake_env.biases, recipe="fakeBias")
+    red = fake_env.reduction()
     red.subscribe(lambda e: red.cancel() if e.kind == "progress" else None)
     with pytest.raises(ReductionCancelled):
         red.run_all()
     assert [s.status for s in red.steps[:3]] == [DONE, PENDING, PENDING]
     assert red.has_outputs(0)
-    red2 = Reduction(fake_env.biases, recipe="fakeBias")
+    red2 = fake_env.reduction()
     red2.subscribe(lambda e: red2.cancel() if e.kind == "step_finished" else None)
     with pytest.raises(ReductionCancelled):
         red2.run_all()
@@ -176,7 +196,7 @@ def test_cancel_at_progress_and_between_steps(fake_env):
 
 
 def test_background_thread_run(fake_env):
-    red = Reduction(fake_env.biases, recipe="fakeBias")
+    red = fake_env.reduction()
     finished, refused = [], []
 
     def observer(event):
@@ -201,8 +221,7 @@ def test_background_thread_run(fake_env):
 
 
 def test_skip_primitive_and_write_outputs(fake_env):
-    red = Reduction(fake_env.biases, recipe="fakeBias",
-                    uparms=["fakeScale:skip_primitive=True", "fakeAdd:write_outputs=True"])
+    red = fake_env.reduction(uparms=["fakeScale:skip_primitive=True", "fakeAdd:write_outputs=True"])
     red.run_all()
     assert red.steps[1].status == SKIPPED and fake_env.calls["fakeScale"] == 0
     for got, want in zip(_final_data(red), expected_final(fake_env.biases, factor=1.0)):
@@ -216,9 +235,9 @@ def test_skip_primitive_and_write_outputs(fake_env):
 
 @pytest.mark.parametrize("keep", ["last", "spill"])
 def test_memory_policies_give_the_same_result(fake_env, keep, tmp_path):
-    reference = Reduction(fake_env.biases, recipe="fakeBias", workdir=tmp_path / "ref")
+    reference = fake_env.reduction(workdir=tmp_path / "ref")
     reference.run_all()
-    red = Reduction(fake_env.biases, recipe="fakeBias", keep=keep, spill_dir=tmp_path / "spill",
+    red = fake_env.reduction(keep=keep, spill_dir=tmp_path / "spill",
                     workdir=tmp_path / keep)
     red.run_all()
     for got, want in zip(_final_data(red), _final_data(reference)):
@@ -243,7 +262,7 @@ def test_memory_policies_give_the_same_result(fake_env, keep, tmp_path):
 
 # -- outputs: names, history, provenance, calibration copies --------------------------------
 def test_final_output_history_provenance_and_calibration_copy(fake_env):
-    red = Reduction(fake_env.biases, recipe="fakeBias")
+    red = fake_env.reduction()
     assert red.run_all() == ["N20170613S0180_fakebias.fits"]
     assert [s.describe() for s in red.steps][1] == "fakeScale(factor=3.0)"
     assert red.outputs(2)[1].filename == "N20170613S0181_added.fits"
@@ -269,7 +288,7 @@ def test_final_output_history_provenance_and_calibration_copy(fake_env):
 
 
 def test_user_suffix_renames_only_the_final_output(fake_env):
-    red = Reduction(fake_env.biases, recipe="fakeBias", suffix="newsuffix")
+    red = fake_env.reduction(suffix="newsuffix")
     assert red.run_all() == ["N20170613S0180_newsuffix.fits"]
     assert (fake_env.workdir / "N20170613S0180_newsuffix.fits").exists()
     assert not (fake_env.workdir / "N20170613S0180_fakebias.fits").exists()
@@ -277,17 +296,14 @@ def test_user_suffix_renames_only_the_final_output(fake_env):
 
 
 def test_calibration_lookup_and_its_provenance(fake_env):
-    master = fake_env.raw / "master_bias.fits"
-    from test_engine_fakes import write_fake
-    write_fake(master, base=50.0)
+    master = write_fake(fake_env.raw / "master_bias.fits", base=50.0)
     seen = []
 
     def lookup(frame, caltype):
-        from gmoswidgets.frame import read_frame
         seen.append((frame.filename, caltype))
         return read_frame(master), master, "test"
 
-    red = Reduction(fake_env.biases, recipe="fakeCalibrated", calibration_lookup=lookup)
+    red = fake_env.reduction(recipe=FAKE_CAL_RECIPE, calibration_lookup=lookup)
     red.run_all()
     assert seen == [(p.name, "processed_bias") for p in fake_env.biases]
     got = red.outputs(-1)[0][0].data
@@ -298,38 +314,61 @@ def test_calibration_lookup_and_its_provenance(fake_env):
     assert ("master_bias.fits", "fakeCal") in rows
 
 
-def test_missing_calibration_message(fake_env, monkeypatch, tmp_path):
-    from gmoswidgets.caldb import CONFIG_ENV, service
-    monkeypatch.setitem(service._DEFAULT, "service", None)
-    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "no_rsys.cfg"))
-    red = Reduction(fake_env.biases, recipe="fakeCalibrated")
-    with pytest.raises(GmosError) as info:
+def test_each_output_lists_only_the_calibrations_of_its_own_input(fake_env):
+    masters = {p.name: write_fake(fake_env.raw / f"master_for_{p.stem}.fits", base=10.0 + i)
+               for i, p in enumerate(fake_env.biases)}
+
+    def lookup(frame, caltype):  # a different master for each input, matched by name
+        path = masters[frame.phu["ORIGNAME"]]
+        return read_frame(path), path, "one per input"
+
+    red = fake_env.reduction(recipe=FAKE_CAL_RECIPE, calibration_lookup=lookup)
+    red.run_to(0)
+    for frame, raw in zip(red.outputs(0), fake_env.biases):
+        rows = {(r["filename"], r["provenance_added_by"]) for r in frame.tables["PROVENANCE"]}
+        assert rows == {(raw.name, "fakeCal"), (masters[raw.name].name, "fakeCal")}
+    red.run_all()  # the stack of all three lists every master
+    names = set(red.outputs(-1)[0].tables["PROVENANCE"]["filename"])
+    assert {p.name for p in masters.values()} <= names
+
+
+def test_missing_calibration_error_names_type_and_file(fake_env, tmp_path):
+    red = fake_env.reduction(recipe=FAKE_CAL_RECIPE)  # no service given: none is looked for
+    with pytest.raises(CalibrationNotFoundError) as info:
         red.run_all()
-    message = str(info.value)
-    assert "processed_bias" in message and "N20170613S0180.fits" in message
-    assert "reduce @list_of_bias.txt" in message and "--user_cal processed_bias:FILE" in message
+    assert (info.value.caltype, info.value.filename) == ("processed_bias", "N20170613S0180.fits")
+    assert "no calibration database in use" in str(info.value)
+    assert "reduce @" not in str(info.value)  # how to make one is the front ends' wording
     assert red.steps[0].status == FAILED
+    service = DefaultService(config_file=tmp_path / "no_rsys.cfg")
+    red = fake_env.reduction(recipe=FAKE_CAL_RECIPE, calservice=service)
+    with pytest.raises(CalibrationNotFoundError, match="no processed_bias for N20170613S0180.fits: "
+                                                       "no calibration database .*no_rsys.cfg"):
+        red.run_all()
 
 
+class _Service:
+    """A calibration service that always answers with one file, counting the questions."""
 
-def test_calibration_lookup_caches_frames_and_logs(fake_env, monkeypatch, caplog):
-    import gmoswidgets.caldb as caldb
-    from gmoswidgets.frame import read_frame
-    from gmoswidgets.reduction import CalibrationLookup
-    from test_engine_fakes import write_fake
+    def __init__(self, path):
+        self.path, self.asked = path, []
+
+    def get_calibration(self, frame, caltype):
+        self.asked.append((frame.filename, caltype))
+        return CalMatch(self.path, "nearest in time", caltype, "database")
+
+
+def test_calibration_lookup_asks_the_service_caches_frames_and_logs(fake_env, caplog):
     master = write_fake(fake_env.raw / "N20170613S0200_bias.fits", base=40.0)
-    asked = []
-
-    def get_calibration(frame, caltype, service=None, user_cals=None):
-        asked.append((frame.filename, caltype, service))
-        return caldb.CalMatch(master, "nearest in time", caltype, "database")
-
-    monkeypatch.setattr(caldb, "get_calibration", get_calibration)
-    lookup = CalibrationLookup(service="a service")
+    service = _Service(master)
+    lookup = CalibrationLookup(service=service)
     frame = read_frame(fake_env.biases[0])
     with caplog.at_level("INFO", logger="gmoswidgets"):
         first = lookup(frame, "processed_bias")
         second = lookup(frame, "processed_bias")
     assert first[0] is second[0] and first[1:] == (master, "nearest in time")
-    assert asked == [("N20170613S0180.fits", "processed_bias", "a service")] * 2
+    assert service.asked == [("N20170613S0180.fits", "processed_bias")] * 2
     assert "using processed_bias N20170613S0200_bias.fits: nearest in time" in caplog.text
+    lookup.release()
+    assert lookup(frame, "processed_bias")[0] is not first[0]  # read again after release
+

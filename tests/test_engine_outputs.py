@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from fakes import preserved_logger
 from gmoswidgets import logutils
 from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.outputs import (add_history, add_provenance, calibration_type, merge_provenance,
                                  normalize_suffix, output_filename, remember_origin,
                                  store_calibration_copy, utc_now)
-from test_engine_fakes import preserved_logger
 
 
 def _frame(name="N20170614S0201.fits", **phu):

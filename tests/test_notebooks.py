@@ -110,6 +110,7 @@ def test_api_tutorial(run_notebook):
     assert _widget_views(nb) == 1    # the ImageView of the stack
 
 
+@pytest.mark.slow
 def test_dashboard_notebook(run_notebook):
     nb, data_dir = run_notebook(NOTEBOOKS / "dashboard.ipynb")
     assert _widget_views(nb) == 1
@@ -121,6 +122,7 @@ def test_dashboard_notebook(run_notebook):
     assert {"TabModel", "FigureModel"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [p for p in ALL if p.name not in
                                   ("01_tutorial_command_line.ipynb", "02_tutorial_api.ipynb",
                                    "dashboard.ipynb")], ids=lambda p: p.name)

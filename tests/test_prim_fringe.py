@@ -75,7 +75,7 @@ def _ctx(fringe=None):
 
 def _run(name, frames, ctx, **params):
     prim = get_primitive(name)
-    return prim.func(frames, ctx, **{**prim.defaults(), **params})
+    return prim(frames, ctx, **params)
 
 
 def fringe_amplitude(frame, pattern, stars):

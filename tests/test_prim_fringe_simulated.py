@@ -17,6 +17,8 @@ from gmoswidgets.primitives import StepContext, get_primitive
 from gmoswidgets.reduce import Reduce
 from gmoswidgets.reduction import Reduction
 
+pytestmark = pytest.mark.slow  # whole reductions
+
 
 @pytest.fixture(scope="module")
 def zband(tmp_path_factory):
@@ -69,7 +71,7 @@ def test_fringe_correction_removes_fringes(zband, caplog):
     ctx = StepContext(logging.getLogger("test.fringe"),
                       calibration_lookup=lambda frame, caltype: (fringe, None, "test"))
     with caplog.at_level(logging.INFO):
-        corrected = prim.func(science, ctx, **prim.defaults())
+        corrected = prim(science, ctx)
     for before_frame, after_frame in zip(science, corrected):
         expected = truth.frame(before_frame.phu["ORIGNAME"]).fringe_e
         before = fringe_amplitude(before_frame, truth)

@@ -117,7 +117,7 @@ def field():
 def _run_detect(frame, **params):
     prim = get_primitive("detectSources")
     ctx = StepContext(logging.getLogger("test"))
-    return prim.func([frame], ctx, **{**prim.defaults(), **params})[0]
+    return prim([frame], ctx, **params)[0]
 
 
 def test_positions_fluxes_fwhm(field):
@@ -198,7 +198,7 @@ def test_find_sources_without_variance():
     shape = (200, 200)
     xs, ys = star_field(rng, shape, 10, spacing=30)
     data, _ = observe(gaussian_stars(shape, xs, ys, np.full(10, 3e4), 3.5) + 200.0, rng)
-    table, segmap = find_sources(data)
+    table, segmap = find_sources(data, **get_primitive("detectSources").defaults())
     assert len(table) == 10
     assert segmap.max() == 10
 

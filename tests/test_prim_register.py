@@ -30,7 +30,7 @@ def _exposure(rng, stars, true_header, header, phu=None, name="x.fits"):
     data, var = observe(gaussian_stars(SHAPE, x, y, flux, 4.5) + 300.0, rng)
     frame = make_frame(data, var, header, phu=phu, name=name)
     detect = get_primitive("detectSources")
-    return detect.func([frame], StepContext(), **detect.defaults())[0]
+    return detect([frame], StepContext())[0]
 
 
 def _shifted(header, dra_arcsec, ddec_arcsec, rotation_deg=0.0):
@@ -50,8 +50,7 @@ def _max_error_arcsec(header, true_header):
 
 def _align(frames, **params):
     prim = get_primitive("adjustWCSToReference")
-    return prim.func(frames, StepContext(logging.getLogger("test.register")),
-                     **{**prim.defaults(), **params})
+    return prim(frames, StepContext(logging.getLogger("test.register")), **params)
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,7 @@ from gmoswidgets.primitives.photometry import add_world_columns
 def _run(name, frames, **params):
     """Run a primitive as the engine does (outputs stamped with its timestamp keyword)."""
     prim = get_primitive(name)
-    outputs = prim.func(frames, StepContext(logging.getLogger("test.simulated")),
-                        **{**prim.defaults(), **params})
+    outputs = prim(frames, StepContext(logging.getLogger("test.simulated")), **params)
     for frame in outputs:
         frame.phu[TIMESTAMP_KEYWORDS[name]] = "2026-01-01T00:00:00"
     return outputs

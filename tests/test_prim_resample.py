@@ -17,7 +17,8 @@ from gmoswidgets.errors import GmosError, ParameterError
 from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.primitives.base import StepContext
 from gmoswidgets.primitives.resample import resampleToCommonFrame
-from gmoswidgets.resampling import AffineMap, INTERPOLANTS, fit_affine, resample, resample_dq
+from gmoswidgets.numerics.interpolate import (AffineMap, INTERPOLANTS, fit_affine, resample,
+                                             resample_dq)
 from helpers import centroid
 
 SCALE = 0.1614 / 3600.0

@@ -7,11 +7,12 @@ from astropy.io import fits
 from astropy.table import Table
 
 import gmoswidgets.caldb as caldb
+import gmoswidgets.caldb.lookup
+from fakes import expected_final, write_fake
 from gmoswidgets.cli import reduce as reduce_cli
 from gmoswidgets.cli import showpars, showrecipes
 from gmoswidgets.errors import ParameterError
 from gmoswidgets.reduce import Reduce
-from test_engine_fakes import expected_final, fake_env, write_fake  # noqa: F401  (fixture)
 
 
 def _list(env, name="list_of_bias.txt"):
@@ -24,25 +25,25 @@ def _pixels(path):
 
 
 # -- reduce ------------------------------------------------------------------------------------
-def test_reduce_command_with_params_suffix_and_log(fake_env, capsys):
-    rc = reduce_cli.main(["-p", "fakeScale:factor=1", _list(fake_env), "-r", "fakeBias",
+def test_reduce_command_with_params_suffix_and_log(fake_defaults, capsys):
+    rc = reduce_cli.main(["-p", "fakeScale:factor=1", _list(fake_defaults), "-r", "fakeBias",
                           "--suffix", "mine", "--logfile", "my.log"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    out = fake_env.workdir / "N20170613S0180_mine.fits"
-    for got, want in zip(_pixels(out), expected_final(fake_env.biases, factor=1.0)):
+    out = fake_defaults.workdir / "N20170613S0180_mine.fits"
+    for got, want in zip(_pixels(out), expected_final(fake_defaults.biases, factor=1.0)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert (fake_env.workdir / "calibrations" / "processed_bias" / out.name).exists()
-    log = (fake_env.workdir / "my.log").read_text()
+    assert (fake_defaults.workdir / "calibrations" / "processed_bias" / out.name).exists()
+    log = (fake_defaults.workdir / "my.log").read_text()
     assert "Recipe fakeBias on 3 file(s)" in log and "Output: N20170613S0180_mine.fits" in log
     assert "overrides the value the recipe fakeBias sets" in log
     assert captured.out.count("Output: N20170613S0180_mine.fits") == 1
     assert "5.0/5" in captured.err  # the progress bar reached the end
 
 
-def test_reduce_default_log_file(fake_env):
-    assert reduce_cli.main([_list(fake_env), "-r", "fakeBias", "--no-progress"]) == 0
-    assert "Output: N20170613S0180_fakebias.fits" in (fake_env.workdir / "reduce.log").read_text()
+def test_reduce_default_log_file(fake_defaults):
+    assert reduce_cli.main([_list(fake_defaults), "-r", "fakeBias", "--no-progress"]) == 0
+    assert "Output: N20170613S0180_fakebias.fits" in (fake_defaults.workdir / "reduce.log").read_text()
 
 
 @pytest.mark.parametrize("param, message", [
@@ -52,40 +53,43 @@ def test_reduce_default_log_file(fake_env):
     ("fakeScale:factor=big", "fakeScale:factor: cannot read 'big' as float"),
     ("fakeScale:fail=maybe", "fakeScale:fail: cannot read 'maybe' as bool"),
 ])
-def test_reduce_rejects_bad_parameters(fake_env, capsys, param, message):
-    rc = reduce_cli.main([_list(fake_env), "-r", "fakeBias", "-p", param, "--no-progress"])
+def test_reduce_rejects_bad_parameters(fake_defaults, capsys, param, message):
+    rc = reduce_cli.main([_list(fake_defaults), "-r", "fakeBias", "-p", param, "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1
     assert err.startswith("reduce: error: ")
     assert re.search(message, err), err
-    assert not list(fake_env.workdir.glob("*.fits"))
+    assert not list(fake_defaults.workdir.glob("*.fits"))
 
 
-def test_reduce_failure_and_mixed_inputs(fake_env, capsys):
-    rc = reduce_cli.main([_list(fake_env), str(fake_env.flat), "--no-progress"])
+def test_reduce_failure_and_mixed_inputs(fake_defaults, capsys):
+    rc = reduce_cli.main([_list(fake_defaults), str(fake_defaults.flat), "--no-progress"])
     assert rc == 1 and "cannot reduce N20170702S0178.fits" in capsys.readouterr().err
-    rc = reduce_cli.main([_list(fake_env), "-r", "fakeBias", "-p", "fakeScale:fail=True",
+    rc = reduce_cli.main([_list(fake_defaults), "-r", "fakeBias", "-p", "fakeScale:fail=True",
                           "--no-progress"])
     assert rc == 1
     assert "fakeScale failed: ValueError: fakeScale was told to fail (traceback in reduce.log)" \
         in capsys.readouterr().err
-    assert "Traceback" in (fake_env.workdir / "reduce.log").read_text()
+    assert "Traceback" in (fake_defaults.workdir / "reduce.log").read_text()
     assert reduce_cli.main(["--no-progress"]) == 1
     assert "no input files" in capsys.readouterr().err
 
 
 @pytest.fixture
-def user_cal_env(fake_env, monkeypatch):
-    """fake_env + a master bias file and caldb.get_calibration reduced to the user's choice."""
-    master = write_fake(fake_env.raw / "N20170613S0200_bias.fits", base=40.0)
+def user_cal_env(fake_defaults, monkeypatch):
+    """fake_defaults + a master bias file; calibrations reduced to the user's choice.
+
+    The fake files lack the headers the real association checks read.
+    """
+    master = write_fake(fake_defaults.raw / "N20170613S0200_bias.fits", base=40.0)
 
     def get_calibration(frame, caltype, service=None, user_cals=None):
         assert user_cals and caltype in user_cals, "only user calibrations in this test"
         return caldb.CalMatch(user_cals.files[caltype], "given by the user", caltype, "user")
 
-    monkeypatch.setattr(caldb, "get_calibration", get_calibration)
-    fake_env.master = master
-    return fake_env
+    monkeypatch.setattr(gmoswidgets.caldb.lookup, "get_calibration", get_calibration)
+    fake_defaults.master = master
+    return fake_defaults
 
 
 def test_reduce_user_cal(user_cal_env, capsys):
@@ -107,15 +111,26 @@ def test_reduce_user_cal(user_cal_env, capsys):
     ("processed_bais:x.fits", "unknown calibration type 'processed_bais'"),
     ("processed_bias:missing.fits", "missing.fits: no such file"),
 ])
-def test_reduce_user_cal_errors(fake_env, capsys, spec, message):
-    rc = reduce_cli.main([_list(fake_env), "-r", "fakeCalibrated", "--user_cal", spec,
+def test_reduce_user_cal_errors(fake_defaults, capsys, spec, message):
+    rc = reduce_cli.main([_list(fake_defaults), "-r", "fakeCalibrated", "--user_cal", spec,
                           "--no-progress"])
     assert rc == 1 and message in capsys.readouterr().err
 
 
+def test_reduce_says_how_to_make_a_missing_calibration(fake_defaults, capsys, monkeypatch):
+    monkeypatch.setattr(caldb.service, "_DEFAULT", {"service": None})
+    monkeypatch.setenv(caldb.CONFIG_ENV, str(fake_defaults.workdir / "no_rsys.cfg"))
+    rc = reduce_cli.main([_list(fake_defaults), "-r", "fakeCalibrated", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "no processed_bias for N20170613S0180.fits: no calibration database" in err
+    assert ("To fix: make one with `reduce @list_of_bias.txt` then `caldb add N..._bias.fits`, "
+            "or give one with --user_cal processed_bias:FILE") in err
+
+
 # -- showpars / showrecipes ------------------------------------------------------------------
-def test_showpars(fake_env, capsys):
-    assert showpars.main([str(fake_env.biases[0]), "fakeScale"]) == 0
+def test_showpars(fake_defaults, capsys):
+    assert showpars.main([str(fake_defaults.biases[0]), "fakeScale"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Dataset tagged as ") and "BIAS" in out.splitlines()[0]
     assert "Settable parameters on 'fakeScale':" in out
@@ -124,13 +139,13 @@ def test_showpars(fake_env, capsys):
     assert "(float, 0.0 <= value)" in out and "(bool)" in out
     assert "False" in lines["skip_primitive"] and "Skip this step" in lines["skip_primitive"]
     assert "write_outputs" in lines
-    assert showpars.main([str(fake_env.biases[0]), "fakeScal"]) == 1
+    assert showpars.main([str(fake_defaults.biases[0]), "fakeScal"]) == 1
     assert "valid primitives are:" in capsys.readouterr().err
-    assert showpars.main([str(fake_env.biases[0])]) == 1
+    assert showpars.main([str(fake_defaults.biases[0])]) == 1
 
 
-def test_showrecipes(fake_env, capsys):
-    bias = str(fake_env.biases[0])
+def test_showrecipes(fake_defaults, capsys):
+    bias = str(fake_defaults.biases[0])
     assert showrecipes.main([bias]) == 0
     out = capsys.readouterr().out
     assert "Recipe not provided, default recipe (makeProcessedBias) will be used." in out
@@ -142,23 +157,23 @@ def test_showrecipes(fake_env, capsys):
     assert "reduce" not in out.split("Recipes available")[1].split()
     assert showrecipes.main([bias, "-r", "fakeBias"]) == 0
     assert "p.fakeScale(factor=3.0)" in capsys.readouterr().out
-    assert showrecipes.main([str(fake_env.flat)]) == 0
+    assert showrecipes.main([str(fake_defaults.flat)]) == 0
     assert "default recipe (makeProcessedFlat)" in capsys.readouterr().out
     assert showrecipes.main([bias, "-r", "nope"]) == 1
     assert "unknown recipe 'nope'" in capsys.readouterr().err
 
 
 # -- the Reduce class ----------------------------------------------------------------------------
-def test_reduce_class_seed_api(fake_env):
+def test_reduce_class_seed_api(fake_defaults):
     reduce_bias = Reduce()
-    reduce_bias.files.extend(str(p) for p in fake_env.biases)
+    reduce_bias.files.extend(str(p) for p in fake_defaults.biases)
     reduce_bias.recipename = "fakeBias"
     reduce_bias.uparms.append(("fakeScale:factor", 1.0))
     reduce_bias.suffix = "newsuffix"
     reduce_bias.runr()
     assert reduce_bias.output_filenames == ["N20170613S0180_newsuffix.fits"]
     for got, want in zip(_pixels(reduce_bias.output_filenames[0]),
-                         expected_final(fake_env.biases, factor=1.0)):
+                         expected_final(fake_defaults.biases, factor=1.0)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
     assert reduce_bias.reduction.finished
     assert not reduce_bias.reduction.has_outputs(1)  # the API frees intermediates

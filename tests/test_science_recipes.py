@@ -55,9 +55,9 @@ def using(calibrated4):
 
 def test_stack_scale_parameter_and_suffix(using):
     """`-p stackFrames:scale=True` reaches the stack and changes it; --suffix renames the output."""
-    playground, _, data = using
+    playground, caldb, data = using
     science = [str(f) for f in data.science]
-    red = Reduction(science, workdir=playground, suffix="_newsuffix")
+    red = Reduction(science, workdir=playground, suffix="_newsuffix", calservice=caldb)
     stack_step = next(s.index for s in red.steps if s.primitive == "stackFrames")
     red.run_to(stack_step)
     plain = red.outputs(stack_step)[0][0].data.copy()
@@ -120,7 +120,7 @@ def test_fringe_frame_through_caldb(tmp_path):
         assert (playground / "calibrations" / "processed_fringe" / "N20170614S0201_fringe.fits").exists()
         match = caldb.get_calibration(data.science[0], "processed_fringe")
         assert match.path is not None and match.path.name == "N20170614S0201_fringe.fits"
-        red = Reduction(science, workdir=playground)
+        red = Reduction(science, workdir=playground, calservice=caldb)
         step = next(s.index for s in red.steps if s.primitive == "fringeCorrect")
         red.run_to(step)
         corrected = red.outputs(step)[0]

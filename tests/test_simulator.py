@@ -62,7 +62,8 @@ def test_names_and_groups(tutorial4):
     assert ds.truth.binning == 4 and ds.truth.seed == 4
 
 
-@pytest.mark.parametrize("binning,shape", [(4, (1056, 160)), (2, (2112, 288))])
+@pytest.mark.parametrize("binning,shape", [(4, (1056, 160)),
+                                           pytest.param(2, (2112, 288), marks=pytest.mark.slow)])
 def test_file_structure(request, binning, shape):
     ds = request.getfixturevalue(f"tutorial{binning}")
     for path in (ds.bias[0], ds.flat[-1], ds.science[2]):

@@ -10,7 +10,8 @@ from gmoswidgets import dq
 from gmoswidgets.errors import FileProblem, ParameterError
 from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.primitives import StepContext, get_primitive
-from gmoswidgets.primitives.stack import (_sorted_valid, combine_arrays, flat_rejection)
+from gmoswidgets.numerics.combine import _sorted_valid, combine_arrays
+from gmoswidgets.primitives.stack import flat_rejection
 
 SHAPE = (40, 30)
 
@@ -199,7 +200,7 @@ def _frame(level, gain=2.0, rdnoise=4.0, name="a.fits", obstype="OBJECT", obj="s
 def test_stackFrames_scale_zero_and_header():
     frames = [_frame(100.0, gain=2.0, rdnoise=3.0, name="a.fits"),
               _frame(200.0, gain=1.0, rdnoise=4.0, name="b.fits")]
-    func = get_primitive("stackFrames").func
+    func = get_primitive("stackFrames")
     [out] = func(frames, StepContext(), reject_method="none", scale=True)
     assert out.filename == "a.fits" and out.phu["NCOMBINE"] == 2
     np.testing.assert_allclose(out[0].data, 100.0)
@@ -220,19 +221,19 @@ def test_stackFrames_scale_zero_and_header():
 def test_stack_primitives_check_inputs():
     ctx = StepContext()
     with pytest.raises(FileProblem, match="BIAS"):
-        get_primitive("stackBiases").func([_frame(1.0), _frame(2.0)], ctx)
+        get_primitive("stackBiases")([_frame(1.0), _frame(2.0)], ctx)
     odd = _frame(1.0, name="odd.fits")
     odd.exts[1].data = np.zeros((5, 5), np.float32)
     with pytest.raises(FileProblem, match="odd.fits"):
-        get_primitive("stackFrames").func([_frame(1.0), odd], ctx)
-    [single] = get_primitive("stackFrames").func([_frame(1.0)], ctx)
+        get_primitive("stackFrames")([_frame(1.0), odd], ctx)
+    [single] = get_primitive("stackFrames")([_frame(1.0)], ctx)
     assert single[0].data[0, 0] == 1.0
 
 
 def test_stackFlats_scales_to_the_first_and_writes_relint():
     flats = [_frame(v, name=f"f{i}.fits", obj="Twilight", shape=(60, 60))
              for i, v in enumerate((1000.0, 500.0, 800.0))]
-    [out] = get_primitive("stackFlats").func(flats, StepContext())
+    [out] = get_primitive("stackFlats")(flats, StepContext())
     np.testing.assert_allclose(out[0].data, 1000.0, rtol=1e-6)
     assert out.phu["RELINT"] == pytest.approx(1.0)
 

@@ -458,6 +458,7 @@ def test_app_hands_file_selection_to_the_step_panel(app):
     assert app.caldb_panel.explain_path.value.endswith(button.description)
 
 
+@pytest.mark.slow
 def test_app_makes_bias_and_flat_into_caldb(app):
     app.stage_buttons["bias"].click()
     assert (app.workdir / "list_of_bias.txt").read_text().count(".fits") == 10
@@ -470,9 +471,19 @@ def test_app_makes_bias_and_flat_into_caldb(app):
     assert app.step_panel.reduction.recipe.name == "makeProcessedFlat"
 
 
-def test_app_reduces_science_and_shows_stack_on_sky(app):
-    if "flat" not in app.outputs:
-        pytest.skip("needs the bias and flat stages")
+@pytest.fixture(scope="module")
+def calibrated_app(app):
+    """The app after its bias and flat stages (run here unless an earlier test ran them)."""
+    for stage in ("bias", "flat"):
+        if stage not in app.outputs:
+            app.stage_buttons[stage].click()
+    assert "flat" in app.outputs, app.status.value
+    return app
+
+
+@pytest.mark.slow
+def test_app_reduces_science_and_shows_stack_on_sky(calibrated_app):
+    app = calibrated_app
     app.stage_buttons["science"].click()
     assert app.outputs["science"][0].endswith("_stack.fits"), app.status.value
     assert app.result_view.tiled.frame.filename.endswith("_stack.fits")

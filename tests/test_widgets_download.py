@@ -4,14 +4,14 @@ import hashlib
 import json
 import socket
 
-from test_download import _fits_bytes, server  # noqa: F401  (the local server fixture)
+from helpers import fits_bytes
 
 from gmoswidgets.widgets import DownloadPanel, ReductionApp
 
 
-def test_download_button_fetches_archive_files(server, tmp_path):  # noqa: F811
+def test_download_button_fetches_archive_files(server, tmp_path):
     base, handler = server
-    payload = bz2.compress(_fits_bytes())
+    payload = bz2.compress(fits_bytes())
     handler.files["/file/N20170614S0201.fits.bz2"] = payload
     handler.files["/jsonfilelist/N20170614S0201.fits"] = json.dumps(
         [{"name": "N20170614S0201.fits", "filename": "N20170614S0201.fits.bz2",
@@ -21,7 +21,7 @@ def test_download_button_fetches_archive_files(server, tmp_path):  # noqa: F811
     panel.on_downloaded(seen.append)
     panel.names.value = "N20170614S0201.fits"
     panel.archive_button.click()
-    assert (tmp_path / "N20170614S0201.fits").read_bytes() == _fits_bytes()
+    assert (tmp_path / "N20170614S0201.fits").read_bytes() == fits_bytes()
     assert "Downloaded 1 file" in panel.status.value and seen == [tmp_path]
     assert not panel.archive_button.disabled
 

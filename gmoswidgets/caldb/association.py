@@ -1,8 +1,8 @@
 """Association rules: which processed calibration goes with a frame.
 
 The rules are those of the Gemini Observatory Archive for GMOS imaging
-(FitsStorage ``cal/calibration/calibration_gmos.py``; summary in
-``shared/reference/dragons-gmos-imaging.md`` section 2):
+(FitsStorage ``cal/calibration/calibration_gmos.py``, which DRAGONS'
+local calibration manager also uses):
 
 * processed_bias: instrument, detector, x/y binning, read speed, gain
   setting and the amplifier read area (ROI) match; if the frame is

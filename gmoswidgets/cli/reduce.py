@@ -15,15 +15,31 @@ from __future__ import annotations
 import os
 import sys
 
+from ..caldb.lookup import default_service
 from ..logutils import config as configure_logging
 from ..logutils import get_logger
-from ..errors import GmosError
+from ..errors import CalibrationNotFoundError, GmosError
 from ..reduction import FAILED, KEEP_MODES, Reduction
 from .common import Parser, UsageError, expand_inputs, run
 
 __all__ = ["main", "build_parser"]
 
 PROG = "reduce"
+#: How to make each kind of processed calibration, added to a missing-calibration error.
+CALIBRATION_HINTS = {
+    "processed_bias": "make one with `reduce @list_of_bias.txt` then `caldb add N..._bias.fits`",
+    "processed_flat": "make one with `reduce @list_of_flats.txt` then `caldb add N..._flat.fits`",
+    "processed_fringe": ("make one with `reduce @list_of_science.txt -r makeProcessedFringe` "
+                         "then `caldb add N..._fringe.fits`"),
+}
+
+
+def calibration_hint(error: CalibrationNotFoundError) -> str:
+    """The error's message with how to make or give the missing calibration."""
+    if not error.caltype:
+        return str(error)
+    hint = CALIBRATION_HINTS.get(error.caltype, "make one")
+    return f"{error}. To fix: {hint}, or give one with --user_cal {error.caltype}:FILE"
 
 
 def build_parser() -> Parser:
@@ -103,12 +119,15 @@ def _reduce(argv) -> int:
     log = configure_logging(file_name=args.logfile)
     get_logger("reduce").info("reduce " + " ".join(argv))
     reduction = Reduction(files, recipe=args.recipe, uparms=args.param,
-                          user_cals=args.user_cal or None, suffix=args.suffix, keep=args.keep)
-    log.info(f"Recipe {reduction.recipe.name} on {len(files)} file(s)")
+                          user_cals=args.user_cal or None, calservice=default_service(),
+                          suffix=args.suffix, keep=args.keep)
+    log.info("Recipe %s on %d file(s)", reduction.recipe.name, len(files))
     bar = _ProgressBar(reduction, enabled=not args.no_progress)
     reduction.subscribe(bar)
     try:
         outputs = reduction.run_all()
+    except CalibrationNotFoundError as exc:
+        raise GmosError(calibration_hint(exc)) from exc
     except GmosError:
         raise
     except Exception as exc:
@@ -119,7 +138,7 @@ def _reduce(argv) -> int:
         bar.close()
         log.debug(reduction.summary())
     for name in outputs:
-        log.info(f"Output: {name}")
+        log.info("Output: %s", name)
     return 0
 
 

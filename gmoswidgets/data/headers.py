@@ -3,7 +3,8 @@
 The plan reproduces the DRAGONS GMOS imaging tutorial data set: ten
 biases on two nights, five i-band twilight flats (40 s falling to 16 s) and
 five 10 s dithered science frames on a star field.  Header keywords and
-value formats follow ``shared/reference/gmos-raw-files.md``.
+value formats follow the Gemini archive's raw GMOS files (DRAGONS' ``gmos``
+astrodata descriptors read the same keywords).
 """
 from __future__ import annotations
 

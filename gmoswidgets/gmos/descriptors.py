@@ -19,7 +19,7 @@ from ..sections import Section
 from . import lookups
 from .keywords import BUNIT_ELECTRON_ALIASES, GAINSET
 
-__all__ = ["DESCRIPTORS", "descriptor_value", "descriptor_names", "Descriptor"]
+__all__ = ["DESCRIPTORS", "descriptor_value", "descriptor_names", "Descriptor", "ccdsum_binning"]
 
 
 class Descriptor:
@@ -91,12 +91,41 @@ def _float(value):
         return None
 
 
-def _ccdsum(headers):
-    value = _str(_need(headers, "CCDSUM", headers.ext_headers[0]))
+def ccdsum_binning(header, where: str, *,
+                   default: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(xbin, ybin)`` from an extension header's ``CCDSUM`` (e.g. ``'2 2'``).
+
+    The one reader of the ``CCDSUM`` convention: two positive integers, x first.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        An extension header.
+    where : str
+        The file (name or path) the header belongs to, for error messages.
+    default : tuple of int, optional
+        Returned when there is no ``CCDSUM``; without it that is an error.
+
+    Raises
+    ------
+    FileProblem
+        If ``CCDSUM`` is malformed, or missing and there is no ``default``.
+    """
+    if "CCDSUM" not in header:
+        if default is None:
+            raise FileProblem(where, "missing keyword CCDSUM in the extension header")
+        return default
+    value = _str(header["CCDSUM"])
     parts = value.split()
-    if len(parts) != 2:
-        raise FileProblem(getattr(headers, "path", "?"), f"bad CCDSUM value {value!r}")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise FileProblem(where, f"bad CCDSUM value {value!r}: expected two positive integers "
+                                 "(x and y binning), e.g. '2 2'")
     return int(parts[0]), int(parts[1])
+
+
+def _ccdsum(headers):
+    return ccdsum_binning(headers.ext_headers[0],
+                          getattr(headers, "path", None) or getattr(headers, "filename", "?"))
 
 
 def _dettype(headers):

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import FileProblem
-from ..resampling import AffineMap
+from ..numerics.interpolate import AffineMap
 from ..sections import Section
 from . import lookups
+from .descriptors import ccdsum_binning
 
 __all__ = ["CCDGroup", "detector_of", "mosaic_geometry", "binning_of", "ccd_groups",
            "amp_offset", "tile_shape", "tile_origin", "ccd_to_mosaic", "reference_extension",
@@ -90,10 +91,7 @@ def mosaic_geometry(frame) -> lookups.MosaicGeometry:
 
 def binning_of(frame) -> tuple[int, int]:
     """``(xbin, ybin)`` from the ``CCDSUM`` of the first extension."""
-    value = str(frame.exts[0].header.get("CCDSUM", "")).split()
-    if len(value) != 2:
-        raise FileProblem(_where(frame), f"bad or missing CCDSUM {value!r}")
-    return int(value[0]), int(value[1])
+    return ccdsum_binning(frame.exts[0].header, _where(frame))
 
 
 def _section(frame, header, key) -> Section:

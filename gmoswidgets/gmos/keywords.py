@@ -2,7 +2,7 @@
 
 Processed-file markers and timestamp keywords follow DRAGONS
 (``geminidr/gemini/lookups/timestamp_keywords.py``); raw keywords follow the
-Gemini archive files (``shared/reference/gmos-raw-files.md``).
+Gemini archive's raw GMOS files (as DRAGONS' ``gmos`` astrodata descriptors read them).
 """
 
 #: PHU keyword whose presence means the file went through a pipeline.

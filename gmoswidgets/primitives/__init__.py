@@ -1,25 +1,21 @@
 """Primitives: the steps recipes are made of, with DRAGONS' names.
 
-Importing :func:`load_all` registers every primitive module.
+:func:`default_table` is the table of every primitive the package defines,
+built from the modules listed there (each lists its own in ``PRIMITIVES``).
 """
-import importlib
+from functools import lru_cache
 
-from .base import PRIMITIVES, GENERIC_PARAMS, Param, StepContext, get_primitive, primitive
+from .base import (GENERIC_PARAMS, Param, Primitive, PrimitiveTable, StepContext, get_primitive,
+                   primitive)
 
-__all__ = ["PRIMITIVES", "GENERIC_PARAMS", "Param", "StepContext", "get_primitive", "primitive",
-           "load_all"]
-
-#: Modules that define primitives, imported on first use.
-_MODULES = ("standardize", "ccd", "stack", "flat", "store", "mosaic", "resample", "crs",
-            "photometry", "register", "fringe")
-_loaded = False
+__all__ = ["GENERIC_PARAMS", "Param", "Primitive", "PrimitiveTable", "StepContext",
+           "default_table", "get_primitive", "primitive"]
 
 
-def load_all() -> None:
-    """Import every primitive module so that :data:`PRIMITIVES` is complete."""
-    global _loaded
-    if _loaded:
-        return
-    for module in _MODULES:
-        importlib.import_module(f"{__name__}.{module}")
-    _loaded = True
+@lru_cache(maxsize=None)
+def default_table() -> PrimitiveTable:
+    """The table of every primitive of the package (modules imported on first use)."""
+    from . import (ccd, crs, flat, fringe, mosaic, photometry, register, resample, stack,
+                   standardize, store)
+    return PrimitiveTable.from_modules(standardize, ccd, stack, flat, store, mosaic, resample, crs,
+                                       photometry, register, fringe)

@@ -11,16 +11,20 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from astropy.io import fits
 
 from ..errors import CalibrationNotFoundError, FileProblem
 from ..frame import Extension, Frame, read_frame
 from ..gmos import geometry, lookups
+from ..gmos.descriptors import ccdsum_binning
 from ..gmos.keywords import BUNIT, BUNIT_ELECTRON_ALIASES
 from ..sections import Section
+from .base import StepContext
 
 __all__ = ["DO_CAL_CHOICES", "CalPlanes", "light_copy", "constant_plane", "trim_plane",
            "fetch_calibration", "matched_planes", "in_electrons", "central_ccd_region",
@@ -30,7 +34,7 @@ __all__ = ["DO_CAL_CHOICES", "CalPlanes", "light_copy", "constant_plane", "trim_
 DO_CAL_CHOICES = ("procmode", "force", "skip")
 
 
-def light_copy(frame) -> Frame:
+def light_copy(frame: Frame) -> Frame:
     """A copy with its own headers and tables but the *same* pixel arrays.
 
     Primitives use it to avoid copying planes they replace anyway: they must
@@ -44,7 +48,7 @@ def light_copy(frame) -> Frame:
     return new
 
 
-def constant_plane(value, shape, dtype) -> np.ndarray:
+def constant_plane(value: float, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A read-only plane of one value that takes no memory (a broadcast scalar).
 
     addVAR(read_noise) and addDQ give biases such planes (a constant VAR, an
@@ -54,7 +58,7 @@ def constant_plane(value, shape, dtype) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=dtype), shape)
 
 
-def trim_plane(plane, slices):
+def trim_plane(plane: np.ndarray | None, slices: tuple[slice, slice]) -> np.ndarray | None:
     """``plane[slices]`` as a compact array (a constant plane stays constant)."""
     if plane is None:
         return None
@@ -63,13 +67,14 @@ def trim_plane(plane, slices):
     return np.ascontiguousarray(plane[slices])
 
 
-def in_electrons(frame) -> bool:
+def in_electrons(frame: Frame) -> bool:
     """True if the frame's pixels are in electrons (``BUNIT`` of its extensions or PHU)."""
     unit = frame.exts[0].header.get(BUNIT, frame.phu.get(BUNIT, ""))
     return str(unit).strip().lower() in BUNIT_ELECTRON_ALIASES
 
 
-def fetch_calibration(frame, ctx, caltype: str, path=None):
+def fetch_calibration(frame: Frame, ctx: StepContext, caltype: str,
+                      path: str | Path | None = None) -> tuple[Frame, Path | None]:
     """Return ``(calibration Frame, path or None)`` for ``frame``.
 
     Parameters
@@ -98,8 +103,10 @@ def fetch_calibration(frame, ctx, caltype: str, path=None):
     return cal, (Path(cal_path) if cal_path else None)
 
 
-def apply_calibration(frames, ctx, primitive: str, caltype: str, path, do_cal: str, apply,
-                      image_keyword: str, check_units: bool = False, skip_reason=None) -> list:
+def apply_calibration(frames: list[Frame], ctx: StepContext, primitive: str, caltype: str,
+                      path: str | None, do_cal: str, apply: Callable[[Frame, Frame, int], None],
+                      image_keyword: str, check_units: bool = False,
+                      skip_reason: Callable[[Frame], str | None] | None = None) -> list[Frame]:
     """The part biasCorrect, flatCorrect and fringeCorrect share.
 
     For each frame: leave it unchanged if ``do_cal='skip'``, if it already
@@ -174,10 +181,15 @@ class CalPlanes(NamedTuple):
     header: object
 
 
-def extension_binning(header) -> tuple[int, int]:
-    """``(xbin, ybin)`` of one extension from its ``CCDSUM``."""
-    parts = str(header.get("CCDSUM", "1 1")).split()
-    return int(parts[0]), int(parts[1])
+def extension_binning(header: fits.Header, where: str) -> tuple[int, int]:
+    """``(xbin, ybin)`` of one extension of file ``where`` from its ``CCDSUM`` (unbinned if none).
+
+    Raises
+    ------
+    FileProblem
+        If ``CCDSUM`` is malformed.
+    """
+    return ccdsum_binning(header, where, default=(1, 1))
 
 
 def _section(header, key, where):
@@ -187,7 +199,7 @@ def _section(header, key, where):
     return Section.from_string(value)
 
 
-def matched_planes(sci, cal, caltype: str, fill: float = 0.0):
+def matched_planes(sci: Frame, cal: Frame, caltype: str, fill: float = 0.0) -> list[CalPlanes]:
     """Cut ``cal`` to the pixels of each extension of ``sci``.
 
     Each science extension is matched to the calibration extension whose
@@ -222,11 +234,11 @@ def matched_planes(sci, cal, caltype: str, fill: float = 0.0):
     for ext in cal.exts:
         cal_info.append((_section(ext.header, "DETSEC", cal.filename),
                          _section(ext.header, "DATASEC", cal.filename),
-                         extension_binning(ext.header)))
+                         extension_binning(ext.header, cal.filename)))
     for index, ext in enumerate(sci.exts, start=1):
         detsec = _section(ext.header, "DETSEC", sci.filename)
         datasec = _section(ext.header, "DATASEC", sci.filename)
-        binning = extension_binning(ext.header)
+        binning = extension_binning(ext.header, sci.filename)
         for cal_ext, (cdet, cdata, cbin) in zip(cal.exts, cal_info):
             if cbin == binning and cdet.contains(detsec):
                 break
@@ -261,12 +273,13 @@ def matched_planes(sci, cal, caltype: str, fill: float = 0.0):
     return out
 
 
-def detector_of(frame):
+def detector_of(frame: Frame) -> lookups.DetectorType | None:
     """The :class:`~gmoswidgets.gmos.lookups.DetectorType` of a frame, or None."""
     return lookups.detector_type(frame.phu.get("INSTRUME", ""), frame.phu.get("DETTYPE", ""))
 
 
-def central_ccd_region(frame, border_fraction: float = 0.05, min_border: int = 20):
+def central_ccd_region(frame: Frame, border_fraction: float = 0.05,
+                       min_border: int = 20) -> list[tuple[int, tuple[slice, slice]]]:
     """Pixels of CCD2 (the central CCD) away from its edges, per extension.
 
     DRAGONS measures GMOS imaging flats on CCD2 only (CCD1 and CCD3 are less
@@ -299,7 +312,7 @@ def central_ccd_region(frame, border_fraction: float = 0.05, min_border: int = 2
     boxes = []
     for index in central:
         ext = frame.exts[index]
-        xbin, ybin = extension_binning(ext.header)
+        xbin, ybin = extension_binning(ext.header, frame.filename)
         detsec = Section.from_string(ext.header["DETSEC"]).binned(xbin, ybin)
         datasec = _section(ext.header, "DATASEC", frame.filename)
         boxes.append((index, detsec, datasec))

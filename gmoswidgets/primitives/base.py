@@ -1,10 +1,13 @@
-"""Primitive registry and parameter declarations.
+"""Primitives, their parameter declarations and the table that names them.
 
-A primitive is a function ``func(frames, ctx, **params) -> list[Frame]``
-registered with :func:`primitive`.  Its parameters are declared once, as
-:class:`Param` objects; from that one declaration come the ``-p
-prim:par=value`` parsing, ``showpars``, the ``Reduce.uparms`` checks and
-the widgets' parameter forms.
+A primitive is a function ``func(frames, ctx, *, param1, param2, ...) ->
+list[Frame]`` wrapped by :func:`primitive` into a :class:`Primitive`.  Its
+parameters are declared once, as :class:`Param` objects (the function's
+keyword-only arguments have no defaults); from that one declaration come the
+``-p prim:par=value`` parsing, ``showpars``, the ``Reduce.uparms`` checks and
+the widgets' parameter forms.  Each primitive module lists its primitives in
+a module-level ``PRIMITIVES`` tuple; a :class:`PrimitiveTable` is built from
+such modules (:func:`gmoswidgets.primitives.default_table`).
 
 Contract for primitive functions
 --------------------------------
@@ -12,21 +15,23 @@ Contract for primitive functions
   function must **not modify them** (the engine keeps every step's output
   for inspection and re-runs).  Work on ``frame.copy()`` or build new frames.
 * ``ctx`` is a :class:`StepContext`: logging, progress, calibrations.
+* Every parameter arrives as a keyword argument, already converted and checked.
 * Return the list of output frames.  The engine, not the primitive, stamps
   the PHU timestamp keyword, ``GEM-TLM``, the HISTORY row and the suffix.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable
 
 from ..errors import ParameterError
+from ..registry import NamedTable
 
-__all__ = ["Param", "Primitive", "PRIMITIVES", "GENERIC_PARAMS", "primitive", "get_primitive",
+__all__ = ["Param", "Primitive", "PrimitiveTable", "GENERIC_PARAMS", "primitive", "get_primitive",
            "StepContext", "parse_value"]
-
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,11 @@ class Param:
         Inclusive bounds for numbers.
     optional : bool
         Whether None is an allowed value.
+    check : callable, optional
+        ``check(value)`` on the converted value (never None): raises ValueError
+        or returns an error message (a str) when the value cannot be used; any
+        other return value means it can (so ``Section.from_string`` is a check).
+        For what type, choices and bounds cannot say.
     """
 
     name: str
@@ -59,6 +69,7 @@ class Param:
     min: float | None = None
     max: float | None = None
     optional: bool = False
+    check: Callable[[Any], Any] | None = None
 
     def validate(self, value, where: str = ""):
         """Convert ``value`` (a Python value or a command-line string) and check it.
@@ -112,6 +123,13 @@ class Param:
                 raise ParameterError(f"{label}: {value!r} is below the minimum {self.min}")
             if self.max is not None and value > self.max:
                 raise ParameterError(f"{label}: {value!r} is above the maximum {self.max}")
+        if self.check is not None:
+            try:
+                problem = self.check(value)
+            except ValueError as exc:
+                problem = str(exc)
+            if isinstance(problem, str):
+                raise ParameterError(f"{label}: {problem}")
         return value
 
     def describe_type(self) -> str:
@@ -123,7 +141,7 @@ class Param:
         return text + (" or None" if self.optional else "")
 
 
-def parse_value(text: str, kind: type, label: str = "", optional: bool = False):
+def parse_value(text: str, kind: type, label: str = "", optional: bool = False) -> Any:
     """Convert command-line text to a value of type ``kind``.
 
     ``'None'`` gives None when ``optional``; booleans accept
@@ -158,16 +176,31 @@ GENERIC_PARAMS = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Primitive:
-    """A registered primitive: its function, parameters, suffix and doc."""
+    """A primitive: its function, parameters, suffix and doc.
+
+    Calling it, ``prim(frames, ctx, **overrides)``, checks the overrides,
+    fills every other parameter from its :class:`Param` default and calls the
+    function with keyword arguments.
+    """
 
     name: str
     func: Callable
-    params: dict = field(default_factory=dict)
+    params: Mapping = field(default_factory=dict)
     suffix: str = ""
     doc: str = ""
     calibrations: tuple = ()
+
+    def __call__(self, frames, ctx: "StepContext", **overrides) -> list:
+        """Run the primitive on ``frames`` with the given parameter overrides.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown parameter, a generic one (the engine's business) or a bad value.
+        """
+        return self.func(list(frames), ctx, **self.arguments(overrides))
 
     def all_params(self) -> dict:
         """Own parameters followed by the generic ones."""
@@ -181,14 +214,26 @@ class Primitive:
         return {name: p.default for name, p in self.params.items()}
 
     def validate(self, values: dict) -> dict:
-        """Check a mapping of parameter overrides; return the converted values.
+        """Check a mapping of parameter overrides (own or generic); return the converted values.
 
         Raises
         ------
         ParameterError
             For an unknown parameter (the message lists the valid ones) or a bad value.
         """
-        allowed = self.all_params()
+        return self._validated(values, self.all_params())
+
+    def arguments(self, overrides: dict) -> dict:
+        """What the function receives: every own parameter, ``overrides`` checked, others default.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown or generic parameter or a bad value.
+        """
+        return {**self.defaults(), **self._validated(overrides, self.params)}
+
+    def _validated(self, values: dict, allowed: Mapping) -> dict:
         out = {}
         for key, value in values.items():
             if key not in allowed:
@@ -198,17 +243,15 @@ class Primitive:
         return out
 
 
-#: All primitives by name.
-PRIMITIVES: dict[str, Primitive] = {}
-
-
-def primitive(*params: Param, suffix: str, name: str | None = None, calibrations=()):
-    """Register a primitive function with its declared parameters.
+def primitive(*params: Param, suffix: str, name: str | None = None,
+              calibrations: tuple = ()) -> Callable[[Callable], Primitive]:
+    """Decorator making a :class:`Primitive` of a function and its declared parameters.
 
     Parameters
     ----------
     *params : Param
-        The primitive's own parameters (the generic ones are added for you).
+        The primitive's own parameters (the generic ones are added for you);
+        the function takes exactly these as keyword-only arguments without defaults.
     suffix : str
         Filename suffix of its outputs, e.g. ``"_overscanCorrected"``.
     name : str, optional
@@ -216,30 +259,46 @@ def primitive(*params: Param, suffix: str, name: str | None = None, calibrations
     calibrations : tuple of str
         Calibration types the primitive may request (``"processed_bias"`` ...).
     """
-    def register(func):
-        prim_name = name or func.__name__
+    def make(func: Callable) -> Primitive:
         doc = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        PRIMITIVES[prim_name] = Primitive(prim_name, func, {p.name: p for p in params}, suffix, doc,
-                                          tuple(calibrations))
-        return func
-    return register
+        return Primitive(name or func.__name__, func,
+                         MappingProxyType({p.name: p for p in params}), suffix, doc,
+                         tuple(calibrations))
+    return make
+
+
+class PrimitiveTable(NamedTable):
+    """A read-only mapping of primitive name to :class:`Primitive`.
+
+    ``get(name)`` raises :class:`~gmoswidgets.errors.ParameterError` listing
+    the valid names for an unknown one.
+
+    Parameters
+    ----------
+    primitives : iterable of Primitive
+        The primitives; two with the same name are an error.
+    """
+
+    kind = "primitive"
+    error = ParameterError
+    item_type = Primitive
+
+    @classmethod
+    def from_modules(cls, *modules) -> "PrimitiveTable":
+        """The primitives listed in each module's ``PRIMITIVES`` tuple, in order."""
+        return cls(prim for module in modules for prim in module.PRIMITIVES)
 
 
 def get_primitive(name: str) -> Primitive:
-    """Look up a primitive by name.
+    """Look up a primitive by name in :func:`~gmoswidgets.primitives.default_table`.
 
     Raises
     ------
     ParameterError
         If there is no such primitive (the message lists the valid ones).
     """
-    from . import load_all
-    load_all()
-    try:
-        return PRIMITIVES[name]
-    except KeyError:
-        raise ParameterError(f"unknown primitive {name!r}; valid primitives are: "
-                             + ", ".join(sorted(PRIMITIVES))) from None
+    from . import default_table
+    return default_table().get(name)
 
 
 class StepContext:

@@ -22,13 +22,14 @@ from scipy.interpolate import LSQUnivariateSpline
 from scipy.ndimage import binary_dilation, median_filter
 
 from ..errors import FileProblem
+from ..frame import Frame
 from ..gmos.keywords import (BIASIM, BUNIT, BUNIT_ELECTRONS, GAIN, NONLINEA, OVERRDNS, OVERRMS,
                              OVERSCAN, OVERSEC, SATLEVEL, TIMESTAMP_KEYWORDS, TRIMMED)
 from ..outputs import mark_history, utc_now
 from ..sections import Section
 from ._calib import (DO_CAL_CHOICES, apply_calibration, detector_of, extension_binning,
                      in_electrons, light_copy, matched_planes, trim_plane)
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
 __all__ = ["overscanCorrect", "biasCorrect", "ADUToElectrons", "overscan_levels"]
 
@@ -77,8 +78,9 @@ def _fit(rows, values, good, function, order, lsigma, hsigma, niter, grow):
     return model
 
 
-def overscan_levels(row_means, function="none", order=None, lsigma=3.0, hsigma=3.0, niter=0,
-                    grow=0, row_sigma=None, skip_rows=0, hamamatsu=True):
+def overscan_levels(row_means: np.ndarray, *, function: str, order: int | None, lsigma: float,
+                    hsigma: float, niter: int, grow: int, row_sigma: float | None = None,
+                    skip_rows: int = 0, hamamatsu: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The overscan level to subtract from each row.
 
     Parameters
@@ -141,8 +143,9 @@ def overscan_levels(row_means, function="none", order=None, lsigma=3.0, hsigma=3
     Param("grow", int, 0, "Rows around a rejected row also rejected.", min=0),
     suffix="_overscanCorrected",
 )
-def overscanCorrect(frames, ctx, function="none", order=None, nbiascontam=None, lsigma=3.0,
-                    hsigma=3.0, niter=0, grow=0):
+def overscanCorrect(frames: list[Frame], ctx: StepContext, *, function: str, order: int | None,
+                    nbiascontam: int | None, lsigma: float, hsigma: float, niter: int,
+                    grow: int) -> list[Frame]:
     """Subtract the serial overscan row by row, then trim every plane to DATASEC."""
     out = []
     for frame in frames:
@@ -183,7 +186,7 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
     overscan = ext.data[used.slices].astype(np.float64)
     row_means = overscan.mean(axis=1)
     ncols = overscan.shape[1]
-    ybin = extension_binning(header)[1]
+    ybin = extension_binning(header, frame.path or frame.filename)[1]
     model, reference = overscan_levels(
         row_means, row_sigma=read_noise / gain / np.sqrt(ncols),
         skip_rows=_HAMAMATSU_SKIP_ROWS // ybin if hamamatsu else 0, hamamatsu=hamamatsu, **fit)
@@ -226,7 +229,8 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
                                      "found); 'skip': do nothing.", choices=DO_CAL_CHOICES),
     suffix="_biasCorrected", calibrations=("processed_bias",),
 )
-def biasCorrect(frames, ctx, bias=None, do_cal="procmode"):
+def biasCorrect(frames: list[Frame], ctx: StepContext, *, bias: str | None,
+                do_cal: str) -> list[Frame]:
     """Subtract the processed bias: SCI minus bias, VAR added, DQ OR-ed."""
     def subtract(new, cal, _index):
         for ext, planes in zip(new.exts, matched_planes(new, cal, "bias")):
@@ -248,7 +252,7 @@ def biasCorrect(frames, ctx, bias=None, do_cal="procmode"):
 # -- ADUToElectrons -------------------------------------------------------------
 
 @primitive(suffix="_ADUToElectrons")
-def ADUToElectrons(frames, ctx):
+def ADUToElectrons(frames: list[Frame], ctx: StepContext) -> list[Frame]:
     """Convert SCI from ADU to electrons with each amplifier's gain (VAR by gain squared)."""
     out = []
     for frame in frames:
@@ -271,3 +275,7 @@ def ADUToElectrons(frames, ctx):
             new.phu[BUNIT] = BUNIT_ELECTRONS
         out.append(new)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (overscanCorrect, biasCorrect, ADUToElectrons)

@@ -33,8 +33,8 @@ from ..errors import GmosError
 from ..frame import Extension, Frame
 from ..gmos.keywords import EXPTIME, ORIGTEXP
 from ._calib import light_copy
-from .base import Param, primitive
-from .photometry import object_mask
+from .base import Param, StepContext, primitive
+from .photometry import MASK_DEFAULTS, object_mask
 
 __all__ = ["flagCosmicRaysByStacking", "scaleCountsToReference", "median_stack", "flux_scaling"]
 
@@ -66,7 +66,8 @@ def _usable(ext: Extension, bits: int = _EXCLUDE_BITS) -> np.ndarray:
     return np.ones(ext.data.shape, bool) if ext.mask is None else (ext.mask & bits) == 0
 
 
-def median_stack(frames, offsets):
+def median_stack(frames: list[Frame], offsets: list[float]
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Median of single-extension images after adding ``offsets``.
 
     Pixels flagged bad_pixel, no_data or unilluminated are left out.  Cosmic
@@ -156,7 +157,8 @@ def _disk(radius: float) -> np.ndarray:
           min=0.0),
     suffix="_CRMasked",
 )
-def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
+def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: float,
+                             dilation: float) -> list[Frame]:
     """Flag cosmic rays by comparing each aligned image with the median of all.
 
     Where only one image has usable sky (the dithered edges of the field),
@@ -191,7 +193,8 @@ def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
     alone = count == 1  # one image only: compare it with its own surroundings instead
     good_median = np.isfinite(median)
     objects = object_mask(np.where(good_median, median, 0), median_var,
-                          np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE))
+                          np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE),
+                          **MASK_DEFAULTS)
     objects = ndimage.binary_dilation(objects, iterations=_OBJECT_GROW)
     structure = _disk(dilation) if dilation >= 1 else None
     out = []
@@ -220,8 +223,8 @@ def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
             flagged = ndimage.binary_dilation(flagged, structure=structure)
         mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
         mask[flagged] |= dqbits.COSMIC_RAY
-        ctx.log.info(f"flagCosmicRaysByStacking: {frame.filename}: {int(flagged.sum())} pixels "
-                     "flagged as cosmic rays")
+        ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
+                     frame.filename, int(flagged.sum()))
         new = light_copy(frame)
         new.exts[0].mask = mask
         out.append(new)
@@ -231,7 +234,9 @@ def flagCosmicRaysByStacking(frames, ctx, hsigma=7.0, dilation=1.0):
 
 # -- scaleCountsToReference ------------------------------------------------------------
 
-def flux_scaling(flux, ref_flux, flux_err=None, ref_err=None, sigma=3.0, max_iters=10) -> float:
+def flux_scaling(flux: np.ndarray, ref_flux: np.ndarray, flux_err: np.ndarray | None = None,
+                 ref_err: np.ndarray | None = None, sigma: float = 3.0,
+                 max_iters: int = 10) -> float:
     """Factor ``s`` with ``ref_flux ~ s * flux``: weighted least squares with clipping.
 
     Errors on both sides enter the weights ``1 / (ref_err**2 + s**2 flux_err**2)``;
@@ -291,8 +296,8 @@ def _source_scalings(frames, radius, use_common, log):
     """Flux-ratio scaling of each non-reference frame (None where it cannot be measured)."""
     ref = _catalogue(frames[0])
     if ref is None:
-        log.warning(f"scaleCountsToReference: {frames[0].filename} has no usable OBJCAT; "
-                    "scaling by exposure time")
+        log.warning("scaleCountsToReference: %s has no usable OBJCAT; scaling by exposure time",
+                    frames[0].filename)
         return [None] * (len(frames) - 1), [0] * (len(frames) - 1)
     ref_coords, ref_flux, ref_err = ref
     cats = [_catalogue(f) for f in frames[1:]]
@@ -308,15 +313,15 @@ def _source_scalings(frames, radius, use_common, log):
     scalings, nmatched = [], []
     for frame, cat in zip(frames[1:], cats):
         if cat is None or not len(cat[1]):
-            log.warning(f"scaleCountsToReference: {frame.filename} has no usable OBJCAT")
+            log.warning("scaleCountsToReference: %s has no usable OBJCAT", frame.filename)
             scalings.append(None)
             nmatched.append(0)
             continue
         idx, matched = _match(ref_coords, cat[0], radius)
         matched &= common
         if not matched.any():
-            log.warning(f"scaleCountsToReference: no source of {frame.filename} matches the "
-                        "reference")
+            log.warning("scaleCountsToReference: no source of %s matches the reference",
+                        frame.filename)
             scalings.append(None)
             nmatched.append(0)
             continue
@@ -334,7 +339,8 @@ def _source_scalings(frames, radius, use_common, log):
     Param("radius", float, 0.5, "Matching radius for the sources (arcsec).", min=0.0),
     suffix="_countsScaled",
 )
-def scaleCountsToReference(frames, ctx, tolerance=0.0, use_common=True, radius=0.5):
+def scaleCountsToReference(frames: list[Frame], ctx: StepContext, *, tolerance: float,
+                           use_common: bool, radius: float) -> list[Frame]:
     """Scale the images to the counts of the first (reference) image.
 
     Parameters
@@ -369,14 +375,14 @@ def scaleCountsToReference(frames, ctx, tolerance=0.0, use_common=True, radius=0
         time_scaling = ref_texp / float(frame.descriptor("exposure_time"))
         if scaling is not None and np.isfinite(scaling) and scaling > 0 and (
                 tolerance == 1 or (1 - tolerance) <= scaling <= 1 / (1 - tolerance)):
-            ctx.log.info(f"scaleCountsToReference: {frame.filename} x {scaling:.4f} "
-                         f"(from {num} sources)")
+            ctx.log.info("scaleCountsToReference: %s x %.4f (from %s sources)", frame.filename,
+                         scaling, num)
             factors.append(scaling)
             continue
         if scaling is not None:
-            ctx.log.warning(f"scaleCountsToReference: scaling {scaling:.3f} of {frame.filename} "
-                            f"(from {num} sources) is inconsistent with the exposure-time "
-                            f"scaling {time_scaling:.3f}; using the latter")
+            ctx.log.warning("scaleCountsToReference: scaling %.3f of %s (from %s sources) is "
+                            "inconsistent with the exposure-time scaling %.3f; using the latter",
+                            scaling, frame.filename, num, time_scaling)
         factors.append(time_scaling)
     out = []
     for frame, factor in zip(frames, factors):
@@ -392,6 +398,10 @@ def scaleCountsToReference(frames, ctx, tolerance=0.0, use_common=True, radius=0
             new.phu[ORIGTEXP] = (float(frame.descriptor("exposure_time")),
                                  "Original exposure time")
         new.phu[EXPTIME] = ref_texp
-        ctx.log.info(f"scaleCountsToReference: {frame.filename} scaled by {factor:.4f}")
+        ctx.log.info("scaleCountsToReference: %s scaled by %.4f", frame.filename, factor)
         out.append(new)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (flagCosmicRaysByStacking, scaleCountsToReference)

@@ -19,10 +19,11 @@ import numpy as np
 
 from .. import dq
 from ..errors import FileProblem
+from ..frame import Frame
 from ..gmos.keywords import FLATIM
 from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_region, light_copy,
                      matched_planes)
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
 __all__ = ["normalizeFlat", "flatCorrect", "flat_level"]
 
@@ -34,7 +35,7 @@ _BINS_PER_SIGMA = 10
 _HISTOGRAM_SIGMAS, _MODE_WINDOW_SIGMAS = 5.0, 3.0
 
 
-def flat_level(values, statistic="median") -> float:
+def flat_level(values: np.ndarray, statistic: str) -> float:
     """The normalization level of flat-field pixel values.
 
     The mode of the histogram is found first (the standard deviation being
@@ -74,7 +75,7 @@ def flat_level(values, statistic="median") -> float:
           choices=("median", "mean")),
     suffix="_normalized",
 )
-def normalizeFlat(frames, ctx, scale="median"):
+def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[Frame]:
     """Divide the flat by one level measured on CCD2; flagged pixels become 1.0."""
     out = []
     for frame in frames:
@@ -115,7 +116,8 @@ def normalizeFlat(frames, ctx, scale="median"):
                                      "found); 'skip': do nothing.", choices=DO_CAL_CHOICES),
     suffix="_flatCorrected", calibrations=("processed_flat",),
 )
-def flatCorrect(frames, ctx, flat=None, do_cal="procmode"):
+def flatCorrect(frames: list[Frame], ctx: StepContext, *, flat: str | None,
+                do_cal: str) -> list[Frame]:
     """Divide by the processed flat (clipped to the science ROI): VAR propagated, DQ OR-ed."""
     def divide(new, cal, _index):
         for ext, planes in zip(new.exts, matched_planes(new, cal, "flat", fill=1.0)):
@@ -133,3 +135,7 @@ def flatCorrect(frames, ctx, flat=None, do_cal="procmode"):
                 ext.mask = np.where(usable, mask, mask | dq.BAD_PIXEL).astype(dq.DTYPE)
     return apply_calibration(frames, ctx, "flatCorrect", "processed_flat", flat, do_cal, divide,
                              FLATIM)
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (normalizeFlat, flatCorrect)

@@ -23,12 +23,14 @@ from scipy import ndimage
 
 from .. import dq
 from ..errors import FileProblem, ParameterError
+from ..frame import Extension, Frame
 from ..gmos import lookups
 from ..gmos.keywords import FRINGEIM, OBSID
-from ._calib import DO_CAL_CHOICES, apply_calibration, matched_planes
-from .base import Param, primitive
+from ..numerics.combine import combine_arrays
+from ._calib import DO_CAL_CHOICES, CalPlanes, apply_calibration, matched_planes
+from .base import Param, StepContext, primitive
 from .photometry import DETECTION_PARAMS, extension_wcs, object_mask
-from .stack import _stack_params, combine_arrays, stack_frames
+from .stack import stack_frames, stack_params
 
 __all__ = ["needs_fringe_correction", "fringe_scale", "fringeCorrect", "makeFringeFrame",
            "DITHER_MIN_SEPARATION"]
@@ -45,7 +47,7 @@ _SCALE_CLIP_PASSES = 5
 _SCALE_BAD_BITS = 65535 ^ dq.NON_LINEAR
 
 
-def needs_fringe_correction(frame) -> tuple[bool, str, str]:
+def needs_fringe_correction(frame: Frame) -> tuple[bool, str, str]:
     """Whether the frame's detector and filter need a fringe correction (seed appendix).
 
     Returns
@@ -63,7 +65,8 @@ def needs_fringe_correction(frame) -> tuple[bool, str, str]:
 
 # -- fringeCorrect --------------------------------------------------------------
 
-def fringe_scale(science_exts, fringe_planes) -> tuple[float, int]:
+def fringe_scale(science_exts: list[Extension],
+                 fringe_planes: list[CalPlanes]) -> tuple[float, int]:
     """Least-squares scale of a fringe frame in a science frame, over all extensions.
 
     ``x = sum cov(S, F) / sum var(F)`` (DRAGONS' ``(n sum SF - sum S sum F) /
@@ -149,10 +152,12 @@ def _scale_factors(scale_factor, nframes):
     Param("scale", bool, None, "Scale the fringe frame to each image? (None: only when it comes "
                                "from another observation)", optional=True),
     Param("scale_factor", list, None, "Fringe scale factor(s), one or one per image (overrides "
-                                      "scale).", optional=True),
+                                      "scale).", optional=True,
+          check=lambda factors: None if factors else "give one value, or one per image"),
     suffix="_fringeCorrected", calibrations=("processed_fringe",),
 )
-def fringeCorrect(frames, ctx, fringe=None, do_cal="procmode", scale=None, scale_factor=None):
+def fringeCorrect(frames: list[Frame], ctx: StepContext, *, fringe: str | None, do_cal: str,
+                  scale: bool | None, scale_factor: list[float] | None) -> list[Frame]:
     """Subtract a scaled processed fringe frame (only where detector and filter need it)."""
     factors = _scale_factors(scale_factor, len(frames))
 
@@ -252,7 +257,7 @@ def _object_masks(work, detect, subtract_median_image):
     return masks
 
 
-_STACK_PARAMS = _stack_params(reject_method="varclip", scaling=False)
+_STACK_PARAMS = stack_params(reject_method="varclip", scaling=False)
 
 
 @primitive(
@@ -264,15 +269,19 @@ _STACK_PARAMS = _stack_params(reject_method="varclip", scaling=False)
     *_STACK_PARAMS, *DETECTION_PARAMS,
     suffix="_fringe",
 )
-def makeFringeFrame(frames, ctx, subtract_median_image=None, dilation=2.0, **params):
+def makeFringeFrame(frames: list[Frame], ctx: StepContext, *, subtract_median_image: bool | None,
+                    dilation: float, operation: str, reject_method: str, hsigma: float,
+                    lsigma: float, mclip: bool, max_iters: int | None, nlow: int, nhigh: int,
+                    separate_ext: bool, apply_dq: bool, memory: float | None, mask: bool,
+                    replace_flags: int, set_saturation: bool, detect_minarea: int,
+                    detect_thresh: float, analysis_thresh: float, deblend_mincont: float,
+                    phot_min_radius: float, back_size: int, back_filtersize: int) -> list[Frame]:
     """Combine dithered science frames, sources masked, into a fringe frame.
 
     Needs at least 3 frames, all of a detector/filter that needs fringe
     correction, with pointings not all within 5 arcsec of each other;
     otherwise a warning is logged and nothing is returned.
     """
-    detect = {p.name: params.get(p.name, p.default) for p in DETECTION_PARAMS}
-    stack = {p.name: params.get(p.name, p.default) for p in _STACK_PARAMS}
     if len(frames) < MIN_FRINGE_INPUTS:
         ctx.log.warning("makeFringeFrame: fewer than %d frames provided as input; not making a "
                         "fringe frame", MIN_FRINGE_INPUTS)
@@ -304,6 +313,9 @@ def makeFringeFrame(frames, ctx, subtract_median_image=None, dilation=2.0, **par
         ctx.log.info("%s: background level %.1f removed", frame.filename, level)
         work.append(copy)
     ctx.progress(0.1, "makeFringeFrame: finding sources")
+    detect = dict(mask=mask, replace_flags=replace_flags, detect_minarea=detect_minarea,
+                  detect_thresh=detect_thresh, deblend_mincont=deblend_mincont,
+                  back_size=back_size, back_filtersize=back_filtersize)
     masks = _object_masks(work, detect, subtract_median_image)
     structure = _disk(dilation) if dilation >= 1 else None
     for frame, frame_masks in zip(work, masks):
@@ -313,12 +325,16 @@ def makeFringeFrame(frames, ctx, subtract_median_image=None, dilation=2.0, **par
             ext.mask |= objects.astype(dq.DTYPE) * dq.DTYPE(dq.BAD_PIXEL)
             ext.objmask = ext.objcat = None
     ctx.progress(0.3, "makeFringeFrame: stacking")
-    out = stack_frames(work, ctx, stack["operation"], stack["reject_method"], stack["hsigma"],
-                       stack["lsigma"], stack["mclip"], stack["max_iters"], stack["nlow"],
-                       stack["nhigh"], False, False, stack["separate_ext"], None,
-                       stack["apply_dq"], stack["memory"])
+    out = stack_frames(work, ctx, operation=operation, reject_method=reject_method,
+                       separate_ext=separate_ext, hsigma=hsigma, lsigma=lsigma, mclip=mclip,
+                       max_iters=max_iters, nlow=nlow, nhigh=nhigh, apply_dq=apply_dq,
+                       memory=memory)
     obsids = list(dict.fromkeys(str(f.phu.get(OBSID, "")).strip() for f in frames))
     if len(obsids) > 1:
         out.phu[OBSID] = "+".join(obsids)
     ctx.log.info("makeFringeFrame: fringe frame from %d frames", len(frames))
     return [out]
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (fringeCorrect, makeFringeFrame)

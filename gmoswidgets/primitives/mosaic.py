@@ -19,21 +19,21 @@ mosaicDetectors; see ``shared/reference/dragons-gmos-imaging.md`` 1.2):
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 from astropy.stats import sigma_clipped_stats
 
 from .. import dq as dqbits
-from ..errors import ParameterError
 from ..frame import Extension, Frame
 from ..gmos import geometry
 from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTAMP_KEYWORDS
-from ..resampling import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds, remap_wcs_header,
-                          resample, resample_dq)
+from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds,
+                                    remap_wcs_header, resample, resample_dq)
 from ..sections import Section
 from ._calib import light_copy
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
 __all__ = ["QECorrect", "mosaicDetectors", "ccd_background", "mosaic_frame"]
 
@@ -45,7 +45,7 @@ _MIN_BACKGROUND_SAMPLES = 100
 _PER_AMP_KEYWORDS = ("AMPNAME", "CCDNAME", "CCDSEC", "BIASSEC", "OVERSEC", QEFACTOR)
 
 
-def ccd_background(frame: Frame, group: geometry.CCDGroup):
+def ccd_background(frame: Frame, group: geometry.CCDGroup) -> tuple[float | None, int]:
     """Sky level of one CCD: sigma-clipped median of its good pixels.
 
     Parameters
@@ -80,29 +80,28 @@ def _qe_factors(frame: Frame, log):
     groups = geometry.ccd_groups(frame)
     levels = [ccd_background(frame, g) for g in groups]
     if any(level is None or level <= 0 for level, _ in levels):
-        log.warning(f"QECorrect: cannot measure a positive background on every CCD of "
-                    f"{frame.filename}; it is not corrected")
+        log.warning("QECorrect: cannot measure a positive background on every CCD of %s; it is "
+                    "not corrected", frame.filename)
         return None
     (bg1, n1), (bg2, _), (bg3, n3) = levels
-    log.info(f"QECorrect: {frame.filename} backgrounds {bg1:.2f}, {bg2:.2f}, {bg3:.2f}")
+    log.info("QECorrect: %s backgrounds %.2f, %.2f, %.2f", frame.filename, bg1, bg2, bg3)
     return (bg2 / bg1, n1), (bg2 / bg3, n3)
 
 
 def _qe_eligible(frame: Frame, log) -> bool:
     if len(frame.exts) == 1:
-        log.warning(f"QECorrect: {frame.filename} has a single extension (run QECorrect before "
-                    "mosaicDetectors); nothing to do")
+        log.warning("QECorrect: %s has a single extension (run QECorrect before "
+                    "mosaicDetectors); nothing to do", frame.filename)
         return False
     if geometry.detector_of(frame).name not in ("Hamamatsu-N", "Hamamatsu-S"):
-        log.info(f"QECorrect: {frame.filename} is not Hamamatsu data; nothing to do")
+        log.info("QECorrect: %s is not Hamamatsu data; nothing to do", frame.filename)
         return False
     if TIMESTAMP_KEYWORDS["QECorrect"] in frame.phu:
-        log.warning(f"QECorrect: {frame.filename} has already been QE-corrected")
+        log.warning("QECorrect: %s has already been QE-corrected", frame.filename)
         return False
     ccds = {g.ccd for g in geometry.ccd_groups(frame)}
     if ccds != {0, 1, 2}:
-        log.warning(f"QECorrect: {frame.filename} does not include all three CCDs; "
-                    "nothing to do")
+        log.warning("QECorrect: %s does not include all three CCDs; nothing to do", frame.filename)
         return False
     return True
 
@@ -125,10 +124,13 @@ def _apply_qe(frame: Frame, f1: float, f3: float) -> Frame:
 @primitive(
     Param("common", bool, True, "Use one pair of factors for all inputs (sample-weighted mean)."),
     Param("factors", list, None, "Factors [f1, f3] for CCD1 and CCD3 instead of measuring them "
-          "(1,1 disables the correction).", optional=True),
+          "(1,1 disables the correction).", optional=True,
+          check=lambda factors: None if len(factors) == 2 else
+          f"needs two values [f1, f3], got {len(factors)}"),
     suffix="_bgAdjusted",
 )
-def QECorrect(frames, ctx, common=True, factors=None):
+def QECorrect(frames: list[Frame], ctx: StepContext, *, common: bool,
+              factors: list[float] | None) -> list[Frame]:
     """Match the sky level of CCD1 and CCD3 to CCD2 (Hamamatsu, before mosaicDetectors).
 
     Parameters
@@ -146,8 +148,6 @@ def QECorrect(frames, ctx, common=True, factors=None):
     -------
     list of Frame
     """
-    if factors is not None and len(factors) != 2:
-        raise ParameterError(f"QECorrect:factors needs two values [f1, f3], got {factors!r}")
     eligible = [_qe_eligible(frame, ctx.log) for frame in frames]
     if factors is not None:
         chosen = {i: tuple(factors) for i, ok in enumerate(eligible) if ok}
@@ -167,7 +167,7 @@ def QECorrect(frames, ctx, common=True, factors=None):
             out.append(frame)
             continue
         f1, f3 = chosen[i]
-        ctx.log.info(f"QECorrect: {frame.filename} CCD1 x {f1:.4f}, CCD3 x {f3:.4f}")
+        ctx.log.info("QECorrect: %s CCD1 x %.4f, CCD3 x %.4f", frame.filename, f1, f3)
         out.append(_apply_qe(frame, f1, f3))
         ctx.progress((i + 1) / len(frames), frame.filename)
     return out
@@ -201,7 +201,8 @@ def _mosaic_header(frame: Frame, ref_index: int, ref_group, origin, out_shape, x
     return header
 
 
-def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = False, log=None):
+def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
+                 log: logging.Logger | None = None) -> Frame:
     """Mosaic one frame's amplifiers into a single extension.
 
     Parameters
@@ -209,7 +210,7 @@ def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = Fals
     frame : Frame
         One extension per amplifier or per CCD, trimmed to the data.
     interpolant : str
-        See :data:`gmoswidgets.resampling.INTERPOLANTS`.
+        See :data:`gmoswidgets.numerics.interpolate.INTERPOLANTS`.
     sci_only : bool
         Build only the SCI plane.
     log : logging.Logger, optional
@@ -256,8 +257,8 @@ def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = Fals
     header = _mosaic_header(frame, ref_index, ref_group, origin, out_shape, xbin, ybin)
     if log is not None and any(ext.objcat is not None or ext.objmask is not None
                                for ext in frame.exts):
-        log.warning(f"mosaicDetectors: {frame.filename}: OBJCAT/OBJMASK of the amplifiers "
-                    "are not carried to the mosaic")
+        log.warning("mosaicDetectors: %s: OBJCAT/OBJMASK of the amplifiers are not carried to "
+                    "the mosaic", frame.filename)
     new = light_copy(frame)
     new.exts = [Extension(sci, header, var, mask)]
     return new
@@ -269,7 +270,8 @@ def mosaic_frame(frame: Frame, interpolant: str = "poly3", sci_only: bool = Fals
     Param("sci_only", bool, False, "Mosaic only the SCI planes (VAR and DQ are dropped)."),
     suffix="_mosaic",
 )
-def mosaicDetectors(frames, ctx, interpolant="poly3", sci_only=False):
+def mosaicDetectors(frames: list[Frame], ctx: StepContext, *, interpolant: str,
+                    sci_only: bool) -> list[Frame]:
     """Tile the amplifiers and place the CCDs into one mosaic image.
 
     Parameters
@@ -290,10 +292,14 @@ def mosaicDetectors(frames, ctx, interpolant="poly3", sci_only=False):
     out = []
     for i, frame in enumerate(frames):
         if len(frame.exts) == 1:
-            ctx.log.info(f"mosaicDetectors: {frame.filename} has a single extension; "
-                         "nothing to do")
+            ctx.log.info("mosaicDetectors: %s has a single extension; nothing to do",
+                         frame.filename)
             out.append(frame)
             continue
-        out.append(mosaic_frame(frame, interpolant, sci_only, ctx.log))
+        out.append(mosaic_frame(frame, interpolant=interpolant, sci_only=sci_only, log=ctx.log))
         ctx.progress((i + 1) / len(frames), frame.filename)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (QECorrect, mosaicDetectors)

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import logging
 import warnings
+from types import MappingProxyType
 
 import numpy as np
 import sep
+from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import dq
-from .base import Param, primitive
+from ..frame import Frame
+from .base import Param, StepContext, primitive
 
-__all__ = ["DETECTION_PARAMS", "OBJCAT_COLUMNS", "detectSources", "find_sources", "object_mask",
-           "add_world_columns", "extension_wcs", "world_positions"]
+__all__ = ["DETECTION_PARAMS", "MASK_PARAMS", "MASK_DEFAULTS", "OBJCAT_COLUMNS", "detectSources",
+           "find_sources", "object_mask", "add_world_columns", "extension_wcs", "world_positions"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,12 @@ DETECTION_PARAMS = (
     Param("back_size", int, 32, "Background mesh size in pixels.", min=4),
     Param("back_filtersize", int, 8, "Background median-filter size, in meshes.", min=1),
 )
+#: The detection parameters that shape an object mask (the others only affect measurements).
+MASK_PARAMS = ("replace_flags", "mask", "detect_minarea", "detect_thresh", "deblend_mincont",
+               "back_size", "back_filtersize")
+#: Their declared defaults, for an :func:`object_mask` with detectSources' settings.
+MASK_DEFAULTS = MappingProxyType({p.name: p.default for p in DETECTION_PARAMS
+                                  if p.name in MASK_PARAMS})
 
 #: Kron factor of MAG_AUTO (SExtractor PHOT_AUTOPARAMS first value, as DRAGONS sets it).
 KRON_FACTOR = 2.5
@@ -74,7 +83,7 @@ OBJCAT_COLUMNS = {
 }
 
 
-def extension_wcs(header) -> WCS | None:
+def extension_wcs(header: fits.Header) -> WCS | None:
     """The celestial FITS WCS of an extension header, or None if it has none.
 
     Parameters
@@ -93,7 +102,8 @@ def extension_wcs(header) -> WCS | None:
     return wcs if wcs.has_celestial else None
 
 
-def world_positions(header, x_image, y_image):
+def world_positions(header: fits.Header, x_image: np.ndarray,
+                    y_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sky positions (deg) of 1-based FITS pixel positions through an extension's WCS.
 
     Returns
@@ -115,9 +125,11 @@ def _native(array, dtype=np.float32):
     return np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
 
 
-def find_sources(data, variance=None, dqmask=None, *, replace_flags=249, mask=False,
-                 set_saturation=False, detect_minarea=8, detect_thresh=2.0, analysis_thresh=2.0,
-                 deblend_mincont=0.005, phot_min_radius=3.5, back_size=32, back_filtersize=8):
+def find_sources(data: np.ndarray, variance: np.ndarray | None = None,
+                 dqmask: np.ndarray | None = None, *, replace_flags: int, mask: bool,
+                 set_saturation: bool, detect_minarea: int, detect_thresh: float,
+                 analysis_thresh: float, deblend_mincont: float, phot_min_radius: float,
+                 back_size: int, back_filtersize: int) -> tuple[Table, np.ndarray]:
     """Detect and measure the sources of one image, SExtractor-style.
 
     Parameters
@@ -154,13 +166,13 @@ deblend_mincont, phot_min_radius, back_size, back_filtersize
     return table, segmap
 
 
-def object_mask(data, variance=None, dqmask=None, *, replace_flags=249, mask=False,
-                detect_minarea=8, detect_thresh=2.0, deblend_mincont=0.005, back_size=32,
-                back_filtersize=8, **_measurement_params) -> np.ndarray:
+def object_mask(data: np.ndarray, variance: np.ndarray | None = None,
+                dqmask: np.ndarray | None = None, *, replace_flags: int, mask: bool,
+                detect_minarea: int, detect_thresh: float, deblend_mincont: float,
+                back_size: int, back_filtersize: int) -> np.ndarray:
     """Boolean map of the pixels belonging to sources (detection only, no measurements).
 
-    Takes the same parameters as :func:`find_sources`; those that only
-    affect the measurements are accepted and ignored.
+    Takes the detection parameters of :func:`find_sources` (:data:`MASK_PARAMS`).
     """
     found = _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
                     deblend_mincont, back_size, back_filtersize)
@@ -324,7 +336,7 @@ def _empty_table() -> Table:
                    for name in OBJCAT_COLUMNS})
 
 
-def add_world_columns(table: Table, header) -> Table:
+def add_world_columns(table: Table, header: fits.Header) -> Table:
     """Fill X_WORLD, Y_WORLD and FWHM_WORLD of an OBJCAT from an extension's WCS.
 
     Parameters
@@ -354,9 +366,10 @@ def add_world_columns(table: Table, header) -> Table:
 
 
 @primitive(*DETECTION_PARAMS, suffix="_sourcesDetected")
-def detectSources(frames, ctx, mask=False, replace_flags=249, set_saturation=False,
-                  detect_minarea=8, detect_thresh=2.0, analysis_thresh=2.0, deblend_mincont=0.005,
-                  phot_min_radius=3.5, back_size=32, back_filtersize=8):
+def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_flags: int,
+                  set_saturation: bool, detect_minarea: int, detect_thresh: float,
+                  analysis_thresh: float, deblend_mincont: float, phot_min_radius: float,
+                  back_size: int, back_filtersize: int) -> list[Frame]:
     """Find sources in each extension; attach an OBJCAT table and an OBJMASK plane.
 
     Detection follows SExtractor as DRAGONS configures it: background
@@ -384,9 +397,16 @@ def detectSources(frames, ctx, mask=False, replace_flags=249, set_saturation=Fal
             ext.objmask = (segmap > 0).astype(np.uint8)
             good = table[table["FLAGS"] == 0] if len(table) else table
             fwhm = np.nanmedian(good["FWHM_IMAGE"]) if len(good) else np.nan
-            ctx.log.info(f"{frame.filename} extension {index}: {len(table)} sources"
-                         + (f", median FWHM {fwhm:.2f} pix" if np.isfinite(fwhm) else ""))
+            if np.isfinite(fwhm):
+                ctx.log.info("%s extension %d: %d sources, median FWHM %.2f pix",
+                             frame.filename, index, len(table), fwhm)
+            else:
+                ctx.log.info("%s extension %d: %d sources", frame.filename, index, len(table))
             done += 1
             ctx.progress(done / nsteps, f"detectSources {frame.filename}")
         outputs.append(out)
     return outputs
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (detectSources,)

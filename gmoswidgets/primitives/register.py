@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.io import fits
 from scipy.spatial import cKDTree
 
 from ..errors import GmosError
-from .base import Param, primitive
+from ..frame import Frame
+from .base import Param, StepContext, primitive
 from .photometry import add_world_columns, extension_wcs
 
 __all__ = ["adjustWCSToReference", "AffineFit", "match_catalogs", "apply_affine_to_header"]
@@ -179,7 +181,8 @@ def _linear_wcs(header):
     return wcs.wcs.cd.copy() if wcs.wcs.has_cd() else wcs.wcs.get_pc() * wcs.wcs.cdelt[:, None]
 
 
-def apply_affine_to_header(header, fit: AffineFit, base_header=None) -> None:
+def apply_affine_to_header(header: fits.Header, fit: AffineFit,
+                           base_header: fits.Header | None = None) -> None:
     """Fold a pixel transform into a FITS WCS: ``world_new(p) = world_base(fit(p))``.
 
     Parameters
@@ -276,9 +279,10 @@ def _offsets_fit(ref, frame):
     Param("scale", bool, False, "Fit a scale factor as well as a shift?"),
     suffix="_wcsCorrected",
 )
-def adjustWCSToReference(frames, ctx, method="sources", fallback="offsets", first_pass=5.0,
-                         match_radius=0.5, min_sources=3, cull_sources=False, rotate=False,
-                         scale=False):
+def adjustWCSToReference(frames: list[Frame], ctx: StepContext, *, method: str,
+                         fallback: str | None, first_pass: float, match_radius: float,
+                         min_sources: int, cull_sources: bool, rotate: bool,
+                         scale: bool) -> list[Frame]:
     """Correct each image's WCS so that its sources land on the first image's.
 
     Every input must have a single extension (run mosaicDetectors first).
@@ -299,7 +303,7 @@ def adjustWCSToReference(frames, ctx, method="sources", fallback="offsets", firs
     ref_ext = frames[0].exts[0]
     ref_cat = _culled(ref_ext.objcat) if cull_sources else ref_ext.objcat
     outputs = [frames[0].copy()]
-    ctx.log.info(f"Reference image: {frames[0].filename}")
+    ctx.log.info("Reference image: %s", frames[0].filename)
     for n, frame in enumerate(frames[1:], start=1):
         out = frame.copy()
         fit, used = None, method
@@ -310,30 +314,29 @@ def adjustWCSToReference(frames, ctx, method="sources", fallback="offsets", firs
                                rotate, scale)
             nmatch = 0 if fit is None else fit.nmatched
             if nmatch < min_sources:
-                ctx.log.warning(f"{frame.filename}: only {nmatch} source(s) matched the reference "
-                                f"(min_sources={min_sources})"
-                                + ("; using the telescope offsets" if fallback else
-                                   "; WCS left unchanged"))
+                ctx.log.warning("%s: only %d source(s) matched the reference (min_sources=%d); "
+                                "%s", frame.filename, nmatch, min_sources,
+                                "using the telescope offsets" if fallback else
+                                "WCS left unchanged")
                 fit, used = None, fallback
         header = out.exts[0].header
         pixscale = _pixel_scale_arcsec(header)
         if used == "sources":
             apply_affine_to_header(header, fit)
-            ctx.log.info(f"{frame.filename}: {fit.nmatched} sources matched; shift "
-                         f"({fit.shift[0]:+.3f}, {fit.shift[1]:+.3f}) pix = "
-                         f"({fit.shift[0] * pixscale:+.3f}\", {fit.shift[1] * pixscale:+.3f}\"), "
-                         f"rotation {fit.rotation_deg:+.4f} deg, scale {fit.scale:.5f}, "
-                         f"rms {fit.rms * pixscale:.3f}\"")
+            ctx.log.info("%s: %s sources matched; shift (%+.3f, %+.3f) pix = (%+.3f\", %+.3f\"), "
+                         "rotation %+.4f deg, scale %.5f, rms %.3f\"", frame.filename, fit.nmatched,
+                         fit.shift[0], fit.shift[1], fit.shift[0] * pixscale,
+                         fit.shift[1] * pixscale, fit.rotation_deg, fit.scale, fit.rms * pixscale)
         elif used == "offsets":
             fit = _offsets_fit(frames[0], frame)
             if fit is None:
-                ctx.log.warning(f"{frame.filename}: cannot obtain the offsets (POFFSET, QOFFSET, "
-                                "PA) from the headers; WCS left unchanged")
+                ctx.log.warning("%s: cannot obtain the offsets (POFFSET, QOFFSET, PA) from the "
+                                "headers; WCS left unchanged", frame.filename)
             else:
                 apply_affine_to_header(header, fit, base_header=frames[0].exts[0].header)
-                ctx.log.info(f"{frame.filename}: WCS set from the reference and the telescope "
-                             f"offsets (shift ({fit.shift[0]:+.2f}, {fit.shift[1]:+.2f}) pix, "
-                             f"rotation {fit.rotation_deg:+.3f} deg)")
+                ctx.log.info("%s: WCS set from the reference and the telescope offsets (shift "
+                             "(%+.2f, %+.2f) pix, rotation %+.3f deg)", frame.filename,
+                             fit.shift[0], fit.shift[1], fit.rotation_deg)
         if out.exts[0].objcat is not None:
             add_world_columns(out.exts[0].objcat, header)
         outputs.append(out)
@@ -351,3 +354,7 @@ def _culled(cat):
         median = np.nanmedian(fwhm[good])
         good &= np.abs(fwhm - median) < 0.5 * median
     return cat[good]
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (adjustWCSToReference,)

@@ -18,6 +18,8 @@ the data.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from astropy.wcs import WCS
 from scipy import ndimage
@@ -26,11 +28,12 @@ from .. import dq as dqbits
 from ..errors import GmosError, ParameterError
 from ..frame import Extension, Frame
 from ..gmos.keywords import AREATYPE, JFACTOR
-from ..resampling import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
-                          fit_affine, output_bounds, remap_wcs_header, resample, resample_dq)
+from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
+                                    fit_affine, output_bounds, remap_wcs_header, resample,
+                                    resample_dq)
 from ..sections import Section
 from ._calib import light_copy
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
 __all__ = ["resampleToCommonFrame", "pixel_map", "CLEAN_BITS"]
 
@@ -50,7 +53,7 @@ def _wcs(frame: Frame) -> WCS:
     return WCS(header, naxis=2)
 
 
-def pixel_map(from_wcs: WCS, to_wcs: WCS):
+def pixel_map(from_wcs: WCS, to_wcs: WCS) -> Callable[[np.ndarray, np.ndarray], tuple]:
     """``func(x, y) -> (x', y')``: 0-based pixels of ``from_wcs`` to those of ``to_wcs``."""
     def func(x, y):
         ra, dec = from_wcs.all_pix2world(x, y, 0)
@@ -156,8 +159,9 @@ def _resample_frame(frame, to_input, out_shape, ref_header, origin, interpolant,
           "is set.", min=0.0, max=1.0),
     suffix="_align",
 )
-def resampleToCommonFrame(frames, ctx, interpolant="poly3", trim_data=False, clean_data=False,
-                          conserve=True, reference=None, dq_threshold=DQ_THRESHOLD):
+def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant: str,
+                          trim_data: bool, clean_data: bool, conserve: bool, reference: str | None,
+                          dq_threshold: float) -> list[Frame]:
     """Resample every image onto the pixel grid of the reference image.
 
     Parameters
@@ -166,7 +170,7 @@ def resampleToCommonFrame(frames, ctx, interpolant="poly3", trim_data=False, cle
         Single-extension (mosaicked) images with a celestial WCS.
     ctx : StepContext
     interpolant : str
-        One of :data:`gmoswidgets.resampling.INTERPOLANTS`.
+        One of :data:`gmoswidgets.numerics.interpolate.INTERPOLANTS`.
     trim_data : bool
         Output only the reference's footprint instead of the union.
     clean_data : bool
@@ -202,17 +206,21 @@ def resampleToCommonFrame(frames, ctx, interpolant="poly3", trim_data=False, cle
     else:
         origin, out_shape = output_bounds(
             [(amap, f.exts[0].data.shape) for amap, f in zip(to_ref, frames)])
-    ctx.log.info(f"resampleToCommonFrame: output grid {out_shape[1]} x {out_shape[0]}, "
-                 f"origin {origin} in {ref.filename}'s pixels")
+    ctx.log.info("resampleToCommonFrame: output grid %s x %s, origin %s in %s's pixels",
+                 out_shape[1], out_shape[0], origin, ref.filename)
     out = []
     for i, frame in enumerate(frames):
         func = pixel_map(ref_wcs, _wcs(frame))
         to_input, residual = fit_affine(lambda x, y, f=func: f(x + origin[0], y + origin[1]),
                                         out_shape)
         if residual > _AFFINE_WARN:
-            ctx.log.warning(f"resampleToCommonFrame: affine approximation for {frame.filename} "
-                            f"is off by up to {residual:.3f} pixel")
+            ctx.log.warning("resampleToCommonFrame: affine approximation for %s is off by up to "
+                            "%.3f pixel", frame.filename, residual)
         out.append(_resample_frame(frame, to_input, out_shape, ref.exts[0].header, origin,
                                    interpolant, conserve, clean_data, dq_threshold))
         ctx.progress((i + 1) / len(frames), frame.filename)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (resampleToCommonFrame,)

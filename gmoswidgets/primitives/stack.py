@@ -1,325 +1,30 @@
-"""stackFrames, stackBiases, stackFlats, and the combine engine behind them.
+"""stackFrames, stackBiases, stackFlats and :func:`stack_frames` behind them.
 
 Semantics and defaults follow DRAGONS (``core/primitives_stack.py``,
-``core/parameters_stack.py``, ``gempy/library/nddops.py``, GMOS imaging
-``stackFlats``):
-
-* inputs are combined extension by extension, in **row chunks** sized so
-  that the working arrays stay within ``memory`` GB;
-* **DQ hierarchy**: for each output pixel only the inputs of the best
-  available quality are used — good pixels first, then non-linear or
-  saturated, cosmic ray, overlap, bad pixel, unilluminated and finally
-  no-data ones; a pixel with no good input gets the OR of the flags of the
-  inputs it was made from;
-* **rejection** (``minmax`` as IRAF imcombine, ``sigclip``, ``varclip``) then
-  **combination** (``mean``, ``wtmean``, ``median``, ``lmedian``), vectorised
-  over the chunk: a boolean "still used" mask carries the rejections, and
-  order statistics come from a sorting network over whole pixel planes;
-* **variance**: mean -> sum(VAR)/n^2, median -> the same times pi/2 (n > 2),
-  wtmean -> 1/sum(1/VAR); rejected pixels are left out.  Without VAR the
-  gemcombine estimate sum((x - mean)^2)/(n(n-1)) is used.
-
-:func:`combine_arrays` works on plain numpy arrays; the primitives wrap it.
+``core/parameters_stack.py``, GMOS imaging ``stackFlats``).  Frames are
+combined extension by extension by :func:`gmoswidgets.numerics.combine.combine_arrays`
+(DQ hierarchy, rejection, VAR propagation); this module adds what needs
+frames: scale/zero statistics, header bookkeeping (``NCOMBINE``, ``RDNOISE``,
+``GAIN``, provenance) and the flats' scaling and rejection by number of inputs.
 """
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import numpy as np
 
-from .. import dq
-from ..errors import FileProblem, ParameterError
+from ..errors import FileProblem
 from ..frame import Extension, Frame
 from ..gmos.keywords import GAIN, NCOMBINE, RDNOISE, RELINT
+from ..numerics.combine import OPERATIONS, REJECT_METHODS, combine_arrays
 from ..outputs import merge_provenance
 from ..sections import Section
 from ._calib import central_ccd_region, in_electrons
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
-__all__ = ["OPERATIONS", "REJECT_METHODS", "DQ_HIERARCHY", "combine_arrays", "stack_frames",
-           "flat_rejection", "stackFrames", "stackBiases", "stackFlats"]
+__all__ = ["stack_params", "stack_frames", "flat_rejection", "stackFrames", "stackBiases",
+           "stackFlats"]
 
-OPERATIONS = ("mean", "wtmean", "median", "lmedian")
-REJECT_METHODS = ("none", "minmax", "sigclip", "varclip")
-#: Order in which flagged inputs are accepted when nothing better exists (DRAGONS' hierarchy).
-DQ_HIERARCHY = (dq.NON_LINEAR | dq.SATURATED, dq.COSMIC_RAY, dq.OVERLAP, dq.BAD_PIXEL,
-                dq.UNILLUMINATED, dq.NO_DATA)
-#: max_iters=None means "until nothing changes", but at most this many (DRAGONS).
-MAX_ITERATIONS = 100
-#: Working bytes per input pixel inside a chunk: data, sorted copy and temporaries
-#: (float32), VAR, DQ, quality rank and boolean masks.
-_BYTES_PER_PIXEL = 32
-#: Input pixels (N x rows x columns) per chunk that keep the working set in the CPU
-#: caches; chunks are this size unless ``memory`` asks for smaller ones.
-_CHUNK_ELEMENTS = 300_000
 #: Pixels sampled per frame (at most) to measure scale / zero statistics.
 _STAT_SAMPLES = 1_000_000
-
-
-# -- the combine engine -------------------------------------------------------------
-#
-# A chunk is held as (N, P) planes: N inputs, P pixels.  Values are never
-# reordered; a boolean ``valid`` array says which inputs still enter each
-# pixel.  Order statistics (median, minmax cuts) come from a sorted copy in
-# which unused inputs are +inf, sorted by a sorting network of element-wise
-# minimum/maximum operations over whole planes (fast for the usual N <= 32).
-
-#: Above this many inputs, np.sort is used instead of the sorting network.
-_NETWORK_MAX_INPUTS = 32
-
-
-@lru_cache(maxsize=None)
-def _sorting_network(n: int) -> tuple:
-    """Comparator pairs of Batcher's odd-even merge sort for ``n`` elements."""
-    pairs = []
-    p = 1
-    while p < n:
-        k = p
-        while k >= 1:
-            j = k % p
-            while j + k < n:
-                for i in range(min(k, n - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        pairs.append((i + j, i + j + k))
-                j += 2 * k
-            k //= 2
-        p *= 2
-    return tuple(pairs)
-
-
-def _sorted_valid(values, valid):
-    """Copy of ``values`` sorted along axis 0, unused inputs (+inf) last."""
-    work = np.where(valid, values, np.float32(np.inf))
-    if work.shape[0] > _NETWORK_MAX_INPUTS:
-        work.sort(axis=0)
-        return work
-    low = np.empty_like(work[0])
-    for i, j in _sorting_network(work.shape[0]):
-        np.minimum(work[i], work[j], out=low)
-        np.maximum(work[i], work[j], out=work[j])
-        work[i] = low
-    return work
-
-
-def _order_statistic(ordered, k):
-    """The ``k``-th smallest used value of each pixel (``k`` an int array)."""
-    return np.take_along_axis(ordered, k[None].astype(np.intp), axis=0)[0]
-
-
-def _median(values, valid, n, low=False):
-    ordered = _sorted_valid(values, valid)
-    safe = np.maximum(n, 1)
-    lower = _order_statistic(ordered, (safe - 1) // 2)
-    if low:
-        return lower
-    return 0.5 * (lower + _order_statistic(ordered, safe // 2))
-
-
-def _masked_sum(values, valid):
-    return np.where(valid, values, np.float32(0)).sum(axis=0)
-
-
-def _quality_rank(masks: np.ndarray) -> np.ndarray:
-    """Rank of each input pixel in the DQ hierarchy (0 = good; higher = worse)."""
-    rank = np.zeros(masks.shape, dtype=np.uint8)
-    for level, bits in enumerate(DQ_HIERARCHY, start=1):
-        rank[(masks & bits) != 0] = level
-    return rank
-
-
-def _minmax(values, valid, nlow, nhigh, ntotal):
-    """IRAF imcombine minmax: drop the n*nlow/N lowest and n*nhigh/N highest used inputs."""
-    n = valid.sum(axis=0)
-    nl = (n * nlow / ntotal + 0.001).astype(np.int32)
-    nh = (n * nhigh / ntotal + 0.001).astype(np.int32)
-    too_many = nl + nh >= n
-    nl[too_many], nh[too_many] = 0, 0
-    ordered = _sorted_valid(values, valid)
-    lowest = _order_statistic(ordered, nl)
-    highest = _order_statistic(ordered, np.maximum(n - nh - 1, 0))
-    keep = valid & (values >= lowest) & (values <= highest)
-    # inputs equal to a cut value: keep exactly n - nl - nh, ranking ties by input order
-    ties = np.flatnonzero(keep.sum(axis=0) > n - nl - nh)
-    if ties.size:
-        sub = np.where(valid[:, ties], values[:, ties], np.float32(np.inf))
-        rank = np.empty(sub.shape, np.intp)
-        np.put_along_axis(rank, np.argsort(sub, axis=0, kind="stable"),
-                          np.arange(sub.shape[0])[:, None], axis=0)
-        keep[:, ties] = (valid[:, ties] & (rank >= nl[ties])
-                         & (rank < (n - nh)[ties]))
-    return keep
-
-
-def _clip(values, variances, valid, method, lsigma, hsigma, mclip, max_iters):
-    """Iterative sigma or variance clipping; only pixels that changed are iterated again."""
-    iterations = MAX_ITERATIONS if max_iters is None else max_iters
-    active = slice(None)
-    for _ in range(iterations):
-        vals, ok = values[:, active], valid[:, active]
-        n = ok.sum(axis=0)
-        safe = np.maximum(n, 1).astype(np.float32)
-        mean = None if (mclip and method == "varclip") else _masked_sum(vals, ok) / safe
-        centre = _median(vals, ok, n) if mclip else mean
-        if method == "varclip":
-            sigma = np.sqrt(variances[:, active])
-        else:
-            dev = vals - mean
-            sigma = np.sqrt(_masked_sum(dev * dev, ok) / safe)
-        new = ok & (vals >= centre - lsigma * sigma) & (vals <= centre + hsigma * sigma)
-        changed = (new != ok).any(axis=0)
-        emptied = changed & ~new.any(axis=0)    # never reject every input of a pixel
-        if emptied.any():
-            new[:, emptied] = ok[:, emptied]
-            changed &= ~emptied
-        valid[:, active] = new
-        changed = np.flatnonzero(changed)
-        if changed.size == 0:
-            break
-        active = changed if isinstance(active, slice) else active[changed]
-    return valid
-
-
-def _combine(values, variances, valid, operation):
-    """Combine the used inputs; return (data, variance, n)."""
-    n = valid.sum(axis=0)
-    safe = np.maximum(n, 1).astype(np.float32)
-    if operation == "wtmean":
-        use = valid & (variances > 0)
-        weights = np.where(use, 1.0 / np.where(use, variances, np.float32(1)), np.float32(0))
-        wsum = weights.sum(axis=0)
-        safe_w = np.where(wsum > 0, wsum, np.float32(1))
-        data = _masked_sum(values * weights, use) / safe_w
-        return data, np.where(wsum > 0, 1.0 / safe_w, 0.0), n
-    if operation == "mean":
-        data = _masked_sum(values, valid) / safe
-    else:
-        data = _median(values, valid, n, low=operation == "lmedian")
-    if variances is not None:
-        var = _masked_sum(variances, valid) / (safe * safe)
-    else:
-        dev = values - data
-        var = np.where(n > 1, _masked_sum(dev * dev, valid) / (safe * np.maximum(safe - 1, 1)), 0.0)
-    if operation != "mean":
-        var = np.where(n > 2, var * np.float32(math.pi / 2), var)
-    return data, var, n
-
-
-def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
-    ny, nx = datas[0][rows].shape
-    npix = ny * nx
-    values = np.stack([a[rows] for a in datas]).astype(np.float32, copy=False).reshape(-1, npix)
-    var = None
-    if variances is not None:
-        var = np.stack([a[rows] for a in variances]).astype(np.float32, copy=False)
-        var = var.reshape(-1, npix)
-    if zeros is not None:
-        values += zeros[:, None]
-    if scales is not None:
-        values *= scales[:, None]
-        if var is not None:
-            var *= (scales * scales)[:, None]
-    flags = None
-    if masks is not None:
-        flags = np.stack([m[rows] for m in masks]).reshape(-1, npix)
-    if flags is not None and options["apply_dq"] and flags.any():
-        rank = _quality_rank(flags)
-        valid = rank == rank.min(axis=0)
-    else:
-        valid = np.ones(values.shape, bool)
-    valid &= np.isfinite(values)
-    method = options["reject_method"]
-    if method == "minmax":
-        valid = _minmax(values, valid, options["nlow"], options["nhigh"], len(datas))
-    elif method in ("sigclip", "varclip"):
-        valid = _clip(values, var, valid, method, options["lsigma"], options["hsigma"],
-                      options["mclip"], options["max_iters"])
-    data, out_var, n = _combine(values, var, valid, options["operation"])
-    empty = n == 0
-    if flags is not None:
-        out_mask = np.bitwise_or.reduce(np.where(valid, flags, 0), axis=0).astype(dq.DTYPE)
-        if empty.any():
-            out_mask[empty] = np.bitwise_or.reduce(flags[:, empty], axis=0) | dq.NO_DATA
-    else:
-        out_mask = np.where(empty, dq.NO_DATA, 0).astype(dq.DTYPE)
-    data = np.where(empty, 0.0, data)
-    out_var = np.where(empty, 0.0, out_var)
-    shape = (ny, nx)
-    return data.reshape(shape), out_var.reshape(shape), out_mask.reshape(shape)
-
-
-def combine_arrays(datas, variances=None, masks=None, *, operation="mean", reject_method="none",
-                   lsigma=3.0, hsigma=3.0, mclip=True, max_iters=None, nlow=0, nhigh=0,
-                   apply_dq=True, scales=None, zeros=None, memory=1.0, progress=None):
-    """Combine N same-shaped 2-D arrays with DQ hierarchy, rejection and VAR propagation.
-
-    Parameters
-    ----------
-    datas : sequence of numpy.ndarray
-        The N input images (not modified).
-    variances, masks : sequence of numpy.ndarray, optional
-        VAR and DQ planes of the inputs (all or none).
-    operation : {'mean', 'wtmean', 'median', 'lmedian'}
-    reject_method : {'none', 'minmax', 'sigclip', 'varclip'}
-    lsigma, hsigma : float
-        Clipping thresholds for sigclip / varclip.
-    mclip : bool
-        Centre the clipping on the median rather than the mean.
-    max_iters : int or None
-        Clipping iterations; None iterates until nothing changes (at most 100).
-    nlow, nhigh : int
-        Pixels rejected at each end by minmax (scaled by n/N for partly
-        masked pixels, as IRAF imcombine).
-    apply_dq : bool
-        Use the DQ hierarchy to choose which inputs enter each pixel.
-    scales, zeros : sequence of float, optional
-        Per-input multiplicative factors and additive offsets (offsets first).
-    memory : float or None
-        Working-memory budget in GB for the chunked combination.
-    progress : callable, optional
-        ``progress(fraction)`` called after each chunk.
-
-    Returns
-    -------
-    data, variance, mask : numpy.ndarray
-        float32, float32 and uint16 arrays of the common shape.
-    """
-    if operation not in OPERATIONS:
-        raise ParameterError(f"operation must be one of {OPERATIONS}, not {operation!r}")
-    if reject_method not in REJECT_METHODS:
-        raise ParameterError(f"reject_method must be one of {REJECT_METHODS}, "
-                             f"not {reject_method!r}")
-    datas = list(datas)
-    shape = datas[0].shape
-    if any(a.shape != shape for a in datas):
-        raise ParameterError("cannot stack arrays of different shapes: "
-                             + ", ".join(str(a.shape) for a in datas))
-    variances = None if variances is None or any(v is None for v in variances) else list(variances)
-    masks = None if masks is None or any(m is None for m in masks) else list(masks)
-    if variances is None and operation == "wtmean":
-        raise ParameterError("operation='wtmean' needs the VAR planes of the inputs")
-    if variances is None and reject_method == "varclip":
-        reject_method = "sigclip"
-    options = dict(operation=operation, reject_method=reject_method, lsigma=lsigma,
-                   hsigma=hsigma, mclip=mclip, max_iters=max_iters, nlow=nlow, nhigh=nhigh,
-                   apply_dq=apply_dq)
-    scales = None if scales is None else np.asarray(scales, dtype=np.float32)
-    zeros = None if zeros is None else np.asarray(zeros, dtype=np.float32)
-    ny, nx = shape
-    chunk = max(1, _CHUNK_ELEMENTS // (len(datas) * nx))
-    if memory is not None:
-        chunk = min(chunk, int(memory * 1e9 // (len(datas) * nx * _BYTES_PER_PIXEL)))
-    chunk = min(max(chunk, 1), ny)
-    out_data = np.empty(shape, np.float32)
-    out_var = np.empty(shape, np.float32)
-    out_mask = np.empty(shape, dq.DTYPE)
-    for start in range(0, ny, chunk):
-        rows = slice(start, min(start + chunk, ny))
-        out_data[rows], out_var[rows], out_mask[rows] = _combine_chunk(
-            datas, variances, masks, rows, scales, zeros, options)
-        if progress is not None:
-            progress(rows.stop / ny)
-    return out_data, out_var, out_mask
 
 
 # -- scale / zero statistics ---------------------------------------------------------
@@ -363,13 +68,32 @@ def _check_stackable(frames):
                               f"units differ from those of {first.filename} (ADU vs electrons)")
 
 
-def stack_frames(frames, ctx, operation="mean", reject_method="sigclip", hsigma=3.0, lsigma=3.0,
-                 mclip=True, max_iters=None, nlow=0, nhigh=0, scale=False, zero=False,
-                 separate_ext=True, statsec=None, apply_dq=True, memory=1.0, scales=None):
-    """Stack frames into one (the engine of stackFrames, stackBiases and stackFlats).
+def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, reject_method: str,
+                 scale: bool = False, zero: bool = False, separate_ext: bool = True,
+                 statsec: str | None = None, scales: np.ndarray | None = None,
+                 **options) -> Frame:
+    """Stack frames into one (the engine of stackFrames, stackBiases, stackFlats, makeFringeFrame).
 
-    Parameters are those of :func:`stackFrames`; ``scales`` optionally gives
-    precomputed per-frame factors (stackFlats).
+    Parameters
+    ----------
+    frames : list of Frame
+        Like frames (same extension shapes and units).
+    ctx : StepContext
+        For logging and progress.
+    operation, reject_method : str
+        As :func:`~gmoswidgets.numerics.combine.combine_arrays`.
+    scale, zero : bool
+        Scale / offset the inputs to the median of the first.
+    separate_ext : bool
+        Measure scale / zero per extension (else one value per frame).
+    statsec : str, optional
+        FITS section of the scale / zero statistics (None: whole extension).
+    scales : sequence of float, optional
+        Precomputed per-frame factors (stackFlats).
+    **options
+        The other keyword options of :func:`~gmoswidgets.numerics.combine.combine_arrays`
+        (``lsigma``, ``hsigma``, ``mclip``, ``max_iters``, ``nlow``, ``nhigh``,
+        ``apply_dq``, ``memory``).
 
     Returns
     -------
@@ -403,10 +127,9 @@ def stack_frames(frames, ctx, operation="mean", reject_method="sigclip", hsigma=
 
         data, var, mask = combine_arrays(
             [e.data for e in inputs], [e.variance for e in inputs], [e.mask for e in inputs],
-            operation=operation, reject_method=reject_method, lsigma=lsigma, hsigma=hsigma,
-            mclip=mclip, max_iters=max_iters, nlow=nlow, nhigh=nhigh, apply_dq=apply_dq,
+            operation=operation, reject_method=reject_method,
             scales=scale_table[:, index] if (scale or scales is not None) else None, zeros=zeros,
-            memory=memory, progress=progress)
+            progress=progress, **options)
         header = inputs[0].header.copy()
         noises = [float(e.header[RDNOISE]) for e in inputs if RDNOISE in e.header]
         if noises:
@@ -425,7 +148,23 @@ def stack_frames(frames, ctx, operation="mean", reject_method="sigclip", hsigma=
     return out
 
 
-def _stack_params(reject_method="sigclip", nlow=0, nhigh=0, scaling=True):
+def stack_params(*, reject_method: str = "sigclip", nlow: int | None = 0,
+                 nhigh: int | None = 0, scaling: bool = True) -> list[Param]:
+    """The parameter declarations of a stacking primitive (DRAGONS' ``parameters_stack``).
+
+    Parameters
+    ----------
+    reject_method : str
+        Default rejection.
+    nlow, nhigh : int or None
+        Default minmax counts; None (allowed then) means "by number of inputs".
+    scaling : bool
+        Include ``scale``, ``zero`` and ``statsec`` (stackFrames).
+
+    Returns
+    -------
+    list of Param
+    """
     params = [
         Param("operation", str, "mean", "Averaging operation: 'mean', 'wtmean' (inverse-variance "
                                          "weighted), 'median' or 'lmedian' (low median).",
@@ -452,7 +191,8 @@ def _stack_params(reject_method="sigclip", nlow=0, nhigh=0, scaling=True):
             Param("separate_ext", bool, True, "Measure scale/zero per extension (else one value "
                                               "per frame)?"),
             Param("statsec", str, None, "Section '[x1:x2,y1:y2]' for the scale/zero statistics "
-                                        "(None: whole extension).", optional=True),
+                                        "(None: whole extension).", optional=True,
+                  check=Section.from_string),
         ]
     else:
         params.append(Param("separate_ext", bool, True, "Handle extensions separately?"))
@@ -471,16 +211,19 @@ def _single(frames, ctx, name):
     return None
 
 
-@primitive(*_stack_params(), suffix="_stack")
-def stackFrames(frames, ctx, operation="mean", reject_method="sigclip", hsigma=3.0, lsigma=3.0,
-                mclip=True, max_iters=None, nlow=0, nhigh=0, scale=False, zero=False,
-                separate_ext=True, statsec=None, apply_dq=True, memory=1.0):
+@primitive(*stack_params(), suffix="_stack")
+def stackFrames(frames: list[Frame], ctx: StepContext, *, operation: str, reject_method: str,
+                hsigma: float, lsigma: float, mclip: bool, max_iters: int | None, nlow: int,
+                nhigh: int, scale: bool, zero: bool, separate_ext: bool, statsec: str | None,
+                apply_dq: bool, memory: float | None) -> list[Frame]:
     """Combine all inputs into one frame, with DQ hierarchy, rejection and VAR propagation."""
     single = _single(frames, ctx, "stackFrames")
     if single is not None:
         return single
-    return [stack_frames(frames, ctx, operation, reject_method, hsigma, lsigma, mclip, max_iters,
-                         nlow, nhigh, scale, zero, separate_ext, statsec, apply_dq, memory)]
+    return [stack_frames(frames, ctx, operation=operation, reject_method=reject_method, scale=scale,
+                         zero=zero, separate_ext=separate_ext, statsec=statsec, hsigma=hsigma,
+                         lsigma=lsigma, mclip=mclip, max_iters=max_iters, nlow=nlow, nhigh=nhigh,
+                         apply_dq=apply_dq, memory=memory)]
 
 
 def _require_tag(frames, tag, name):
@@ -490,17 +233,20 @@ def _require_tag(frames, tag, name):
                                                             "is not tagged " + tag)
 
 
-@primitive(*_stack_params(reject_method="varclip", scaling=False), suffix="_stack")
-def stackBiases(frames, ctx, operation="mean", reject_method="varclip", hsigma=3.0, lsigma=3.0,
-                mclip=True, max_iters=None, nlow=0, nhigh=0, separate_ext=True, apply_dq=True,
-                memory=1.0):
+@primitive(*stack_params(reject_method="varclip", scaling=False), suffix="_stack")
+def stackBiases(frames: list[Frame], ctx: StepContext, *, operation: str, reject_method: str,
+                hsigma: float, lsigma: float, mclip: bool, max_iters: int | None, nlow: int,
+                nhigh: int, separate_ext: bool, apply_dq: bool,
+                memory: float | None) -> list[Frame]:
     """Stack biases (no scaling, no offsets; mean with variance clipping by default)."""
     _require_tag(frames, "BIAS", "stackBiases")
     single = _single(frames, ctx, "stackBiases")
     if single is not None:
         return single
-    return [stack_frames(frames, ctx, operation, reject_method, hsigma, lsigma, mclip, max_iters,
-                         nlow, nhigh, False, False, separate_ext, None, apply_dq, memory)]
+    return [stack_frames(frames, ctx, operation=operation, reject_method=reject_method,
+                         separate_ext=separate_ext, hsigma=hsigma, lsigma=lsigma, mclip=mclip,
+                         max_iters=max_iters, nlow=nlow, nhigh=nhigh, apply_dq=apply_dq,
+                         memory=memory)]
 
 
 def flat_rejection(nframes: int) -> tuple[str, int, int]:
@@ -534,11 +280,12 @@ def _flat_intensities(frames):
     return np.array(values)
 
 
-@primitive(*_stack_params(reject_method="minmax", nlow=None, nhigh=None, scaling=False),
+@primitive(*stack_params(reject_method="minmax", nlow=None, nhigh=None, scaling=False),
            suffix="_stack")
-def stackFlats(frames, ctx, operation="mean", reject_method="minmax", hsigma=3.0, lsigma=3.0,
-               mclip=True, max_iters=None, nlow=None, nhigh=None, separate_ext=True,
-               apply_dq=True, memory=1.0):
+def stackFlats(frames: list[Frame], ctx: StepContext, *, operation: str, reject_method: str,
+               hsigma: float, lsigma: float, mclip: bool, max_iters: int | None, nlow: int | None,
+               nhigh: int | None, separate_ext: bool, apply_dq: bool,
+               memory: float | None) -> list[Frame]:
     """Scale twilight flats to the first one's CCD2 mean, then combine (minmax by number)."""
     _require_tag(frames, "FLAT", "stackFlats")
     single = _single(frames, ctx, "stackFlats")
@@ -555,8 +302,13 @@ def stackFlats(frames, ctx, operation="mean", reject_method="minmax", hsigma=3.0
         ctx.log.info("%s: relative intensity %.4f", frame.filename, 1.0 / factor)
     ctx.log.info("stackFlats: %d flats, rejection %s (nlow=%d, nhigh=%d)", len(frames),
                  reject_method, nlow, nhigh)
-    out = stack_frames(frames, ctx, operation, reject_method, hsigma, lsigma, mclip, max_iters,
-                       nlow, nhigh, False, False, separate_ext, None, apply_dq, memory,
-                       scales=scales)
+    out = stack_frames(frames, ctx, operation=operation, reject_method=reject_method,
+                       separate_ext=separate_ext, scales=scales, hsigma=hsigma, lsigma=lsigma,
+                       mclip=mclip, max_iters=max_iters, nlow=nlow, nhigh=nhigh,
+                       apply_dq=apply_dq, memory=memory)
     out.phu[RELINT] = (float(scales[0]), "Relative intensity (scaling) factor")
     return [out]
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (stackFrames, stackBiases, stackFlats)

@@ -18,13 +18,13 @@ import numpy as np
 
 from .. import dq
 from ..errors import CalibrationNotFoundError, FileProblem
-from ..frame import read_frame
+from ..frame import Frame, read_frame
 from ..gmos import geometry, lookups
 from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
 from ..sections import Section
 from ._calib import constant_plane, detector_of, in_electrons, light_copy, matched_planes
-from .base import Param, primitive
+from .base import Param, StepContext, primitive
 
 __all__ = ["prepare", "addDQ", "addVAR", "illumination_mask"]
 
@@ -79,7 +79,7 @@ def _check_frame(frame, require_wcs: bool) -> None:
                                      "recipes pass False)."),
     suffix="_prepared",
 )
-def prepare(frames, ctx, require_wcs=True):
+def prepare(frames: list[Frame], ctx: StepContext, *, require_wcs: bool) -> list[Frame]:
     """Validate the inputs, convert pixels to float32 and standardize the headers."""
     if not frames:
         return []
@@ -112,7 +112,7 @@ def prepare(frames, ctx, require_wcs=True):
 
 # -- addDQ ----------------------------------------------------------------------
 
-def illumination_mask(frame) -> list | None:
+def illumination_mask(frame: Frame) -> list | None:
     """Boolean "unilluminated" mask of each extension's data section, or None.
 
     Each data pixel is placed in the mosaic with
@@ -179,7 +179,8 @@ def _bpm_planes(frame, ctx, static_bpm, user_bpm):
                                         "unilluminated (64)? (GMOS imaging default True)"),
     suffix="_dqAdded",
 )
-def addDQ(frames, ctx, static_bpm=None, user_bpm=None, add_illum_mask=True):
+def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user_bpm: str | None,
+          add_illum_mask: bool) -> list[Frame]:
     """Add the DQ plane: bad pixels, saturated (4), non-linear (2), unilluminated (64)."""
     out = []
     for frame in frames:
@@ -245,7 +246,8 @@ def _add_variance(frame, components) -> None:
     Param("poisson_noise", bool, False, "Add the Poisson noise of the data to the VAR plane?"),
     suffix="_varAdded",
 )
-def addVAR(frames, ctx, read_noise=False, poisson_noise=False):
+def addVAR(frames: list[Frame], ctx: StepContext, *, read_noise: bool,
+           poisson_noise: bool) -> list[Frame]:
     """Add read noise and/or Poisson noise to the VAR plane (created if absent)."""
     if not (read_noise or poisson_noise):
         ctx.log.warning("addVAR: neither read_noise nor poisson_noise requested; nothing done")
@@ -271,3 +273,7 @@ def addVAR(frames, ctx, read_noise=False, poisson_noise=False):
             new.phu[VARNOISE] = (",".join(done + wanted), "Noise components in the VAR plane")
         out.append(new)
     return out
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (prepare, addDQ, addVAR)

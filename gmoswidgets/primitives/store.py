@@ -11,9 +11,10 @@ engine also writes the file and, for calibrations, the copy in
 """
 from __future__ import annotations
 
+from ..frame import Frame
 from ..gmos.keywords import BUNIT, PROCMODE
 from ._calib import light_copy
-from .base import primitive
+from .base import StepContext, primitive
 
 __all__ = ["storeProcessedBias", "storeProcessedFlat", "storeProcessedFringe",
            "storeProcessedScience", "PROCESSING_MODE"]
@@ -34,24 +35,28 @@ def _mark(frames, with_bunit=False):
 
 
 @primitive(suffix="_bias")
-def storeProcessedBias(frames, ctx):
+def storeProcessedBias(frames: list[Frame], ctx: StepContext) -> list[Frame]:
     """Mark the master bias as a processed calibration (PROCBIAS, PROCMODE)."""
     return _mark(frames)
 
 
 @primitive(suffix="_flat")
-def storeProcessedFlat(frames, ctx):
+def storeProcessedFlat(frames: list[Frame], ctx: StepContext) -> list[Frame]:
     """Mark the master flat as a processed calibration (PROCFLAT, PROCMODE)."""
     return _mark(frames)
 
 
 @primitive(suffix="_fringe")
-def storeProcessedFringe(frames, ctx):
+def storeProcessedFringe(frames: list[Frame], ctx: StepContext) -> list[Frame]:
     """Mark the fringe frame as a processed calibration (PROCFRNG, PROCMODE, BUNIT)."""
     return _mark(frames, with_bunit=True)
 
 
 @primitive(suffix="_stack")
-def storeProcessedScience(frames, ctx):
+def storeProcessedScience(frames: list[Frame], ctx: StepContext) -> list[Frame]:
     """Mark the final science product as processed (PROCSCI, PROCMODE, BUNIT)."""
     return _mark(frames, with_bunit=True)
+
+
+#: The primitives this module defines, for :class:`~.base.PrimitiveTable`.
+PRIMITIVES = (storeProcessedBias, storeProcessedFlat, storeProcessedFringe, storeProcessedScience)

@@ -2,8 +2,8 @@
 
 ipyaladin 0.8.1's front end imports Aladin Lite from ``https://esm.sh`` when
 the page loads, so on a machine without internet the view never appears
-(see shared/reference/widget-stack.md, section 2).  :func:`aladin_class`
-returns ``ipyaladin.Aladin`` patched to import Aladin Lite from
+(its ``static/widget.js`` imports ``https://esm.sh/aladin-lite@3.9.2-beta``).
+:func:`aladin_class` returns ``ipyaladin.Aladin`` patched to import Aladin Lite from
 
 * a local JavaScript file (the npm package ``aladin-lite``, vendored in
   ``gmoswidgets/widgets/vendor``), sent to the browser inside the widget's

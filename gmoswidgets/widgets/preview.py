@@ -37,6 +37,7 @@ from PIL import Image
 from .. import dq as dqbits
 from ..errors import GmosError
 from ..frame import Frame, read_frame
+from ..gmos.descriptors import ccdsum_binning
 from ..sections import Section
 
 __all__ = ["CUTS", "STRETCHES", "COLORMAPS", "Preview", "Readout", "Piece", "TiledFrame",
@@ -278,14 +279,6 @@ class Readout:
         return "  ".join(parts)
 
 
-def _binning(header) -> tuple:
-    try:
-        xbin, ybin = (int(v) for v in str(header.get("CCDSUM", "1 1")).split())
-    except ValueError:
-        xbin, ybin = 1, 1
-    return xbin, ybin
-
-
 def _pieces(frame) -> list:
     """Place each extension's data section at its (binned) detector position."""
     places = []
@@ -295,7 +288,7 @@ def _pieces(frame) -> list:
         data_sec = Section.from_string(hdr["DATASEC"]) if "DATASEC" in hdr else Section(0, nx, 0, ny)
         data_sec = Section(data_sec.x1, min(data_sec.x2, nx), data_sec.y1, min(data_sec.y2, ny))
         if "DETSEC" in hdr and len(frame.exts) > 1:
-            xbin, ybin = _binning(hdr)
+            xbin, ybin = ccdsum_binning(hdr, frame.path or frame.filename, default=(1, 1))
             det = Section.from_string(hdr["DETSEC"]).binned(xbin, ybin)
             origin = (det.x1, det.y1)
         else:

@@ -11,7 +11,9 @@ from pathlib import Path
 import ipywidgets as W
 
 from . import preview as display
+from ..caldb.lookup import default_service
 from ..errors import GmosError
+from ..logutils import show_info
 from ..recipes import recipes_for
 from ..frame import read_headers
 from ..reduction import DONE, FAILED, PENDING, RUNNING, SKIPPED, Reduction, choose_recipe
@@ -86,6 +88,7 @@ class StepPanel(W.VBox):
     def __init__(self, reduction: Reduction | None = None, *, files=None, recipe: str | None = None,
                  background: bool = True, image_view: ImageView | None = None,
                  follow: bool = True, memory_budget: float = 2e9, **reduction_options):
+        show_info()  # the log box shows INFO messages
         self.memory_budget = float(memory_budget)
         self.reduction: Reduction | None = None
         self.background = background
@@ -170,8 +173,12 @@ class StepPanel(W.VBox):
         Unless ``keep`` is given, every step's outputs stay in memory when
         they fit in :attr:`memory_budget` bytes (estimated), otherwise earlier
         steps are spilled to disk (``keep='spill'``) and read back to be shown.
+        Unless ``calservice`` is given, calibrations come from the default
+        service (:func:`gmoswidgets.caldb.lookup.default_service`).
         """
         options = {**self._options, **reduction_options}
+        if options.get("calservice") is None and "calibration_lookup" not in options:
+            options["calservice"] = default_service()
         if "keep" not in reduction_options:
             options["keep"] = self.keep_policy(files, recipe)
         reduction = Reduction(files, recipe, **options)

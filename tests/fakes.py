@@ -1,20 +1,20 @@
-"""Fake primitives, a fake recipe and tiny fake GMOS files for the engine tests.
+"""Fake primitives, fake recipes and tiny fake GMOS files for the engine and front-end tests.
 
-The engine tests must not depend on the real primitives, so they register
-these (and restore the registry afterwards) through the ``fake_env`` fixture.
-Import the fixture where needed: ``from test_engine_fakes import fake_env``.
+The engine tests must not depend on the real primitives: they build engines
+with a :class:`PrimitiveTable` of these fakes and a :class:`RecipeBook` that
+also holds the fake recipes (the ``fake_env`` fixture of conftest.py), and
+pass both to :class:`Reduction` explicitly.
 """
 import contextlib
 import logging
 
 import numpy as np
-import pytest
 from astropy.io import fits
 
-from gmoswidgets import primitives as primitives_pkg
 from gmoswidgets.logutils import LOGGER_NAME
-from gmoswidgets.primitives.base import PRIMITIVES, Param, Primitive
+from gmoswidgets.primitives.base import Param, Primitive, PrimitiveTable
 from gmoswidgets.recipes import RECIPES, Recipe, RecipeStep
+from gmoswidgets.reduction import Reduction
 
 SHAPE = (6, 8)
 
@@ -62,13 +62,17 @@ def _map(frames, func):
 
 
 def make_fakes(calls):
-    """Fake primitives: fakeAdd, fakeScale, fakeCal, fakeStack, fakeStore."""
+    """A table of fake primitives counting their calls in ``calls``.
 
-    def fakeAdd(frames, ctx, value=1.0):
+    fakeAdd, fakeScale (may fail, reports progress), fakeCal (subtracts a
+    processed bias), fakeStack (mean), fakeStore (marks a processed bias).
+    """
+
+    def fakeAdd(frames, ctx, *, value):
         calls["fakeAdd"] += 1
         return _map(frames, lambda d: d + value)
 
-    def fakeScale(frames, ctx, factor=2.0, fail=False):
+    def fakeScale(frames, ctx, *, factor, fail):
         calls["fakeScale"] += 1
         if fail:
             raise ValueError("fakeScale was told to fail")
@@ -102,7 +106,7 @@ def make_fakes(calls):
             out.append(new)
         return out
 
-    return [
+    return PrimitiveTable([
         Primitive("fakeAdd", fakeAdd, {"value": Param("value", float, 1.0, "Added constant.")},
                   "_added", "Add a constant."),
         Primitive("fakeScale", fakeScale,
@@ -113,7 +117,7 @@ def make_fakes(calls):
                   ("processed_bias",)),
         Primitive("fakeStack", fakeStack, {}, "_stacked", "Mean of the inputs."),
         Primitive("fakeStore", fakeStore, {}, "_fakebias", "Mark as a processed bias."),
-    ]
+    ])
 
 
 FAKE_RECIPE = Recipe(
@@ -124,30 +128,34 @@ FAKE_RECIPE = Recipe(
 FAKE_CAL_RECIPE = Recipe(
     "fakeCalibrated", (RecipeStep("fakeCal"), RecipeStep("fakeStack"), RecipeStep("fakeStore")),
     frozenset({"GMOS", "BIAS"}), frozenset({"PROCESSED"}), doc="Uses a processed bias.")
+#: The package's recipes plus the fake ones.
+FAKE_BOOK = RECIPES.with_recipes(FAKE_RECIPE, FAKE_CAL_RECIPE)
 
 
-@pytest.fixture
-def fake_env(monkeypatch, tmp_path):
-    """Register the fakes, write 3 fake biases and 1 fake flat, chdir to a work dir.
+class FakeEnv:
+    """Fake biases and a fake flat on disk, the fake primitives and their call counts.
 
-    Returns a namespace with ``calls``, ``biases``, ``flat`` and ``workdir``.
+    Attributes: ``calls``, ``primitives``, ``recipes``, ``biases``, ``flat``,
+    ``raw`` (their directory) and ``workdir`` (the current directory of the test).
     """
-    monkeypatch.setattr(primitives_pkg, "_loaded", True)  # do not import the real modules
-    calls = Calls()
-    for prim in make_fakes(calls):
-        monkeypatch.setitem(PRIMITIVES, prim.name, prim)
-    for recipe in (FAKE_RECIPE, FAKE_CAL_RECIPE):
-        monkeypatch.setitem(RECIPES, recipe.name, recipe)
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    biases = [write_fake(raw / f"N20170613S018{i}.fits", base=100.0 + 7 * i) for i in range(3)]
-    flat = write_fake(raw / "N20170702S0178.fits", obstype="OBJECT", obj="Twilight")
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    with preserved_logger():
-        yield type("FakeEnv", (), {"calls": calls, "biases": biases, "flat": flat,
-                                   "workdir": workdir, "raw": raw})
+
+    def __init__(self, tmp_path):
+        self.calls = Calls()
+        self.primitives = make_fakes(self.calls)
+        self.recipes = FAKE_BOOK
+        self.raw = tmp_path / "raw"
+        self.raw.mkdir()
+        self.biases = [write_fake(self.raw / f"N20170613S018{i}.fits", base=100.0 + 7 * i)
+                       for i in range(3)]
+        self.flat = write_fake(self.raw / "N20170702S0178.fits", obstype="OBJECT",
+                               obj="Twilight")
+        self.workdir = tmp_path / "work"
+        self.workdir.mkdir()
+
+    def reduction(self, files=None, recipe=FAKE_RECIPE, **options) -> Reduction:
+        """A :class:`Reduction` of ``files`` (default: the biases) on the fakes."""
+        return Reduction(self.biases if files is None else files, recipe,
+                         primitives=self.primitives, recipes=self.recipes, **options)
 
 
 @contextlib.contextmanager

@@ -30,12 +30,14 @@ the near-identity maps of GMOS mosaicking and dither alignment.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.io import fits
 from scipy import ndimage
 
-from . import dq as dqbits
+from .. import dq as dqbits
 
 __all__ = ["AffineMap", "INTERPOLANTS", "resample", "resample_dq", "covered",
            "fit_affine", "remap_wcs_header", "DQ_THRESHOLD", "output_bounds",
@@ -99,7 +101,8 @@ class AffineMap:
         return float(abs(np.linalg.det(self.matrix)))
 
 
-def fit_affine(func, shape, npoints: int = 7) -> tuple[AffineMap, float]:
+def fit_affine(func: Callable, shape: tuple[int, int],
+               npoints: int = 7) -> tuple[AffineMap, float]:
     """Least-squares affine approximation of a pixel map over an output grid.
 
     Parameters
@@ -140,7 +143,7 @@ def fit_affine(func, shape, npoints: int = 7) -> tuple[AffineMap, float]:
     return amap, float(np.max(np.hypot(fx - xin, fy - yin)))
 
 
-def remap_wcs_header(header, amap: AffineMap) -> None:
+def remap_wcs_header(header: fits.Header, amap: AffineMap) -> None:
     """Rewrite a FITS celestial WCS in place for a new pixel grid.
 
     Parameters
@@ -171,7 +174,8 @@ def remap_wcs_header(header, amap: AffineMap) -> None:
             header[f"CD{i + 1}_{j + 1}"] = float(cd[i, j])
 
 
-def output_bounds(maps_and_shapes) -> tuple[tuple[int, int], tuple[int, int]]:
+def output_bounds(maps_and_shapes: Iterable[tuple[AffineMap, tuple[int, int]]]
+                  ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Smallest integer grid holding the mapped pixel centres of several arrays.
 
     Parameters
@@ -212,7 +216,7 @@ def _wcs_keys():
     return list(dict.fromkeys(keys))
 
 
-def copy_wcs_keywords(source, target) -> None:
+def copy_wcs_keywords(source: fits.Header, target: fits.Header) -> None:
     """Replace the celestial WCS keywords of header ``target`` by those of ``source``."""
     keys = _wcs_keys()
     for key in keys:
@@ -241,7 +245,7 @@ def _inside(x, y, in_shape):
     return (x >= -0.5) & (x <= nx - 0.5) & (y >= -0.5) & (y <= ny - 0.5)
 
 
-def covered(amap: AffineMap, in_shape, out_shape) -> np.ndarray:
+def covered(amap: AffineMap, in_shape: tuple[int, int], out_shape: tuple[int, int]) -> np.ndarray:
     """Boolean mask of the output pixels whose centre maps inside the input array."""
     out = np.empty(out_shape, dtype=bool)
     for r0 in range(0, out_shape[0], _CHUNK_ROWS):
@@ -494,7 +498,8 @@ def _outputs(out, out_shape, count, dtype, fill):
     return list(out)
 
 
-def resample(planes, amap: AffineMap, out_shape, interpolant: str = "poly3", out=None) -> list:
+def resample(planes: Sequence[np.ndarray], amap: AffineMap, out_shape: tuple[int, int],
+             interpolant: str = "poly3", out: Sequence[np.ndarray] | None = None) -> list:
     """Resample images onto an output grid through one pixel map.
 
     Parameters
@@ -541,8 +546,9 @@ def resample(planes, amap: AffineMap, out_shape, interpolant: str = "poly3", out
     return outs
 
 
-def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape, threshold: float = DQ_THRESHOLD,
-                no_data: int = dqbits.NO_DATA, out=None) -> np.ndarray:
+def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],
+                threshold: float = DQ_THRESHOLD, no_data: int = dqbits.NO_DATA,
+                out: np.ndarray | None = None) -> np.ndarray:
     """Resample a DQ bit mask.
 
     Each output pixel gets the bits of the (up to four) input pixels whose

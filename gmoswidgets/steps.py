@@ -1,0 +1,285 @@
+"""The plan of a reduction: its recipe, and one :class:`Step` per primitive call.
+
+* :func:`choose_recipe` checks that the inputs are of one kind and picks the
+  recipe (named, given, or the default for the first input's tags).
+* :func:`parse_uparms` reads user parameter overrides (``-p
+  prim:par=value``, the seed's ``Reduce.uparms``) against the primitives'
+  declarations.
+* :func:`build_steps` turns a recipe into :class:`Step` objects that know
+  their parameters, where each value comes from (default, recipe, user),
+  their status and timing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .errors import ParameterError, RecipeError
+from .gmos.tags import tags_of
+from .primitives.base import Param, Primitive, PrimitiveTable
+from .recipes import Recipe, RecipeBook, RecipeStep
+
+__all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
+           "choose_recipe", "steps_table", "package_primitives", "package_recipes", "PENDING",
+           "RUNNING", "DONE", "SKIPPED", "FAILED"]
+
+#: Step statuses.
+PENDING, RUNNING, DONE, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"
+#: Tags that say what kind of data a file is; all inputs of a reduction must agree on them.
+_KIND_TAGS = frozenset({"BIAS", "FLAT", "FRINGE", "DARK", "BPM", "CAL", "PROCESSED", "IMAGE",
+                        "SPECT"})
+
+
+def package_primitives() -> PrimitiveTable:
+    """The package's primitive table (:func:`gmoswidgets.primitives.default_table`)."""
+    from .primitives import default_table
+    return default_table()
+
+
+def package_recipes() -> RecipeBook:
+    """The package's recipe book (:data:`gmoswidgets.recipes.RECIPES`)."""
+    from .recipes import RECIPES
+    return RECIPES
+
+
+@dataclass(frozen=True)
+class ParamState:
+    """One parameter of a step, for parameter forms.
+
+    ``source`` is ``'default'``, ``'recipe'`` (the recipe fixes it) or ``'user'``.
+    """
+
+    name: str
+    param: Param
+    value: Any
+    source: str
+    recipe_value: Any = None
+
+
+# --------------------------------------------------------------------------- parameters
+def split_assignment(text: str) -> tuple[str, str]:
+    """Split ``'primitive:param=value'`` into ``('primitive:param', 'value')``.
+
+    Raises
+    ------
+    ParameterError
+        If there is no ``=``.
+    """
+    key, sep, value = str(text).partition("=")
+    if not sep or not key.strip():
+        raise ParameterError(f"{text!r}: expected PRIMITIVE:PARAMETER=VALUE, "
+                             "e.g. stackFrames:scale=True")
+    return key.strip(), value
+
+
+def parse_uparms(uparms, primitives: PrimitiveTable | None = None) -> list[tuple]:
+    """Check user parameter overrides against the primitives' declarations.
+
+    Parameters
+    ----------
+    uparms : list, dict or None
+        ``[("primitive:param", value), ...]`` (the seed's ``Reduce.uparms``),
+        ``{"primitive:param": value}`` (current DRAGONS) or command-line
+        strings ``"primitive:param=value"``.  String values are converted to
+        the declared type.
+    primitives : PrimitiveTable, optional
+        Where primitives are looked up (default: :func:`package_primitives`).
+
+    Returns
+    -------
+    list of tuple
+        ``(primitive, param, value)`` with converted values, in the given order.
+
+    Raises
+    ------
+    ParameterError
+        For a malformed item, an unknown primitive or parameter (the message
+        lists the valid ones) or a bad value.
+    """
+    if not uparms:
+        return []
+    table = primitives if primitives is not None else package_primitives()
+    items = list(uparms.items()) if isinstance(uparms, dict) else [
+        split_assignment(item) if isinstance(item, str) else tuple(item) for item in uparms]
+    parsed = []
+    for item in items:
+        if len(item) != 2:
+            raise ParameterError(f"{item!r}: expected a pair ('primitive:param', value)")
+        key, value = item
+        prim_name, sep, par = str(key).partition(":")
+        if not sep or not prim_name.strip() or not par.strip():
+            raise ParameterError(f"{key!r}: expected PRIMITIVE:PARAMETER, e.g. stackFrames:scale")
+        prim = table.get(prim_name.strip())
+        par = par.strip()
+        parsed.append((prim.name, par, prim.validate({par: value})[par]))
+    return parsed
+
+
+# --------------------------------------------------------------------------- recipe choice
+def _kinds(tags) -> str:
+    return " ".join(sorted(_KIND_TAGS & set(tags))) or "no calibration tags"
+
+
+def choose_recipe(headers, recipe: Recipe | str | None = None, *,
+                  recipes: RecipeBook | None = None) -> Recipe:
+    """The recipe for these inputs: ``recipe`` or the default for the first input's tags.
+
+    Parameters
+    ----------
+    headers : list of HeaderSet or Frame
+        The inputs (at least one).
+    recipe : Recipe or str, optional
+        A recipe, or the name of one in ``recipes`` (``-r``).
+    recipes : RecipeBook, optional
+        Where names and defaults are looked up (default: :func:`package_recipes`).
+
+    Raises
+    ------
+    RecipeError
+        If the inputs are of different kinds (e.g. biases mixed with flats), the
+        recipe is unknown, or it does not apply to an input.
+    """
+    book = recipes if recipes is not None else package_recipes()
+    first = headers[0]
+    first_tags = tags_of(first)
+    for other in headers[1:]:
+        tags = tags_of(other)
+        if _KIND_TAGS & tags != _KIND_TAGS & first_tags:
+            raise RecipeError(
+                f"cannot reduce {other.filename} ({_kinds(tags)}) together with {first.filename} "
+                f"({_kinds(first_tags)}): give one list per kind of data, e.g. "
+                "`dataselect --tags BIAS` for the biases and `--tags FLAT` for the flats")
+    if isinstance(recipe, Recipe):
+        chosen = recipe
+    else:
+        chosen = book.get(recipe) if recipe else book.default_for(first_tags)
+    for item in headers:
+        tags = tags_of(item)
+        if not chosen.applies_to(tags):
+            usable = ", ".join(r.name for r in book.for_tags(tags)) or "none"
+            raise RecipeError(f"recipe {chosen.name} does not apply to {item.filename} "
+                              f"(tags {' '.join(sorted(tags))}); recipes that apply: {usable}")
+    return chosen
+
+
+# --------------------------------------------------------------------------- steps
+class Step:
+    """One primitive call of the recipe, with its parameters, status and timing.
+
+    Attributes
+    ----------
+    index : int
+        Position in the recipe (steps are identified by index).
+    label : str
+        The primitive name, numbered when it occurs more than once: ``'addVAR (2)'``.
+    primitive : str
+        The primitive name.
+    definition : Primitive
+        The primitive (function, parameter declarations, suffix).
+    fixed : dict
+        Values the recipe fixes, e.g. ``{'zero': True}`` for the science stackFrames.
+    user : dict
+        Values the user set (``-p``, ``uparms``, ``Reduction.set_param``).
+    status : str
+        ``'pending'``, ``'running'``, ``'done'``, ``'skipped'`` or ``'failed'``.
+    elapsed : float or None
+        Seconds the last run took.
+    error : BaseException or None
+        Why the last run failed.
+    """
+
+    def __init__(self, index: int, recipe_step: RecipeStep, definition: Primitive, label: str):
+        self.index = index
+        self.label = label
+        self.primitive = definition.name
+        self.definition = definition
+        self.fixed = definition.validate(dict(recipe_step.fixed))
+        self.user: dict = {}
+        self.status = PENDING
+        self.elapsed: float | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def declarations(self) -> dict[str, Param]:
+        """Every parameter declaration (own, then the generic ones), by name."""
+        return self.definition.all_params()
+
+    @property
+    def suffix(self) -> str:
+        """File-name suffix of this step's outputs."""
+        return self.definition.suffix
+
+    def source(self, name: str) -> str:
+        """Where the value of ``name`` comes from: ``'user'``, ``'recipe'`` or ``'default'``."""
+        if name in self.user:
+            return "user"
+        if name in self.fixed:
+            return "recipe"
+        return "default"
+
+    @property
+    def values(self) -> dict:
+        """Effective value of every parameter (own and generic)."""
+        return {name: self.user.get(name, self.fixed.get(name, p.default))
+                for name, p in self.declarations.items()}
+
+    @property
+    def params(self) -> dict:
+        """Effective values of the primitive's own parameters (what its function receives)."""
+        values = self.values
+        return {name: values[name] for name in self.definition.params}
+
+    def parameter_states(self) -> list[ParamState]:
+        """One :class:`ParamState` per parameter: declaration, value and its origin."""
+        values = self.values
+        return [ParamState(name, p, values[name], self.source(name), self.fixed.get(name))
+                for name, p in self.declarations.items()]
+
+    def describe(self) -> str:
+        """``'stackFrames(zero=True)'``: the primitive with its non-default values."""
+        changed = {k: v for k, v in self.values.items()
+                   if k in self.user or k in self.fixed}
+        if not changed:
+            return self.primitive
+        return f"{self.primitive}(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
+
+    def __repr__(self) -> str:
+        return f"<Step {self.index} {self.label}: {self.status}>"
+
+
+def steps_table(steps: list[Step]) -> list[str]:
+    """The steps with their status, elapsed time and error, as lines of a text table."""
+    lines = [f"  {'#':>3}  {'step':<32} {'status':<8} {'elapsed':>9}"]
+    for step in steps:
+        elapsed = f"{step.elapsed:8.2f}s" if step.elapsed is not None else ""
+        line = f"  {step.index:>3}  {step.describe():<32} {step.status:<8} {elapsed:>9}"
+        if step.error is not None:
+            line += f"  {type(step.error).__name__}: {step.error}"
+        lines.append(line)
+    return lines
+
+
+#: How a step is named: its index, its label (``'addVAR (2)'``), its primitive, or itself.
+StepKey = Union[int, str, Step]
+
+
+def build_steps(recipe: Recipe, primitives: PrimitiveTable) -> list[Step]:
+    """One :class:`Step` per recipe step, labelled ``'addVAR (2)'`` when a primitive recurs.
+
+    Raises
+    ------
+    ParameterError
+        A primitive missing from ``primitives``, or a bad value fixed by the recipe.
+    """
+    counts: dict = {}
+    for rstep in recipe.steps:
+        counts[rstep.primitive] = counts.get(rstep.primitive, 0) + 1
+    seen: dict = {}
+    steps = []
+    for index, rstep in enumerate(recipe.steps):
+        seen[rstep.primitive] = seen.get(rstep.primitive, 0) + 1
+        label = rstep.primitive
+        if counts[rstep.primitive] > 1:
+            label = f"{rstep.primitive} ({seen[rstep.primitive]})"
+        steps.append(Step(index, rstep, primitives.get(rstep.primitive), label))
+    return steps

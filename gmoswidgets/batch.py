@@ -162,7 +162,8 @@ def run_group(task: GroupTask) -> GroupResult:
         service = CalibrationService(database_dir=task.database_dir)
         try:
             outputs = Reduce(files=list(task.files), recipename=task.recipe,
-                             workdir=task.workdir, calservice=service).runr()
+                             workdir=task.workdir, calservice=service,
+                             scheduler="threads").runr()  # never tasks of tasks
         finally:
             service.close()
     except GmosError as exc:

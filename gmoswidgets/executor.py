@@ -34,7 +34,7 @@ from .frame import Frame, read_frame
 
 __all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
            "DaskExecutor", "TaskError", "TaskInputError", "get_executor", "SCHEDULER_ENV",
-           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER"]
+           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item"]
 
 #: Environment variable naming the scheduler when none is given.
 SCHEDULER_ENV = "GMOSWIDGETS_SCHEDULER"
@@ -72,10 +72,10 @@ def _task_error(label: str, error: BaseException) -> TaskError:
     return cls(label, error)
 
 
-def _labeller(label: Callable | None) -> Callable:
-    if label is not None:
-        return label
-    return lambda item: item.filename if isinstance(item, Frame) else repr(item)
+def describe_item(item) -> str:
+    """An item's name in messages: a frame's file name (also as first of a tuple), else repr."""
+    first = item[0] if isinstance(item, tuple) and item else item
+    return first.filename if isinstance(first, Frame) else repr(item)
 
 
 class Executor:
@@ -100,8 +100,8 @@ class Executor:
         items : iterable
             The items.
         label : callable, optional
-            ``label(item) -> str`` naming an item in errors; default the
-            frame's file name, else ``repr(item)``.
+            ``label(item) -> str`` naming an item in errors; default
+            :func:`describe_item`.
         on_done : callable, optional
             ``on_done(index, result)``, called in this thread as each item
             finishes (in completion order).
@@ -123,7 +123,7 @@ class Executor:
             when the original error is a GmosError.
         """
         items = list(items)
-        return self._map(func, items, _labeller(label), on_done or (lambda i, r: None),
+        return self._map(func, items, label or describe_item, on_done or (lambda i, r: None),
                          cancel_check or (lambda: None))
 
     def _map(self, func, items, label, on_done, cancel_check) -> list:

@@ -14,7 +14,7 @@ through :class:`~gmoswidgets.events.Event` objects to any subscriber::
     red.output_filenames            # ['N20170613S0180_bias.fits']
 
 Everything it uses is given to it: recipe (or a name in ``recipes``),
-primitive table, calibration lookup.  The ``reduce`` command, the
+primitive table, calibration lookup, executor of per-frame work.  The ``reduce`` command, the
 :class:`~gmoswidgets.reduce.Reduce` class and the step panel all drive it.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 from .caldb.lookup import CalibrationLookup, LookupFunction, StepCalibrations
 from .errors import GmosError, ParameterError
 from .events import EVENT_KINDS, Event, EventHub
+from .executor import Executor
 from .frame import Frame, read_frame, read_headers
 from .gmos.tags import tags_of
 from .logutils import get_logger
@@ -96,6 +97,8 @@ class Reduction:
         :func:`~gmoswidgets.primitives.default_table`).
     logger : logging.Logger, optional
         Default ``gmoswidgets.reduce``.
+    executor : Executor, optional
+        Runs the steps' per-frame work (``ctx.map``); default: in this thread.
 
     Raises
     ------
@@ -109,7 +112,7 @@ class Reduction:
                  calservice=None, calibration_lookup: LookupFunction | None = None,
                  suffix: str | None = None, workdir=None, keep: str = "all", spill_dir=None,
                  recipes: RecipeBook | None = None, primitives: PrimitiveTable | None = None,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, executor: Executor | None = None):
         if isinstance(files, (str, Path)):
             files = [files]
         self.files = [Path(f) for f in files]
@@ -130,6 +133,7 @@ class Reduction:
             self._apply_user_value(prim, par, value)
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice,
                                                                logger=self.log)
+        self.executor = executor
         self._inputs: list[Frame] | None = None
         self._hub = EventHub()
         self._run_lock = threading.Lock()
@@ -391,7 +395,8 @@ class Reduction:
         ctx = StepContext(logger=self.log, calibration_lookup=used,
                           progress_callback=lambda f, m: self._hub.emit(
                               Event("progress", step.index, m, fraction=f)),
-                          cancel_check=self._check_cancel, workdir=self.workdir)
+                          cancel_check=self._check_cancel, workdir=self.workdir,
+                          executor=self.executor)
         params = step.params
         started = utc_now()
         result = step.definition(list(inputs), ctx, **params)

@@ -89,7 +89,8 @@ class Executor:
     name = ""
 
     def map(self, func: Callable, items: Iterable, *, label: Callable | None = None,
-            on_done: Callable | None = None, cancel_check: Callable | None = None) -> list:
+            on_done: Callable | None = None, cancel_check: Callable | None = None,
+            holds_gil: bool = False) -> list:
         """Apply ``func`` to every item; return the results in the items' order.
 
         Parameters
@@ -109,6 +110,9 @@ class Executor:
             Called in this thread between completions; when it raises, the
             items not started are dropped, the running ones are waited for,
             and its exception propagates.
+        holds_gil : bool
+            ``func`` holds the GIL most of the time (e.g. sep): threads would
+            only take turns, so the thread executor calls it in this thread.
 
         Returns
         -------
@@ -124,9 +128,9 @@ class Executor:
         """
         items = list(items)
         return self._map(func, items, label or describe_item, on_done or (lambda i, r: None),
-                         cancel_check or (lambda: None))
+                         cancel_check or (lambda: None), holds_gil)
 
-    def _map(self, func, items, label, on_done, cancel_check) -> list:
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil) -> list:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -147,7 +151,7 @@ class SequentialExecutor(Executor):
 
     name = "sync"
 
-    def _map(self, func, items, label, on_done, cancel_check):
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil=False):
         results = []
         for index, item in enumerate(items):
             cancel_check()
@@ -174,7 +178,9 @@ class _PoolExecutor(Executor):
             self._pool = self._pool_class(max_workers=self.max_workers)
         return self._pool
 
-    def _map(self, func, items, label, on_done, cancel_check):
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil):
+        if holds_gil and self._pool_class is futures.ThreadPoolExecutor:
+            return SequentialExecutor._map(self, func, items, label, on_done, cancel_check)
         pool = self._get_pool()
         pending = {pool.submit(func, item): index for index, item in enumerate(items)}
         results: list = [None] * len(items)
@@ -336,7 +342,7 @@ class DaskExecutor(Executor):
         os.rmdir(directory)
         return None
 
-    def _map(self, func, items, label, on_done, cancel_check):
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil):
         from distributed import as_completed
         written: dict = {}
         name = getattr(func, "__name__", None) or getattr(func, "func", _remote_call).__name__

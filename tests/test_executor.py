@@ -96,6 +96,13 @@ def test_threads_run_concurrently():
     assert ThreadExecutor(max_workers=2).map(lambda x: barrier.wait() * 0 + x, [1, 2]) == [1, 2]
 
 
+def test_work_holding_the_gil_stays_in_the_calling_thread():
+    me = threading.get_ident()
+    with ThreadExecutor(2) as ex:
+        assert ex.map(lambda x: threading.get_ident(), [1, 2], holds_gil=True) == [me, me]
+        assert me not in ex.map(lambda x: threading.get_ident(), [1, 2])
+
+
 def test_selection(monkeypatch):
     monkeypatch.delenv(SCHEDULER_ENV, raising=False)
     assert isinstance(get_executor(), ThreadExecutor)

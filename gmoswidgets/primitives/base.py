@@ -332,14 +332,16 @@ class StepContext:
         self.workdir = workdir
         self.executor = executor or SequentialExecutor()
 
-    def map(self, func: Callable, items, *, label: Callable | None = None) -> list:
+    def map(self, func: Callable, items, *, label: Callable | None = None,
+            holds_gil: bool = False) -> list:
         """``[func(item) for item in items]``, run by the reduction's executor.
 
         For per-frame work: ``func`` gets one item (a frame, or a tuple of a
         frame and what it needs) and must not use this context; it may run
         in another thread, process or machine, so it must be a module-level
         function or a :func:`functools.partial` of one.  Progress is reported
-        as items finish; a cancel drops the items not started.
+        as items finish; a cancel drops the items not started.  ``holds_gil``
+        says that ``func`` holds the GIL (threads would only take turns).
 
         Raises
         ------
@@ -355,7 +357,8 @@ class StepContext:
             finished += 1
             self.progress(finished / len(items), name(items[index]))
 
-        return self.executor.map(func, items, label=name, on_done=done, cancel_check=self._cancel)
+        return self.executor.map(func, items, label=name, on_done=done, cancel_check=self._cancel,
+                                 holds_gil=holds_gil)
 
     def calibration(self, frame, caltype: str):
         """Return ``(calibration Frame, path, reason)`` for ``frame``.

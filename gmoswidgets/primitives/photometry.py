@@ -387,7 +387,7 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                    analysis_thresh=analysis_thresh, deblend_mincont=deblend_mincont,
                    phot_min_radius=phot_min_radius, back_size=back_size,
                    back_filtersize=back_filtersize)
-    outputs = ctx.map(partial(detect_frame, **options), frames)
+    outputs = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)  # sep holds it
     for frame in outputs:
         for index, ext in enumerate(frame.exts, start=1):
             table = ext.objcat

@@ -33,7 +33,7 @@ from .errors import GmosError, ParameterError
 from .frame import Frame, read_frame
 
 __all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
-           "DaskExecutor", "TaskError", "TaskInputError", "get_executor", "SCHEDULER_ENV",
+           "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV",
            "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item"]
 
 #: Environment variable naming the scheduler when none is given.
@@ -47,7 +47,10 @@ TASK_PREFIX = "gmoswidgets"
 
 
 class TaskError(Exception):
-    """One item of a :meth:`Executor.map` failed; the message names the item.
+    """One item of a :meth:`Executor.map` failed with an unexpected error; names the item.
+
+    Errors meant for the user (:class:`~gmoswidgets.errors.GmosError`) are
+    re-raised as they are (they name their file), with a note naming the item.
 
     Attributes
     ----------
@@ -59,17 +62,15 @@ class TaskError(Exception):
 
     def __init__(self, label: str, error: BaseException):
         self.label, self.error = label, error
-        detail = str(error) if isinstance(error, GmosError) else f"{type(error).__name__}: {error}"
-        super().__init__(f"{label}: {detail}")
+        super().__init__(f"{label}: {type(error).__name__}: {error}")
 
 
-class TaskInputError(TaskError, GmosError):
-    """An item failed with an error meant for the user (the original is a GmosError)."""
-
-
-def _task_error(label: str, error: BaseException) -> TaskError:
-    cls = TaskInputError if isinstance(error, GmosError) else TaskError
-    return cls(label, error)
+def _reraise(label: str, error: Exception):
+    """Raise what a failed item raises from :meth:`Executor.map` (call in ``except``)."""
+    if isinstance(error, GmosError):
+        error.add_note(f"(while processing {label})")
+        raise error
+    raise TaskError(label, error) from error
 
 
 def describe_item(item) -> str:
@@ -123,8 +124,7 @@ class Executor:
         ------
         TaskError
             The first item that failed (by completion), named; the other items
-            not yet started are dropped.  :class:`TaskInputError` (a GmosError)
-            when the original error is a GmosError.
+            not yet started are dropped.  A GmosError is raised as it is.
         """
         items = list(items)
         return self._map(func, items, label or describe_item, on_done or (lambda i, r: None),
@@ -158,7 +158,7 @@ class SequentialExecutor(Executor):
             try:
                 result = func(item)
             except Exception as exc:
-                raise _task_error(label(item), exc) from exc
+                _reraise(label(item), exc)
             results.append(result)
             on_done(index, result)
         return results
@@ -193,7 +193,7 @@ class _PoolExecutor(Executor):
                     try:
                         results[index] = future.result()
                     except Exception as exc:
-                        raise _task_error(label(items[index]), exc) from exc
+                        _reraise(label(items[index]), exc)
                     on_done(index, results[index])
         finally:
             if pending:  # an error or a cancel: drop what has not started, wait for the rest
@@ -361,7 +361,7 @@ class DaskExecutor(Executor):
                 try:
                     results[index] = _decode(future.result(), delete=True)
                 except Exception as exc:
-                    raise _task_error(label(items[index]), exc) from exc
+                    _reraise(label(items[index]), exc)
                 on_done(index, results[index])
         finally:
             if pending:

@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from gmoswidgets.errors import GmosError, ParameterError
+from gmoswidgets.errors import FileProblem, GmosError, ParameterError
 from gmoswidgets.executor import (SCHEDULER_ENV, DaskExecutor, ProcessExecutor,
-                                  SequentialExecutor, TaskError, TaskInputError, ThreadExecutor,
+                                  SequentialExecutor, TaskError, ThreadExecutor,
                                   get_executor)
 
 
@@ -22,6 +22,10 @@ def _fail_on_three(x):
     if x == 3:
         raise ValueError("three is bad")
     return x
+
+
+def _file_problem(x):
+    raise FileProblem(f"frame{x}.fits", "truncated")
 
 
 def _user_error_on_two(x):
@@ -52,9 +56,16 @@ def test_error_names_the_item(cls):
 
 @pytest.mark.parametrize("cls", LOCAL)
 def test_user_error_stays_a_user_error(cls):
-    with cls() as ex, pytest.raises(TaskInputError, match=r"^2: no bias for it$") as info:
+    with cls() as ex, pytest.raises(GmosError) as info:
         ex.map(_user_error_on_two, range(4))
-    assert isinstance(info.value, GmosError)
+    assert type(info.value) is GmosError and str(info.value) == "no bias for it"  # as raised
+    assert info.value.__notes__ == ["(while processing 2)"]
+
+
+def test_a_file_problem_crosses_processes_intact():
+    with ProcessExecutor(1) as ex, pytest.raises(FileProblem, match="frame0.fits: truncated") as info:
+        ex.map(_file_problem, [0])
+    assert info.value.path == "frame0.fits" and info.value.problem == "truncated"
 
 
 def test_sequential_stops_at_the_first_error():

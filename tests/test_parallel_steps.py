@@ -1,7 +1,8 @@
 """Per-frame work over an executor: the same science stack whichever executor runs it.
 
-The science recipe at 4x4 runs with its per-frame steps (mosaicDetectors,
-detectSources, resampleToCommonFrame) one after the other in this thread,
+The science recipe at 4x4 runs with its per-frame steps (overscanCorrect,
+biasCorrect, flatCorrect, mosaicDetectors, detectSources,
+resampleToCommonFrame) one after the other in this thread,
 on local threads and on local processes; every step's output and the stack
 must be identical.  Progress is reported per frame whatever the executor.
 """
@@ -12,7 +13,8 @@ from gmoswidgets.executor import ProcessExecutor, SequentialExecutor, ThreadExec
 from gmoswidgets.reduce import Reduce
 from gmoswidgets.reduction import Reduction
 
-PER_FRAME = ("mosaicDetectors", "detectSources (1)", "resampleToCommonFrame")
+PER_FRAME = ("overscanCorrect", "biasCorrect", "flatCorrect", "mosaicDetectors",
+             "detectSources (1)", "resampleToCommonFrame")
 
 
 @pytest.fixture(scope="module")

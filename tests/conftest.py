@@ -106,3 +106,20 @@ def server():
     yield f"http://127.0.0.1:{httpd.server_address[1]}", LocalHandler
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def restore_logging():
+    """Put the ``gmoswidgets`` logger back as it was (level, handlers) after the module.
+
+    For test modules that run ``Reduce`` or a command (also in their module
+    fixtures), which configure logging as a user's session would."""
+    import logging
+    logger = logging.getLogger("gmoswidgets")
+    saved = logger.level, list(logger.handlers), logger.propagate
+    yield
+    for handler in [h for h in logger.handlers if h not in saved[1]]:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(saved[0])
+    logger.propagate = saved[2]

@@ -13,6 +13,7 @@ import ipywidgets as W
 from . import preview as display
 from ..caldb.lookup import default_service
 from ..errors import GmosError
+from ..executor import get_executor
 from ..logutils import show_info
 from ..recipes import recipes_for
 from ..frame import read_headers
@@ -174,11 +175,15 @@ class StepPanel(W.VBox):
         they fit in :attr:`memory_budget` bytes (estimated), otherwise earlier
         steps are spilled to disk (``keep='spill'``) and read back to be shown.
         Unless ``calservice`` is given, calibrations come from the default
-        service (:func:`gmoswidgets.caldb.lookup.default_service`).
+        service (:func:`gmoswidgets.caldb.lookup.default_service`); unless
+        ``executor`` is given, per-frame work runs where ``reduce`` runs it
+        (:func:`gmoswidgets.executor.get_executor`: local threads by default).
         """
         options = {**self._options, **reduction_options}
         if options.get("calservice") is None and "calibration_lookup" not in options:
             options["calservice"] = default_service()
+        if options.get("executor") is None:
+            options["executor"] = get_executor()
         if "keep" not in reduction_options:
             options["keep"] = self.keep_policy(files, recipe)
         reduction = Reduction(files, recipe, **options)

@@ -8,7 +8,8 @@ other names and dates (``DATE-OBS`` edited, file name changed to match):
 * night 1 (2017-06-14): 4x4 i-band science, biases, flats (as simulated);
 * night 2 (2017-06-20): 4x4 z-band science (fringed) and flats (dated 2017-07-03);
 * 2x2 i-band biases (2017-06-19), flats (2017-07-04), science on night 1
-  (numbered from S0301 so as not to clash with the 4x4 ones).
+  (numbered from S0301 so as not to clash with the 4x4 ones), read out in
+  the CCD2 region of interest (a third of the pixels, so a third of the time).
 
 Three frames of each kind keep it small.  The reference is the sequence of
 ``reduce`` / ``caldb add`` commands a user would type, with the groups
@@ -49,7 +50,7 @@ def nights(tmp_path_factory):
     one = make_tutorial_dataset(sims / "i4", binning=4, seed=21)
     two = make_tutorial_dataset(sims / "z4", binning=4, seed=22, filter_name="z",
                                 groups=("flat", "science"))
-    bin2 = make_tutorial_dataset(sims / "i2", binning=2, seed=23)
+    bin2 = make_tutorial_dataset(sims / "i2", binning=2, seed=23, roi="CCD2")
     groups = {"bias4": [shutil.copy(p, raw) for p in one.bias[:3]],
               "flat_i4": [shutil.copy(p, raw) for p in one.flat[:3]],
               "sci_i4": [shutil.copy(p, raw) for p in one.science[:3]],
@@ -85,6 +86,7 @@ def test_groups_and_dependencies(nights, tmp_path):
         "science-2": ("science", expected["sci_i2"], ["bias-2", "flat-3"]),
         "science-3": ("science", expected["sci_z4"], ["bias-1", "flat-2", "fringe-1"]),
     }
+    assert batch.groups[1].describe() == "2x2 CCD2 slow/low"
     assert batch.groups[5].describe() == "z 4x4 Full Frame slow/low"
     assert batch.groups[8].describe() == "z 4x4 Full Frame slow/low starfield"
     assert [name for name, _ in batch.ignored] == ["notes.fits"]

@@ -12,8 +12,6 @@ tables such as ``PROVENANCE`` and ``HISTORY``.  Both read into a
 from __future__ import annotations
 
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,9 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from .atomic import atomic_path
 from .errors import FileProblem
+from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
 
 __all__ = ["Extension", "Frame", "HeaderSet", "read_headers", "read_frame", "FRAME_TABLES"]
 
@@ -243,17 +243,9 @@ class Frame:
         if target in guarded:
             raise FileProblem(path, "refusing to overwrite an input file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
         return path
 
 
@@ -277,12 +269,12 @@ def _plane_hdu(data, sci_header, name, extver) -> fits.ImageHDU:
 
 def _open(path) -> fits.HDUList:
     path = Path(path)
-    if not path.exists():
-        raise FileProblem(path, "no such file")
-    if path.is_dir():
-        raise FileProblem(path, "is a directory, not a FITS file")
-    with open(path, "rb") as fh:
-        start = fh.read(30)
+    check_regular_file(path)
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(30)
+    except OSError as exc:
+        raise FileProblem(path, f"cannot read it ({exc.strerror})") from None
     if not start.startswith(b"SIMPLE  =") or b"T" not in start[9:30]:
         raise FileProblem(path, "not a FITS file")
     try:
@@ -297,6 +289,12 @@ def _open(path) -> fits.HDUList:
             hdulist.close()
             raise FileProblem(path, "truncated or corrupt FITS file (it ends inside an extension)")
     _check_complete(path, hdulist)
+    try:
+        check_cards(path, hdulist)
+        check_sizes(path, hdulist)
+    except FileProblem:
+        hdulist.close()
+        raise
     return hdulist
 
 
@@ -391,6 +389,7 @@ def read_frame(path) -> Frame:
     """
     hdulist = _open(path)
     try:
+        check_sections(path, hdulist)
         phu = hdulist[0].header.copy()
         if not _is_gmos(phu):
             raise FileProblem(path, f"not a GMOS file (INSTRUME = {phu.get('INSTRUME')!r})")

@@ -29,9 +29,14 @@ from typing import Callable, Iterable, Sequence, Union
 from astropy.table import Table
 
 from . import __version__
+from .atomic import atomic_path
 from .caldb.properties import caltype_of
+from .errors import ParameterError
+from .fitstext import from_header_text, to_header_text
 from .frame import Frame
 from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
+from .logutils import get_logger
+from .overwrite import replacing
 
 __all__ = ["HISTORY_COLUMNS", "PROVENANCE_COLUMNS", "CALIBRATION_DIR",
            "utc_now", "normalize_suffix", "original_name", "original_root", "output_filename",
@@ -61,16 +66,28 @@ def _iso(when: datetime) -> str:
 
 
 def normalize_suffix(suffix: str) -> str:
-    """Return ``suffix`` with a leading underscore (``'newsuffix'`` -> ``'_newsuffix'``)."""
+    """Return ``suffix`` with a leading underscore (``'newsuffix'`` -> ``'_newsuffix'``).
+
+    Raises
+    ------
+    ParameterError
+        If ``suffix`` contains a path separator, ``..`` or a control
+        character: a suffix names a file in the output directory, never a
+        path elsewhere.
+    """
     suffix = str(suffix).strip()
     if not suffix:
         return ""
+    if any(sep in suffix for sep in ("/", "\\", "..")) or not suffix.isprintable():
+        raise ParameterError(f"suffix {suffix!r} is not allowed: a suffix may not contain "
+                             "'/', '\\', '..' or control characters")
     return suffix if suffix.startswith("_") else "_" + suffix
 
 
 def original_name(frame: Frame) -> str:
     """A frame's original file name: the ``ORIGNAME`` PHU keyword, else its file name."""
-    return str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip() or frame.filename
+    stored = str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip()
+    return from_header_text(stored) if stored else frame.filename
 
 
 def original_root(frame: Frame) -> str:
@@ -97,7 +114,7 @@ def output_filename(frame: Frame, suffix: str) -> str:
 def remember_origin(frame: Frame, filename: str | None = None) -> None:
     """Record the frame's original file name in ``ORIGNAME`` unless already there."""
     if not str(frame.phu.get(ORIGINAL_FILENAME, "") or "").strip():
-        frame.phu[ORIGINAL_FILENAME] = (filename or frame.filename,
+        frame.phu[ORIGINAL_FILENAME] = (to_header_text(filename or frame.filename),
                                         "Original filename prior to processing")
 
 
@@ -179,7 +196,7 @@ def add_provenance(frame: Frame, path: PathLike, added_by: str,
                    when: datetime | None = None) -> None:
     """Add a ``PROVENANCE`` row for the file ``path`` (skipped if already listed)."""
     rows = _rows(frame.tables.get("PROVENANCE"), PROVENANCE_COLUMNS)
-    name, checksum = Path(path).name, md5sum(path)
+    name, checksum = to_header_text(Path(path).name), md5sum(path)
     if any(r[1] == name and r[2] == checksum for r in rows):
         return
     rows.append((_iso(when or utc_now()), name, checksum, added_by))
@@ -230,10 +247,30 @@ def write_frame(frame: Frame, directory: PathLike, filename: str | None = None,
     return frame.write(Path(directory) / (filename or frame.filename), protect=protect)
 
 
-def store_calibration_copy(path: PathLike, frame: Frame, workdir: PathLike) -> Path | None:
+def store_calibration_copy(path: PathLike, frame: Frame, workdir: PathLike, *, log=None,
+                           service=None) -> Path | None:
     """Copy a processed calibration to ``workdir/calibrations/processed_<type>/``.
 
-    Returns the copy's path, or None when ``frame`` is not a processed calibration.
+    A copy that replaces an earlier one is logged and its calibration
+    database entry refreshed (:func:`gmoswidgets.overwrite.replacing`).
+
+    Parameters
+    ----------
+    path : path-like
+        The calibration file just written.
+    frame : Frame
+        Its content (decides the calibration type).
+    workdir : path-like
+        The working directory.
+    log : logging.Logger, optional
+        Default: the ``gmoswidgets.reduce`` logger.
+    service : CalibrationService or DefaultService, optional
+        The calibration database to keep true (None: none).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The copy's path, or None when ``frame`` is not a processed calibration.
     """
     caltype = calibration_type(frame)
     if caltype is None:
@@ -241,9 +278,8 @@ def store_calibration_copy(path: PathLike, frame: Frame, workdir: PathLike) -> P
     target_dir = Path(workdir) / CALIBRATION_DIR / caltype
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / Path(path).name
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(path, tmp)
-    tmp.replace(target)
+    with replacing(target, log or get_logger("reduce"), service), atomic_path(target) as tmp:
+        shutil.copyfile(path, tmp)
     return target
 
 

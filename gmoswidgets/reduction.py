@@ -14,8 +14,9 @@ through :class:`~gmoswidgets.events.Event` objects to any subscriber::
     red.output_filenames            # ['N20170613S0180_bias.fits']
 
 Everything it uses is given to it: recipe (or a name in ``recipes``),
-primitive table, calibration lookup, executor of per-frame work.  The ``reduce`` command, the
-:class:`~gmoswidgets.reduce.Reduce` class and the step panel all drive it.
+primitive table, calibration lookup, executor of per-frame work.  The
+``reduce`` command, the :class:`~gmoswidgets.reduce.Reduce` class and the
+step panel all drive it.
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import validate
 from .caldb.lookup import CalibrationLookup, LookupFunction, StepCalibrations
-from .errors import GmosError, ParameterError
+from .errors import GmosError
 from .events import EVENT_KINDS, Event, EventHub
 from .executor import Executor
 from .frame import Frame, read_frame, read_headers
@@ -37,11 +39,12 @@ from .gmos.tags import tags_of
 from .logutils import get_logger
 from .outputs import (normalize_suffix, original_name, output_filename, stamp_input,
                       stamp_outputs, store_calibration_copy, utc_now, write_frame)
+from .overwrite import replacing
 from .primitives.base import PrimitiveTable, StepContext
 from .recipes import Recipe, RecipeBook
 from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
-                    build_steps, choose_recipe, package_primitives, parse_uparms, split_assignment,
-                    steps_table)
+                    build_steps, choose_recipe, find_step, package_primitives, parse_uparms,
+                    split_assignment, steps_table)
 from .storage import KEEP_MODES, StepStore
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
@@ -123,16 +126,19 @@ class Reduction:
         self.log = logger or get_logger("reduce")
         self.primitives = primitives if primitives is not None else package_primitives()
         self.headers = [read_headers(f) for f in self.files]
+        validate.check_inputs(self.headers)
         self.tags = tags_of(self.headers[0])
         self.recipe = choose_recipe(self.headers, recipe, recipes=recipes)
         self.steps = build_steps(self.recipe, self.primitives)
         self.suffix = normalize_suffix(suffix) if suffix else None
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
+        validate.check_writable_dir(self.workdir)
         self._shown_dir = Path(workdir) if workdir is not None else None
         for prim, par, value in parse_uparms(uparms, self.primitives):
             self._apply_user_value(prim, par, value)
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice,
                                                                logger=self.log)
+        validate.check_user_calibrations(getattr(self._lookup, "user_cals", None))
         self.executor = executor
         self._inputs: list[Frame] | None = None
         self._hub = EventHub()
@@ -150,23 +156,7 @@ class Reduction:
         ParameterError
             If there is no such step, or the primitive name is ambiguous.
         """
-        if isinstance(key, Step):
-            return self.steps[key.index]
-        if isinstance(key, int) and not isinstance(key, bool):
-            if -len(self.steps) <= key < len(self.steps):
-                return self.steps[key]
-            raise ParameterError(f"no step {key}: the recipe has {len(self.steps)} steps")
-        for step in self.steps:
-            if step.label == key:
-                return step
-        matches = [s for s in self.steps if s.primitive == key]
-        if len(matches) == 1:
-            return matches[0]
-        labels = ", ".join(s.label for s in self.steps)
-        if matches:
-            raise ParameterError(f"{key} occurs {len(matches)} times in {self.recipe.name}; "
-                                 f"name the step by index or label: {labels}")
-        raise ParameterError(f"{self.recipe.name} has no step {key!r}; steps: {labels}")
+        return find_step(self.steps, key, self.recipe.name)
 
     @property
     def next_index(self) -> int | None:
@@ -392,11 +382,10 @@ class Reduction:
 
     def _call(self, step: Step, inputs: list[Frame]) -> list[Frame]:
         used = StepCalibrations(self._lookup, original_name)
-        ctx = StepContext(logger=self.log, calibration_lookup=used,
+        ctx = StepContext(logger=self.log, calibration_lookup=used, executor=self.executor,
                           progress_callback=lambda f, m: self._hub.emit(
                               Event("progress", step.index, m, fraction=f)),
-                          cancel_check=self._check_cancel, workdir=self.workdir,
-                          executor=self.executor)
+                          cancel_check=self._check_cancel, workdir=self.workdir)
         params = step.params
         started = utc_now()
         result = step.definition(list(inputs), ctx, **params)
@@ -411,7 +400,8 @@ class Reduction:
                              calibrations_for=lambda sources: used.paths_for(sources, inputs))
 
     def _write(self, frame: Frame, filename: str) -> Path:
-        path = write_frame(frame, self.workdir, filename, protect=self.files)
+        with replacing(self.workdir / filename, self.log, getattr(self._lookup, "service", None)):
+            path = write_frame(frame, self.workdir, filename, protect=self.files)
         self.log.info("wrote %s", path)
         self._hub.emit(Event("output_written", self._current, str(path)))
         return path
@@ -423,7 +413,8 @@ class Reduction:
         for frame in outputs:
             name = output_filename(frame, self.suffix) if self.suffix else frame.filename
             path = self._write(frame, name)
-            copy = store_calibration_copy(path, frame, self.workdir)
+            copy = store_calibration_copy(path, frame, self.workdir, log=self.log,
+                                          service=getattr(self._lookup, "service", None))
             if copy is not None:
                 self.log.info("copied to %s", copy)
             names.append(str(self._shown_dir / path.name) if self._shown_dir else path.name)

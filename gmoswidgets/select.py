@@ -53,7 +53,7 @@ from .gmos.descriptors import DESCRIPTORS, descriptor_names, descriptor_value
 from .gmos.tags import tags_of
 from .sections import Section
 
-__all__ = ["Expression", "expr_parser", "select_data", "MAX_EXPRESSION_LENGTH", "MAX_NESTING"]
+__all__ = ["Expression", "expr_parser", "select_data", "selection_tags", "MAX_EXPRESSION_LENGTH", "MAX_NESTING"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ _TOKEN_RE = re.compile(r"""
   | (?P<string>"[^"\\]*"|'[^'\\]*')
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>==|!=|<=|>=|<|>|\(|\)|-)
-""", re.VERBOSE)
+""", re.VERBOSE | re.ASCII)   # ASCII: '1\u0660' is not the number 10
 
 _REFUSED_CHARS = {
     ".": "attribute access ('.') is not allowed",
@@ -484,6 +484,23 @@ def _tag_set(tags, what):
     return out
 
 
+def selection_tags(headers) -> frozenset:
+    """The tags of a file that is being selected by tags (``--tags`` / ``--xtags``).
+
+    Raises
+    ------
+    FileProblem
+        If the file lacks ``OBSTYPE``, without which its kind (bias, flat,
+        science) cannot be told: it is reported rather than silently left out.
+    """
+    try:
+        descriptor_value(headers, "observation_type")
+    except FileProblem as problem:
+        raise FileProblem(problem.path, f"{problem.problem} (it decides whether the file is a "
+                                        "bias, a flat or a science frame)") from None
+    return tags_of(headers)
+
+
 def select_data(inputs, tags=(), xtags=(), expression="True", problems=None) -> list:
     """Return the input files that have all ``tags``, none of ``xtags`` and match ``expression``.
 
@@ -524,7 +541,7 @@ def select_data(inputs, tags=(), xtags=(), expression="True", problems=None) -> 
     for item in inputs:
         try:
             headers = read_headers(item)
-            file_tags = tags_of(headers)
+            file_tags = selection_tags(headers) if required or excluded else tags_of(headers)
             if required <= file_tags and not excluded & file_tags and expr(headers):
                 selected.append(item)
         except FileProblem as problem:

@@ -108,6 +108,11 @@ def server():
     httpd.server_close()
 
 
+# The fake Gemini Observatory Archive (tests/fake_archive.py): fixtures archive_store (session)
+# and fake_archive, defined here once so the store is built once per session.
+from fake_archive import archive_store, fake_archive  # noqa: E402,F401
+
+
 @pytest.fixture(scope="module")
 def restore_logging():
     """Put the ``gmoswidgets`` logger back as it was (level, handlers) after the module.

@@ -67,7 +67,8 @@ def test_tutorial_package_is_unpacked_and_bunzipped(server, tmp_path):
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
     handler.files["/pkg.tar"] = buf.getvalue()
-    playdata = download_tutorial_package(tmp_path, url=f"{base}/pkg.tar", progress=False)
+    playdata = download_tutorial_package(tmp_path, url=f"{base}/pkg.tar", progress=False,
+                                         sha256=hashlib.sha256(buf.getvalue()).hexdigest())
     assert sorted(p.name for p in playdata.iterdir()) == ["N20170613S0180.fits", "N20170614S0201.fits"]
     assert (playdata / "N20170614S0201.fits").read_bytes().endswith(b"N20170614S0201.fits")
     assert not (tmp_path / "pkg.tar").exists()

@@ -82,6 +82,7 @@ def user_cal_env(fake_defaults, monkeypatch):
     The fake files lack the headers the real association checks read.
     """
     master = write_fake(fake_defaults.raw / "N20170613S0200_bias.fits", base=40.0)
+    fits.setval(master, "PROCBIAS", value="2017-06-13T00:00:00")   # a processed bias
 
     def get_calibration(frame, caltype, service=None, user_cals=None):
         assert user_cals and caltype in user_cals, "only user calibrations in this test"

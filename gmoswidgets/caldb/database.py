@@ -1,8 +1,9 @@
 """The calibration database: one SQLite file, safe for several processes.
 
 The file is in WAL mode (readers never wait for a writer), every write is
-one ``BEGIN IMMEDIATE`` transaction, retried every few milliseconds for up
-to :data:`BUSY_TIMEOUT` seconds while another process holds the lock, so
+one ``BEGIN IMMEDIATE`` transaction, retried with a jittered, growing pause
+(1 to 50 ms) for up to :data:`BUSY_TIMEOUT` seconds while another process
+holds the lock, so
 the dashboard and a terminal can add and read at the same time.  Each
 table row holds what association needs
 (:class:`~gmoswidgets.caldb.properties.ObsProperties`), so a lookup never
@@ -32,6 +33,8 @@ __all__ = ["CalDBError", "CalDatabase", "BUSY_TIMEOUT", "SCHEMA_VERSION"]
 BUSY_TIMEOUT = 60.0
 #: SQLite's own wait for a lock, per attempt (statements retry until BUSY_TIMEOUT).
 _LOCK_WAIT = 0.05
+#: Shortest and longest pause between two attempts to get a lock (seconds).
+_MIN_BACKOFF, _MAX_BACKOFF = 0.001, 0.05
 #: Version of the table layout; a database with another version must be recreated.
 SCHEMA_VERSION = 1
 
@@ -62,6 +65,12 @@ def _schema() -> list:
         "ON calibrations (caltype, instrument, xbin, ybin, ut_epoch)",
         f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')",
     ]
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """True for SQLite's 'database is locked' / busy errors (worth retrying)."""
+    message = str(exc)
+    return "locked" in message or "busy" in message
 
 
 class CalDBError(GmosError):
@@ -101,7 +110,7 @@ class CalDatabase:
     def _problem(self, exc: sqlite3.Error) -> CalDBError:
         message = str(exc)
         if isinstance(exc, sqlite3.OperationalError):
-            if "locked" in message or "busy" in message:
+            if _is_busy(exc):
                 return CalDBError(f"database {self.path} is busy (another program kept it locked "
                                   f"for {BUSY_TIMEOUT:.0f} s): try again")
             if "no such table" in message or "no such column" in message:
@@ -127,7 +136,7 @@ class CalDatabase:
         conn = sqlite3.connect(uri, uri=True, timeout=_LOCK_WAIT, isolation_level=None)
         # WAL + NORMAL: a commit does not wait for fsync; a crash can lose the last
         # additions, never corrupt the file.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        self._execute(conn, "PRAGMA synchronous = NORMAL")
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -157,19 +166,25 @@ class CalDatabase:
 
     @staticmethod
     def _execute(conn: sqlite3.Connection, sql: str, params=()) -> sqlite3.Cursor:
-        """Execute, retrying every few ms while another process holds a lock.
+        """Execute, retrying with jittered exponential backoff while another process holds a lock.
 
         SQLite's own waits grow to 100 ms between attempts, which makes two
-        busy writers crawl; this retries quickly until :data:`BUSY_TIMEOUT`.
+        busy writers crawl; this retries after a random pause that starts at
+        a millisecond and doubles up to :data:`_MAX_BACKOFF` (full jitter),
+        so that many waiting processes (``caldb add`` run 20 times in
+        parallel on a loaded machine) neither hammer the file nor wait in
+        step, until :data:`BUSY_TIMEOUT`.
         """
         deadline = time.monotonic() + BUSY_TIMEOUT
+        backoff = _MIN_BACKOFF
         while True:
             try:
                 return conn.execute(sql, params)
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                if not _is_busy(exc) or time.monotonic() > deadline:
                     raise
-            time.sleep(random.uniform(0.001, 0.005))
+            time.sleep(random.uniform(_MIN_BACKOFF, backoff))
+            backoff = min(2 * backoff, _MAX_BACKOFF)
 
     @contextmanager
     def _transaction(self):
@@ -181,7 +196,7 @@ class CalDatabase:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            self._execute(conn, "COMMIT")
 
     def _query(self, sql: str, params=()) -> list:
         conn = self._conn()

@@ -7,7 +7,8 @@
 * :func:`expand_inputs` expands ``@list.txt`` arguments (one file per line,
   ``#`` comments), :func:`read_stdin_names` reads file names piped in, and
   :func:`fits_files` walks a directory for FITS files.
-* :func:`report_problem` prints one line per file that is skipped.
+* :func:`report_problem` prints one line per file that is skipped;
+  :func:`readable_files` keeps the inputs whose headers can be read.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import os
 import re
 import sys
 
-from ..errors import GmosError
+from ..errors import FileProblem, GmosError
 
 __all__ = ["UsageError", "Parser", "run", "split_list", "expand_inputs", "read_stdin_names",
-           "fits_files", "report_problem", "check_list_target", "write_list", "FITS_NAME"]
+           "fits_files", "report_problem", "readable_files", "check_list_target", "write_list",
+           "FITS_NAME"]
 
 #: File names typewalk looks at.
 FITS_NAME = re.compile(r".*\.(fits|FITS|fit)$")
@@ -193,6 +195,28 @@ def fits_files(directory: str, recursive: bool = True):
 def report_problem(prog: str, problem) -> None:
     """Print one line on stderr for a file that is skipped."""
     print(f"{prog}: skipping {problem}", file=sys.stderr)
+
+
+def readable_files(prog: str, names) -> list:
+    """The names whose headers can be read; one line on stderr for each other one.
+
+    Raises
+    ------
+    UsageError
+        If none is readable.
+    """
+    from ..frame import read_headers
+    good = []
+    for name in names:
+        try:
+            read_headers(name)
+        except FileProblem as problem:
+            report_problem(prog, problem)
+            continue
+        good.append(name)
+    if not good:
+        raise UsageError("no readable input files")
+    return good
 
 
 def check_list_target(path: str, protect=()) -> None:

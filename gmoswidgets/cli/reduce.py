@@ -21,7 +21,8 @@ from ..logutils import get_logger
 from ..errors import CalibrationNotFoundError, GmosError
 from ..executor import SCHEDULER_ENV, get_executor
 from ..reduction import FAILED, KEEP_MODES, Reduction
-from .common import Parser, UsageError, expand_inputs, run
+from ..validate import check_writable_file
+from .common import Parser, UsageError, expand_inputs, readable_files, run
 
 __all__ = ["main", "build_parser"]
 
@@ -121,6 +122,8 @@ def _reduce(argv) -> int:
     files = expand_inputs(args.files)
     if not files:
         raise UsageError("no input files (give FILE ... or @list.txt)")
+    files = readable_files(PROG, files)
+    check_writable_file(args.logfile)
     log = configure_logging(file_name=args.logfile)
     get_logger("reduce").info("reduce " + " ".join(argv))
     reduction = Reduction(files, recipe=args.recipe, uparms=args.param,

@@ -16,6 +16,7 @@ be read gets one line on stderr; a descriptor that fails on a file shows
 """
 from __future__ import annotations
 
+import csv
 import sys
 
 from ..errors import FileProblem
@@ -94,7 +95,7 @@ def _parser() -> Parser:
                         help="FITS files or @list.txt files (default: names read from stdin)")
     parser.add_argument("-d", "--descriptors", required=True, action="append", metavar="D1,D2",
                         help="comma-separated descriptor names, e.g. object,exposure_time")
-    parser.add_argument("--csv", action="store_true", help="print comma-separated values instead")
+    parser.add_argument("--csv", action="store_true", help="print comma-separated values (CSV, quoted where needed) instead")
     return parser
 
 
@@ -114,7 +115,7 @@ def _main(argv) -> int:
     for problem in problems:
         report_problem(PROG, problem)
     if args.csv:
-        print("\n".join(",".join(row) for row in rows))
+        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
     else:
         print(format_table(rows))
     return 1 if len(rows) == 1 else 0

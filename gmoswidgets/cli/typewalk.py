@@ -17,6 +17,7 @@ import sys
 from ..errors import FileProblem
 from ..frame import read_headers
 from ..gmos.tags import format_tags, tags_of
+from ..select import selection_tags
 from .common import Parser, UsageError, fits_files, report_problem, run, split_list, write_list
 
 __all__ = ["main", "typewalk", "format_line"]
@@ -64,7 +65,8 @@ def typewalk(directory=".", tags=(), xtags=(), recursive=True, out=None, err_pro
         for name in names:
             path = os.path.join(root, name)
             try:
-                file_tags = tags_of(read_headers(path))
+                headers = read_headers(path)
+                file_tags = selection_tags(headers) if required or excluded else tags_of(headers)
             except FileProblem as problem:
                 report_problem(err_prog, problem)
                 continue

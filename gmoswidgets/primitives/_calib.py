@@ -145,6 +145,7 @@ def apply_calibration(frames: list[Frame], ctx: StepContext, primitive: str, cal
     list of Frame
     """
     from ..gmos.keywords import TIMESTAMP_KEYWORDS
+    from ..fitstext import to_header_text
     from ..outputs import add_provenance
     if do_cal == "skip":
         ctx.log.warning("%s: do_cal='skip', frames left unchanged", primitive)
@@ -169,7 +170,7 @@ def apply_calibration(frames: list[Frame], ctx: StepContext, primitive: str, cal
     corrected = ctx.map(partial(_apply_job, apply=apply),
                         [(light_copy(frames[index]), cal, index) for index, cal, _ in jobs])
     for (index, cal, cal_path), new in zip(jobs, corrected):
-        new.phu[image_keyword] = (cal_path.name if cal_path else cal.filename,
+        new.phu[image_keyword] = (to_header_text(cal_path.name if cal_path else cal.filename),
                                   f"{caltype} used by {primitive}")
         if cal_path is not None and cal_path.exists():
             add_provenance(new, cal_path, primitive)

@@ -21,6 +21,7 @@ from .. import dq
 from ..errors import FileProblem
 from ..frame import Frame
 from ..gmos.keywords import FLATIM
+from ..validate import check_flat_usable
 from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_region, light_copy,
                      matched_planes)
 from .base import Param, StepContext, primitive
@@ -111,8 +112,10 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
 
 def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
     """flatCorrect of one frame (run by ``ctx.map``)."""
-    for ext, planes in zip(new.exts, matched_planes(new, cal, "flat", fill=1.0)):
+    for number, (ext, planes) in enumerate(zip(new.exts, matched_planes(new, cal, "flat",
+                                                                        fill=1.0)), start=1):
         response = planes.data
+        check_flat_usable(cal, response, number)
         usable = np.isfinite(response) & (response > 0)
         safe = np.where(usable, response, np.float32(1)).astype(np.float32, copy=False)
         ext.data = np.where(usable, ext.data / safe, np.float32(0))

@@ -9,7 +9,8 @@ from .filepanel import FilePanel
 from .caldbpanel import CalDBPanel
 from .steppanel import StepPanel
 from .downloadpanel import DownloadPanel
+from .archivepanel import ArchivePanel
 from .app import ReductionApp
 from .batchpanel import BatchPanel
 
-__all__ = ["BatchPanel", "CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]
+__all__ = ["ArchivePanel", "BatchPanel", "CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]

@@ -11,6 +11,7 @@ from ..errors import GmosError
 from ..frame import read_frame, read_headers
 from ..gmos.tags import tags_of
 from ..select import select_data
+from .archivepanel import ArchivePanel
 from .caldbpanel import CalDBPanel
 from .downloadpanel import DownloadPanel
 from .filepanel import FilePanel
@@ -91,7 +92,10 @@ class ReductionApp(W.VBox):
         self.file_panel = FilePanel(directory)
         self.download_panel = DownloadPanel(directory, background=background)
         self.download_panel.on_downloaded(lambda folder: self.file_panel.scan(folder))
-        downloads = W.Accordion(children=[self.download_panel], titles=("Get real GMOS data",))
+        self.archive_panel = ArchivePanel(directory, background=background)
+        self.archive_panel.on_downloaded(lambda folder: self.file_panel.scan(folder))
+        downloads = W.Accordion(children=[self.archive_panel, self.download_panel],
+                                titles=("Find data in the archive", "Get real GMOS data"))
         downloads.selected_index = None
         self.caldb_panel = CalDBPanel(service)
         self.step_panel = StepPanel(background=background, workdir=self.workdir,

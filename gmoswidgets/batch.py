@@ -242,6 +242,9 @@ class Batch:
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         self.scheduler = scheduler
         self.service = service or _default_service()
+        if not self.service.database_path.exists():
+            raise GmosError(f"no calibration database at {self.service.database_path}: "
+                            "create it with `caldb init`")
         self.log = get_logger("batch")
         self.ignored: list = []
         self.groups: list = self._plan(sorted(self.directory.glob("*.fits")))
@@ -394,9 +397,6 @@ def _default_service():
         except caldb.ConfigError as exc:
             raise GmosError(f"reduce-all adds calibrations to the calibration database, "
                             f"but there is none: {exc}") from None
-    if not service.database_path.exists():
-        raise GmosError(f"no calibration database at {service.database_path}: "
-                        "create it with `caldb init`")
     return service
 
 

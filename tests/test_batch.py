@@ -196,6 +196,18 @@ def test_reduce_all_on_a_local_cluster_equals_reduce_commands(nights, reference,
     _same_products(names, ref_dir, tmp_path / "out")
 
 
+def test_cli_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the log file
+    (tmp_path / "raw").mkdir()
+    assert reduce_all_cli.main([str(tmp_path / "nowhere"), "-d", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().endswith("nowhere: no such directory")
+    assert reduce_all_cli.main([str(tmp_path / "raw"), "-d", str(tmp_path)]) == 1
+    assert "no calibration database at" in capsys.readouterr().err
+    _service(tmp_path)
+    assert reduce_all_cli.main([str(tmp_path / "raw"), "-d", str(tmp_path)]) == 1
+    assert "raw: no raw bias, flat or science file to reduce" in capsys.readouterr().err
+
+
 def test_cli(nights, tmp_path, monkeypatch, capsys):
     raw, expected = nights
     small = tmp_path / "raw"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 
 from ..batch import Batch
+from ..errors import GmosError
 from ..executor import SCHEDULER_ENV
 from ..logutils import config as configure_logging
 from .common import Parser, run
@@ -55,6 +56,9 @@ def _reduce_all(argv) -> int:
     configure_logging(file_name=args.logfile)
     batch = Batch(args.directory, workdir=args.workdir, scheduler=args.scheduler,
                   service=service)
+    if not batch.groups:
+        ignored = "".join(f"; {name}: {why}" for name, why in batch.ignored)
+        raise GmosError(f"{args.directory}: no raw bias, flat or science file to reduce{ignored}")
     table = batch.run()
     print()
     table.pprint_all()

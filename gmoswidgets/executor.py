@@ -33,11 +33,13 @@ from .errors import GmosError, ParameterError
 from .frame import Frame, read_frame
 
 __all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
-           "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV",
+           "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV", "SHARED_DIR_ENV",
            "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item"]
 
 #: Environment variable naming the scheduler when none is given.
 SCHEDULER_ENV = "GMOSWIDGETS_SCHEDULER"
+#: Environment variable naming a directory every Dask worker shares (frames travel through it).
+SHARED_DIR_ENV = "GMOSWIDGETS_SHARED_DIR"
 #: Names of the local executors (anything else is a Dask scheduler address).
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 #: The scheduler used when neither an argument nor the environment names one.
@@ -299,9 +301,9 @@ class DaskExecutor(Executor):
         ``client`` is given (this executor then owns the connection).
     shared_dir : path-like, optional
         A directory every worker can read and write, through which frames
-        travel as FITS files.  Default: a new temporary directory if every
-        worker can see it (checked with a marker file), else none (frames
-        are pickled).
+        travel as FITS files.  Default: ``$GMOSWIDGETS_SHARED_DIR``, else a
+        new temporary directory if every worker can see it (checked with a
+        marker file), else none (frames are pickled).
     timeout : str
         How long to try to reach the scheduler at ``address``.
 
@@ -326,6 +328,7 @@ class DaskExecutor(Executor):
                 raise GmosError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.client = client
         self._own_dir = None
+        shared_dir = shared_dir or os.environ.get(SHARED_DIR_ENV) or None
         if shared_dir is None:
             shared_dir = self._own_dir = self._shared_tempdir()
         self.shared_dir = str(shared_dir) if shared_dir is not None else None

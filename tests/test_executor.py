@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gmoswidgets.errors import FileProblem, GmosError, ParameterError
-from gmoswidgets.executor import (SCHEDULER_ENV, DaskExecutor, ProcessExecutor,
+from gmoswidgets.executor import (SCHEDULER_ENV, SHARED_DIR_ENV, DaskExecutor, ProcessExecutor,
                                   SequentialExecutor, TaskError, ThreadExecutor,
                                   get_executor)
 
@@ -152,6 +152,13 @@ def _double_sci(frame):
 def _frame_and_offset(pair):
     frame, cal = pair
     return float(frame.exts[0].data.mean() - cal.exts[0].data.mean())
+
+
+def test_dask_shared_dir_from_the_environment(dask_client, tmp_path, monkeypatch):
+    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))
+    with DaskExecutor(dask_client) as ex:
+        assert ex.shared_dir == str(tmp_path)
+    assert tmp_path.is_dir()  # given, so not removed
 
 
 def test_dask_results_in_order_and_errors_named(dask_client):

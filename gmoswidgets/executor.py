@@ -20,6 +20,8 @@ pickled only when there is no such directory.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import tempfile
@@ -44,6 +46,8 @@ SHARED_DIR_ENV = "GMOSWIDGETS_SHARED_DIR"
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 #: The scheduler used when neither an argument nor the environment names one.
 DEFAULT_SCHEDULER = "threads"
+#: glibc's mallopt parameter for the number of malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
 #: Prefix of the Dask task keys of mapped work (shows which work a cluster did).
 TASK_PREFIX = "gmoswidgets"
 
@@ -214,7 +218,12 @@ class _PoolExecutor(Executor):
 
 
 class ThreadExecutor(_PoolExecutor):
-    """Local threads (the default): for work that releases the GIL (numpy, scipy, sep).
+    """Local threads (the default): for work that releases the GIL (numpy, scipy).
+
+    The worker threads allocate from glibc's main malloc arena, as the
+    calling thread does: with an arena per thread, freed frame-sized
+    blocks stayed with each thread and the peak memory of a 2x2 flat
+    reduction rose from 0.69 to 0.99 GB (measured).
 
     Parameters
     ----------
@@ -224,6 +233,19 @@ class ThreadExecutor(_PoolExecutor):
 
     name = "threads"
     _pool_class = futures.ThreadPoolExecutor
+
+    def _get_pool(self):
+        _one_malloc_arena()
+        return super()._get_pool()
+
+
+def _one_malloc_arena() -> None:
+    """Ask glibc to give new threads no arena of their own (``M_ARENA_MAX`` = 1); else nothing."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
 
 
 class ProcessExecutor(_PoolExecutor):

@@ -21,6 +21,7 @@ import ipywidgets as W
 from . import preview as display
 from ..caldb.lookup import default_service
 from ..errors import GmosError
+from ..executor import get_executor
 from ..logutils import show_info
 from ..recipes import recipes_for
 from ..reduction import DONE, FAILED, PENDING, RUNNING, SKIPPED, Reduction
@@ -201,7 +202,9 @@ class StepPanel(W.VBox):
         """Make a new :class:`Reduction` of ``files`` and show its steps.
 
         Unless ``calservice`` is given, calibrations come from the default
-        service (:func:`gmoswidgets.caldb.lookup.default_service`).
+        service (:func:`gmoswidgets.caldb.lookup.default_service`); unless
+        ``executor`` is given, per-frame work runs where ``reduce`` runs it
+        (:func:`gmoswidgets.executor.get_executor`: local threads by default).
 
         Raises
         ------
@@ -212,6 +215,8 @@ class StepPanel(W.VBox):
         options = {**self._options, **reduction_options}
         if options.get("calservice") is None and "calibration_lookup" not in options:
             options["calservice"] = default_service()
+        if options.get("executor") is None:
+            options["executor"] = get_executor()
         reduction = Reduction(files, recipe, **options)
         self._options = options
         self.set_reduction(reduction)

@@ -88,6 +88,9 @@ OBSID = "OBSID"
 RELINT = "RELINT"
 #: Number of frames combined by a stack.
 NCOMBINE = "NCOMBINE"
+#: Original file names of the inputs of a fringe frame, IMCMB001, IMCMB002, ... (IRAF
+#: imcombine's convention); fringeCorrect uses them to know a frame is in its own fringe frame.
+COMBINED_INPUT = "IMCMB{:03d}"
 #: Processing mode of a processed product ('sq', 'ql', 'qa').
 PROCMODE = "PROCMODE"
 

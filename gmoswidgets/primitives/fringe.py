@@ -6,12 +6,17 @@ frames' structure.
 
 * makeFringeFrame: at least 3 dithered frames; each frame's background
   level is removed, sources are found and masked (object mask dilated by
-  ``dilation`` pixels, ORed into DQ as DRAGONS' addObjectMaskToDQ does),
+  ``dilation`` pixels, as DRAGONS, plus ``seeing_dilation`` times the
+  frame's seeing FWHM, so that the masks cover the stars' wings at any
+  binning; ORed into DQ as DRAGONS' addObjectMaskToDQ does),
   and the frames are combined with the stacker (mean, varclip 3/3).
 * fringeCorrect: only for the detector/filter pairs of the seed's
   "Fringe Correction Tables" (:data:`~gmoswidgets.gmos.lookups.FRINGE_FILTERS`);
   SCI -= x F, VAR += x^2 VAR_F, DQ |= DQ_F, where x is 1, the user's
-  ``scale_factor`` or a least-squares fit.
+  ``scale_factor`` or a least-squares fit.  When the frame is itself one
+  of the fringe frame's inputs (its name among the fringe frame's
+  ``IMCMBnnn``), its noise is partly F's: VAR += (x^2 - 2x) VAR_F instead
+  (:func:`corrected_variance`; DRAGONS adds x^2 VAR_F in every case).
 """
 from __future__ import annotations
 
@@ -25,21 +30,28 @@ from scipy import ndimage
 
 from .. import dq
 from ..errors import FileProblem, ParameterError
+from ..fitstext import from_header_text, to_header_text
 from ..frame import Extension, Frame
 from ..gmos import lookups
-from ..gmos.keywords import FRINGEIM, OBSID
+from ..gmos.keywords import COMBINED_INPUT, FRINGEIM, OBSID
 from ..numerics.combine import combine_arrays
 from ._calib import DO_CAL_CHOICES, CalPlanes, apply_calibration, matched_planes
+from ..outputs import original_name
 from .base import Param, StepContext, primitive
-from .photometry import DETECTION_PARAMS, extension_wcs, object_mask
+from .photometry import DETECTION_PARAMS, extension_wcs, find_sources
 from .stack import stack_frames, stack_params
 
-__all__ = ["needs_fringe_correction", "fringe_scale", "fringeCorrect", "makeFringeFrame",
-           "DITHER_MIN_SEPARATION"]
+__all__ = ["needs_fringe_correction", "fringe_scale", "corrected_variance", "fringe_inputs",
+           "fringeCorrect", "makeFringeFrame", "DITHER_MIN_SEPARATION"]
 
 #: makeFringeFrame refuses inputs whose pointings all lie closer than this (arcsec;
 #: DRAGONS' ``debug_distance``).
 DITHER_MIN_SEPARATION = 5.0
+#: Default growth of makeFringeFrame's object masks beyond DRAGONS' fixed ``dilation``, in
+#: units of the frame's seeing FWHM: a Moffat (beta ~3) star keeps ~2 % of its light beyond
+#: ~2.5 FWHM, and the detection isophote of a 1x1 frame lies near 1.3 FWHM; light left
+#: unmasked goes into the fringe frame and is subtracted from every frame.
+SEEING_DILATION = 1.5
 #: Minimum number of inputs of makeFringeFrame.
 MIN_FRINGE_INPUTS = 3
 #: Clipping of the least-squares fringe scale: threshold (robust sigmas) and passes.
@@ -134,6 +146,35 @@ def fringe_scale(science_exts: list[Extension],
     return scale, int(sum(k.sum() for k in keeps))
 
 
+def fringe_inputs(fringe: Frame) -> set[str]:
+    """Original file names of the frames a fringe frame was made from (its ``IMCMBnnn``)."""
+    names, index = set(), 1
+    while COMBINED_INPUT.format(index) in fringe.phu:
+        names.add(from_header_text(str(fringe.phu[COMBINED_INPUT.format(index)]).strip()))
+        index += 1
+    return names
+
+
+def corrected_variance(variance: np.ndarray, fringe_variance: np.ndarray, scale: float, *,
+                       own_input: bool) -> np.ndarray:
+    """VAR of ``S - x F``.
+
+    ``VAR_S + x^2 VAR_F - 2 x cov(S, F)``.  F is independent of S
+    (``own_input`` False), or S is one of the N_p frames averaged into F
+    at a pixel: then ``cov(S, F) = VAR_S / N_p``, which equals ``VAR_F =
+    sum(VAR_j) / N_p^2`` when the inputs have similar variances, so VAR
+    becomes ``VAR_S + (x^2 - 2x) VAR_F`` (``VAR_S - VAR_F`` at scale 1:
+    the leave-one-out variance ``VAR_S (1 - 1/N_p)``).  Where S itself was
+    masked in F (its own sources) the covariance is really 0, so there VAR
+    is underestimated by ~2x VAR_F, small beside a source's Poisson
+    variance.  Clipped at zero.
+    """
+    x = np.float32(scale)
+    if not own_input:
+        return variance + (x * x) * fringe_variance
+    return np.maximum(variance + (x * x - 2 * x) * fringe_variance, np.float32(0))
+
+
 def _scale_factors(scale_factor, nframes):
     if scale_factor is None:
         return [None] * nframes
@@ -165,11 +206,16 @@ def _subtract_fringe(new: Frame, cal: Frame, index: int, *, factors: list,
             log.info("%s: fringe frame from the same observation; scale 1", new.filename)
     else:
         log.info("%s: fringe scale %.4f (user)", new.filename, factor)
+    own_input = original_name(new) in fringe_inputs(cal)
+    if own_input:
+        log.info("%s is one of the fringe frame's inputs: its covariance with the fringe frame "
+                 "is taken out of VAR", new.filename)
     x = np.float32(factor)
     for ext, plane in zip(new.exts, planes):
         ext.data = ext.data - x * plane.data
         if ext.variance is not None and plane.variance is not None:
-            ext.variance = ext.variance + (x * x) * plane.variance
+            ext.variance = corrected_variance(ext.variance, plane.variance, factor,
+                                              own_input=own_input)
         if ext.mask is not None and plane.mask is not None:
             ext.mask = ext.mask | plane.mask
 
@@ -242,9 +288,35 @@ def _disk(radius: float) -> np.ndarray:
     return xx ** 2 + yy ** 2 <= radius ** 2
 
 
+#: Sources whose FWHM sets the seeing of a frame: unflagged, at least this S/N.
+_SEEING_MIN_SNR = 20.0
+
+
+def _seeing_fwhm(tables) -> float:
+    """Median FWHM_IMAGE (pixels) of a frame's unflagged bright sources; NaN if none."""
+    fwhms = []
+    for table in tables:
+        if len(table) == 0:
+            continue
+        flux, err = np.asarray(table["FLUX_AUTO"]), np.asarray(table["FLUXERR_AUTO"])
+        good = (np.asarray(table["FLAGS"]) == 0) & (flux > _SEEING_MIN_SNR * err)
+        fwhms.append(np.asarray(table["FWHM_IMAGE"])[good])
+    fwhms = np.concatenate(fwhms) if fwhms else np.array([])
+    fwhms = fwhms[np.isfinite(fwhms)]
+    return float(np.median(fwhms)) if fwhms.size else float("nan")
+
+
 def _object_masks(work, detect, subtract_median_image):
-    """OBJMASK of every extension of the background-subtracted ``work`` frames."""
-    masks = []
+    """OBJMASK of every extension of the background-subtracted ``work`` frames.
+
+    Returns
+    -------
+    masks : list of list of numpy.ndarray
+        Boolean source masks, per frame and extension.
+    fwhms : list of float
+        Each frame's seeing FWHM in its pixels (:func:`_seeing_fwhm`).
+    """
+    masks, fwhms = [], []
     medians = None
     if subtract_median_image:
         medians = [combine_arrays([f.exts[i].data for f in work], None,
@@ -252,15 +324,18 @@ def _object_masks(work, detect, subtract_median_image):
                                   reject_method="minmax", nlow=0, nhigh=1)[0]
                    for i in range(len(work[0].exts))]
     for frame in work:
-        frame_masks = []
+        frame_masks, tables = [], []
         for i, ext in enumerate(frame.exts):
+            image = ext.data if medians is None else ext.data - medians[i]
+            table, segmap = find_sources(image, ext.variance, ext.mask, **detect)
             if medians is None and ext.objmask is not None:
                 frame_masks.append(ext.objmask != 0)
-                continue
-            image = ext.data if medians is None else ext.data - medians[i]
-            frame_masks.append(object_mask(image, ext.variance, ext.mask, **detect))
+            else:
+                frame_masks.append(segmap > 0)
+            tables.append(table)
         masks.append(frame_masks)
-    return masks
+        fwhms.append(_seeing_fwhm(tables))
+    return masks, fwhms
 
 
 _STACK_PARAMS = stack_params(reject_method="varclip", scaling=False)
@@ -272,12 +347,16 @@ _STACK_PARAMS = stack_params(reject_method="varclip", scaling=False)
           optional=True),
     Param("dilation", float, 2.0, "Radius (pixels) by which the object masks are grown.",
           min=0.0),
+    Param("seeing_dilation", float, SEEING_DILATION, "Further growth of the object masks, in "
+                                                     "units of each frame's seeing FWHM (0: "
+                                                     "DRAGONS' fixed dilation only).", min=0.0),
     *_STACK_PARAMS, *DETECTION_PARAMS,
     suffix="_fringe",
 )
 def makeFringeFrame(frames: list[Frame], ctx: StepContext, *, subtract_median_image: bool | None,
-                    dilation: float, operation: str, reject_method: str, hsigma: float,
-                    lsigma: float, mclip: bool, max_iters: int | None, nlow: int, nhigh: int,
+                    dilation: float, seeing_dilation: float, operation: str,
+                    reject_method: str, hsigma: float, lsigma: float, mclip: bool,
+                    max_iters: int | None, nlow: int, nhigh: int,
                     separate_ext: bool, apply_dq: bool, memory: float | None, mask: bool,
                     replace_flags: int, set_saturation: bool, detect_minarea: int,
                     detect_thresh: float, analysis_thresh: float, deblend_mincont: float,
@@ -319,12 +398,17 @@ def makeFringeFrame(frames: list[Frame], ctx: StepContext, *, subtract_median_im
         ctx.log.info("%s: background level %.1f removed", frame.filename, level)
         work.append(copy)
     ctx.progress(0.1, "makeFringeFrame: finding sources")
-    detect = dict(mask=mask, replace_flags=replace_flags, detect_minarea=detect_minarea,
-                  detect_thresh=detect_thresh, deblend_mincont=deblend_mincont,
-                  back_size=back_size, back_filtersize=back_filtersize)
-    masks = _object_masks(work, detect, subtract_median_image)
-    structure = _disk(dilation) if dilation >= 1 else None
-    for frame, frame_masks in zip(work, masks):
+    detect = dict(mask=mask, replace_flags=replace_flags, set_saturation=set_saturation,
+                  detect_minarea=detect_minarea, detect_thresh=detect_thresh,
+                  analysis_thresh=analysis_thresh, deblend_mincont=deblend_mincont,
+                  phot_min_radius=phot_min_radius, back_size=back_size,
+                  back_filtersize=back_filtersize)
+    masks, fwhms = _object_masks(work, detect, subtract_median_image)
+    for frame, frame_masks, fwhm in zip(work, masks, fwhms):
+        radius = dilation + (seeing_dilation * fwhm if np.isfinite(fwhm) else 0.0)
+        ctx.log.info("%s: seeing FWHM %.2f pix; object masks grown by %.1f pix", frame.filename,
+                     fwhm, radius)
+        structure = _disk(radius) if radius >= 1 else None
         for ext, objects in zip(frame.exts, frame_masks):
             if structure is not None:
                 objects = ndimage.binary_dilation(objects, structure=structure)
@@ -335,6 +419,9 @@ def makeFringeFrame(frames: list[Frame], ctx: StepContext, *, subtract_median_im
                        separate_ext=separate_ext, hsigma=hsigma, lsigma=lsigma, mclip=mclip,
                        max_iters=max_iters, nlow=nlow, nhigh=nhigh, apply_dq=apply_dq,
                        memory=memory)
+    for index, frame in enumerate(frames, start=1):
+        out.phu[COMBINED_INPUT.format(index)] = (to_header_text(original_name(frame)),
+                                                  "Input of the fringe frame")
     obsids = list(dict.fromkeys(str(f.phu.get(OBSID, "")).strip() for f in frames))
     if len(obsids) > 1:
         out.phu[OBSID] = "+".join(obsids)

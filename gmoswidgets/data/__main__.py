@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--filter", dest="filter_name", choices=FILTERS, default="i")
     make.add_argument("--roi", choices=ROI_NAMES, default="Full Frame")
     make.add_argument("--fringe", action=argparse.BooleanOptionalAction, default=None,
-                      help="add fringes to the science frames (default: only in z)")
+                      help="add fringes to the science frames (default: where DRAGONS corrects "
+                           "them: z, and i on EEV/e2vDD)")
     make.add_argument("--groups", nargs="+", choices=("bias", "flat", "science"),
                       default=["bias", "flat", "science"])
     return parser

@@ -28,8 +28,11 @@ _VIGNETTING = 0.08
 CCD_QE = (0.965, 1.0, 1.027)
 #: rms of the pixel-to-pixel QE variations.
 PTP_RMS = 0.01
-#: Fringe amplitude as a fraction of the sky level (z band).
-FRINGE_FRACTION = 0.03
+#: Fringe amplitude as a fraction of the sky level, per filter.  Which detector/filter pairs
+#: fringe is DRAGONS' table (``fringe`` section of the lookups JSON, via
+#: :attr:`Configuration.fringe_filters`); the amplitudes are this simulator's choice: i-band
+#: fringes on the thick EEV/e2vDD CCDs are ~1 % of the sky, z-band ones a few %.
+FRINGE_FRACTION = {"i": 0.01, "z": 0.03}
 #: Rows (unbinned) at the bottom of each amplifier with a decaying bias ramp.
 BOTTOM_RAMP_ROWS = 48
 _RAMP_ADU = 12.0

@@ -243,7 +243,9 @@ def make_tutorial_dataset(directory, *, instrument: str = "GMOS-N", detector: st
     filter_name : str
         ``'i'`` (the tutorial) or ``'z'``.
     fringe : bool, optional
-        Add a fringe pattern to the science frames; default True for z only.
+        Add a fringe pattern to the science frames; default: where DRAGONS
+        fringe-corrects the filter on the detector (z everywhere, i on EEV
+        and e2vDD: :attr:`Configuration.fringe_filters`).
     roi : str
         ``'Full Frame'``, ``'CCD2'``, ``'Central Spectrum'`` or ``'Central Stamp'``.
     groups : iterable of str
@@ -275,7 +277,7 @@ def make_tutorial_dataset(directory, *, instrument: str = "GMOS-N", detector: st
     check_dates(config, {frame.start.date() for frame in plan})
     _pointings(plan)
     if fringe is None:
-        fringe = filter_name == "z"
+        fringe = filter_name in config.fringe_filters
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     sim = _Simulator(config, seed, binning, roi, filter_name, bool(fringe))
@@ -325,7 +327,7 @@ class _Simulator:
         """Sky (or twilight) and fringe levels in e- per binned pixel at unit response."""
         if frame.kind == "science":
             sky = SKY_RATE[self.filter_name] * frame.exptime * self.pixel_area * float(rng.normal(1.0, 0.03))
-            return sky, (FRINGE_FRACTION * sky if self.fringe else 0.0)
+            return sky, (FRINGE_FRACTION[self.filter_name] * sky if self.fringe else 0.0)
         if frame.kind == "flat":
             return FLAT_LEVELS_E[(frame.dataset - 1) % len(FLAT_LEVELS_E)], 0.0
         return 0.0, 0.0
@@ -420,7 +422,7 @@ def _truth_meta(sim: _Simulator, groups, frames) -> dict:
             "vignetting": f"1 - 0.08 (r / {VIGNETTING_RADIUS_ARCSEC}\")^2 inside the lit field, r from CCD2's centre",
         },
         "illuminated_radius_unbinned": _lit_radius(sim),
-        "ccd_qe": list(CCD_QE), "ptp_rms": PTP_RMS, "fringe_fraction": FRINGE_FRACTION,
+        "ccd_qe": list(CCD_QE), "ptp_rms": PTP_RMS, "fringe_fraction": FRINGE_FRACTION[sim.filter_name],
         "sky_rate_e_per_s_arcsec2": SKY_RATE[sim.filter_name],
         "overscan_trail": list(OVERSCAN_TRAIL),
         "conventions": CONVENTIONS,

@@ -107,6 +107,27 @@ def test_dilation_is_a_disk():
         assert crb.sum() < 5 * cra.sum()  # a plus-shaped disk, not a 3x3 square
 
 
+def test_hit_tail_flagged_where_one_image_covers_the_sky():
+    """Where only one image is lit, a hit's faint tail (6 sigma, diagonal to its core) is flagged too."""
+    frames, truths = make_stack(n=3, seed=5)
+    for frame in frames[1:]:
+        frame.exts[0].mask[:, :90] |= dq.UNILLUMINATED
+    ext = frames[0].exts[0]
+    y, x = 120, 40  # on sky, away from the stars at (60, 51) and (30, 180)
+    sigma = float(np.sqrt(ext.variance[y, x]))
+    ext.data[y, x] += 3000.0
+    ext.data[y + 1, x + 1] += 6 * sigma
+    truth = truths[0].copy()
+    truth[y, x] = truth[y + 1, x + 1] = True
+    cr = (flagCosmicRaysByStacking(frames, ctx(), dilation=0)[0].exts[0].mask & dq.COSMIC_RAY) != 0
+    assert cr[y, x] and cr[y + 1, x + 1]
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
+    near_star = np.zeros(SHAPE, bool)
+    for sx, sy, _ in BRIGHT + FAINT:
+        near_star |= (xx - sx) ** 2 + (yy - sy) ** 2 < 12 ** 2
+    assert not (cr & near_star & ~truth).any()
+
+
 def test_single_frame_is_passed_through():
     frames, _ = make_stack(n=1)
     assert flagCosmicRaysByStacking(frames, ctx())[0] is frames[0]

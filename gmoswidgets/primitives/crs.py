@@ -122,25 +122,44 @@ _NEIGHBOUR_SIGMA = 4.0
 _SHARPNESS = 5.0
 
 
+#: ... and it stands out of a sky background: its excess over the 5x5 median
+#: is more than this fraction of its height above the sky (on a bright
+#: star's wing the 5x5 median is nearly as high as the pixel).
+_ISOLATION = 0.5
+
+
+def _sharp(data: np.ndarray, ys: np.ndarray, xs: np.ndarray, threshold: np.ndarray,
+           level: float) -> np.ndarray:
+    """Whether each pixel ``(ys, xs)`` stands out of its surroundings like a cosmic ray.
+
+    It must exceed the median of its 5x5 neighbourhood by more than
+    ``threshold`` (one value per pixel) and by more than ``_ISOLATION`` of
+    its height above the sky ``level``, and its 3x3 neighbourhood must not
+    be much brighter than the 5x5 one (a star's is; ``_SHARPNESS``).
+    """
+    windows = sliding_window_view(np.pad(data, 2, mode="edge"), (5, 5))[ys, xs]
+    m5 = np.median(windows.reshape(ys.size, 25), axis=1)
+    m3 = np.median(windows[:, 1:4, 1:4].reshape(ys.size, 9), axis=1)
+    value = data[ys, xs]
+    excess = value - m5
+    return ((excess > threshold) & (excess > _SHARPNESS * np.maximum(m3 - m5, 0))
+            & (excess > _ISOLATION * (value - level)))
+
+
 def _sharp_peaks(data: np.ndarray, where: np.ndarray, threshold, level: float) -> np.ndarray:
     """Pixels of ``where`` far above their surroundings and sharper than the PSF.
 
     Where a single image covers the sky, the stack median cannot reveal its
-    cosmic rays.  A pixel more than ``threshold`` above the median of its 5x5
-    neighbourhood, whose 3x3 neighbourhood is not much brighter than the 5x5
-    one (a star's is), is a cosmic ray.  Only pixels ``threshold`` above the
-    sky ``level`` are examined, which keeps this cheap.
+    cosmic rays: a pixel of ``where`` is one when it is :func:`_sharp` with
+    ``threshold``.  Only pixels ``threshold`` above the sky ``level`` are
+    examined, which keeps this cheap.
     """
     threshold = np.broadcast_to(threshold, data.shape)
     ys, xs = np.nonzero(where & (data - level > threshold))
     found = np.zeros(data.shape, bool)
     if ys.size == 0:
         return found
-    windows = sliding_window_view(np.pad(data, 2, mode="edge"), (5, 5))[ys, xs]
-    m5 = np.median(windows.reshape(ys.size, 25), axis=1)
-    m3 = np.median(windows[:, 1:4, 1:4].reshape(ys.size, 9), axis=1)
-    excess = data[ys, xs] - m5
-    sharp = (excess > threshold[ys, xs]) & (excess > _SHARPNESS * np.maximum(m3 - m5, 0))
+    sharp = _sharp(data, ys, xs, threshold[ys, xs], level)
     found[ys[sharp], xs[sharp]] = True
     return found
 
@@ -217,8 +236,14 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
         if single.any():
             flagged |= _sharp_peaks(ext.data, single, hsigma * sigma, levels[i])
         if flagged.any():  # the fainter tail of a hit around its core (as L.A.Cosmic's sigfrac)
-            near = ndimage.binary_dilation(flagged, structure=np.ones((3, 3), bool))
+            near = ndimage.binary_dilation(flagged, structure=np.ones((3, 3), bool)) & ~flagged
             flagged |= near & candidates & (excess > background + _NEIGHBOUR_SIGMA * sigma)
+            # where one image covers the sky its tail stands out of its own surroundings
+            ys, xs = np.nonzero(near & single)
+            if ys.size:
+                tail = _sharp(ext.data, ys, xs, _NEIGHBOUR_SIGMA * np.broadcast_to(
+                    sigma, ext.data.shape)[ys, xs], levels[i])
+                flagged[ys[tail], xs[tail]] = True
         if structure is not None and flagged.any():
             flagged = ndimage.binary_dilation(flagged, structure=structure)
         mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()

@@ -89,28 +89,34 @@ def median_stack(frames: list[Frame], offsets: list[float]
         uint8 number of images with a usable pixel.
     """
     shape = frames[0].exts[0].data.shape
-    median = np.empty(shape, np.float32)
+    median = np.full(shape, np.nan, np.float32)
     has_var = all(f.exts[0].variance is not None for f in frames)
-    variance = np.empty(shape, np.float32) if has_var else None
-    counts = np.empty(shape, np.uint8)
+    variance = np.full(shape, np.inf, np.float32) if has_var else None
+    counts = np.zeros(shape, np.uint8)
     for r0 in range(0, shape[0], _CHUNK_ROWS):
         rows = slice(r0, min(r0 + _CHUNK_ROWS, shape[0]))
-        stack = np.stack([np.where(_usable(f.exts[0], _STACK_EXCLUDE_BITS, rows),
-                                   f.exts[0].data[rows] + np.float32(o),
-                                   np.nan) for f, o in zip(frames, offsets)])
+        usable = [_usable(f.exts[0], _STACK_EXCLUDE_BITS, rows) for f in frames]
+        # only the columns some image covers (the dark amplifiers and the sky
+        # beyond the field are none's)
+        covered = np.flatnonzero(np.logical_or.reduce(usable).any(axis=0))
+        if covered.size == 0:
+            continue
+        cols = slice(covered[0], covered[-1] + 1)
+        stack = np.stack([np.where(ok[:, cols], f.exts[0].data[rows, cols] + np.float32(o), np.nan)
+                          for f, o, ok in zip(frames, offsets, usable)])
         count = np.isfinite(stack).sum(axis=0)
-        counts[rows] = count
+        counts[rows, cols] = count
         ordered = np.sort(stack, axis=0)  # NaNs sort last
         lo = np.maximum(count - 1, 0) // 2
         hi = np.maximum(count, 1) // 2
         pick = 0.5 * (np.take_along_axis(ordered, lo[None], 0)[0]
                       + np.take_along_axis(ordered, np.minimum(hi, len(frames) - 1)[None], 0)[0])
-        median[rows] = np.where(count > 0, pick, np.nan)
+        median[rows, cols] = np.where(count > 0, pick, np.nan)
         if has_var:
-            var = np.stack([np.where(np.isfinite(s), f.exts[0].variance[rows], 0)
+            var = np.stack([np.where(np.isfinite(s), f.exts[0].variance[rows, cols], 0)
                             for f, s in zip(frames, stack)]).sum(axis=0)
             n = np.maximum(count, 1)
-            variance[rows] = np.where(count > 0, np.pi / 2 * var / n / n, np.inf)
+            variance[rows, cols] = np.where(count > 0, np.pi / 2 * var / n / n, np.inf)
     return median, variance, counts
 
 

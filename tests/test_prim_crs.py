@@ -128,6 +128,19 @@ def test_hit_tail_flagged_where_one_image_covers_the_sky():
     assert not (cr & near_star & ~truth).any()
 
 
+def test_faint_streak_flagged_from_its_core():
+    """A streak 6 sigma above the sky, with a 30 sigma core at one end, is flagged all along."""
+    frames, truths = make_stack(n=5, seed=7)
+    ext = frames[2].exts[0]
+    y, x0 = 150, 230  # on sky, away from the stars
+    sky = 200.0 + 15.0 * 2  # make_stack's sky level of the third frame
+    sigma = np.sqrt(ext.variance[y, x0:x0 + 8])
+    ext.data[y, x0:x0 + 8] = sky + np.r_[30.0, [6.0] * 7] * sigma
+    cr = (flagCosmicRaysByStacking(frames, ctx(), dilation=0)[2].exts[0].mask & dq.COSMIC_RAY) != 0
+    assert cr[y, x0:x0 + 8].all()
+    assert (cr & ~truths[2]).sum() <= 8 + 2
+
+
 def test_single_frame_is_passed_through():
     frames, _ = make_stack(n=1)
     assert flagCosmicRaysByStacking(frames, ctx())[0] is frames[0]

@@ -124,6 +124,8 @@ def median_stack(frames: list[Frame], offsets: list[float]
 _PAIR_SIGMA = 5.0
 #: Threshold (sigma) for the neighbours of a flagged pixel to be flagged too.
 _NEIGHBOUR_SIGMA = 4.0
+#: (dy, dx) of a pixel's eight neighbours (and itself).
+_SQUARE = np.argwhere(np.ones((3, 3), bool)) - 1
 #: A pixel is sharper than any star when its excess over the 5x5 median is
 #: this many times the excess of the 3x3 median over the 5x5 one (the
 #: "fine structure" test of L.A.Cosmic, van Dokkum 2001, with its objlim).
@@ -222,9 +224,10 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
 
     Where only one image has usable sky (the dithered edges of the field),
     a pixel is flagged when it stands out of its own neighbourhood and is
-    sharper than a star (see ``_sharp_peaks``).  The neighbours of a flagged
-    pixel are flagged too above a lower threshold (``_NEIGHBOUR_SIGMA``; by
-    the same two tests) before the flags are grown by ``dilation``.  The
+    sharper than a star (see ``_sharp_peaks``).  A hit's fainter tail, the
+    pixels connected to a flagged one that pass the same tests with a lower
+    threshold (``_NEIGHBOUR_SIGMA``), is flagged too before the flags are
+    grown by ``dilation``.  The
     tests are evaluated only at the pixels that can pass them (their
     difference from the median already a couple of sigma high), and the
     growing works on pixel lists: the flags are sparse.
@@ -285,16 +288,19 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
         if single.size:
             flagged = np.union1d(flagged, _sharp_peaks(ext.data, single, hsigma * sigma.flat[single],
                                                        levels[i]))
-        if flagged.size:  # the fainter tail of a hit around its core (as L.A.Cosmic's sigfrac)
-            near = np.setdiff1d(_around(flagged, _offsets(np.ones((3, 3), bool)), diff.shape),
-                                flagged, assume_unique=True)
+        # the fainter tail of a hit: the pixels above a lower threshold connected
+        # to its core (as L.A.Cosmic's sigfrac, repeated along a streak)
+        added = flagged
+        while added.size:
+            near = np.setdiff1d(_around(added, _SQUARE, diff.shape), flagged, assume_unique=True)
             tail = [near[tests.above(near, _NEIGHBOUR_SIGMA, _NEIGHBOUR_SIGMA)]]
             # where one image covers the sky its tail stands out of its own surroundings
             near = near[(count.flat[near] == 1) & lit[i].flat[near]]
             if near.size:
                 tail.append(near[_sharp(ext.data, near, _NEIGHBOUR_SIGMA * sigma.flat[near],
                                         levels[i])])
-            flagged = np.union1d(flagged, np.concatenate(tail))
+            added = np.unique(np.concatenate(tail))
+            flagged = np.union1d(flagged, added)
         if grow is not None and flagged.size:
             flagged = _around(flagged, grow, diff.shape)
         mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()

@@ -4,20 +4,28 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+LAB_STAMP := $(VENV)/.lab-stamp
 DEMO_DIR ?= demo_data
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo lab test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[widgets,test]'
+	$(PY) -m pip install --quiet --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
+
+$(LAB_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --quiet --disable-pip-version-check -e '.[test,lab]'
+	touch $(LAB_STAMP)
 
 setup: $(STAMP)
 
 demo: setup
 	$(PY) -m gmoswidgets.dashboard --data $(DEMO_DIR)
+
+lab: $(LAB_STAMP)
+	$(PY) -m gmoswidgets.dashboard.lab --data $(DEMO_DIR)
 
 test: setup
 	$(PY) -m pytest

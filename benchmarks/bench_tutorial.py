@@ -6,6 +6,7 @@ per stage (wall and CPU time, peak memory, time of each step) and a table.
 
     python benchmarks/bench_tutorial.py --binning 2
     python benchmarks/bench_tutorial.py --binning 1 --stages bias
+    python benchmarks/bench_tutorial.py --binning 2 --scheduler sync   # per-frame work in one thread
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pathlib import Path
 STAGES = ("bias", "flat", "science")
 
 
-def run_stage(stage: str, playground: Path) -> dict:
+def run_stage(stage: str, playground: Path, scheduler: str | None = None) -> dict:
     """Reduce one stage with the seed's API inside ``playground``; return the measurements."""
     from gmoswidgets.caldb import CalibrationService, set_calservice
     from gmoswidgets.reduce import Reduce
@@ -37,7 +38,7 @@ def run_stage(stage: str, playground: Path) -> dict:
                  "flat": select_data(files, ["FLAT"], []),
                  "science": select_data(files, [], ["CAL"])}[stage]
     wall, cpu = time.perf_counter(), time.process_time()
-    red = Reduce(files=selection)
+    red = Reduce(files=selection, scheduler=scheduler)
     red.runr()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if stage != "science":
@@ -53,10 +54,12 @@ def main(argv=None) -> int:
     parser.add_argument("--binning", type=int, default=2, choices=(1, 2, 4))
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--dir", help="work directory (default: a temporary one)")
+    parser.add_argument("--scheduler", help="where the per-frame work runs: sync, threads "
+                                            "(the default), processes or a Dask scheduler address")
     parser.add_argument("--stage", help=argparse.SUPPRESS)   # internal: run one stage here
     args = parser.parse_args(argv)
     if args.stage:
-        print(json.dumps(run_stage(args.stage, Path(args.dir))))
+        print(json.dumps(run_stage(args.stage, Path(args.dir), args.scheduler)))
         return 0
     base = Path(args.dir or tempfile.mkdtemp(prefix=f"bench{args.binning}_"))
     playdata, playground = base / "playdata", base / "playground"
@@ -73,14 +76,17 @@ def main(argv=None) -> int:
         CalibrationService(database_dir=playground).init(wipe=True)
     results = []
     for stage in stages:
-        proc = subprocess.run([sys.executable, __file__, "--stage", stage, "--dir", str(playground)],
-                              capture_output=True, text=True)
+        command = [sys.executable, __file__, "--stage", stage, "--dir", str(playground)]
+        if args.scheduler:
+            command += ["--scheduler", args.scheduler]
+        proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f"stage {stage} failed:\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(result)
         print(json.dumps(result), flush=True)
-    print(f"\n{args.binning}x{args.binning}: stage, files, wall s, CPU s, peak RSS MB")
+    print(f"\n{args.binning}x{args.binning}, per-frame work on {args.scheduler or 'threads'}: "
+          "stage, files, wall s, CPU s, peak RSS MB")
     for r in results:
         print(f"  {r['stage']:8s} {r['files']:3d} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} {r['peak_rss_mb']:9.0f}")
     print(f"  total        {sum(r['wall_s'] for r in results):8.1f} "

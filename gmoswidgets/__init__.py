@@ -10,7 +10,8 @@ from .frame import Frame, HeaderSet, read_frame, read_headers  # noqa: E402
 __all__ = ["Frame", "HeaderSet", "read_frame", "read_headers", "__version__"]
 
 #: Widget classes, imported from :mod:`gmoswidgets.widgets` on first access.
-_WIDGETS = ("ReductionApp", "FilePanel", "CalDBPanel", "StepPanel", "ImageView", "SkyView")
+_WIDGETS = ("ReductionApp", "FilePanel", "CalDBPanel", "StepPanel", "ImageView", "SkyView",
+            "BatchPanel")
 __all__ += list(_WIDGETS)
 
 

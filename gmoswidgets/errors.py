@@ -21,6 +21,9 @@ class FileProblem(GmosError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # so that it crosses process pools and Dask workers intact
+        return type(self), (self.path, self.problem)
+
 
 class ExpressionError(GmosError):
     """A dataselect expression is not valid."""

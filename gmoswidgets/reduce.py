@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .caldb.lookup import default_service
+from .executor import get_executor
 from .logutils import config, get_logger
 from .reduction import Reduction
 
@@ -45,6 +46,14 @@ class Reduce:
         Output directory (default: the current directory).
     keep : {'last', 'all', 'spill'}
         Memory policy of the engine (see :class:`~gmoswidgets.reduction.Reduction`).
+    calservice : CalibrationService, optional
+        The calibration database to ask (default: the one set with
+        :func:`gmoswidgets.caldb.set_calservice`, else the configured one).
+    scheduler : str, Executor or distributed.Client, optional
+        Where the per-frame work runs: ``'sync'``, ``'threads'``,
+        ``'processes'`` or a Dask scheduler address (see
+        :func:`~gmoswidgets.executor.get_executor`); default
+        ``$GMOSWIDGETS_SCHEDULER``, else local threads.
 
     Attributes
     ----------
@@ -56,7 +65,8 @@ class Reduce:
 
     def __init__(self, files: Iterable | None = None, recipename: str | None = None,
                  uparms: list | dict | None = None, ucals: dict | list | None = None,
-                 suffix: str | None = None, workdir=None, keep: str = "last"):
+                 suffix: str | None = None, workdir=None, keep: str = "last", calservice=None,
+                 scheduler=None):
         self.files = list(files or [])
         self.recipename = recipename
         self.uparms = uparms if uparms is not None else []
@@ -64,6 +74,8 @@ class Reduce:
         self.suffix = suffix
         self.workdir = workdir
         self.keep = keep
+        self.calservice = calservice
+        self.scheduler = scheduler
         self.output_filenames: list = []
         self.reduction: Reduction | None = None
 
@@ -101,6 +113,12 @@ class Reduce:
         self.reduction = Reduction(list(self.files), recipe=self.recipename,
                                    uparms=self.uparms, user_cals=self.ucals, suffix=self.suffix,
                                    workdir=self.workdir, keep=self.keep,
-                                   calservice=default_service())
-        self.output_filenames = list(self.reduction.run_all())
+                                   calservice=self.calservice or default_service())
+        executor = get_executor(self.scheduler)
+        self.reduction.executor = executor
+        try:
+            self.output_filenames = list(self.reduction.run_all())
+        finally:
+            if executor is not self.scheduler:  # made here from a name: release it
+                executor.close()
         return self.output_filenames

@@ -14,8 +14,9 @@ through :class:`~gmoswidgets.events.Event` objects to any subscriber::
     red.output_filenames            # ['N20170613S0180_bias.fits']
 
 Everything it uses is given to it: recipe (or a name in ``recipes``),
-primitive table, calibration lookup.  The ``reduce`` command, the
-:class:`~gmoswidgets.reduce.Reduce` class and the step panel all drive it.
+primitive table, calibration lookup, executor of per-frame work.  The
+``reduce`` command, the :class:`~gmoswidgets.reduce.Reduce` class and the
+step panel all drive it.
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from typing import Any, Callable, Iterator
 
 from . import validate
 from .caldb.lookup import CalibrationLookup, LookupFunction, StepCalibrations
-from .errors import GmosError, ParameterError
+from .errors import GmosError
 from .events import EVENT_KINDS, Event, EventHub
+from .executor import Executor
 from .frame import Frame, read_frame, read_headers
 from .gmos.tags import tags_of
 from .logutils import get_logger
@@ -41,8 +43,8 @@ from .overwrite import replacing
 from .primitives.base import PrimitiveTable, StepContext
 from .recipes import Recipe, RecipeBook
 from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
-                    build_steps, choose_recipe, package_primitives, parse_uparms, split_assignment,
-                    steps_table)
+                    build_steps, choose_recipe, find_step, package_primitives, parse_uparms,
+                    split_assignment, steps_table)
 from .storage import KEEP_MODES, StepStore
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
@@ -98,6 +100,8 @@ class Reduction:
         :func:`~gmoswidgets.primitives.default_table`).
     logger : logging.Logger, optional
         Default ``gmoswidgets.reduce``.
+    executor : Executor, optional
+        Runs the steps' per-frame work (``ctx.map``); default: in this thread.
 
     Raises
     ------
@@ -111,7 +115,7 @@ class Reduction:
                  calservice=None, calibration_lookup: LookupFunction | None = None,
                  suffix: str | None = None, workdir=None, keep: str = "all", spill_dir=None,
                  recipes: RecipeBook | None = None, primitives: PrimitiveTable | None = None,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, executor: Executor | None = None):
         if isinstance(files, (str, Path)):
             files = [files]
         self.files = [Path(f) for f in files]
@@ -135,6 +139,7 @@ class Reduction:
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice,
                                                                logger=self.log)
         validate.check_user_calibrations(getattr(self._lookup, "user_cals", None))
+        self.executor = executor
         self._inputs: list[Frame] | None = None
         self._hub = EventHub()
         self._run_lock = threading.Lock()
@@ -151,23 +156,7 @@ class Reduction:
         ParameterError
             If there is no such step, or the primitive name is ambiguous.
         """
-        if isinstance(key, Step):
-            return self.steps[key.index]
-        if isinstance(key, int) and not isinstance(key, bool):
-            if -len(self.steps) <= key < len(self.steps):
-                return self.steps[key]
-            raise ParameterError(f"no step {key}: the recipe has {len(self.steps)} steps")
-        for step in self.steps:
-            if step.label == key:
-                return step
-        matches = [s for s in self.steps if s.primitive == key]
-        if len(matches) == 1:
-            return matches[0]
-        labels = ", ".join(s.label for s in self.steps)
-        if matches:
-            raise ParameterError(f"{key} occurs {len(matches)} times in {self.recipe.name}; "
-                                 f"name the step by index or label: {labels}")
-        raise ParameterError(f"{self.recipe.name} has no step {key!r}; steps: {labels}")
+        return find_step(self.steps, key, self.recipe.name)
 
     @property
     def next_index(self) -> int | None:
@@ -393,7 +382,7 @@ class Reduction:
 
     def _call(self, step: Step, inputs: list[Frame]) -> list[Frame]:
         used = StepCalibrations(self._lookup, original_name)
-        ctx = StepContext(logger=self.log, calibration_lookup=used,
+        ctx = StepContext(logger=self.log, calibration_lookup=used, executor=self.executor,
                           progress_callback=lambda f, m: self._hub.emit(
                               Event("progress", step.index, m, fraction=f)),
                           cancel_check=self._check_cancel, workdir=self.workdir)

@@ -20,7 +20,7 @@ from .primitives.base import Param, Primitive, PrimitiveTable
 from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
-           "choose_recipe", "steps_table", "package_primitives", "package_recipes", "PENDING",
+           "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes", "PENDING",
            "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
 #: Step statuses.
@@ -245,6 +245,33 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<Step {self.index} {self.label}: {self.status}>"
+
+
+def find_step(steps: list[Step], key: StepKey, recipe_name: str) -> Step:
+    """A step by index, label (``'addVAR (2)'``) or primitive name (if it occurs once).
+
+    Raises
+    ------
+    ParameterError
+        If there is no such step, or the primitive name is ambiguous.
+    """
+    if isinstance(key, Step):
+        return steps[key.index]
+    if isinstance(key, int) and not isinstance(key, bool):
+        if -len(steps) <= key < len(steps):
+            return steps[key]
+        raise ParameterError(f"no step {key}: the recipe has {len(steps)} steps")
+    for step in steps:
+        if step.label == key:
+            return step
+    matches = [s for s in steps if s.primitive == key]
+    if len(matches) == 1:
+        return matches[0]
+    labels = ", ".join(s.label for s in steps)
+    if matches:
+        raise ParameterError(f"{key} occurs {len(matches)} times in {recipe_name}; "
+                             f"name the step by index or label: {labels}")
+    raise ParameterError(f"{recipe_name} has no step {key!r}; steps: {labels}")
 
 
 def steps_table(steps: list[Step]) -> list[str]:

@@ -112,6 +112,10 @@ def photometry(m: Measured, *, min_snr=50.0):
     x, y = m.x, m.y
     inside = (x > 3 * radius) & (y > 3 * radius) & (x < sci.shape[1] - 3 * radius) \
         & (y < sci.shape[0] - 3 * radius)
+    # only stars whose background annulus is mostly usable (not in a gap or off the field)
+    good = np.ascontiguousarray((~bad).astype(np.float64))
+    usable, _, _ = sep.sum_circann(good, x[inside], y[inside], 1.4 * radius, 2.0 * radius, subpix=1)
+    inside[np.flatnonzero(inside)] = usable > 0.5 * np.pi * ((2.0 * radius) ** 2 - (1.4 * radius) ** 2)
     flux, err, flag = sep.sum_circle(sci, x[inside], y[inside], radius, var=var, mask=bad,
                                      bkgann=(1.4 * radius, 2.0 * radius))
     true = np.asarray(truth.stars["flux_e"])[inside] * truth.flat_normalisation()

@@ -111,3 +111,20 @@ def server():
 # The fake Gemini Observatory Archive (tests/fake_archive.py): fixtures archive_store (session)
 # and fake_archive, defined here once so the store is built once per session.
 from fake_archive import archive_store, fake_archive  # noqa: E402,F401
+
+
+@pytest.fixture(scope="module")
+def restore_logging():
+    """Put the ``gmoswidgets`` logger back as it was (level, handlers) after the module.
+
+    For test modules that run ``Reduce`` or a command (also in their module
+    fixtures), which configure logging as a user's session would."""
+    import logging
+    logger = logging.getLogger("gmoswidgets")
+    saved = logger.level, list(logger.handlers), logger.propagate
+    yield
+    for handler in [h for h in logger.handlers if h not in saved[1]]:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(saved[0])
+    logger.propagate = saved[2]

@@ -40,7 +40,22 @@ CASES = {
     "GMOS-N-e2vdd-1x1-central-spectrum": ("GMOS-N", "e2vdd", None, 1, "Central Spectrum", 26),
 }
 #: (test, case) pairs that fail for a known pipeline reason, with what was measured (strict).
-XFAIL = {}
+_FRINGE_VAR = ("i band on EEV/e2vDD needs DRAGONS' fringe frame, made from the same 5 science frames and "
+               "subtracted at scale 1: its VAR is added although its noise is largely the frame's own, "
+               "so sqrt(VAR) overstates the stack's sky noise; measured sky/sqrt(VAR) = {}")
+XFAIL = {
+    ("test_sky_noise_matches_variance", "GMOS-N-eev-4x4"): _FRINGE_VAR.format("0.890 (0.836)"),
+    ("test_sky_noise_matches_variance", "GMOS-S-eev-4x4"): _FRINGE_VAR.format("0.860 (0.817)"),
+    ("test_sky_noise_matches_variance", "GMOS-N-e2vdd-2x2"): _FRINGE_VAR.format("0.857 (0.856)"),
+    ("test_sky_noise_matches_variance", "GMOS-S-eev-2x2"): _FRINGE_VAR.format("0.852"),
+    ("test_sky_noise_matches_variance", "GMOS-N-e2vdd-1x1-central-spectrum"): _FRINGE_VAR.format("0.877"),
+    ("test_bright_star_flux", "GMOS-N-e2vdd-1x1-central-spectrum"): (
+        "the 1x1 fringe frame keeps star light (object masks too small for 1x1 wings) and fringeCorrect "
+        "subtracts ~3 % of each star: median ratio 0.969 (24 stars); 0.995 with fringeCorrect skipped"),
+    ("test_astrometry", "GMOS-S-hamamatsu-2024-4x4"): (
+        "rms 0.0507-0.0566\" over 184 stars, from 4 outliers of 0.24-0.48\" on CCD2 (isolated, S/N > 50 "
+        "stars among them); 0.027\" without the worst 3; 0.036\" before VAR resampling changed"),
+}
 
 
 def _expect_failure_if_known(request):

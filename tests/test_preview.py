@@ -233,12 +233,43 @@ def test_sky_image_puts_each_ccd_at_its_sky_position():
 
 def test_sky_field_covers_every_footprint(raw_like):
     tiled = display.tile_frame(raw_like)
-    ra, dec, fov = display.sky_field([tiled], aspect=1.0, margin=1.0, min_fov=0)
+    ra, dec, fov = display.sky_field(tiled.footprints(), aspect=1.0, margin=1.0, min_fov=0)
     width = 12 * AMP_NX * 0.1 / 3600               # degrees across the 12 amplifiers
     assert fov == pytest.approx(width - 0.1 / 3600, rel=0.01)   # corner pixel centres
     assert dec == pytest.approx(2.0 + (AMP_NY - 1) / 2 * 0.1 / 3600, abs=1e-7)
-    _, _, tall = display.sky_field([tiled], aspect=20.0, margin=1.0, min_fov=0)
+    _, _, tall = display.sky_field(tiled.footprints(), aspect=20.0, margin=1.0, min_fov=0)
     assert tall == pytest.approx(20 * (AMP_NY - 1) * 0.1 / 3600, rel=0.01)
     bare = display.tile_frame(Frame(fits.Header(), [Extension(np.zeros((3, 3), np.float32),
                                                               fits.Header())]))
-    assert display.sky_field([bare]) is None
+    assert display.sky_field(bare.footprints()) is None
+
+
+def test_footprints_from_headers_match_the_tiled_frame(raw_like, tutorial4):
+    """The sky view reads only headers for the input frames: same corners as tiling the pixels."""
+    from gmoswidgets.frame import read_frame
+    for frame in (raw_like, read_frame(tutorial4.science[0])):
+        expected = display.tile_frame(frame).footprints()
+        got = display.footprints_of(frame)
+        assert [n for n, _, _ in got] == [n for n, _, _ in expected]
+        for (_, ra, dec), (_, ra0, dec0) in zip(got, expected):
+            np.testing.assert_allclose(ra, ra0, atol=1e-9)
+            np.testing.assert_allclose(dec, dec0, atol=1e-9)
+    got = display.footprints_of(tutorial4.science[0])                 # a file: headers only
+    assert len(got) == 3
+
+
+def test_cuts_ignore_flagged_and_no_data_pixels():
+    """The stack's default cut comes from good pixels: the no-data border must not widen it."""
+    rng = np.random.default_rng(1)
+    data = rng.normal(280.0, 10.0, (200, 300)).astype(np.float32)
+    mask = np.zeros(data.shape, np.uint16)
+    data[:, :60] = -33.0                     # outside the field: no data
+    mask[:, :60] = 64
+    data[100, 100:110] = 60000.0             # saturated, flagged
+    mask[100, 100:110] = 4
+    frame = Frame(fits.Header(), [Extension(data, fits.Header(), variance=data.copy(), mask=mask)])
+    tiled = display.tile_frame(frame)
+    low, high = tiled.render().limits
+    assert 230 < low < 280 < high < 330, (low, high)
+    counts, edges = tiled.histogram()
+    assert edges[0] > 0 and counts.sum() == (mask == 0).sum()

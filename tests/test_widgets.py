@@ -2,6 +2,8 @@
 import io
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,10 +12,12 @@ from PIL import Image
 
 from gmoswidgets import CalDBPanel, FilePanel, ImageView, ReductionApp, SkyView, StepPanel
 from gmoswidgets.caldb import CalibrationService
-from gmoswidgets.errors import ExpressionError
+from gmoswidgets.errors import ExpressionError, GmosError
 from gmoswidgets.frame import read_frame
 from gmoswidgets.select import expr_parser, select_data
 from gmoswidgets.widgets import _aladin_offline
+from gmoswidgets.widgets import preview as display
+from gmoswidgets.widgets.imageview import LazyItem
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -101,7 +105,26 @@ def test_click_readout_shows_value_var_dq_and_sky(science4):
     piece, row, col = hit
     assert out.value == float(science4[piece.ext].data[row, col])
     assert out.ra is not None and abs(out.ra - science4.descriptor("ra")) < 0.1
-    assert "value=" in view.readout.value and "RA=" in view.readout.value
+    assert "value=" in view.readout.value and " ADU" in view.readout.value   # raw: ADU
+    assert "RA 19:21:" in view.readout.value and "Dec +13:" in view.readout.value
+
+
+def test_compass_arrows_follow_the_wcs(science4):
+    view = ImageView(science4, debounce=0)
+    (nx, ny), (ex, ey) = view.tiled.compass()
+    a, b, c = (view.tiled.readout(*p) for p in ((700, 400), (700, 450), (750, 400)))
+    # moving along the North arrow raises Dec, along the East arrow raises RA
+    assert np.sign(ny) == np.sign(b.dec - a.dec) and np.sign(ex) == np.sign(c.ra - a.ra)
+    assert abs(nx * ex + ny * ey) < 0.05                     # perpendicular
+    assert "N</text>" in view.compass.value and "E</text>" in view.compass.value
+    assert "ADU" in view.colorbar.value and "ADU" in view.hist_xaxis.label
+
+
+def test_no_empty_picture_before_data():
+    view = ImageView()
+    assert view.figure.layout.display is None or view.figure.layout.display == ""  # inside picture
+    assert view._data_widgets[1].layout.display == "none"          # the picture box is hidden
+    assert view.empty_note.layout.display is None
 
 
 def test_dq_overlay_and_source_markers():
@@ -147,6 +170,26 @@ def test_skyview_is_offline_and_draws_footprints(science4):
     assert abs(target.dec.deg - science4.descriptor("dec")) < 0.05
     assert 0.1 < sky.aladin.fov.deg < 0.5                         # 8' x 5.7' CCDs, with margin
     assert len(sky.layers) == 1 and max(sky.layers[0][0].data.shape) <= 128
+    layer = sky.layers[0][0].data
+    good = layer[np.isfinite(layer)]          # scaled with the image view's cut, not Aladin's
+    assert good.min() >= 0 and good.max() <= 1 and 0.05 < np.median(good) < 0.9
+    assert (good >= 1).mean() < 0.2                     # not burnt white
+    import re
+    from gmoswidgets.widgets.skyview import format_target
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d\d \+\d\d:\d\d:\d\d\.\d", format_target(target))
+    assert "centre " + format_target(target) in sky.info.value
+
+
+def test_skyview_says_when_the_survey_cannot_be_reached(science4, monkeypatch):
+    from gmoswidgets.widgets import skyview
+    monkeypatch.setattr(skyview, "SURVEY_HOST", ("127.0.0.1", 9))      # nothing listens there
+    sky = SkyView([science4], layer_size=64)
+    for _ in range(50):
+        if sky.survey_note.value:
+            break
+        import time
+        time.sleep(0.1)
+    assert "cannot be reached" in sky.survey_note.value
 
 
 def test_skyview_stack_sources_and_redraw():
@@ -182,6 +225,33 @@ def test_aladin_class_choices(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def file_panel(tutorial4):
     return FilePanel(tutorial4.directory)
+
+
+def test_save_as_refuses_fits_outside_and_non_list_files(tutorial4, tmp_path):
+    """Issue 12 item 1: the Save-as box cannot replace a raw FITS or write outside the workdir."""
+    playdata, work = tmp_path / "playdata", tmp_path / "playground"
+    playdata.mkdir()
+    work.mkdir()
+    raw = playdata / tutorial4.files[0].name
+    raw.write_bytes(tutorial4.files[0].read_bytes())
+    notes = work / "notes.txt"
+    notes.write_text("my observing notes\n")
+    panel = FilePanel(playdata, workdir=work, preview=False)
+    panel.apply_button.click()
+    before = raw.read_bytes()
+    for name in (f"../playdata/{raw.name}", str(raw), str(tmp_path / "abs.txt"), "../outside.txt",
+                 "sub/../../outside.txt", "~/list.txt", "x.fits", "notes.txt", "", "."):
+        panel.list_name.value = name
+        panel.save_button.click()                        # refused: a message, no exception
+        assert "refusing" in panel.message.value or "give a list file name" in panel.message.value
+        with pytest.raises(GmosError):
+            panel.save(name)
+    assert raw.read_bytes() == before and notes.read_text() == "my observing notes\n"
+    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "abs.txt").exists()
+    assert panel.save("list_of_all.txt") == work / "list_of_all.txt"
+    assert panel.save("list_of_all.txt") == work / "list_of_all.txt"   # a list may be replaced
+    (work / "lists").mkdir()
+    assert panel.save("lists/bias.txt").read_text().count(".fits") == 1
 
 
 @pytest.mark.parametrize("tags, xtags, expr", [
@@ -230,7 +300,9 @@ def test_file_table_sorts_saves_and_previews(file_panel, tutorial4, tmp_path):
     # untick one, save the rest as a list file
     checks = [c for c in file_panel.table.children if c.__class__.__name__ == "Checkbox"]
     checks[0].value = False
-    target = file_panel.save(str(tmp_path / "list_of_flats.txt"))
+    file_panel.workdir = tmp_path
+    target = file_panel.save("list_of_flats.txt")
+    assert target == tmp_path / "list_of_flats.txt"
     lines = target.read_text().split()
     assert len(lines) == len(rows) - 1 and all(line.endswith(".fits") for line in lines)
     handed = []
@@ -251,7 +323,7 @@ def bias_panel(tutorial4, tmp_path_factory):
     work = tmp_path_factory.mktemp("bias_panel")
     files = select_data(tutorial4.files, ["BIAS"], [], 'ut_date=="2017-06-13"')
     assert len(files) == 5
-    return StepPanel(files=files, background=False, workdir=work)
+    return StepPanel(files=files, background=False, workdir=work, keep="all")
 
 
 @pytest.fixture(scope="module")
@@ -330,10 +402,9 @@ def test_steppanel_before_after_difference(bias_panel):
     panel.view_mode.value = "after"
 
 
-def test_steppanel_spills_to_disk_beyond_its_memory_budget(tutorial4, tmp_path):
+def test_steppanel_spills_earlier_steps_to_disk_by_default(tutorial4, tmp_path):
     files = select_data(tutorial4.files, ["BIAS"])[:2]
-    assert StepPanel(files=files, background=False, workdir=tmp_path).reduction.keep == "all"
-    panel = StepPanel(files=files, background=False, workdir=tmp_path, memory_budget=1e6)
+    panel = StepPanel(files=files, background=False, workdir=tmp_path)
     red = panel.reduction
     assert red.keep == "spill"
     panel.run_to(3)
@@ -491,4 +562,70 @@ def test_app_reduces_science_and_shows_stack_on_sky(calibrated_app):
     sky = app.sky_view
     assert len(sky.footprints) == 5 * 3 + 1 and len(sky.layers) == 1
     assert sky.sources is not None and len(sky.sources) > 20
+    stack = read_frame(app.outputs["science"][0])
+    assert len(sky.sources) == sum(len(e.objcat) for e in stack.exts if e.objcat is not None)
+    assert f"source(s) of {stack.filename}" in sky.info.value          # the stack's own sources
+    assert not app.result_view.sources_toggle.value                   # markers off on the stack
+    assert app.add_to_caldb.layout.display == "none"                  # no caldb add for science
     assert "gmos-skyview" in app.sky_box.children[0]._dom_classes
+
+
+def test_app_runs_one_reduction_at_a_time(tutorial4, tmp_path):
+    """While the flat runs: every stage button is disabled and refused, Cancel stops the flat."""
+    app = ReductionApp(tutorial4.directory, workdir=tmp_path, database_dir=tmp_path / "db",
+                       background=True)
+    app.start("bias")
+    app.join(120)
+    assert Path(app.outputs["bias"][0]).name.endswith("_bias.fits")
+    flats = select_data(app.files(), ["FLAT"])
+    app.load(flats)
+    red = app.step_panel.reduction
+    held, release = threading.Event(), threading.Event()
+
+    def hold(event):
+        if event.kind == "step_started" and event.step_index == 1:
+            held.set()
+            release.wait(60)
+    red.subscribe(hold)
+    app.step_panel.run_all_button.click()
+    try:
+        assert held.wait(60)
+        assert all(b.disabled for b in app.stage_buttons.values())
+        assert app.file_panel.use_button.disabled and app.step_panel.run_all_button.disabled
+        assert not app.step_panel.cancel_button.disabled
+        for stage in ("bias", "science"):
+            app.start(stage)                                  # refused, not queued or joined
+            assert "flat reduction is running" in app.status.value
+            assert app.step_panel.reduction is red
+        app.step_panel.cancel_button.click()
+        assert app.step_panel.cancel_button.description.startswith("Cancelling")
+    finally:
+        release.set()
+    app.join(120)
+    assert not red.finished and "flat" not in app.outputs
+    assert "flat reduction stopped" in app.status.value
+    assert [e.caltype for e in app.caldb_panel.service.list_files()] == ["processed_bias"]
+    assert not any(b.disabled for b in app.stage_buttons.values())
+    app.start("flat")                                         # now it runs, and is a flat
+    app.join(120)
+    assert Path(app.outputs["flat"][0]).name.endswith("_flat.fits")
+    assert "flat: wrote" in app.status.value and "_flat.fits" in app.status.value
+    assert sorted(e.caltype for e in app.caldb_panel.service.list_files()) == [
+        "processed_bias", "processed_flat"]
+
+
+def test_steppanel_holds_no_frames_beyond_the_one_shown(tutorial4, tmp_path):
+    """Science outputs of earlier steps are read back when chosen, not kept in the panel."""
+    files = select_data(tutorial4.files, ["BIAS"])[:3]
+    panel = StepPanel(files=files, background=False, workdir=tmp_path)
+    panel.run_to(3)
+    panel.select(1)
+    items = panel.frames_for(1)
+    assert len(items) == 3 and isinstance(items[0], display.TiledFrame)
+    assert all(isinstance(i, LazyItem) for i in items[1:])
+    assert items[1].label == panel.reduction.outputs(1)[1].filename
+    panel.image_view.frame_select.value = 2                  # chosen: read back and shown
+    assert panel.image_view.tiled.frame.filename == items[2].label
+    assert panel.frames_for(1) is items                      # cached until the step re-runs
+    panel.rerun_from(1)
+    assert panel.frames_for(1) is not items

@@ -39,7 +39,7 @@ from pathlib import Path
 from .properties import ObsProperties
 
 __all__ = ["Rule", "RULES", "CalEntry", "CalMatch", "CandidateReport", "rank_key",
-           "ORDER_SQL", "order_params", "run_checks", "explain_candidates"]
+           "ORDER_SQL", "order_params", "run_checks", "explain_candidates", "shared_properties"]
 
 _DAY = 86400.0
 _EQUAL_ROI = ("Full Frame", "Central Spectrum")
@@ -63,6 +63,9 @@ class Rule:
 
     name = ""
     temporal = False
+    #: Properties a calibration and every frame it serves share exactly under
+    #: this rule (what a batch groups raw files by); none for date rules.
+    shared: tuple = ()
 
     def applies(self, sci: ObsProperties) -> bool:
         """Whether the rule is checked at all for this frame."""
@@ -82,7 +85,7 @@ class Exact(Rule):
 
     def __init__(self, name: str, attrs: tuple, show=None):
         self.name = name
-        self.attrs = attrs
+        self.attrs = self.shared = attrs
         self._show = show or (lambda props: "/".join(str(getattr(props, a)) for a in attrs))
 
     def sql(self, sci):
@@ -98,6 +101,7 @@ class ImagingOnly(Rule):
     """The calibration is imaging data (not a spectroscopic or through-mask flat)."""
 
     name = "imaging"
+    shared = ("imaging",)
 
     def sql(self, sci):
         return "imaging = ?", [True]
@@ -110,7 +114,7 @@ class OverscanState(Rule):
     """A prepared frame needs a calibration with the same overscan state."""
 
     name = "overscan"
-    _attrs = ("overscan_subtracted", "overscan_trimmed")
+    _attrs = shared = ("overscan_subtracted", "overscan_trimmed")
 
     def applies(self, sci):
         return sci.prepared
@@ -131,6 +135,7 @@ class ReadArea(Rule):
     """Amplifier read area: equal for Full Frame / Central Spectrum, else contained."""
 
     name = "ROI"
+    shared = ("amp_read_area",)  # frames grouped together read the same area
 
     def sql(self, sci):
         if sci.roi in _EQUAL_ROI:
@@ -334,6 +339,24 @@ class CandidateReport:
     def matches(self) -> bool:
         """True if the calibration passes every rule."""
         return all(ok for _, ok, _ in self.checks)
+
+
+def shared_properties(*caltypes: str) -> tuple:
+    """The properties that frames sharing calibrations of these types have in common.
+
+    Parameters
+    ----------
+    *caltypes : str
+        Keys of :data:`RULES`.
+
+    Returns
+    -------
+    tuple of str
+        :class:`~gmoswidgets.caldb.properties.ObsProperties` field names,
+        in rule order, without repeats.
+    """
+    names = [name for caltype in caltypes for rule in RULES[caltype] for name in rule.shared]
+    return tuple(dict.fromkeys(names))
 
 
 def run_checks(caltype: str, sci: ObsProperties, cal: ObsProperties, temporal=True) -> list:

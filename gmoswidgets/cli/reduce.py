@@ -19,6 +19,7 @@ from ..caldb.lookup import default_service
 from ..logutils import config as configure_logging
 from ..logutils import get_logger
 from ..errors import CalibrationNotFoundError, GmosError
+from ..executor import SCHEDULER_ENV, get_executor
 from ..reduction import FAILED, KEEP_MODES, Reduction
 from ..validate import check_writable_file
 from .common import Parser, UsageError, expand_inputs, readable_files, run
@@ -63,6 +64,10 @@ def build_parser() -> Parser:
     parser.add_argument("--keep", choices=KEEP_MODES, default="last",
                         help="intermediate results kept: only the last (default), all in memory, "
                              "or spilled to a temporary directory")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="run the per-frame work on this Dask scheduler (tcp://HOST:PORT), "
+                             f"or sync, threads, processes (default: ${SCHEDULER_ENV}, else "
+                             "threads)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     return parser
 
@@ -124,7 +129,9 @@ def _reduce(argv) -> int:
     reduction = Reduction(files, recipe=args.recipe, uparms=args.param,
                           user_cals=args.user_cal or None, calservice=default_service(),
                           suffix=args.suffix, keep=args.keep)
-    log.info("Recipe %s on %d file(s)", reduction.recipe.name, len(files))
+    reduction.executor = executor = get_executor(args.scheduler)  # once the inputs are fine
+    log.info("Recipe %s on %d file(s), per-frame work on %r", reduction.recipe.name, len(files),
+             executor)
     bar = _ProgressBar(reduction, enabled=not args.no_progress)
     reduction.subscribe(bar)
     try:
@@ -139,6 +146,7 @@ def _reduce(argv) -> int:
                         f"(traceback in {args.logfile})") from exc
     finally:
         bar.close()
+        executor.close()
         log.debug(reduction.summary())
     for name in outputs:
         log.info("Output: %s", name)

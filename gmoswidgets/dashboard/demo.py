@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import glob
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -45,7 +46,7 @@ def run_file_lists(playground: Path) -> None:
         for args, out in ((["--tags", "BIAS"], "list_of_bias.txt"),
                           (["--tags", "FLAT", "--expr", 'filter_name=="i"'], "list_of_flats.txt"),
                           (["--xtags", "CAL"], "list_of_science.txt")):
-            _banner("dataselect " + " ".join(args) + f" ../playdata/*.fits -o {out}")
+            _banner(shlex.join(["dataselect", *args]) + f" ../playdata/*.fits -o {out}")
             dataselect.main(args + files + ["-o", out])
             print(f"{out}: {len(Path(out).read_text().split())} files")
         _banner("dataselect --expr 'observation_class==\"science\"' ../playdata/*.fits "
@@ -59,7 +60,7 @@ def _port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def serve(data_dir: Path, port: int | None = None) -> int:
+def serve(data_dir: Path, port: int | None = None, *, server=None, what: str = "The dashboard") -> int:
     """Serve the dashboard with Voilà until Ctrl-C (or SIGTERM); return the exit status.
 
     Parameters
@@ -68,13 +69,18 @@ def serve(data_dir: Path, port: int | None = None) -> int:
         The directory holding ``playdata`` (passed to the notebook as ``$GMOSWIDGETS_DATA``).
     port : int, optional
         Default: :data:`DEFAULT_PORT` if it is free, else any free port.
+    server : DashboardServer, optional
+        The server to run instead (e.g. JupyterLab, see ``gmoswidgets.dashboard.lab``).
+    what : str
+        What is served, for the messages.
     """
-    if port is None and _port_is_free(DEFAULT_PORT):
-        port = DEFAULT_PORT
-    server = DashboardServer(find_dashboard(), data_dir, port=port)
-    print("\nStarting Voilà ...", flush=True)
+    if server is None:
+        if port is None and _port_is_free(DEFAULT_PORT):
+            port = DEFAULT_PORT
+        server = DashboardServer(find_dashboard(), data_dir, port=port)
+    print(f"\nStarting {server.name} ...", flush=True)
     url = server.start()
-    print(f"\nThe dashboard is served at {url}\nOpen it in a browser; press Ctrl-C to stop.",
+    print(f"\n{what} is served at {url}\nOpen it in a browser; press Ctrl-C to stop.",
           flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -89,7 +95,7 @@ def serve(data_dir: Path, port: int | None = None) -> int:
     finally:
         server.stop()
     if died:
-        print("Voilà stopped unexpectedly:\n" + "\n".join(server.log_lines[-20:]), file=sys.stderr)
+        print(f"{server.name} stopped unexpectedly:\n" + "\n".join(server.log_lines[-20:]), file=sys.stderr)
         return 1
     print("Stopped.", flush=True)
     return 0

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -129,7 +130,9 @@ def apply_calibration(frames: list[Frame], ctx: StepContext, primitive: str, cal
     do_cal : str
         One of :data:`DO_CAL_CHOICES`.
     apply : callable
-        ``apply(new, cal, index)``: correct ``new`` (the copy of frame ``index``) with ``cal``.
+        ``apply(new, cal, index)``: correct ``new`` (the copy of frame ``index``) with ``cal``;
+        a module-level function or a :func:`functools.partial` of one, run
+        by ``ctx.map`` (on threads, processes or a cluster).
     image_keyword : str
         PHU keyword that names the calibration used (BIASIM, FLATIM, FRINGEIM).
     check_units : bool
@@ -147,7 +150,8 @@ def apply_calibration(frames: list[Frame], ctx: StepContext, primitive: str, cal
     if do_cal == "skip":
         ctx.log.warning("%s: do_cal='skip', frames left unchanged", primitive)
         return [light_copy(frame) for frame in frames]
-    out = []
+    out: list = [None] * len(frames)
+    jobs = []
     for index, frame in enumerate(frames):
         reason = None
         if TIMESTAMP_KEYWORDS[primitive] in frame.phu:
@@ -156,21 +160,29 @@ def apply_calibration(frames: list[Frame], ctx: StepContext, primitive: str, cal
             reason = skip_reason(frame)
         if reason:
             ctx.log.info("%s; skipping", reason)
-            out.append(light_copy(frame))
+            out[index] = light_copy(frame)
             continue
         cal, cal_path = fetch_calibration(frame, ctx, caltype, path)
         if check_units and in_electrons(cal) != in_electrons(frame):
             raise FileProblem(cal_path or cal.filename, f"the {caltype} and {frame.filename} are "
                                                         "in different units (ADU vs electrons)")
-        new = light_copy(frame)
-        apply(new, cal, index)
+        jobs.append((index, cal, cal_path))
+    corrected = ctx.map(partial(_apply_job, apply=apply),
+                        [(light_copy(frames[index]), cal, index) for index, cal, _ in jobs])
+    for (index, cal, cal_path), new in zip(jobs, corrected):
         new.phu[image_keyword] = (to_header_text(cal_path.name if cal_path else cal.filename),
                                   f"{caltype} used by {primitive}")
         if cal_path is not None and cal_path.exists():
             add_provenance(new, cal_path, primitive)
-        out.append(new)
-        ctx.progress((index + 1) / len(frames), f"{primitive} {frame.filename}")
+        out[index] = new
     return out
+
+
+def _apply_job(job: tuple, *, apply: Callable[[Frame, Frame, int], None]) -> Frame:
+    """``apply(new, cal, index)`` on one ``(new, cal, index)`` job; returns ``new``."""
+    new, cal, index = job
+    apply(new, cal, index)
+    return new
 
 
 class CalPlanes(NamedTuple):

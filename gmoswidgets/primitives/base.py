@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from ..errors import ParameterError
+from ..executor import SequentialExecutor, describe_item
 from ..registry import NamedTable
 
 __all__ = ["Param", "Primitive", "PrimitiveTable", "GENERIC_PARAMS", "primitive", "get_primitive",
@@ -317,15 +318,47 @@ class StepContext:
         Raises when the user asked to cancel.
     workdir : path-like, optional
         Working directory of the reduction (outputs go there).
+    executor : Executor, optional
+        Where :meth:`map` runs per-frame work (default: one call after the
+        other in this thread).
     """
 
     def __init__(self, logger=None, calibration_lookup=None, progress_callback=None,
-                 cancel_check=None, workdir="."):
+                 cancel_check=None, workdir=".", executor=None):
         self.log = logger or logging.getLogger("gmoswidgets")
         self._lookup = calibration_lookup
         self._progress = progress_callback
         self._cancel = cancel_check
         self.workdir = workdir
+        self.executor = executor or SequentialExecutor()
+
+    def map(self, func: Callable, items, *, label: Callable | None = None,
+            holds_gil: bool = False) -> list:
+        """``[func(item) for item in items]``, run by the reduction's executor.
+
+        For per-frame work: ``func`` gets one item (a frame, or a tuple of a
+        frame and what it needs) and must not use this context; it may run
+        in another thread, process or machine, so it must be a module-level
+        function or a :func:`functools.partial` of one.  Progress is reported
+        as items finish; a cancel drops the items not started.  ``holds_gil``
+        says that ``func`` holds the GIL (threads would only take turns).
+
+        Raises
+        ------
+        TaskError
+            Naming the item that failed (a GmosError if the original was one).
+        """
+        items = list(items)
+        name = label or describe_item
+        finished = 0
+
+        def done(index, _result):
+            nonlocal finished
+            finished += 1
+            self.progress(finished / len(items), name(items[index]))
+
+        return self.executor.map(func, items, label=name, on_done=done, cancel_check=self._cancel,
+                                 holds_gil=holds_gil)
 
     def calibration(self, frame, caltype: str):
         """Return ``(calibration Frame, path, reason)`` for ``frame``.

@@ -16,6 +16,8 @@ GMOS overrides in ``gmos/primitives_gmos.py`` and ``gmos/parameters_gmos.py``,
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from numpy.polynomial import Chebyshev, Polynomial
 from scipy.interpolate import LSQUnivariateSpline
@@ -147,28 +149,31 @@ def overscanCorrect(frames: list[Frame], ctx: StepContext, *, function: str, ord
                     nbiascontam: int | None, lsigma: float, hsigma: float, niter: int,
                     grow: int) -> list[Frame]:
     """Subtract the serial overscan row by row, then trim every plane to DATASEC."""
-    out = []
-    for frame in frames:
-        if TIMESTAMP_KEYWORDS["overscanCorrect"] in frame.phu:
-            ctx.log.warning("%s is already overscan-corrected; left unchanged", frame.filename)
-            out.append(light_copy(frame))
-            continue
-        det = detector_of(frame)
-        hamamatsu = det is None or det.name.startswith("Hamamatsu")
-        contam = nbiascontam if nbiascontam is not None else (det.nbiascontam if det else 4)
-        gains = frame.descriptor("gain")
-        noises = frame.descriptor("read_noise")
-        new = light_copy(frame)
-        for index, (ext, g, rn) in enumerate(zip(new.exts, gains, noises), start=1):
-            if "BIASSEC" not in ext.header:
-                raise FileProblem(frame.path or frame.filename,
-                                  f"extension {index} has no BIASSEC: cannot subtract the overscan")
-            _correct_extension(ext, frame, index, contam, g, rn, hamamatsu,
-                               dict(function=function, order=order, lsigma=lsigma, hsigma=hsigma,
-                                    niter=niter, grow=grow))
-        mark_history(new, "trimOverscan", utc_now())
-        out.append(new)
-    return out
+    done = [TIMESTAMP_KEYWORDS["overscanCorrect"] in frame.phu for frame in frames]
+    for frame in (f for f, skip in zip(frames, done) if skip):
+        ctx.log.warning("%s is already overscan-corrected; left unchanged", frame.filename)
+    fit = dict(function=function, order=order, lsigma=lsigma, hsigma=hsigma, niter=niter,
+               grow=grow)
+    corrected = iter(ctx.map(partial(_overscan_frame, nbiascontam=nbiascontam, fit=fit),
+                             [f for f, skip in zip(frames, done) if not skip]))
+    return [light_copy(frame) if skip else next(corrected) for frame, skip in zip(frames, done)]
+
+
+def _overscan_frame(frame: Frame, *, nbiascontam: int | None, fit: dict) -> Frame:
+    """overscanCorrect of one frame (run by ``ctx.map``): a trimmed, corrected light copy."""
+    det = detector_of(frame)
+    hamamatsu = det is None or det.name.startswith("Hamamatsu")
+    contam = nbiascontam if nbiascontam is not None else (det.nbiascontam if det else 4)
+    gains = frame.descriptor("gain")
+    noises = frame.descriptor("read_noise")
+    new = light_copy(frame)
+    for index, (ext, g, rn) in enumerate(zip(new.exts, gains, noises), start=1):
+        if "BIASSEC" not in ext.header:
+            raise FileProblem(frame.path or frame.filename,
+                              f"extension {index} has no BIASSEC: cannot subtract the overscan")
+        _correct_extension(ext, frame, index, contam, g, rn, hamamatsu, fit)
+    mark_history(new, "trimOverscan", utc_now())
+    return new
 
 
 def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamatsu, fit):
@@ -222,6 +227,22 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
 
 # -- biasCorrect ----------------------------------------------------------------
 
+def _subtract_bias(new: Frame, cal: Frame, _index: int) -> None:
+    """biasCorrect of one frame (run by ``ctx.map``)."""
+    for ext, planes in zip(new.exts, matched_planes(new, cal, "bias")):
+        ext.data = ext.data - planes.data
+        if ext.variance is not None and planes.variance is not None:
+            ext.variance = ext.variance + planes.variance
+        if ext.mask is not None and planes.mask is not None:
+            ext.mask = ext.mask | planes.mask
+        if OVERSCAN not in planes.header:
+            level = float(np.median(planes.data))
+            ext.header[OVERSCAN] = (level, "Bias level subtracted")
+            for key in (SATLEVEL, NONLINEA):
+                if key in ext.header:
+                    ext.header[key] = float(ext.header[key]) - level
+
+
 @primitive(
     Param("bias", str, None, "Processed bias file; None asks the calibration database.",
           optional=True),
@@ -232,21 +253,8 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
 def biasCorrect(frames: list[Frame], ctx: StepContext, *, bias: str | None,
                 do_cal: str) -> list[Frame]:
     """Subtract the processed bias: SCI minus bias, VAR added, DQ OR-ed."""
-    def subtract(new, cal, _index):
-        for ext, planes in zip(new.exts, matched_planes(new, cal, "bias")):
-            ext.data = ext.data - planes.data
-            if ext.variance is not None and planes.variance is not None:
-                ext.variance = ext.variance + planes.variance
-            if ext.mask is not None and planes.mask is not None:
-                ext.mask = ext.mask | planes.mask
-            if OVERSCAN not in planes.header:
-                level = float(np.median(planes.data))
-                ext.header[OVERSCAN] = (level, "Bias level subtracted")
-                for key in (SATLEVEL, NONLINEA):
-                    if key in ext.header:
-                        ext.header[key] = float(ext.header[key]) - level
-    return apply_calibration(frames, ctx, "biasCorrect", "processed_bias", bias, do_cal, subtract,
-                             BIASIM, check_units=True)
+    return apply_calibration(frames, ctx, "biasCorrect", "processed_bias", bias, do_cal,
+                             _subtract_bias, BIASIM, check_units=True)
 
 
 # -- ADUToElectrons -------------------------------------------------------------

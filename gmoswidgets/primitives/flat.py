@@ -110,6 +110,25 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
     return out
 
 
+def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
+    """flatCorrect of one frame (run by ``ctx.map``)."""
+    for number, (ext, planes) in enumerate(zip(new.exts, matched_planes(new, cal, "flat",
+                                                                        fill=1.0)), start=1):
+        response = planes.data
+        check_flat_usable(cal, response, number)
+        usable = np.isfinite(response) & (response > 0)
+        safe = np.where(usable, response, np.float32(1)).astype(np.float32, copy=False)
+        ext.data = np.where(usable, ext.data / safe, np.float32(0))
+        if ext.variance is not None:
+            variance = ext.variance / (safe * safe)
+            if planes.variance is not None:
+                variance += ext.data * ext.data * (planes.variance / (safe * safe))
+            ext.variance = np.where(usable, variance, np.float32(0))
+        if ext.mask is not None:
+            mask = ext.mask if planes.mask is None else ext.mask | planes.mask
+            ext.mask = np.where(usable, mask, mask | dq.BAD_PIXEL).astype(dq.DTYPE)
+
+
 @primitive(
     Param("flat", str, None, "Processed flat file; None asks the calibration database.",
           optional=True),
@@ -120,24 +139,8 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
 def flatCorrect(frames: list[Frame], ctx: StepContext, *, flat: str | None,
                 do_cal: str) -> list[Frame]:
     """Divide by the processed flat (clipped to the science ROI): VAR propagated, DQ OR-ed."""
-    def divide(new, cal, _index):
-        for number, (ext, planes) in enumerate(zip(new.exts, matched_planes(new, cal, "flat",
-                                                                            fill=1.0)), start=1):
-            response = planes.data
-            check_flat_usable(cal, response, number)
-            usable = np.isfinite(response) & (response > 0)
-            safe = np.where(usable, response, np.float32(1)).astype(np.float32, copy=False)
-            ext.data = np.where(usable, ext.data / safe, np.float32(0))
-            if ext.variance is not None:
-                variance = ext.variance / (safe * safe)
-                if planes.variance is not None:
-                    variance += ext.data * ext.data * (planes.variance / (safe * safe))
-                ext.variance = np.where(usable, variance, np.float32(0))
-            if ext.mask is not None:
-                mask = ext.mask if planes.mask is None else ext.mask | planes.mask
-                ext.mask = np.where(usable, mask, mask | dq.BAD_PIXEL).astype(dq.DTYPE)
-    return apply_calibration(frames, ctx, "flatCorrect", "processed_flat", flat, do_cal, divide,
-                             FLATIM)
+    return apply_calibration(frames, ctx, "flatCorrect", "processed_flat", flat, do_cal,
+                             _divide_by_flat, FLATIM)
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -16,6 +16,8 @@ frames' structure.
 from __future__ import annotations
 
 import itertools
+import logging
+from functools import partial
 
 import numpy as np
 from astropy.coordinates import SkyCoord
@@ -143,6 +145,35 @@ def _scale_factors(scale_factor, nframes):
     return list(scale_factor)
 
 
+def _subtract_fringe(new: Frame, cal: Frame, index: int, *, factors: list,
+                     scale: bool | None, log: logging.Logger) -> None:
+    """fringeCorrect of one frame (run by ``ctx.map``): scale, then subtract the fringe frame."""
+    planes = matched_planes(new, cal, "fringe frame")
+    factor = factors[index]
+    if factor is None:
+        fit = scale if scale is not None else (
+            str(cal.phu.get(OBSID, "")).strip() != str(new.phu.get(OBSID, "")).strip())
+        if fit:
+            factor, npix = fringe_scale(new.exts, planes)
+            if not np.isfinite(factor):
+                raise FileProblem(new.path or new.filename,
+                                  "no good pixels to scale the fringe frame on")
+            log.info("%s: fringe scale %.4f (least squares over %d pixels)",
+                     new.filename, factor, npix)
+        else:
+            factor = 1.0
+            log.info("%s: fringe frame from the same observation; scale 1", new.filename)
+    else:
+        log.info("%s: fringe scale %.4f (user)", new.filename, factor)
+    x = np.float32(factor)
+    for ext, plane in zip(new.exts, planes):
+        ext.data = ext.data - x * plane.data
+        if ext.variance is not None and plane.variance is not None:
+            ext.variance = ext.variance + (x * x) * plane.variance
+        if ext.mask is not None and plane.mask is not None:
+            ext.mask = ext.mask | plane.mask
+
+
 @primitive(
     Param("fringe", str, None, "Processed fringe file; None asks the calibration database.",
           optional=True),
@@ -165,32 +196,7 @@ def fringeCorrect(frames: list[Frame], ctx: StepContext, *, fringe: str | None, 
         needed, detector, filt = needs_fringe_correction(frame)
         return None if needed else f"fringe correction not needed for {detector} {filt}"
 
-    def subtract(new, cal, index):
-        planes = matched_planes(new, cal, "fringe frame")
-        factor = factors[index]
-        if factor is None:
-            fit = scale if scale is not None else (
-                str(cal.phu.get(OBSID, "")).strip() != str(new.phu.get(OBSID, "")).strip())
-            if fit:
-                factor, npix = fringe_scale(new.exts, planes)
-                if not np.isfinite(factor):
-                    raise FileProblem(new.path or new.filename,
-                                      "no good pixels to scale the fringe frame on")
-                ctx.log.info("%s: fringe scale %.4f (least squares over %d pixels)",
-                             new.filename, factor, npix)
-            else:
-                factor = 1.0
-                ctx.log.info("%s: fringe frame from the same observation; scale 1", new.filename)
-        else:
-            ctx.log.info("%s: fringe scale %.4f (user)", new.filename, factor)
-        x = np.float32(factor)
-        for ext, plane in zip(new.exts, planes):
-            ext.data = ext.data - x * plane.data
-            if ext.variance is not None and plane.variance is not None:
-                ext.variance = ext.variance + (x * x) * plane.variance
-            if ext.mask is not None and plane.mask is not None:
-                ext.mask = ext.mask | plane.mask
-
+    subtract = partial(_subtract_fringe, factors=factors, scale=scale, log=ctx.log)
     return apply_calibration(frames, ctx, "fringeCorrect", "processed_fringe", fringe, do_cal,
                              subtract, FRINGEIM, check_units=True, skip_reason=not_needed)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 
 import numpy as np
 from astropy.stats import sigma_clipped_stats
@@ -287,16 +288,14 @@ def mosaicDetectors(frames: list[Frame], ctx: StepContext, *, interpolant: str,
     list of Frame
         One single-extension frame per input.
     """
-    out = []
-    for i, frame in enumerate(frames):
-        if len(frame.exts) == 1:
-            ctx.log.info("mosaicDetectors: %s has a single extension; nothing to do",
-                         frame.filename)
-            out.append(frame)
-            continue
-        out.append(mosaic_frame(frame, interpolant=interpolant, sci_only=sci_only, log=ctx.log))
-        ctx.progress((i + 1) / len(frames), frame.filename)
-    return out
+    single = [i for i, frame in enumerate(frames) if len(frame.exts) == 1]
+    for i in single:
+        ctx.log.info("mosaicDetectors: %s has a single extension; nothing to do",
+                     frames[i].filename)
+    todo = [frame for i, frame in enumerate(frames) if i not in single]
+    mosaics = iter(ctx.map(partial(mosaic_frame, interpolant=interpolant, sci_only=sci_only,
+                                   log=ctx.log), todo))
+    return [frame if i in single else next(mosaics) for i, frame in enumerate(frames)]
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

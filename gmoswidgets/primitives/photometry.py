@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from functools import partial
 from types import MappingProxyType
 
 import numpy as np
@@ -386,15 +387,10 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                    analysis_thresh=analysis_thresh, deblend_mincont=deblend_mincont,
                    phot_min_radius=phot_min_radius, back_size=back_size,
                    back_filtersize=back_filtersize)
-    outputs = []
-    nsteps = sum(len(frame) for frame in frames)
-    done = 0
-    for frame in frames:
-        out = frame.copy()
-        for index, ext in enumerate(out.exts, start=1):
-            table, segmap = find_sources(ext.data, ext.variance, ext.mask, **options)
-            ext.objcat = add_world_columns(table, ext.header)
-            ext.objmask = (segmap > 0).astype(np.uint8)
+    outputs = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)  # sep holds it
+    for frame in outputs:
+        for index, ext in enumerate(frame.exts, start=1):
+            table = ext.objcat
             good = table[table["FLAGS"] == 0] if len(table) else table
             fwhm = np.nanmedian(good["FWHM_IMAGE"]) if len(good) else np.nan
             if np.isfinite(fwhm):
@@ -402,10 +398,20 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                              frame.filename, index, len(table), fwhm)
             else:
                 ctx.log.info("%s extension %d: %d sources", frame.filename, index, len(table))
-            done += 1
-            ctx.progress(done / nsteps, f"detectSources {frame.filename}")
-        outputs.append(out)
     return outputs
+
+
+def detect_frame(frame: Frame, **options) -> Frame:
+    """:func:`detectSources` on one frame: a copy with an OBJCAT and OBJMASK on every extension.
+
+    ``options`` are detectSources' parameters (see :func:`find_sources`).
+    """
+    out = frame.copy()
+    for ext in out.exts:
+        table, segmap = find_sources(ext.data, ext.variance, ext.mask, **options)
+        ext.objcat = add_world_columns(table, ext.header)
+        ext.objmask = (segmap > 0).astype(np.uint8)
+    return out
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

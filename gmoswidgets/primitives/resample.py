@@ -21,6 +21,7 @@ the data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from astropy.wcs import WCS
@@ -112,8 +113,10 @@ def _footprint(to_output: AffineMap, shape) -> list:
     return list(zip(x + 1, y + 1))
 
 
-def _resample_frame(frame, to_input, out_shape, ref_header, origin, interpolant, conserve,
-                    clean_data, dq_threshold):
+def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, conserve,
+                   clean_data, dq_threshold) -> Frame:
+    """Resample one ``(frame, map from output to input pixels)`` onto the common grid."""
+    frame, to_input = job
     ext = frame.exts[0]
     data = _clean(ext) if clean_data else ext.data
     [sci] = resample([data], to_input, out_shape, interpolant)
@@ -209,18 +212,18 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
             [(amap, f.exts[0].data.shape) for amap, f in zip(to_ref, frames)])
     ctx.log.info("resampleToCommonFrame: output grid %s x %s, origin %s in %s's pixels",
                  out_shape[1], out_shape[0], origin, ref.filename)
-    out = []
-    for i, frame in enumerate(frames):
+    jobs = []
+    for frame in frames:
         func = pixel_map(ref_wcs, _wcs(frame))
         to_input, residual = fit_affine(lambda x, y, f=func: f(x + origin[0], y + origin[1]),
                                         out_shape)
         if residual > _AFFINE_WARN:
             ctx.log.warning("resampleToCommonFrame: affine approximation for %s is off by up to "
                             "%.3f pixel", frame.filename, residual)
-        out.append(_resample_frame(frame, to_input, out_shape, ref.exts[0].header, origin,
-                                   interpolant, conserve, clean_data, dq_threshold))
-        ctx.progress((i + 1) / len(frames), frame.filename)
-    return out
+        jobs.append((frame, to_input))
+    return ctx.map(partial(resample_frame, out_shape=out_shape, ref_header=ref.exts[0].header,
+                           origin=origin, interpolant=interpolant, conserve=conserve,
+                           clean_data=clean_data, dq_threshold=dq_threshold), jobs)
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -11,5 +11,6 @@ from .steppanel import StepPanel
 from .downloadpanel import DownloadPanel
 from .archivepanel import ArchivePanel
 from .app import ReductionApp
+from .batchpanel import BatchPanel
 
-__all__ = ["ArchivePanel", "CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]
+__all__ = ["ArchivePanel", "BatchPanel", "CalDBPanel", "DownloadPanel", "FilePanel", "ImageView", "ReductionApp", "SkyView", "StepPanel"]

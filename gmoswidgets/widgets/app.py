@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import html
+import weakref
 from pathlib import Path
 
 import ipywidgets as W
 
 from ..caldb import CalibrationService
 from ..errors import GmosError
-from ..frame import read_frame, read_headers
-from ..gmos.tags import tags_of
+from ..frame import Frame, read_frame
 from ..select import select_data
 from .archivepanel import ArchivePanel
 from .caldbpanel import CalDBPanel
@@ -56,6 +56,17 @@ _INTRO = {
 }
 
 
+#: Page styles: whole tab titles, disabled buttons that look disabled, stale pictures dimmed.
+_STYLE = """<style>
+.gmos-app .lm-TabBar-tab, .gmos-app .p-TabBar-tab { max-width: none !important;
+  min-width: 0 !important; flex: 0 0 auto !important; }
+.gmos-app button:disabled, .gmos-app .jupyter-button:disabled { opacity: 0.35 !important;
+  cursor: not-allowed !important; filter: grayscale(80%); box-shadow: none !important; }
+.gmos-app .gmos-step button, .gmos-app button.gmos-step { text-align: left; }
+.gmos-stale .gmos-image-figure { opacity: 0.5; }
+</style>"""
+
+
 class ReductionApp(W.VBox):
     """Select files, make the bias and the flat, reduce the science, look at the stack.
 
@@ -85,11 +96,12 @@ class ReductionApp(W.VBox):
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         self.stage: str | None = None
         self.outputs: dict = {}
+        self._stage_of = weakref.WeakKeyDictionary()     # Reduction -> the stage it reduces
         self.aladin_source = aladin_source
         if service is None and database_dir is not None:
             service = CalibrationService(database_dir=database_dir)
             service.init()
-        self.file_panel = FilePanel(directory)
+        self.file_panel = FilePanel(directory, workdir=self.workdir)
         self.download_panel = DownloadPanel(directory, background=background)
         self.download_panel.on_downloaded(lambda folder: self.file_panel.scan(folder))
         self.archive_panel = ArchivePanel(directory, background=background)
@@ -101,10 +113,12 @@ class ReductionApp(W.VBox):
         self.step_panel = StepPanel(background=background, workdir=self.workdir,
                                     calservice=self.caldb_panel.service)
         self.step_panel.on_finished(self._on_finished)
+        self.step_panel.on_busy(self._on_busy)
         self.file_panel.on_selection(lambda paths, _name: self.load(paths))
         self.file_panel.on_preview(lambda path: setattr(self.caldb_panel.explain_path, "value",
                                                         str(path)))
-        self.result_view = ImageView(title="Stack", height="420px")
+        self.result_view = ImageView(title="Stack", height="420px", sources=False, width=1000)
+        self.result_view.add_class("gmos-result")
         self.sky_view: SkyView | None = None
         self.sky_box = W.VBox([W.HTML("<i>The sky view appears when the stack is made.</i>")])
         self.add_to_caldb = W.Checkbox(value=add_to_caldb, description="caldb add the result",
@@ -134,7 +148,8 @@ class ReductionApp(W.VBox):
         steps = W.VBox([W.HTML("<b>Steps of the current reduction</b> - run them one by one or "
                                "all at once, change a parameter and re-run from any step."),
                         self.add_to_caldb, self.step_panel])
-        super().__init__([W.HTML("<h3>GMOS imaging reduction</h3>"), self.tabs, self.status, steps])
+        super().__init__([W.HTML(_STYLE), W.HTML("<h3>GMOS imaging reduction</h3>"), self.tabs,
+                          self.status, steps])
         self.add_class("gmos-app")
 
     # -- public API -----------------------------------------------------------------
@@ -156,16 +171,19 @@ class ReductionApp(W.VBox):
         return chosen
 
     def start(self, stage: str) -> None:
-        """Select the files of a stage, load them into the step panel and run every step."""
+        """Select the files of a stage, load them into the step panel and run every step.
+
+        Refused (with a message) while another run is going: one run at a time.
+        """
         try:
+            self._refuse_while_busy()
             files = self.select(stage)
             if not files:
                 raise GmosError(f"no {stage} files in {self.file_panel.directory.value or '?'}: "
                                 "choose the data directory in tab 1")
-            self.stage = stage
-            self.step_panel.set_files(files)
+            self._set_stage(self.step_panel.set_files(files), stage)
         except GmosError as exc:
-            self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
+            self._error(exc)
             return
         recipe = self.step_panel.reduction.recipe.name
         self.status.value = f"Reducing {len(files)} {stage} file(s) with {recipe} ..."
@@ -181,32 +199,40 @@ class ReductionApp(W.VBox):
         if not files:
             self.status.value = "No file selected."
             return
-        tags = tags_of(read_headers(files[0]))
-        self.stage = "bias" if "BIAS" in tags else "flat" if "FLAT" in tags else "science"
         try:
-            self.step_panel.set_files(files)
+            self._refuse_while_busy()
+            reduction = self.step_panel.set_files(files)
         except GmosError as exc:
-            self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
+            self._error(exc)
             return
+        tags = reduction.tags
+        self._set_stage(reduction, "bias" if "BIAS" in tags else "flat" if "FLAT" in tags
+                        else "science")
         self.status.value = (f"Loaded {len(files)} {self.stage} file(s): run the steps below "
                              "one by one or all at once.")
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the running reduction (if any) to finish."""
+        """Wait for the running reduction (if any) to finish (scripts and tests)."""
         self.step_panel.join(timeout)
 
-    def show_result(self, stack_path, frames=(), sources=None) -> None:
-        """Show the stack in the result ImageView and, with the frames, in the SkyView.
+    def show_result(self, stack, frames=(), *, name: str | None = None) -> None:
+        """Show the stack in the result ImageView and, with the frames' footprints, in the SkyView.
 
-        ``sources`` is a frame whose OBJCAT is marked on the sky (default:
-        the stack's own).
+        Parameters
+        ----------
+        stack : Frame or path-like
+            The stack (the engine's output frame, or its file).
+        frames : sequence of path-like
+            The input frames: their CCD footprints come from their headers.
+        name : str, optional
+            Title of the stack (default: its file name).
         """
-        stack = read_frame(stack_path)
-        self.result_view.show(stack, title=Path(stack_path).name)
+        stack = stack if isinstance(stack, Frame) else read_frame(stack)
+        self.result_view.show(stack, title=name or stack.filename, keep_zoom=True)
         if self.sky_view is None:
             self.sky_view = SkyView(aladin_source=self.aladin_source)
             self.sky_box.children = [self.sky_view]
-        self.sky_view.show([read_frame(f) for f in frames], stack=stack, sources=sources)
+        self.sky_view.show(list(frames), stack=stack)
 
     # -- internals ---------------------------------------------------------------------
     @staticmethod
@@ -216,25 +242,45 @@ class ReductionApp(W.VBox):
                 return entry
         raise GmosError(f"unknown stage {stage!r}; stages are {', '.join(s[0] for s in STAGES)}")
 
-    def _on_finished(self, panel: StepPanel) -> None:
-        red = panel.reduction
-        if self.stage is None or red is None:
+    def _refuse_while_busy(self) -> None:
+        if self.step_panel.busy:
+            running = self._stage_of.get(self.step_panel.reduction, "current")
+            raise GmosError(f"the {running} reduction is running: wait for it to end or cancel "
+                            "it first")
+
+    def _set_stage(self, reduction, stage: str) -> None:
+        self._stage_of[reduction] = stage
+        self.stage = stage
+        self.add_to_caldb.layout.display = None if stage in ("bias", "flat") else "none"
+
+    def _error(self, exc: BaseException) -> None:
+        self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
+
+    def _on_busy(self, busy: bool) -> None:
+        for button in self.stage_buttons.values():
+            button.disabled = busy
+        self.file_panel.use_button.disabled = busy
+        if busy and self._stage_of.get(self.step_panel.reduction) == "science":
+            self.result_view.set_stale("the science is being reduced again")
+
+    def _on_finished(self, panel: StepPanel, red) -> None:
+        stage = self._stage_of.get(red)
+        if stage is None:
             return
         if panel.last_error is not None or not red.finished:
-            self.status.value = (f"<span style='color:#c00000'>The {self.stage} reduction stopped "
+            self.status.value = (f"<span style='color:#c00000'>The {stage} reduction stopped "
                                  "before its end; see the step panel.</span>")
             return
         outputs = list(red.output_filenames)
-        self.outputs[self.stage] = outputs
-        notes = [f"{self.stage}: wrote {', '.join(Path(p).name for p in outputs)}"]
-        if self.stage in ("bias", "flat") and self.add_to_caldb.value:
+        self.outputs[stage] = outputs
+        notes = [f"{stage}: wrote {', '.join(Path(p).name for p in outputs)}"]
+        if stage in ("bias", "flat") and self.add_to_caldb.value:
             for path in outputs:
                 self.caldb_panel.add(path)
             notes.append("added to the calibration database")
-        if self.stage == "science" and outputs:
-            detect = [s for s in red.steps if s.primitive == "detectSources"]
-            sources = (red.outputs(detect[0].index)[0]
-                       if detect and red.has_outputs(detect[0].index) else None)
-            self.show_result(outputs[-1], red.files, sources)
+        if stage == "science" and outputs:
+            last = red.steps[-1].index
+            stack = red.outputs(last)[0] if red.has_outputs(last) else outputs[-1]
+            self.show_result(stack, red.files, name=Path(outputs[-1]).name)
             notes.append("see tab 6")
         self.status.value = html.escape("; ".join(notes))

@@ -18,6 +18,8 @@ from ..reduction import choose_recipe
 __all__ = ["CalDBPanel", "calibrations_needed"]
 
 _COLUMNS = ("type", "file", "binning", "read mode", "ROI", "filter", "date", "on disk", "")
+#: How a configuration source reads in the panel (the CLI's wording is about its arguments).
+_SOURCES = {"database_dir argument": "the database folder given to this panel (no rsys.cfg read)"}
 
 
 def calibrations_needed(path) -> list:
@@ -119,10 +121,17 @@ class CalDBPanel(W.VBox):
             return
         status = self.service.config(verbose=False)
         color = "#c00000" if status.problem else "inherit"
-        self.config_text.value = f"<pre style='color:{color}'>{_esc(status)}</pre>"
+        text = str(status)
+        source = status.config.source
+        if status.config.config_file is None and source in _SOURCES:
+            text = text.replace(f"Configuration:       {source}",
+                                f"Configuration:       {_SOURCES[source]}", 1)
+        self.config_text.value = f"<pre style='color:{color}'>{_esc(text)}</pre>"
         self.init_button.layout.display = None if not status.exists else "none"
         self.entries = self.service.list_files() if status.exists and not status.problem else []
         self._draw()
+        if self.reports or self.matches:        # an explanation on screen: keep it true
+            self.explain(self.explain_path.value)
 
     def init(self) -> str:
         """Create the database (``caldb init``)."""
@@ -168,9 +177,13 @@ class CalDBPanel(W.VBox):
             caltype -> list of CandidateReport (also kept in :attr:`reports`;
             the chosen :class:`CalMatch` per type is in :attr:`matches`).
         """
+        self.reports, self.matches = {}, {}
+        if not str(path).strip():
+            self.explanation.value = ("<span style='color:#c00000'>Give a frame first: a FITS "
+                                      "file, e.g. ../playdata/N20170614S0201.fits</span>")
+            return self.reports
         path = Path(str(path).strip())
         self.explain_path.value = str(path)
-        self.reports, self.matches = {}, {}
         try:
             if caltypes is None:
                 caltypes = (calibrations_needed(path) if self.caltype.value not in CALTYPES

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ipywidgets as W
 
+from ..cli.common import FITS_NAME, check_list_target
 from ..errors import ExpressionError, FileProblem, GmosError
 from ..frame import read_headers
 from ..gmos.descriptors import descriptor_names, descriptor_value
@@ -15,7 +16,7 @@ from ..gmos.tags import tags_of
 from ..select import expr_parser, select_data
 from .imageview import ImageView
 
-__all__ = ["FilePanel", "FileRow", "DEFAULT_DESCRIPTORS"]
+__all__ = ["FilePanel", "FileRow", "DEFAULT_DESCRIPTORS", "list_file_target"]
 
 #: Descriptors shown by default (those the tutorial's ``showd`` uses, and which
 #: configuration a file is: detector, binning, readout region, read mode).
@@ -25,6 +26,61 @@ _MAX_ROWS = 400
 #: List-file names of the tutorial, suggested from the tags of the selection.
 _LIST_NAMES = (({"BIAS"}, set(), "list_of_bias.txt"), ({"FLAT"}, set(), "list_of_flats.txt"),
                (set(), {"CAL"}, "list_of_science.txt"))
+
+
+def _is_list_file(path: Path) -> bool:
+    """True for a text file of FITS names, one a line (what ``dataselect -o`` writes)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(1 << 20)
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return all(FITS_NAME.match(ln) for ln in lines)
+
+
+def list_file_target(name: str, workdir, protect=()) -> Path:
+    """Where a list file called ``name`` may be written, with the CLI's protections and more.
+
+    Parameters
+    ----------
+    name : str
+        A file name relative to ``workdir`` (sub-folders allowed).
+    workdir : path-like
+        The working directory; nothing is written outside it.
+    protect : sequence of path-like
+        Files never replaced (e.g. the files listed).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    GmosError
+        For an empty or absolute name, a name leading outside ``workdir``, a
+        FITS name or a protected file (as ``dataselect -o``), or an existing
+        file that is not a list file.
+    """
+    name = str(name).strip()
+    if not name:
+        raise GmosError("give a list file name, e.g. list_of_bias.txt")
+    if Path(name).is_absolute() or name.startswith("~"):
+        raise GmosError(f"refusing to write the list to {name}: give a name inside the working "
+                        "directory, not an absolute path")
+    root = Path(workdir).resolve()
+    target = (root / name).resolve()
+    if not target.is_relative_to(root):
+        raise GmosError(f"refusing to write the list to {name}: it is outside the working "
+                        f"directory {root}")
+    check_list_target(str(target), protect)
+    if target.is_dir():
+        raise GmosError(f"refusing to write the list to {name}: it is a directory")
+    if target.exists() and not _is_list_file(target):
+        raise GmosError(f"refusing to write the list to {name}: it exists and is not a list "
+                        "of FITS files; choose another name")
+    return target
 
 
 @dataclass
@@ -75,10 +131,14 @@ class FilePanel(W.VBox):
         Glob pattern of the files listed.
     preview : bool
         Include an :class:`ImageView` that shows a clicked file.
+    workdir : path-like, optional
+        Where list files are saved (default: the current directory); names
+        leading outside it are refused.
     """
 
     def __init__(self, directory=None, *, descriptors=DEFAULT_DESCRIPTORS, pattern: str = "*.fits",
-                 preview: bool = True):
+                 preview: bool = True, workdir=None):
+        self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         self.rows: list[FileRow] = []
         self.selected: list[Path] = []
         self.sort_column = "file"
@@ -137,7 +197,7 @@ class FilePanel(W.VBox):
         self.scan_button.on_click(lambda _: self.scan())
         self.apply_button.on_click(lambda _: self.apply_filter())
         self.expression.on_submit(lambda _: self.apply_filter())
-        self.save_button.on_click(lambda _: self.save())
+        self.save_button.on_click(lambda _: self._save_clicked())
         self.use_button.on_click(lambda _: self._hand_over())
         self.descriptors.observe(lambda _: self.scan(), names="value")
         if directory:
@@ -220,17 +280,27 @@ class FilePanel(W.VBox):
         Parameters
         ----------
         name : str, optional
-            File name (default: the "Save as" box); relative names are written
-            in the current directory.
+            File name (default: the "Save as" box), inside :attr:`workdir`.
 
         Returns
         -------
         pathlib.Path
+
+        Raises
+        ------
+        GmosError
+            If the name is refused (see :func:`list_file_target`) or the file
+            cannot be written; the message is shown in the panel too.
         """
         if name is not None:
             self.list_name.value = name
-        target = Path(self.list_name.value).expanduser()
         paths = self.checked
+        try:
+            target = list_file_target(self.list_name.value, self.workdir,
+                                      [*paths, *(row.path for row in self.rows)])
+        except GmosError as exc:
+            self._error(str(exc))
+            raise
         try:
             target.write_text("".join(f"{p}\n" for p in paths))
         except OSError as exc:
@@ -272,6 +342,12 @@ class FilePanel(W.VBox):
             except (FileProblem, KeyError, ValueError):
                 values[name] = None
         return FileRow(path, tags, values)
+
+    def _save_clicked(self) -> None:
+        try:
+            self.save()
+        except GmosError:
+            pass                         # the reason is shown in the panel
 
     def _error(self, text: str) -> None:
         self.message.value = f"<span style='color:#c00000'>{_escape(text)}</span>"

@@ -5,6 +5,7 @@ its small results (PNG bytes, extents, readouts, histograms) to widgets.
 """
 from __future__ import annotations
 
+import html
 import threading
 import time
 from pathlib import Path
@@ -22,12 +23,30 @@ from . import preview as display
 from ..errors import GmosError
 from ..frame import Frame
 
-__all__ = ["ImageView"]
+__all__ = ["ImageView", "LazyItem"]
 
 _EMPTY_PNG = display.png_bytes(np.full((1, 1), np.nan, np.float32))
 
 
+class LazyItem:
+    """A picture made only when it is chosen in the frame selector (nothing held before).
+
+    Parameters
+    ----------
+    label : str
+        Its name in the selector.
+    load : callable
+        Returns a Frame, path or TiledFrame.
+    """
+
+    def __init__(self, label: str, load):
+        self.label = label
+        self.load = load
+
+
 def _label_of(item, index) -> str:
+    if isinstance(item, LazyItem):
+        return f"{index + 1}: {item.label}"
     frame = item.frame if isinstance(item, display.TiledFrame) else item
     if isinstance(frame, Frame):
         return f"{index + 1}: {frame.filename}"
@@ -52,11 +71,17 @@ class ImageView(W.VBox):
     title : str
         Shown above the image.
     height : str
-        CSS height of the image figure.
+        CSS height of the image figure before there is data.
+    width : int
+        Expected width of the figure in pixels: the height then follows the
+        picture's aspect (between 280 and 720 px), so the picture fills the width.
+    sources : bool
+        Mark the OBJCAT sources at first (the "Sources" toggle).
     """
 
     def __init__(self, frames=None, *, max_size: int = 1024, debounce: float = 0.3,
-                 title: str = "", height: str = "420px"):
+                 title: str = "", height: str = "420px", sources: bool = True, width: int = 860):
+        self.expected_width = int(width)
         self.max_size = int(max_size)
         self.debounce = float(debounce)
         self.tiled: display.TiledFrame | None = None
@@ -69,14 +94,18 @@ class ImageView(W.VBox):
         self._quiet = False
         self._lock = threading.RLock()
 
-        self.title = W.HTML(f"<b>{title}</b>" if title else "")
+        self._title = f"<b>{html.escape(title)}</b>" if title else ""
+        self._stale = False
+        self.title = W.HTML(self._title)
         self.frame_select = W.Dropdown(options=[], description="Frame", layout=W.Layout(width="auto"))
         self.frame_select.add_class("gmos-frame-select")
         self.cut = W.Dropdown(options=list(display.CUTS), value="zscale", description="Cut",
                               layout=W.Layout(width="170px"))
         self.cut.add_class("gmos-cut")
         self.percentile = W.BoundedFloatText(value=99.5, min=50, max=100, step=0.5,
-                                             description="%", layout=W.Layout(width="110px"))
+                                             description="% kept",
+                                             style={"description_width": "52px"},
+                                             layout=W.Layout(width="140px"))
         self.stretch = W.Dropdown(options=list(display.STRETCHES), value="linear",
                                   description="Stretch", layout=W.Layout(width="170px"))
         self.stretch.add_class("gmos-stretch")
@@ -86,14 +115,15 @@ class ImageView(W.VBox):
         self.dq_toggle = W.ToggleButton(value=False, description="DQ", tooltip="Show the DQ bits",
                                         layout=W.Layout(width="60px"))
         self.dq_toggle.add_class("gmos-dq-toggle")
-        self.sources_toggle = W.ToggleButton(value=True, description="Sources",
+        self.sources_toggle = W.ToggleButton(value=bool(sources), description="Sources",
                                              tooltip="Mark the OBJCAT sources",
                                              layout=W.Layout(width="80px"))
         self.sources_toggle.add_class("gmos-sources-toggle")
         self.reset_button = W.Button(description="Reset zoom", layout=W.Layout(width="100px"))
         self.reset_button.add_class("gmos-reset-zoom")
-        self.readout = W.HTML("Point at or click the image for x, y, value, VAR, DQ and RA/Dec; "
-                              "drag to pan, scroll to zoom.")
+        self._hint = ("Point at or click the image for x, y, value, VAR, DQ and RA/Dec; "
+                      "drag to pan, scroll to zoom.")
+        self.readout = W.HTML(self._hint)
         self.readout.add_class("gmos-readout")
         self.status = W.HTML("")
 
@@ -102,8 +132,8 @@ class ImageView(W.VBox):
         self.image_mark = bq.Image(image=W.Image(value=_EMPTY_PNG, format="png"), scales=scales)
         self.dq_mark = bq.Image(image=W.Image(value=_EMPTY_PNG, format="png"), scales=scales,
                                 visible=False)
-        self.source_mark = bq.Scatter(x=[], y=[], scales=scales, marker="circle", colors=["lime"],
-                                      default_size=80, fill=False, stroke_width=1.5)
+        self.source_mark = bq.Scatter(x=[], y=[], scales=scales, marker="circle", colors=["#40e0ff"],
+                                      default_size=64, fill=False, stroke_width=1, opacity=[0.7])
         self.figure = bq.Figure(
             marks=[self.image_mark, self.dq_mark, self.source_mark],
             axes=[bq.Axis(scale=self.sx, label="x (pixels)", grid_lines="none"),
@@ -113,24 +143,38 @@ class ImageView(W.VBox):
             padding_x=0, padding_y=0, animation_duration=0,
             layout=W.Layout(width="100%", height=height))
         self.figure.add_class("gmos-image-figure")
+        self.compass = W.HTML("")
+        self.compass.add_class("gmos-compass")
+        self.colorbar = W.HTML("")
+        self.colorbar.add_class("gmos-colorbar")
 
         self.hx, self.hy = bq.LinearScale(), bq.LinearScale(min=0.0, max=1.05)
         self.hist_mark = bq.Bars(x=[0.0, 1.0], y=[0.0, 0.0], scales={"x": self.hx, "y": self.hy},
                                  colors=["steelblue"], padding=0.0, stroke="steelblue")
+        self.hist_xaxis = bq.Axis(scale=self.hx, num_ticks=5, tick_format=".4~g", label="value",
+                                  label_offset="32px")
         self.hist_figure = bq.Figure(
             marks=[self.hist_mark],
-            axes=[bq.Axis(scale=self.hx, num_ticks=4), bq.Axis(scale=self.hy, orientation="vertical",
-                                                                 num_ticks=3)],
-            fig_margin={"top": 5, "bottom": 25, "left": 45, "right": 5},
-            layout=W.Layout(width="100%", height="130px"), animation_duration=0)
+            axes=[self.hist_xaxis,
+                  bq.Axis(scale=self.hy, orientation="vertical", num_ticks=3, tick_format=".1f",
+                          label="log N (scaled)", label_offset="40px")],
+            fig_margin={"top": 8, "bottom": 45, "left": 60, "right": 30},
+            layout=W.Layout(width="100%", height="150px"), animation_duration=0)
         self.hist_figure.add_class("gmos-histogram")
 
         controls = W.HBox([self.cut, self.percentile, self.stretch, self.cmap, self.dq_toggle,
                            self.sources_toggle, self.reset_button],
                           layout=W.Layout(flex_flow="row wrap"))
-        super().__init__([self.title, self.frame_select, controls, self.figure, self.readout,
-                          self.hist_figure, self.status])
+        self.empty_note = W.HTML("<i>Nothing to show yet.</i>")
+        self.empty_note.add_class("gmos-empty-note")
+        picture = W.HBox([self.figure, self.compass], layout=W.Layout(width="100%",
+                                                                      align_items="flex-start"))
+        self.figure.layout.flex = "1 1 auto"
+        self._data_widgets = (controls, picture, self.colorbar, self.readout, self.hist_figure)
+        super().__init__([self.title, self.frame_select, self.empty_note, controls, picture,
+                          self.colorbar, self.readout, self.hist_figure, self.status])
         self.add_class("gmos-imageview")
+        self._set_empty(True)
         self.frame_select.layout.display = "none"
         self.percentile.layout.display = "none"
 
@@ -162,8 +206,7 @@ class ImageView(W.VBox):
         items = list(frames) if isinstance(frames, (list, tuple)) else [frames]
         if not items:
             raise GmosError("ImageView.show needs at least one frame")
-        if title is not None:
-            self.title.value = f"<b>{title}</b>"
+        self._set_title(title)
         self._items = items
         self._quiet = True
         try:
@@ -174,13 +217,26 @@ class ImageView(W.VBox):
         self.frame_select.layout.display = None if len(items) > 1 else "none"
         self._set_tiled(display.as_tiled(items[0]), keep_zoom)
 
-    def clear(self, message: str = "") -> None:
-        """Show nothing (an empty picture) and an optional message."""
+    def clear(self, message: str = "", title: str | None = None) -> None:
+        """Show nothing (an empty picture, an empty histogram) and an optional message."""
+        self._set_title(title)
+        self._set_empty(True)
         self.tiled = self.preview = self.overlay = None
         self._items = []
         self._replace_image(self.image_mark, _EMPTY_PNG)
         self.source_mark.x, self.source_mark.y = [], []
+        with self.hist_mark.hold_sync():
+            self.hist_mark.x, self.hist_mark.y = [0.0, 1.0], [0.0, 0.0]
         self.status.value = message
+
+    def set_stale(self, reason: str) -> None:
+        """Mark the picture shown as out of date (until the next :meth:`show` or :meth:`clear`)."""
+        if self.tiled is None or self._stale:
+            return
+        self._stale = True
+        self.add_class("gmos-stale")
+        self.title.value = (f"{self._title} <span class='gmos-stale-note' style='color:#b06000'>"
+                            f"(out of date: {html.escape(reason)})</span>")
 
     @property
     def region(self):
@@ -222,7 +278,7 @@ class ImageView(W.VBox):
         if self.tiled is None:
             return None
         self.last_readout = self.tiled.readout(x, y)
-        self.readout.value = self.last_readout.format()
+        self.readout.value = self.last_readout.format(self.tiled.unit)
         return self.last_readout
 
     def refresh(self) -> None:
@@ -252,18 +308,67 @@ class ImageView(W.VBox):
                 logc = np.log1p(counts.astype(np.float64))
                 self.hist_mark.y = logc / max(float(logc.max()), 1e-12)
             self.hx.min, self.hx.max = float(edges[0]), float(edges[-1])
+            unit = self.tiled.unit
+            self.hist_xaxis.label = f"value ({unit}), good pixels"
             self.render_seconds = time.perf_counter() - start
             low, high = preview.limits
+            self.colorbar.value = (
+                f"<div style='display:flex;align-items:center;gap:8px;font-size:12px'>"
+                f"<span>{low:.5g}</span><div style='flex:1;height:12px;border:1px solid #888;"
+                f"background:{display.colorbar_css(self.cmap.value)}'></div>"
+                f"<span>{high:.5g} {html.escape(unit)} ({html.escape(self.stretch.value)})</span>"
+                f"</div>")
             self.status.value = (f"{self.tiled.shape[1]} x {self.tiled.shape[0]} pixels, shown 1:"
-                                 f"{preview.factor}; cuts {low:.5g} .. {high:.5g}")
+                                 f"{preview.factor}; cuts {low:.5g} .. {high:.5g} {unit} "
+                                 "(from pixels with DQ = 0)")
 
     # -- internals ---------------------------------------------------------------
+    def _set_title(self, title: str | None) -> None:
+        if title is not None:
+            self._title = f"<b>{html.escape(title)}</b>"
+        self.title.value = self._title
+        if self._stale:
+            self._stale = False
+            self.remove_class("gmos-stale")
+
+    def _set_empty(self, empty: bool) -> None:
+        """No dark empty boxes before there is data: hide the picture, show a note."""
+        for widget in self._data_widgets:
+            widget.layout.display = "none" if empty else None
+        self.empty_note.layout.display = None if empty else "none"
+
+    def _draw_compass(self, tiled: display.TiledFrame) -> None:
+        arrows = tiled.compass()
+        if arrows is None:
+            self.compass.value = ""
+            return
+        parts = []
+        for (dx, dy), label, colour in ((arrows[0], "N", "#d04000"), (arrows[1], "E", "#0060c0")):
+            x, y = 40 + 26 * dx, 40 - 26 * dy           # SVG y runs down, display y up
+            tx, ty = 40 + 36 * dx, 44 - 36 * dy
+            parts.append(f"<line x1='40' y1='40' x2='{x:.1f}' y2='{y:.1f}' stroke='{colour}' "
+                         f"stroke-width='2' marker-end='url(#gmos-arrow-{label})'/>"
+                         f"<text x='{tx:.1f}' y='{ty:.1f}' fill='{colour}' font-size='13' "
+                         f"text-anchor='middle' font-weight='bold'>{label}</text>")
+        markers = "".join(f"<marker id='gmos-arrow-{k}' markerWidth='6' markerHeight='6' refX='5' "
+                          f"refY='3' orient='auto'><path d='M0,0 L6,3 L0,6 z' fill='{c}'/></marker>"
+                          for k, c in (("N", "#d04000"), ("E", "#0060c0")))
+        self.compass.value = (f"<svg width='80' height='80' aria-label='North and East'>"
+                              f"<defs>{markers}</defs>{''.join(parts)}</svg>")
+
     def _set_tiled(self, tiled: display.TiledFrame, keep_zoom: bool) -> None:
         same_shape = self.tiled is not None and self.tiled.shape == tiled.shape
         self.tiled = tiled
         self.last_readout = None
+        self._set_empty(False)
+        self._draw_compass(tiled)
+        self.readout.value = self._hint
         ny, nx = tiled.shape
         ratio = float(np.clip(nx / ny, 0.05, 20))
+        margins = self.figure.fig_margin
+        plot_width = self.expected_width - margins["left"] - margins["right"]
+        height = plot_width / ratio + margins["top"] + margins["bottom"]
+        self.figure.layout.height = f"{int(np.clip(height, 280, 720))}px"
         self.figure.min_aspect_ratio = 0.01
         self.figure.max_aspect_ratio = ratio
         self.figure.min_aspect_ratio = ratio
@@ -318,7 +423,9 @@ class ImageView(W.VBox):
     def _on_select(self, change) -> None:
         if self._quiet or change["new"] is None or not self._items:
             return
-        self._set_tiled(display.as_tiled(self._items[change["new"]]), keep_zoom=True)
+        item = self._items[change["new"]]
+        self._set_tiled(display.as_tiled(item.load() if isinstance(item, LazyItem) else item),
+                        keep_zoom=True)
 
     def _on_zoom(self, _change) -> None:
         if self._quiet or self.tiled is None:

@@ -36,12 +36,13 @@ from PIL import Image
 
 from .. import dq as dqbits
 from ..errors import GmosError
-from ..frame import Frame, read_frame
+from ..frame import Frame, read_frame, read_headers
 from ..gmos.descriptors import ccdsum_binning
+from ..gmos.keywords import BUNIT
 from ..sections import Section
 
 __all__ = ["CUTS", "STRETCHES", "COLORMAPS", "Preview", "Readout", "Piece", "TiledFrame",
-           "tile_frame", "as_tiled", "sky_field", "difference", "block_reduce", "cut_limits", "scale_to_unit",
+           "tile_frame", "as_tiled", "sky_field", "header_footprints", "footprints_of", "difference", "block_reduce", "cut_limits", "scale_to_unit",
            "colormap_lut", "png_bytes"]
 
 #: Cut names accepted by :func:`cut_limits`.
@@ -183,6 +184,14 @@ def colormap_lut(name: str = "gray") -> np.ndarray:
     return np.vstack([np.round(lut), GAP_COLOR]).astype(np.uint8)
 
 
+def colorbar_css(cmap: str = "gray", stops: int = 12) -> str:
+    """A CSS ``linear-gradient`` (left = low cut, right = high cut) of a colour map."""
+    lut = colormap_lut(cmap)[:_LEVELS]
+    picks = np.linspace(0, _LEVELS - 1, stops).round().astype(int)
+    colours = ", ".join("#%02x%02x%02x" % tuple(int(c) for c in lut[i]) for i in picks)
+    return f"linear-gradient(to right, {colours})"
+
+
 def png_bytes(unit: np.ndarray, cmap: str = "gray") -> bytes:
     """Encode a [0, 1] image (row 0 = bottom) as a palette PNG (row 0 of the PNG = top)."""
     index = np.full(unit.shape, _LEVELS, dtype=np.uint8)
@@ -264,18 +273,22 @@ class Readout:
     ra: float | None = None
     dec: float | None = None
 
-    def format(self) -> str:
-        """A one-line human readable form, e.g. for a readout label."""
+    def format(self, unit: str = "") -> str:
+        """A one-line human readable form, e.g. for a readout label (``unit``: of the value)."""
         if not self.inside:
             return f"x={self.x:.1f} y={self.y:.1f}: no data"
+        suffix = f" {unit}" if unit else ""
         parts = [f"x={self.x:.1f}", f"y={self.y:.1f}", f"ext={self.ext + 1}",
-                 f"value={self.value:.6g}"]
+                 f"value={self.value:.6g}{suffix}"]
         if self.variance is not None:
-            parts.append(f"VAR={self.variance:.6g}")
+            parts.append(f"VAR={self.variance:.6g}" + (f" ({unit})²" if unit else ""))
         if self.dq is not None:
             parts.append(f"DQ={self.dq}" + (f" ({', '.join(self.dq_bits)})" if self.dq_bits else ""))
         if self.ra is not None:
-            parts.append(f"RA={self.ra:.6f} Dec={self.dec:.6f}")
+            coord = SkyCoord(self.ra, self.dec, unit="deg")
+            parts.append("RA " + coord.ra.to_string(unit="hourangle", sep=":", precision=2, pad=True)
+                         + " Dec " + coord.dec.to_string(sep=":", precision=1, pad=True,
+                                                          alwayssign=True))
         return "  ".join(parts)
 
 
@@ -382,9 +395,26 @@ class TiledFrame:
         """
         slices, factor, extent = self._view(region, max_size)
         small = block_reduce(self.data[slices], factor)
-        lims = tuple(limits) if limits is not None else cut_limits(small, cut, percentile)
+        lims = tuple(limits) if limits is not None else cut_limits(
+            self.good_pixels(region), cut, percentile)
         png = png_bytes(scale_to_unit(small, lims, stretch), cmap)
         return Preview(png, extent, small.shape, factor, lims)
+
+    def good_pixels(self, region=None, most: int = 1_000_000) -> np.ndarray:
+        """Finite pixels of a region with DQ == 0 (good and illuminated), for cuts.
+
+        Without DQ, or when no pixel is good, every finite pixel counts.  At
+        most about ``most`` pixels are returned (a regular subsample).
+        """
+        ix1, ix2, iy1, iy2 = self._crop(region)
+        step = max(1, math.ceil(math.sqrt((ix2 - ix1) * (iy2 - iy1) / most)))
+        slices = (slice(iy1, iy2, step), slice(ix1, ix2, step))
+        data = self.data[slices]
+        if self.mask is not None:
+            good = data[(self.mask[slices] == 0) & np.isfinite(data)]
+            if good.size:
+                return good
+        return data[np.isfinite(data)]
 
     def dq_overlay(self, region=None, max_size: int = 1024) -> Preview | None:
         """An RGBA PNG colouring flagged pixels (see :data:`DQ_COLORS`), or None without DQ.
@@ -406,7 +436,7 @@ class TiledFrame:
         return Preview(_rgba_png(rgba), extent, mask.shape, factor)
 
     def histogram(self, region=None, limits: tuple | None = None, bins: int = 64) -> tuple:
-        """Histogram of the finite pixels of a region.
+        """Histogram of the good pixels of a region (see :meth:`good_pixels`).
 
         Parameters
         ----------
@@ -421,11 +451,7 @@ class TiledFrame:
         -------
         counts, edges : numpy.ndarray
         """
-        ix1, ix2, iy1, iy2 = self._crop(region)
-        values = self.data[iy1:iy2, ix1:ix2]
-        step = max(1, int(math.sqrt(values.size / _HIST_SAMPLE)))
-        values = values[::step, ::step]
-        values = values[np.isfinite(values)]
+        values = self.good_pixels(region, most=_HIST_SAMPLE)
         if limits is None:
             low, high = cut_limits(values, "zscale")
             pad = 0.5 * (high - low)
@@ -445,18 +471,7 @@ class TiledFrame:
     def wcs(self, ext: int) -> WCS | None:
         """The celestial WCS of extension ``ext``, or None if its header has none."""
         if ext not in self._wcs:
-            header = self.frame.exts[ext].header
-            wcs = None
-            if "CTYPE1" in header and "CTYPE2" in header:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FITSFixedWarning)
-                    try:
-                        wcs = WCS(header, naxis=2)
-                    except Exception:  # a broken WCS only loses the sky readout
-                        wcs = None
-                if wcs is not None and not wcs.has_celestial:
-                    wcs = None
-            self._wcs[ext] = wcs
+            self._wcs[ext] = _celestial_wcs(self.frame.exts[ext].header)
         return self._wcs[ext]
 
     def sky(self, ext: int, col, row):
@@ -613,6 +628,41 @@ class TiledFrame:
         header["OBJECT"] = self.frame.filename
         return fits.HDUList([fits.PrimaryHDU(out, header)])
 
+    @property
+    def unit(self) -> str:
+        """The pixel unit (``BUNIT`` of the first extension or the PHU; raw GMOS data are ADU)."""
+        header = self.frame.exts[0].header
+        unit = header.get(BUNIT) or self.frame.phu.get(BUNIT)
+        return str(unit).strip() if unit else "ADU"
+
+    def compass(self, arcsec: float = 5.0):
+        """Directions of North and East at the middle of the picture, in display coordinates.
+
+        Returns
+        -------
+        tuple or None
+            ``((nx, ny), (ex, ey))``, unit vectors (x to the right, y up);
+            None without a celestial WCS.
+        """
+        ny, nx = self.shape
+        hit = self.piece_at((nx - 1) / 2, (ny - 1) / 2) or self.piece_at(self.pieces[0].tile.x1,
+                                                                         self.pieces[0].tile.y1)
+        wcs = None if hit is None else self.wcs(hit[0].ext)
+        if wcs is None:
+            return None
+        col, row = float(hit[2]), float(hit[1])
+        ra, dec = (float(v) for v in wcs.all_pix2world(col, row, 0))
+        step = arcsec / 3600.0
+        out = []
+        for dra, ddec in ((0.0, step), (step / max(math.cos(math.radians(dec)), 1e-6), 0.0)):
+            px, py = wcs.all_world2pix(ra + dra, dec + ddec, 0)
+            vec = np.array([float(px) - col, float(py) - row])
+            norm = float(np.hypot(*vec))
+            if not norm > 0:
+                return None
+            out.append(tuple(vec / norm))
+        return tuple(out)
+
     def center(self):
         """(RA, Dec) in degrees of the middle of the picture, or None without WCS."""
         ny, nx = self.shape
@@ -620,6 +670,19 @@ class TiledFrame:
                                                                          self.pieces[0].tile.y1)
         sky = self.sky(hit[0].ext, hit[2], hit[1])
         return None if sky is None else (float(sky[0]), float(sky[1]))
+
+
+def _celestial_wcs(header) -> WCS | None:
+    """The celestial WCS of an extension header, or None if it has none (or a broken one)."""
+    if "CTYPE1" not in header or "CTYPE2" not in header:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+        except Exception:  # a broken WCS only loses the sky readout
+            return None
+    return wcs if wcs.has_celestial else None
 
 
 def tile_frame(frame) -> TiledFrame:
@@ -681,16 +744,76 @@ def as_tiled(item) -> TiledFrame:
                     "TiledFrame")
 
 
-def sky_field(tiled_frames, aspect: float = 2.5, margin: float = 1.15, min_fov: float = 1 / 60):
-    """Centre and field of view that show every CCD footprint of some frames.
+def header_footprints(ext_headers, shapes) -> list:
+    """Sky corners of each CCD from the extensions' headers alone (no pixels read).
+
+    The same corners as :meth:`TiledFrame.footprints`: extensions are grouped
+    by ``CCDNAME``; the left edge of a CCD comes from its extension with the
+    smallest ``DETSEC`` x, the right edge from the one with the largest, each
+    at the ends of its ``DATASEC``.
 
     Parameters
     ----------
-    tiled_frames : list of TiledFrame
+    ext_headers : list of astropy.io.fits.Header
+        One header per image extension (e.g. ``read_headers(path).ext_headers``).
+    shapes : list of tuple
+        The ``(ny, nx)`` of each extension.
+
+    Returns
+    -------
+    list of tuple
+        ``(ccd name, [4 RA], [4 Dec])`` in degrees; extensions without a
+        celestial WCS are left out.
+    """
+    groups = {}
+    for index, (header, shape) in enumerate(zip(ext_headers, shapes)):
+        ny, nx = shape
+        data = Section.from_string(header["DATASEC"]) if "DATASEC" in header else Section(0, nx, 0, ny)
+        data = Section(data.x1, min(data.x2, nx), data.y1, min(data.y2, ny))
+        order = Section.from_string(header["DETSEC"]).x1 if "DETSEC" in header else 0
+        name = str(header.get("CCDNAME", f"ext{index + 1}"))
+        groups.setdefault(name, []).append((order, header, data))
+    out = []
+    for name, members in groups.items():
+        (_, left, ldata), (_, right, rdata) = min(members, key=lambda m: m[0]), \
+            max(members, key=lambda m: m[0])
+        corners = [(left, ldata.x1, ldata.y1), (right, rdata.x2 - 1, rdata.y1),
+                   (right, rdata.x2 - 1, rdata.y2 - 1), (left, ldata.x1, ldata.y2 - 1)]
+        ras, decs = [], []
+        for header, col, row in corners:
+            wcs = _celestial_wcs(header)
+            if wcs is None:
+                break
+            ra, dec = wcs.all_pix2world(float(col), float(row), 0)
+            ras.append(float(ra))
+            decs.append(float(dec))
+        else:
+            out.append((name, ras, decs))
+    return out
+
+
+def footprints_of(item) -> list:
+    """CCD footprints (see :func:`header_footprints`) of a file (headers only), Frame or TiledFrame."""
+    if isinstance(item, TiledFrame):
+        item = item.frame
+    if isinstance(item, Frame):
+        return header_footprints([e.header for e in item.exts], [e.data.shape for e in item.exts])
+    headers = read_headers(item)
+    return header_footprints(headers.ext_headers, headers.shapes)
+
+
+def sky_field(footprints, aspect: float = 2.5, margin: float = 1.15, min_fov: float = 1 / 60):
+    """Centre and field of view that show every CCD footprint.
+
+    Parameters
+    ----------
+    footprints : list of tuple
+        ``(name, ras, decs)`` entries (:func:`header_footprints`,
+        :meth:`TiledFrame.footprints`).
     aspect : float
         Width / height of the view, so that the field also fits vertically.
     margin : float
-        Factor applied to the width.
+        Factor applied to the field.
     min_fov : float
         Smallest field of view returned, in degrees.
 
@@ -698,13 +821,12 @@ def sky_field(tiled_frames, aspect: float = 2.5, margin: float = 1.15, min_fov: 
     -------
     tuple of float or None
         ``(ra, dec, fov)`` in degrees (fov across the view's width); None if
-        no frame has a celestial WCS.
+        there is no footprint.
     """
     ras, decs = [], []
-    for tiled in tiled_frames:
-        for _, ra, dec in tiled.footprints():
-            ras.extend(ra)
-            decs.extend(dec)
+    for _, ra, dec in footprints:
+        ras.extend(ra)
+        decs.extend(dec)
     if not ras:
         return None
     coords = SkyCoord(ras, decs, unit="deg")

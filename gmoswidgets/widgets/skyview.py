@@ -1,6 +1,12 @@
 """SkyView: the frames, their CCD footprints and their sources on the sky (ipyaladin)."""
 from __future__ import annotations
 
+import html
+import socket
+import threading
+from pathlib import Path
+
+import astropy.units as u
 import ipywidgets as W
 import numpy as np
 from astropy.coordinates import SkyCoord
@@ -9,11 +15,35 @@ from astropy.table import Table
 from . import preview as display
 from ._aladin_offline import aladin_class
 
-__all__ = ["SkyView", "stcs_polygon"]
+__all__ = ["SkyView", "stcs_polygon", "format_target", "survey_reachable"]
 
 FRAME_COLOR = "#40c0ff"
 STACK_COLOR = "#ffd000"
 SOURCE_COLOR = "#00ff60"
+#: Where Aladin Lite's default survey (DSS) comes from; checked to warn when it is unreachable.
+SURVEY_HOST = ("alasky.cds.unistra.fr", 443)
+
+
+def format_target(coord: SkyCoord) -> str:
+    """``hh:mm:ss.ss +dd:mm:ss.s`` (RA to 0.01 s, Dec to 0.1")."""
+    ra = coord.ra.to_string(unit=u.hourangle, sep=":", precision=2, pad=True)
+    dec = coord.dec.to_string(unit=u.deg, sep=":", precision=1, pad=True, alwayssign=True)
+    return f"{ra} {dec}"
+
+
+def survey_reachable(host=SURVEY_HOST, timeout: float = 2.0) -> bool:
+    """True if a TCP connection to the survey server opens within ``timeout`` seconds."""
+    try:
+        with socket.create_connection(host, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _name_of(item) -> str:
+    if isinstance(item, display.TiledFrame):
+        return item.frame.filename
+    return getattr(item, "filename", None) or Path(str(item)).name
 
 
 def stcs_polygon(ra, dec) -> str:
@@ -44,19 +74,24 @@ class SkyView(W.VBox):
         Where Aladin Lite comes from (see ``aladin_class``).
     layer_size : int
         Longest side of the FITS layer sent to the browser.
-    aspect : float
-        Expected width / height of the view, to fit the field vertically too.
+    width : int
+        Width of the view in pixels (fixed, so the field fits both ways).
+    check_survey : bool
+        Check in the background whether the survey server can be reached,
+        and say so under the view when it cannot.
     """
 
-    def __init__(self, frames=None, stack=None, *, height: int = 400, survey: str | None = None,
-                 aladin_source=None, layer_size: int = 512, aspect: float = 2.5):
+    def __init__(self, frames=None, stack=None, *, height: int = 480, width: int = 760,
+                 survey: str | None = None, aladin_source=None, layer_size: int = 512,
+                 check_survey: bool = True):
         self.layer_size = int(layer_size)
-        self.aspect = float(aspect)
+        self.aspect = width / height
         options = {"height": height, "target": "0 0", "fov": 0.2, "show_fullscreen_control": True}
         if survey:
             options["survey"] = survey
         self.aladin = aladin_class(aladin_source)(**options)
         self.aladin.add_class("gmos-aladin")
+        self.aladin.layout = W.Layout(width=f"{width}px", max_width="100%")
         self.footprints: list = []     # (label, STC-S) drawn
         self.sources: Table | None = None
         self.layers: list = []         # HDULists sent as FITS layers
@@ -64,8 +99,13 @@ class SkyView(W.VBox):
         self._count = 0
         self.info = W.HTML("")
         self.info.add_class("gmos-sky-info")
-        super().__init__([self.aladin, self.info])
+        self.survey_note = W.HTML("")
+        self.survey_note.add_class("gmos-survey-note")
+        super().__init__([self.aladin, self.info, self.survey_note])
         self.add_class("gmos-skyview")
+        if check_survey:
+            threading.Thread(target=self._check_survey, daemon=True,
+                             name="gmoswidgets-survey-check").start()
         if frames is not None or stack is not None:
             self.show(frames or [], stack)
 
@@ -75,43 +115,52 @@ class SkyView(W.VBox):
         Parameters
         ----------
         frames : Frame, path, TiledFrame or list of them
-            Frames drawn as one footprint per CCD.
+            Frames drawn as one footprint per CCD (files: from their headers
+            only).
         stack : Frame, path or TiledFrame, optional
             Drawn as its own footprint; its sources (OBJCAT) are marked and it
             is shown as a FITS layer (one image resampled on the sky, see
-            ``TiledFrame.sky_image``).  Without a stack, the first frame is.
+            ``TiledFrame.sky_image``) with the image view's default cut
+            (zscale of the good pixels).  Without a stack, the first frame is.
         sources : Frame, path or TiledFrame, optional
             The frame whose OBJCAT sources are marked (default: the stack,
-            else the first frame), e.g. a ``detectSources`` output.
+            else the first frame).
         """
         items = list(frames) if isinstance(frames, (list, tuple)) else [frames]
-        tiled = [display.as_tiled(item) for item in items]
         stack_tiled = display.as_tiled(stack) if stack is not None else None
         self._clear()
-        drawn = []
-        for t in tiled:
-            polygons = [(f"{t.frame.filename} {name}", stcs_polygon(ra, dec))
-                        for name, ra, dec in t.footprints()]
-            self._draw(polygons, FRAME_COLOR, t.frame.filename)
-            drawn.append(t)
+        every = []
+        for item in items:
+            name = _name_of(item)
+            feet = display.footprints_of(item)
+            self._draw([(f"{name} {ccd}", stcs_polygon(ra, dec)) for ccd, ra, dec in feet],
+                       FRAME_COLOR, name)
+            every += feet
         if stack_tiled is not None:
-            polygons = [(f"{stack_tiled.frame.filename} {name}", stcs_polygon(ra, dec))
-                        for name, ra, dec in stack_tiled.footprints()]
-            self._draw(polygons, STACK_COLOR, stack_tiled.frame.filename, line_width=3)
-            drawn.append(stack_tiled)
-        if not drawn:
+            feet = stack_tiled.footprints()
+            self._draw([(f"{stack_tiled.frame.filename} {ccd}", stcs_polygon(ra, dec))
+                        for ccd, ra, dec in feet], STACK_COLOR, stack_tiled.frame.filename,
+                       line_width=3)
+            every += feet
+        if not items and stack_tiled is None:
             self.info.value = "No frame to show."
             return
-        main = stack_tiled if stack_tiled is not None else drawn[0]
+        main = stack_tiled if stack_tiled is not None else display.as_tiled(items[0])
         layer = main.sky_image(self.layer_size)
         if layer is not None:       # Aladin Lite centres on a new image: add it first
-            self.aladin.add_fits(layer, name=main.frame.filename, opacity=0.9)
+            # scaled here with the image view's default cut (Aladin Lite's own cut of the raw
+            # values leaves the sky nearly white), NaN off the field
+            limits = display.cut_limits(main.good_pixels(), "zscale")
+            layer[0].data = display.scale_to_unit(layer[0].data, limits).astype(np.float32)
+            self.aladin.add_fits(layer, name=main.frame.filename, opacity=0.9,
+                                 minCut=0.0, maxCut=1.0, stretch="linear")
             self.layers.append(layer)
-        self._goto(drawn)
+        self._goto(every)
         self._add_sources(display.as_tiled(sources) if sources is not None else main)
         n_src = 0 if self.sources is None else len(self.sources)
-        self.info.value = (f"{len(tiled)} frame(s), {len(self.footprints)} CCD footprint(s), "
-                           f"{n_src} source(s); target {self.aladin.target.to_string('hmsdms')}")
+        self.info.value = (f"{len(items)} frame(s), {len(self.footprints)} CCD footprint(s), "
+                           f"{n_src} source(s) of {html.escape(main.frame.filename)}; "
+                           f"centre {format_target(self.aladin.target)}")
 
     # -- internals --------------------------------------------------------------
     def _clear(self) -> None:
@@ -133,8 +182,16 @@ class SkyView(W.VBox):
             [p for _, p in polygons], color=color, line_width=line_width, name=self._name(name)))
         self.footprints.extend(polygons)
 
-    def _goto(self, tiled) -> None:
-        field = display.sky_field(tiled, self.aspect)
+    def _check_survey(self) -> None:
+        if not survey_reachable():
+            self.survey_note.value = (
+                "<small style='color:#b06000'>The survey background (DSS, from CDS at "
+                f"{SURVEY_HOST[0]}) cannot be reached from here: the sky around the frames "
+                "stays dark grey. Footprints, sources and the stack are drawn all the same."
+                "</small>")
+
+    def _goto(self, footprints) -> None:
+        field = display.sky_field(footprints, self.aspect)
         if field is not None:
             ra, dec, fov = field
             self.aladin.target = SkyCoord(ra, dec, unit="deg", frame="icrs")

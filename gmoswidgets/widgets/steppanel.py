@@ -1,23 +1,31 @@
 """StepPanel: run a recipe step by step, change parameters, re-run, inspect each step's output.
 
 The panel drives a :class:`gmoswidgets.reduction.Reduction` (the same engine
-as ``reduce``) in a background thread and follows its events.
+as ``reduce``) in a background thread and follows its events.  One run at a
+time: while a run goes, the run buttons are disabled, a new reduction is
+refused and Cancel acts on that run.  Step outputs are drawn only for the
+selected step, in a thread of their own (never in the reduction's), and kept
+in a small cache until the step is re-run.
 """
 from __future__ import annotations
 
 import html
+import itertools
+import os
 import threading
-from pathlib import Path
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
 import ipywidgets as W
 
 from . import preview as display
 from ..caldb.lookup import default_service
 from ..errors import GmosError
+from ..executor import get_executor
 from ..logutils import show_info
 from ..recipes import recipes_for
-from ..frame import read_headers
-from ..reduction import DONE, FAILED, PENDING, RUNNING, SKIPPED, Reduction, choose_recipe
-from .imageview import ImageView
+from ..reduction import DONE, FAILED, PENDING, RUNNING, SKIPPED, Reduction
+from .imageview import ImageView, LazyItem
 
 __all__ = ["StepPanel", "param_widget"]
 
@@ -26,6 +34,16 @@ _STATUS_STYLE = {PENDING: ("#888888", "pending"), RUNNING: ("#d08000", "running"
                  FAILED: ("#c00000", "failed")}
 _VIEWS = ("after", "before", "difference")
 _LOG_LINES = 400
+_CACHED_VIEWS = 3     # step pictures kept ready (each one tiled frame)
+
+
+def _lower_priority() -> None:
+    """Run the calling thread at a lower CPU priority (Linux: per thread), so that drawing
+    step pictures never slows the reduction on a machine with few cores."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):     # not Linux, or not allowed: draw at normal priority
+        pass
 
 
 def param_widget(state) -> W.Widget:
@@ -68,7 +86,8 @@ class StepPanel(W.VBox):
     reduction : Reduction, optional
         The reduction to drive; or give ``files`` (and ``recipe``).
     files : list of path-like, optional
-        Input files; a :class:`Reduction` is made with ``keep='all'``.
+        Input files; a :class:`Reduction` is made (``keep='spill'`` unless
+        given: the newest step's outputs in memory, earlier ones on disk).
     recipe : str, optional
         Recipe name (default: the inputs' default recipe).
     background : bool
@@ -78,31 +97,37 @@ class StepPanel(W.VBox):
         Where step outputs are shown (default: a new one).
     follow : bool
         Select and show each step as it finishes.
-    memory_budget : float
-        Bytes of step outputs kept in memory before spilling to disk (see
-        :meth:`keep_policy`).
     **reduction_options
         Passed to :class:`Reduction` (``workdir``, ``uparms``, ``calservice`` ...).
     """
 
     def __init__(self, reduction: Reduction | None = None, *, files=None, recipe: str | None = None,
                  background: bool = True, image_view: ImageView | None = None,
-                 follow: bool = True, memory_budget: float = 2e9, **reduction_options):
+                 follow: bool = True, **reduction_options):
         show_info()  # the log box shows INFO messages
-        self.memory_budget = float(memory_budget)
         self.reduction: Reduction | None = None
         self.background = background
         self.follow = follow
         self.selected: int | None = None
         self.worker: threading.Thread | None = None
         self.last_error: BaseException | None = None
-        self._options = dict(reduction_options)
+        self._options = {"keep": "spill", **reduction_options}
+        self._owned = False          # the panel made the reduction (and closes it when replaced)
+        self._cancel_requested = False
         self._unsubscribe = None
         self._log_lines: list = []
         self._rows: list = []
         self._form_widgets: dict = {}
         self._on_done = []
+        self._on_busy = []
         self._quiet_recipe = False
+        self._views: OrderedDict = OrderedDict()     # (step, which, generation) -> items
+        self._generation: dict = {}                  # step index -> times it was (re)started
+        self._tickets = itertools.count(1)
+        self._draw_lock = threading.RLock()
+        self._ticket = 0
+        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gmoswidgets-view",
+                                            initializer=_lower_priority)
 
         self.title = W.HTML("<i>No reduction yet: choose files first.</i>")
         self.recipe = W.Dropdown(options=[], description="Recipe", layout=W.Layout(width="340px"))
@@ -127,7 +152,7 @@ class StepPanel(W.VBox):
                                       disabled=True)
         self.cancel_button.add_class("gmos-cancel")
         self.progress = W.FloatProgress(value=0, min=0, max=1, description="Progress",
-                                        layout=W.Layout(width="420px"))
+                                        layout=W.Layout(width="300px"))
         self.progress.add_class("gmos-progress")
         self.progress_text = W.Label("")
         self.error = W.HTML("")
@@ -139,16 +164,21 @@ class StepPanel(W.VBox):
                                          tooltips=["Output of the step", "Input of the step",
                                                    "Output minus input"])
         self.view_mode.add_class("gmos-before-after")
-        self.image_view = image_view or ImageView(title="Step output", height="360px")
+        self.image_view = image_view or ImageView(title="Step output", height="360px", width=820)
         self.image_view.add_class("gmos-step-output")
 
         buttons = W.HBox([self.run_next_button, self.run_to_button, self.run_all_button,
                           self.rerun_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
-        left = W.VBox([self.step_list], layout=W.Layout(width="360px"))
-        right = W.VBox([self.form_title, self.form], layout=W.Layout(flex="1"))
-        super().__init__([self.title, self.recipe, W.HBox([left, right]), buttons,
-                          W.HBox([self.progress, self.progress_text]), self.error,
-                          W.Accordion([self.log_box], titles=("Log",)), self.view_mode, self.image_view])
+        # steps and parameters beside the picture (an ipywidgets layout template)
+        left = W.VBox([self.title, self.recipe, buttons,
+                       W.HBox([self.progress, self.progress_text]), self.error, self.step_list,
+                       self.form_title, self.form, W.Accordion([self.log_box], titles=("Log",))],
+                      layout=W.Layout(width="100%", overflow="hidden"))
+        right = W.VBox([self.view_mode, self.image_view], layout=W.Layout(width="100%"))
+        self.layout_template = W.AppLayout(left_sidebar=left, center=right,
+                                           pane_widths=["440px", 1, 0], grid_gap="16px",
+                                           height="auto")
+        super().__init__([self.layout_template])
         self.add_class("gmos-steppanel")
 
         self.run_next_button.on_click(lambda _: self.run_next())
@@ -157,6 +187,7 @@ class StepPanel(W.VBox):
         self.rerun_button.on_click(lambda _: self.rerun_from(self.selected))
         self.cancel_button.on_click(lambda _: self.cancel())
         self.view_mode.observe(lambda _: self.show_output(), names="value")
+        self._busy = False
         self.recipe.observe(self._on_recipe, names="value")
 
         if reduction is not None:
@@ -170,27 +201,45 @@ class StepPanel(W.VBox):
     def set_files(self, files, recipe: str | None = None, **reduction_options) -> Reduction:
         """Make a new :class:`Reduction` of ``files`` and show its steps.
 
-        Unless ``keep`` is given, every step's outputs stay in memory when
-        they fit in :attr:`memory_budget` bytes (estimated), otherwise earlier
-        steps are spilled to disk (``keep='spill'``) and read back to be shown.
         Unless ``calservice`` is given, calibrations come from the default
-        service (:func:`gmoswidgets.caldb.lookup.default_service`).
+        service (:func:`gmoswidgets.caldb.lookup.default_service`); unless
+        ``executor`` is given, per-frame work runs where ``reduce`` runs it
+        (:func:`gmoswidgets.executor.get_executor`: local threads by default).
+
+        Raises
+        ------
+        GmosError
+            While a run is going (see :meth:`set_reduction`), or for bad inputs.
         """
+        self._refuse_while_busy()
         options = {**self._options, **reduction_options}
         if options.get("calservice") is None and "calibration_lookup" not in options:
             options["calservice"] = default_service()
-        if "keep" not in reduction_options:
-            options["keep"] = self.keep_policy(files, recipe)
+        if options.get("executor") is None:
+            options["executor"] = get_executor()
         reduction = Reduction(files, recipe, **options)
-        self._options = {k: v for k, v in options.items()}
+        self._options = options
         self.set_reduction(reduction)
+        self._owned = True
         return reduction
 
     def set_reduction(self, reduction: Reduction) -> None:
-        """Drive ``reduction``: list its steps and follow its events."""
-        self.join()
+        """Drive ``reduction``: list its steps and follow its events.
+
+        Raises
+        ------
+        GmosError
+            While a run is going: one run at a time (wait, or :meth:`cancel` it).
+        """
+        self._refuse_while_busy()
         if self._unsubscribe is not None:
             self._unsubscribe()
+        previous, owned = self.reduction, self._owned
+        if owned and previous is not None and previous is not reduction:
+            previous.close()          # free its kept outputs and spill files
+        self._owned = False
+        self._views.clear()
+        self._generation = {}
         self.reduction = reduction
         self._unsubscribe = reduction.subscribe(self._on_event)
         names = [r.name for r in recipes_for(reduction.tags)] or [reduction.recipe.name]
@@ -212,20 +261,11 @@ class StepPanel(W.VBox):
         self.error.value = ""
         self.last_error = None
         self._build_rows()
+        self.selected = None
+        self.view_mode.value = "after"     # a new reduction starts on its outputs
         self.select(0)
         self._update_progress()
         self._set_busy(False)
-
-    def keep_policy(self, files, recipe: str | None = None) -> str:
-        """``'all'`` if every step's outputs fit in :attr:`memory_budget`, else ``'spill'``.
-
-        Estimate: each step holds SCI, VAR (float32) and DQ (uint16) of every
-        input, about five times the size of the raw uint16 files.
-        """
-        headers = [read_headers(f) for f in files]
-        steps = len(choose_recipe(headers, recipe).steps)
-        raw_bytes = sum(Path(f).stat().st_size for f in files)
-        return "all" if 5 * raw_bytes * steps <= self.memory_budget else "spill"
 
     # -- running ------------------------------------------------------------------------
     def run_next(self):
@@ -257,29 +297,44 @@ class StepPanel(W.VBox):
         return self._start(lambda red: red.rerun_from(index, **values))
 
     def cancel(self) -> None:
-        """Ask the running reduction to stop (at the next step boundary or progress report)."""
-        if self.reduction is not None:
-            self.reduction.cancel()
-            self._append_log("Cancel requested.")
+        """Stop the running run (at its next step boundary or progress report).
+
+        Acts on the run in progress only (the reduction shown); does nothing
+        when no run is going.
+        """
+        if not self.busy or self.reduction is None:
+            return
+        self._cancel_requested = True
+        self.reduction.cancel()
+        self.cancel_button.disabled = True
+        self.cancel_button.description = "Cancelling ..."
+        self._append_log("Cancel requested.")
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the background run to finish."""
+        """Wait for the background run to finish (for scripts and tests, not widget callbacks)."""
         worker = self.worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
 
     @property
     def busy(self) -> bool:
-        """True while a run is in progress."""
-        return self.worker is not None and self.worker.is_alive()
+        """True while a run is in progress (from the click until its results are handed over)."""
+        return self._busy
 
     def on_finished(self, callback) -> None:
-        """Call ``callback(panel)`` after every run (successful or not)."""
+        """Call ``callback(panel, reduction)`` after every run (successful or not).
+
+        ``reduction`` is the one that ran, whatever the panel shows by then.
+        """
         self._on_done.append(callback)
 
+    def on_busy(self, callback) -> None:
+        """Call ``callback(busy)`` when a run starts (True) and when it has ended (False)."""
+        self._on_busy.append(callback)
+
     # -- selecting and viewing --------------------------------------------------------------
-    def select(self, index: int) -> None:
-        """Select a step: show its parameter form and its output."""
+    def select(self, index: int, wait: bool = True) -> None:
+        """Select a step: show its parameter form and its output (drawn now unless ``wait=False``)."""
         if self.reduction is None or not self.reduction.steps:
             return
         index = max(0, min(int(index), len(self.reduction.steps) - 1))
@@ -287,7 +342,7 @@ class StepPanel(W.VBox):
         for i, row in enumerate(self._rows):
             row["button"].button_style = "info" if i == index else ""
         self._build_form(index)
-        self.show_output()
+        self.show_output(wait=wait)
 
     def form_changes(self, index: int | None = None) -> dict:
         """Values in the form that differ from the step's effective values (validated)."""
@@ -305,39 +360,100 @@ class StepPanel(W.VBox):
         return changes
 
     def frames_for(self, index: int, which: str = "after") -> list:
-        """The frames shown for a step: its outputs, its inputs or their differences."""
+        """What is shown for a step: its outputs, its inputs or their differences.
+
+        The first is tiled for display; the others are :class:`LazyItem`
+        (read again when chosen), so no step's frames are held here.  Cached
+        until the step runs again.
+        """
         red = self.reduction
-        if which == "after":
-            return red.outputs(index) if red.has_outputs(index) else []
-        before = red.inputs() if index == 0 else (
-            red.outputs(index - 1) if red.has_outputs(index - 1) else [])
-        if which == "before":
-            return before
-        after = red.outputs(index) if red.has_outputs(index) else []
-        if not after or len(after) != len(before):
+        key = (id(red), index, which, self._generation.get(index, 0),
+               self._generation.get(index - 1, 0))
+        if key in self._views:
+            self._views.move_to_end(key)
+            return self._views[key]
+        items = self._items_for(red, index, which)
+        if items:
+            self._views[key] = items
+            while len(self._views) > _CACHED_VIEWS:
+                self._views.popitem(last=False)
+        return items
+
+    @staticmethod
+    def _items_for(red, index: int, which: str) -> list:
+        def outputs(i):
+            if i < 0:
+                return red.inputs()
+            return red.outputs(i) if red.has_outputs(i) else []
+
+        after = outputs(index) if which != "before" else []
+        before = outputs(index - 1) if which != "after" else []
+        if which == "difference" and (not after or len(after) != len(before)):
             raise GmosError(f"no difference to show: step {index + 1} turned {len(before)} "
                             f"frame(s) into {len(after)}")
-        return [display.difference(display.tile_frame(a), display.tile_frame(b))
-                for a, b in zip(after, before)]
+        frames = after if which == "after" else before
+        names = [f.filename for f in frames]
 
-    def show_output(self) -> None:
-        """Show the selected step's output (or input, or difference) in the ImageView."""
+        def item(k):
+            if which != "difference":
+                return display.as_tiled(outputs(index if which == "after" else index - 1)[k])
+            return display.difference(display.tile_frame(outputs(index)[k]),
+                                      display.tile_frame(outputs(index - 1)[k]))
+        if not frames:
+            return []
+        first = (display.as_tiled(frames[0]) if which != "difference" else
+                 display.difference(display.tile_frame(after[0]), display.tile_frame(before[0])))
+        return [first, *(LazyItem(name, lambda k=k: item(k)) for k, name in
+                         enumerate(names) if k > 0)]
+
+    def show_output(self, wait: bool = True) -> None:
+        """Show the selected step's output (or input, or difference) in the ImageView.
+
+        Parameters
+        ----------
+        wait : bool
+            Draw now; False hands the drawing to the panel's view thread
+            (only the newest request is drawn).
+        """
         if self.reduction is None or self.selected is None:
             return
-        index, which = self.selected, self.view_mode.value
-        step = self.reduction.steps[index]
+        ticket = self._ticket = next(self._tickets)
+        if wait or not self.background:
+            self._draw(ticket)
+        else:
+            self._renderer.submit(self._draw, ticket)
+
+    def _draw(self, ticket: int) -> None:
+        with self._draw_lock:          # drawn now or in the view thread: never both at once
+            self._draw_locked(ticket)
+
+    def _draw_locked(self, ticket: int) -> None:
+        red, index, which = self.reduction, self.selected, self.view_mode.value
+        if ticket != self._ticket or red is None or index is None:
+            return                     # a newer request came: draw that one instead
+        step = red.steps[index]
+        title = f"{which}: step {index + 1} {step.label}"
         try:
             frames = self.frames_for(index, which)
         except GmosError as exc:
-            self.image_view.clear(html.escape(str(exc)))
+            self.image_view.clear(html.escape(str(exc)), title=title)
+            return
+        except Exception as exc:  # noqa: BLE001 - a view problem must not break the panel
+            self.image_view.clear(html.escape(f"cannot show step {index + 1}: {exc}"), title=title)
+            return
+        if ticket != self._ticket:
             return
         if not frames:
-            self.image_view.clear(f"Step {index + 1} ({step.label}) has not run yet.")
+            self.image_view.clear(f"Step {index + 1} ({step.label}) has not run yet.", title=title)
             return
-        self.image_view.show(frames, title=f"{which}: step {index + 1} {step.label}",
-                             keep_zoom=True)
+        self.image_view.show(frames, title=title, keep_zoom=True)
 
     # -- internals ------------------------------------------------------------------------
+    def _refuse_while_busy(self) -> None:
+        if self.busy:
+            raise GmosError(f"{self.reduction.recipe.name} is running: wait for it to end or "
+                            "cancel it first")
+
     def _start(self, action):
         if self.reduction is None:
             return None
@@ -346,26 +462,30 @@ class StepPanel(W.VBox):
             return None
         self.error.value = ""
         self.last_error = None
+        self._cancel_requested = False
         self._set_busy(True)
+        reduction = self.reduction
         if not self.background:
-            self._job(action)
+            self._job(action, reduction)
             return None
-        self.worker = threading.Thread(target=self._job, args=(action,), daemon=True,
+        self.worker = threading.Thread(target=self._job, args=(action, reduction), daemon=True,
                                        name="gmoswidgets-steppanel")
         self.worker.start()
         return self.worker
 
-    def _job(self, action) -> None:
+    def _job(self, action, reduction) -> None:
         try:
-            action(self.reduction)
+            action(reduction)
         except Exception as exc:  # shown on its step; earlier results are kept
             self._show_error(exc)
         finally:
-            self._set_busy(False)
             self._refresh_rows()
             self._update_progress()
-            for callback in self._on_done:
-                callback(self)
+            try:
+                for callback in self._on_done:
+                    callback(self, reduction)
+            finally:
+                self._set_busy(False)
 
     def _show_error(self, exc: BaseException) -> None:
         self.last_error = exc
@@ -379,12 +499,16 @@ class StepPanel(W.VBox):
                             f"{html.escape(name + str(exc))}</span>")
 
     def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
         idle = self.reduction is None or busy
         for button in (self.run_next_button, self.run_to_button, self.run_all_button,
                        self.rerun_button):
             button.disabled = idle
         self.recipe.disabled = idle
-        self.cancel_button.disabled = not busy
+        for callback in self._on_busy:
+            callback(busy)
+        self.cancel_button.description = "Cancel"
+        self.cancel_button.disabled = not busy      # last: Cancel's state says all is set
 
     def _on_recipe(self, change) -> None:
         if self._quiet_recipe or self.reduction is None or change["new"] is None:
@@ -400,12 +524,12 @@ class StepPanel(W.VBox):
         for step in self.reduction.steps:
             button = W.Button(description=f"{step.index + 1}. {step.label}",
                               tooltip=step.definition.doc if hasattr(step.definition, "doc") else "",
-                              layout=W.Layout(width="200px"))
+                              layout=W.Layout(width="280px"))
             button.add_class("gmos-step")
             button.on_click(lambda _, i=step.index: self.select(i))
             status = W.HTML("")
             status.add_class("gmos-step-status")
-            elapsed = W.Label("", layout=W.Layout(width="70px"))
+            elapsed = W.Label("", layout=W.Layout(width="64px"))
             self._rows.append({"button": button, "status": status, "elapsed": elapsed,
                                "box": W.HBox([button, status, elapsed])})
         self.step_list.children = [row["box"] for row in self._rows]
@@ -454,12 +578,18 @@ class StepPanel(W.VBox):
         elif kind == "progress":
             self._update_progress(event.fraction or 0.0, event.message)
         elif kind in ("step_started", "step_finished", "step_failed", "invalidated", "cancelled"):
+            if kind in ("step_started", "invalidated"):
+                self._generation[event.step_index] = self._generation.get(event.step_index, 0) + 1
+                if self._cancel_requested and kind == "step_started":
+                    self.reduction.cancel()        # a cancel clicked before the run took hold
+                if self.selected is not None and event.step_index <= self.selected:
+                    self.image_view.set_stale(f"step {event.step_index + 1} is being re-run")
             self._refresh_rows()
             self._update_progress()
             if kind == "step_finished" and self.follow:
-                self.select(event.step_index)
+                self.select(event.step_index, wait=False)
             elif kind == "step_failed":
-                self.select(event.step_index)
+                self.select(event.step_index, wait=False)
                 self._show_error(event.error or GmosError(event.message))
             elif kind == "cancelled":
                 self._append_log(f"Cancelled during step {event.step_index + 1}; "

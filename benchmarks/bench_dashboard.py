@@ -1,0 +1,145 @@
+"""Benchmark: the whole tutorial in the dashboard's kernel against the same tutorial from the shell.
+
+Makes the 2x2 tutorial data, then
+
+* **shell**: ``caldb init``, ``reduce @list_of_bias.txt``, ``caldb add``, the
+  flat the same way, ``reduce @list_of_science.txt`` (each a process, as typed);
+* **dashboard**: in a fresh process (its memory is the kernel's), a
+  :class:`~gmoswidgets.ReductionApp` clicks "Make the bias", "Make the flat" and
+  "Reduce the science" (background runs, as in Voilà; step pictures drawn as
+  they finish), then re-runs the science from its last step; measures the
+  resident memory, the time to select (show) a step, and a re-run of one
+  step with its redraw.
+
+Prints one JSON object.  Goals (issue 11): dashboard within 1.2x the shell;
+RSS <= 1.5 GB after the tutorial and a re-run; selecting a step <= 0.5 s;
+re-run of one step + redraw <= 1 s.
+
+    python benchmarks/bench_dashboard.py [--binning 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def _rss_mb() -> tuple:
+    """(current, peak) resident memory of this process in MB."""
+    values = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS", "VmHWM")):
+                key, value = line.split(":")
+                values[key] = int(value.split()[0]) / 1024
+    return round(values["VmRSS"]), round(values["VmHWM"])
+
+
+def shell(playground: Path) -> dict:
+    """The tutorial's commands, each in its own process; seconds per stage."""
+    env = {**os.environ, "GMOSWIDGETS_CONFIG": str(playground / "rsys.cfg")}
+    (playground / "rsys.cfg").write_text(f"[calibs]\nstandalone = True\ndatabase_dir = {playground}\n")
+
+    def run(*args):
+        subprocess.run([str(BIN / args[0]), *args[1:]], cwd=playground, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times = {}
+    start = time.perf_counter()
+    run("caldb", "init")
+    run("reduce", "@list_of_bias.txt")
+    run("caldb", "add", "N20170613S0180_bias.fits")
+    times["bias"] = time.perf_counter() - start
+    start = time.perf_counter()
+    run("reduce", "@list_of_flats.txt")
+    run("caldb", "add", "N20170702S0178_flat.fits")
+    times["flat"] = time.perf_counter() - start
+    start = time.perf_counter()
+    run("reduce", "@list_of_science.txt")
+    times["science"] = time.perf_counter() - start
+    times["total"] = sum(times.values())
+    return {k: round(v, 2) for k, v in times.items()}
+
+
+def dashboard(data_dir: Path, workdir: Path) -> dict:
+    """The tutorial clicked in a ReductionApp (this process is the kernel)."""
+    import logging
+    logging.getLogger("gmoswidgets").setLevel(logging.WARNING)
+    from gmoswidgets import ReductionApp
+    app = ReductionApp(data_dir, workdir=workdir, database_dir=workdir / "db", background=True)
+    out = {"rss_start_mb": _rss_mb()[0]}
+    total = 0.0
+    for stage in ("bias", "flat", "science"):
+        start = time.perf_counter()
+        app.stage_buttons[stage].click()
+        app.join()
+        out[stage] = round(time.perf_counter() - start, 2)
+        total += out[stage]
+        assert stage in app.outputs, app.status.value
+    out["total"] = round(total, 2)
+    out["rss_after_tutorial_mb"], _ = _rss_mb()
+    panel = app.step_panel
+    red = panel.reduction
+    # selecting a step: its picture drawn (first time: read back from the spill files)
+    picks = [0, len(red.steps) // 2, len(red.steps) - 2, len(red.steps) - 1]
+    first, again = [], []
+    for index in picks:
+        start = time.perf_counter()
+        panel.select(index)
+        first.append(time.perf_counter() - start)
+    for index in picks:
+        start = time.perf_counter()
+        panel.select(index)
+        again.append(time.perf_counter() - start)
+    out["select_step_s"] = {"median": round(statistics.median(first), 3),
+                            "max": round(max(first), 3),
+                            "cached_median": round(statistics.median(again), 3)}
+    # re-run the last step (one step) and redraw it; then the stack again in tab 6
+    last = len(red.steps) - 1
+    panel.select(last)
+    start = time.perf_counter()
+    panel.rerun_from(last)
+    panel.join()
+    app.join()
+    out["rerun_last_step_and_redraw_s"] = round(time.perf_counter() - start, 2)
+    out["rerun_engine_s"] = round(red.steps[last].elapsed, 2)
+    out["rss_after_rerun_mb"], out["rss_peak_mb"] = _rss_mb()
+    out["keep"] = red.keep
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binning", type=int, default=2)
+    parser.add_argument("--dashboard-only", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.dashboard_only:
+        print(json.dumps(dashboard(args.dashboard_only / "playdata",
+                                   args.dashboard_only / "playground_dashboard")))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        subprocess.run([sys.executable, "-m", "gmoswidgets.dashboard", "--data", str(tmp),
+                        "--binning", str(args.binning), "--no-serve"], check=True,
+                       stdout=subprocess.DEVNULL)
+        result = {"binning": args.binning, "shell": shell(tmp / "playground")}
+        (tmp / "playground_dashboard").mkdir()
+        proc = subprocess.run([sys.executable, __file__, "--dashboard-only", str(tmp)],
+                              check=True, capture_output=True, text=True)
+        result["dashboard"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["ratio"] = round(result["dashboard"]["total"] / result["shell"]["total"], 2)
+        result["cpus"] = os.cpu_count()
+        result["load_average_1min"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

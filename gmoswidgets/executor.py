@@ -1,0 +1,448 @@
+"""Where per-item work runs: in this thread, local threads or processes, or a Dask cluster.
+
+An :class:`Executor` has one operation, :meth:`~Executor.map`: apply a
+function to each item and return the results in the items' order.  The
+engine maps per-frame work over the executor it is given; the work itself
+does not know which one runs it::
+
+    ex = get_executor()                          # $GMOSWIDGETS_SCHEDULER or local threads
+    ex = get_executor("sync")                    # one at a time, in this thread
+    ex = get_executor("tcp://10.0.0.5:8786")     # an existing dask.distributed cluster
+    results = ex.map(func, frames, label=lambda f: f.filename)
+
+Local threads are the default: numpy, scipy and sep release the GIL in
+their heavy loops, and nothing has to be copied.  ``"processes"`` suits
+work that holds the GIL (the items and results are pickled).  On Dask,
+:class:`~gmoswidgets.frame.Frame` items and results travel as FITS files
+in a directory every worker can read (``shared_dir``; by default a
+temporary directory when every worker runs on this machine) and are
+pickled only when there is no such directory.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+import uuid
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .errors import GmosError, ParameterError
+from .frame import Frame, read_frame
+
+__all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
+           "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV", "SHARED_DIR_ENV",
+           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item"]
+
+#: Environment variable naming the scheduler when none is given.
+SCHEDULER_ENV = "GMOSWIDGETS_SCHEDULER"
+#: Environment variable naming a directory every Dask worker shares (frames travel through it).
+SHARED_DIR_ENV = "GMOSWIDGETS_SHARED_DIR"
+#: Names of the local executors (anything else is a Dask scheduler address).
+LOCAL_SCHEDULERS = ("sync", "threads", "processes")
+#: The scheduler used when neither an argument nor the environment names one.
+DEFAULT_SCHEDULER = "threads"
+#: glibc's mallopt parameter for the number of malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
+#: Prefix of the Dask task keys of mapped work (shows which work a cluster did).
+TASK_PREFIX = "gmoswidgets"
+
+
+class TaskError(Exception):
+    """One item of a :meth:`Executor.map` failed with an unexpected error; names the item.
+
+    Errors meant for the user (:class:`~gmoswidgets.errors.GmosError`) are
+    re-raised as they are (they name their file), with a note naming the item.
+
+    Attributes
+    ----------
+    label : str
+        The item, as the map's ``label`` names it.
+    error : BaseException
+        The original exception (also ``__cause__``).
+    """
+
+    def __init__(self, label: str, error: BaseException):
+        self.label, self.error = label, error
+        super().__init__(f"{label}: {type(error).__name__}: {error}")
+
+
+def _reraise(label: str, error: Exception):
+    """Raise what a failed item raises from :meth:`Executor.map` (call in ``except``)."""
+    if isinstance(error, GmosError):
+        error.add_note(f"(while processing {label})")
+        raise error
+    raise TaskError(label, error) from error
+
+
+def describe_item(item) -> str:
+    """An item's name in messages: a frame's file name (also as first of a tuple), else repr."""
+    first = item[0] if isinstance(item, tuple) and item else item
+    return first.filename if isinstance(first, Frame) else repr(item)
+
+
+class Executor:
+    """Maps a function over items; subclasses decide where the calls run.
+
+    An executor may hold workers (threads, processes, a Dask client): use it
+    as a context manager or call :meth:`close` when done.
+    """
+
+    #: Short name shown in logs ('sync', 'threads', 'processes', 'dask').
+    name = ""
+
+    def map(self, func: Callable, items: Iterable, *, label: Callable | None = None,
+            on_done: Callable | None = None, cancel_check: Callable | None = None,
+            holds_gil: bool = False) -> list:
+        """Apply ``func`` to every item; return the results in the items' order.
+
+        Parameters
+        ----------
+        func : callable
+            ``func(item) -> result``.  For processes and Dask it must be
+            picklable (a module-level function or a ``functools.partial`` of one).
+        items : iterable
+            The items.
+        label : callable, optional
+            ``label(item) -> str`` naming an item in errors; default
+            :func:`describe_item`.
+        on_done : callable, optional
+            ``on_done(index, result)``, called in this thread as each item
+            finishes (in completion order).
+        cancel_check : callable, optional
+            Called in this thread between completions; when it raises, the
+            items not started are dropped, the running ones are waited for,
+            and its exception propagates.
+        holds_gil : bool
+            ``func`` holds the GIL most of the time (e.g. sep): threads would
+            only take turns, so the thread executor calls it in this thread.
+
+        Returns
+        -------
+        list
+            ``[func(item) for item in items]``.
+
+        Raises
+        ------
+        TaskError
+            The first item that failed (by completion), named; the other items
+            not yet started are dropped.  A GmosError is raised as it is.
+        """
+        items = list(items)
+        return self._map(func, items, label or describe_item, on_done or (lambda i, r: None),
+                         cancel_check or (lambda: None), holds_gil)
+
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil) -> list:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the workers this executor started (not a cluster it was given)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class SequentialExecutor(Executor):
+    """Runs every call in the calling thread, one after the other (the reference)."""
+
+    name = "sync"
+
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil=False):
+        results = []
+        for index, item in enumerate(items):
+            cancel_check()
+            try:
+                result = func(item)
+            except Exception as exc:
+                _reraise(label(item), exc)
+            results.append(result)
+            on_done(index, result)
+        return results
+
+
+class _PoolExecutor(Executor):
+    """Common part of the thread and process executors (a lazily made pool)."""
+
+    _pool_class: type = futures.Executor
+
+    def __init__(self, max_workers: int | None = None):
+        self.max_workers = max_workers or len(os.sched_getaffinity(0))
+        self._pool = None
+
+    def _get_pool(self):
+        if self._pool is None:
+            self._pool = self._pool_class(max_workers=self.max_workers)
+        return self._pool
+
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil):
+        if holds_gil and self._pool_class is futures.ThreadPoolExecutor:
+            return SequentialExecutor._map(self, func, items, label, on_done, cancel_check)
+        pool = self._get_pool()
+        pending = {pool.submit(func, item): index for index, item in enumerate(items)}
+        results: list = [None] * len(items)
+        try:
+            while pending:
+                cancel_check()
+                done, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
+                for future in sorted(done, key=pending.get):
+                    index = pending.pop(future)
+                    try:
+                        results[index] = future.result()
+                    except Exception as exc:
+                        _reraise(label(items[index]), exc)
+                    on_done(index, results[index])
+        finally:
+            if pending:  # an error or a cancel: drop what has not started, wait for the rest
+                for future in pending:
+                    future.cancel()
+                futures.wait(pending)
+        return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} max_workers={self.max_workers}>"
+
+
+class ThreadExecutor(_PoolExecutor):
+    """Local threads (the default): for work that releases the GIL (numpy, scipy).
+
+    The worker threads allocate from glibc's main malloc arena, as the
+    calling thread does: with an arena per thread, freed frame-sized
+    blocks stayed with each thread and the peak memory of a 2x2 flat
+    reduction rose from 0.69 to 0.99 GB (measured).
+
+    Parameters
+    ----------
+    max_workers : int, optional
+        Default: the number of cores this process may use.
+    """
+
+    name = "threads"
+    _pool_class = futures.ThreadPoolExecutor
+
+    def _get_pool(self):
+        _one_malloc_arena()
+        return super()._get_pool()
+
+
+def _one_malloc_arena() -> None:
+    """Ask glibc to give new threads no arena of their own (``M_ARENA_MAX`` = 1); else nothing."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
+
+
+class ProcessExecutor(_PoolExecutor):
+    """Local processes: for work that holds the GIL; items and results are pickled.
+
+    Parameters
+    ----------
+    max_workers : int, optional
+        Default: the number of cores this process may use.
+    """
+
+    name = "processes"
+    _pool_class = futures.ProcessPoolExecutor
+
+
+# --------------------------------------------------------------------------- Dask
+@dataclass(frozen=True)
+class FrameRef:
+    """A frame sent as a FITS file in a shared directory instead of pickled arrays."""
+
+    path: str
+    filename: str
+    origin: str | None
+
+    @classmethod
+    def write(cls, frame: Frame, directory: str) -> "FrameRef":
+        path = Path(directory) / f"{uuid.uuid4().hex}.fits"
+        frame.write(path)
+        return cls(str(path), frame.filename, str(frame.path) if frame.path else None)
+
+    def read(self) -> Frame:
+        frame = read_frame(self.path)
+        frame.filename, frame.path = self.filename, Path(self.origin) if self.origin else None
+        return frame
+
+
+def _encode(value, directory: str | None, written: dict):
+    """Replace the frames in ``value`` (a frame, or tuples/lists of them) by FrameRefs."""
+    if directory is None:
+        return value
+    if isinstance(value, Frame):
+        if id(value) not in written:  # a frame shared by every item (a calibration) goes once
+            written[id(value)] = FrameRef.write(value, directory)
+        return written[id(value)]
+    if isinstance(value, (tuple, list)):
+        return type(value)(_encode(v, directory, written) for v in value)
+    return value
+
+
+def _decode(value, *, delete: bool = False):
+    if isinstance(value, FrameRef):
+        frame = value.read()
+        if delete:
+            Path(value.path).unlink(missing_ok=True)
+        return frame
+    if isinstance(value, (tuple, list)):
+        return type(value)(_decode(v, delete=delete) for v in value)
+    return value
+
+
+def _remote_call(func, item, directory):
+    """What a Dask worker runs: read the frames, call, write the frames of the result."""
+    return _encode(func(_decode(item)), directory, {})
+
+
+class DaskExecutor(Executor):
+    """Runs the calls as tasks on a ``dask.distributed`` cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        A connected client (not closed by :meth:`close`).
+    address : str, optional
+        Scheduler address, e.g. ``'tcp://10.0.0.5:8786'``, used when no
+        ``client`` is given (this executor then owns the connection).
+    shared_dir : path-like, optional
+        A directory every worker can read and write, through which frames
+        travel as FITS files.  Default: ``$GMOSWIDGETS_SHARED_DIR``, else a
+        new temporary directory if every worker can see it (checked with a
+        marker file), else none (frames are pickled).
+    timeout : str
+        How long to try to reach the scheduler at ``address``.
+
+    Raises
+    ------
+    GmosError
+        If the scheduler cannot be reached.
+    """
+
+    name = "dask"
+
+    def __init__(self, client=None, *, address: str | None = None, shared_dir=None,
+                 timeout: str = "10s"):
+        if client is None and address is None:
+            raise ParameterError("DaskExecutor needs a client or a scheduler address")
+        self._owns_client = client is None
+        if client is None:
+            from distributed import Client
+            try:
+                client = Client(address, timeout=timeout)
+            except (OSError, TimeoutError) as exc:
+                raise GmosError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self.client = client
+        self._own_dir = None
+        shared_dir = shared_dir or os.environ.get(SHARED_DIR_ENV) or None
+        if shared_dir is None:
+            shared_dir = self._own_dir = self._shared_tempdir()
+        self.shared_dir = str(shared_dir) if shared_dir is not None else None
+
+    def _shared_tempdir(self) -> str | None:
+        """A new temporary directory if every worker sees it, else None."""
+        directory = tempfile.mkdtemp(prefix="gmoswidgets-dask-")
+        marker = Path(directory) / "visible"
+        marker.touch()
+        seen = self.client.run(os.path.exists, str(marker))
+        marker.unlink()
+        if seen and all(seen.values()):
+            return directory
+        os.rmdir(directory)
+        return None
+
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil):
+        from distributed import as_completed
+        written: dict = {}
+        name = getattr(func, "__name__", None) or getattr(func, "func", _remote_call).__name__
+        batch = uuid.uuid4().hex[:8]
+        pending = {}
+        for index, item in enumerate(items):
+            payload = _encode(item, self.shared_dir, written)
+            future = self.client.submit(_remote_call, func, payload, self.shared_dir,
+                                        key=f"{TASK_PREFIX}-{name}-{batch}-{index}", pure=False)
+            pending[future] = index
+        results: list = [None] * len(items)
+        try:
+            for future in as_completed(list(pending)):
+                cancel_check()
+                index = pending.pop(future)
+                try:
+                    results[index] = _decode(future.result(), delete=True)
+                except Exception as exc:
+                    _reraise(label(items[index]), exc)
+                on_done(index, results[index])
+        finally:
+            if pending:
+                self.client.cancel(list(pending))
+            for ref in written.values():
+                Path(ref.path).unlink(missing_ok=True)
+        return results
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None
+
+    def __repr__(self) -> str:
+        return (f"<DaskExecutor {self.client.scheduler.address} "
+                f"frames via {self.shared_dir or 'pickles'}>")
+
+
+def get_executor(scheduler=None, *, max_workers: int | None = None) -> Executor:
+    """The executor a scheduler names.
+
+    Parameters
+    ----------
+    scheduler : str, Executor or distributed.Client, optional
+        ``'sync'``, ``'threads'``, ``'processes'``, a Dask scheduler address
+        (``'tcp://host:8786'``), an :class:`Executor` (returned as is) or a
+        ``distributed.Client``.  Default: ``$GMOSWIDGETS_SCHEDULER``, else
+        ``'threads'``.
+    max_workers : int, optional
+        Threads or processes of a local executor.
+
+    Returns
+    -------
+    Executor
+
+    Raises
+    ------
+    GmosError
+        If a Dask scheduler is named but cannot be reached.
+    """
+    if isinstance(scheduler, Executor):
+        return scheduler
+    if scheduler is None:
+        scheduler = os.environ.get(SCHEDULER_ENV) or DEFAULT_SCHEDULER
+    if not isinstance(scheduler, str):
+        return DaskExecutor(scheduler)
+    scheduler = scheduler.strip()
+    if scheduler == "sync":
+        return SequentialExecutor()
+    if scheduler == "threads":
+        return ThreadExecutor(max_workers)
+    if scheduler == "processes":
+        return ProcessExecutor(max_workers)
+    if not scheduler:
+        raise ParameterError("empty scheduler: give 'sync', 'threads', 'processes' or a "
+                             "Dask scheduler address such as tcp://127.0.0.1:8786")
+    return DaskExecutor(address=scheduler)

@@ -1,0 +1,186 @@
+"""The executors: results in order, errors named, cancel, selection, frames via a shared directory."""
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from gmoswidgets.errors import FileProblem, GmosError, ParameterError
+from gmoswidgets.executor import (SCHEDULER_ENV, SHARED_DIR_ENV, DaskExecutor, ProcessExecutor,
+                                  SequentialExecutor, TaskError, ThreadExecutor,
+                                  get_executor)
+
+
+def _square_late(x):
+    """x**2, the first items finishing last (so completion order != item order)."""
+    time.sleep(0.02 * (5 - x % 5))
+    return x * x
+
+
+def _fail_on_three(x):
+    if x == 3:
+        raise ValueError("three is bad")
+    return x
+
+
+def _file_problem(x):
+    raise FileProblem(f"frame{x}.fits", "truncated")
+
+
+def _user_error_on_two(x):
+    if x == 2:
+        raise GmosError("no bias for it")
+    return x
+
+
+LOCAL = [SequentialExecutor, ThreadExecutor, ProcessExecutor]
+
+
+@pytest.mark.parametrize("cls", LOCAL)
+def test_results_in_item_order(cls):
+    done = []
+    with cls() as ex:
+        assert ex.map(_square_late, range(10), on_done=lambda i, r: done.append((i, r))) == \
+            [x * x for x in range(10)]
+    assert sorted(done) == [(x, x * x) for x in range(10)]
+
+
+@pytest.mark.parametrize("cls", LOCAL)
+def test_error_names_the_item(cls):
+    with cls() as ex, pytest.raises(TaskError, match=r"frame-3: ValueError: three is bad") as info:
+        ex.map(_fail_on_three, range(6), label=lambda x: f"frame-{x}")
+    assert not isinstance(info.value, GmosError)  # a bug stays a bug (traceback logged)
+    assert isinstance(info.value.error, ValueError)
+
+
+@pytest.mark.parametrize("cls", LOCAL)
+def test_user_error_stays_a_user_error(cls):
+    with cls() as ex, pytest.raises(GmosError) as info:
+        ex.map(_user_error_on_two, range(4))
+    assert type(info.value) is GmosError and str(info.value) == "no bias for it"  # as raised
+    assert info.value.__notes__ == ["(while processing 2)"]
+
+
+def test_a_file_problem_crosses_processes_intact():
+    with ProcessExecutor(1) as ex, pytest.raises(FileProblem, match="frame0.fits: truncated") as info:
+        ex.map(_file_problem, [0])
+    assert info.value.path == "frame0.fits" and info.value.problem == "truncated"
+
+
+def test_sequential_stops_at_the_first_error():
+    calls = []
+
+    def func(x):
+        calls.append(x)
+        return _fail_on_three(x)
+
+    with pytest.raises(TaskError):
+        SequentialExecutor().map(func, range(8))
+    assert calls == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("cls", [SequentialExecutor, ThreadExecutor])
+def test_cancel_drops_items_not_started(cls):
+    started = []
+    stop = threading.Event()
+
+    def func(x):
+        started.append(x)
+        time.sleep(0.05)
+        return x
+
+    def cancel_check():
+        if stop.is_set():
+            raise KeyboardInterrupt("cancelled")
+
+    ex = cls(max_workers=1) if cls is ThreadExecutor else cls()
+    with ex, pytest.raises(KeyboardInterrupt):
+        ex.map(func, range(20), on_done=lambda i, r: stop.set(), cancel_check=cancel_check)
+    time.sleep(0.2)  # nothing keeps running in the background
+    assert 1 <= len(started) <= 3
+
+
+def test_threads_run_concurrently():
+    barrier = threading.Barrier(2, timeout=5)
+    # both calls must be inside func at once, or the barrier times out
+    assert ThreadExecutor(max_workers=2).map(lambda x: barrier.wait() * 0 + x, [1, 2]) == [1, 2]
+
+
+def test_work_holding_the_gil_stays_in_the_calling_thread():
+    me = threading.get_ident()
+    with ThreadExecutor(2) as ex:
+        assert ex.map(lambda x: threading.get_ident(), [1, 2], holds_gil=True) == [me, me]
+        assert me not in ex.map(lambda x: threading.get_ident(), [1, 2])
+
+
+def test_selection(monkeypatch):
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+    assert isinstance(get_executor(), ThreadExecutor)
+    assert isinstance(get_executor("sync"), SequentialExecutor)
+    assert get_executor("processes", max_workers=3).max_workers == 3
+    monkeypatch.setenv(SCHEDULER_ENV, "sync")
+    assert isinstance(get_executor(), SequentialExecutor)
+    assert isinstance(get_executor("threads"), ThreadExecutor)  # an argument wins
+    ex = SequentialExecutor()
+    assert get_executor(ex) is ex
+    with pytest.raises(ParameterError, match="empty scheduler"):
+        get_executor(" ")
+
+
+def test_unreachable_scheduler_is_a_one_line_error():
+    with pytest.raises(GmosError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        DaskExecutor(address="tcp://127.0.0.1:9", timeout="1s")
+
+
+# --------------------------------------------------------------------------- Dask
+@pytest.fixture(scope="module")
+def dask_client():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _double_sci(frame):
+    out = frame.copy()
+    for ext in out.exts:
+        ext.data = ext.data * 2.0
+    return out
+
+
+def _frame_and_offset(pair):
+    frame, cal = pair
+    return float(frame.exts[0].data.mean() - cal.exts[0].data.mean())
+
+
+def test_dask_shared_dir_from_the_environment(dask_client, tmp_path, monkeypatch):
+    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))
+    with DaskExecutor(dask_client) as ex:
+        assert ex.shared_dir == str(tmp_path)
+    assert tmp_path.is_dir()  # given, so not removed
+
+
+def test_dask_results_in_order_and_errors_named(dask_client):
+    with DaskExecutor(dask_client) as ex:
+        assert ex.map(_square_late, range(7)) == [x * x for x in range(7)]
+        with pytest.raises(TaskError, match="frame-3: ValueError: three is bad"):
+            ex.map(_fail_on_three, range(6), label=lambda x: f"frame-{x}")
+
+
+def test_dask_frames_travel_by_path(dask_client, tutorial4):
+    from gmoswidgets.frame import read_frame
+    frames = [read_frame(p) for p in tutorial4.bias[:2]]
+    with DaskExecutor(dask_client) as ex:
+        assert ex.shared_dir is not None and os.path.isdir(ex.shared_dir)  # workers are local
+        doubled = ex.map(_double_sci, frames)
+        # one calibration shared by every item is written once
+        offsets = ex.map(_frame_and_offset, [(f, frames[0]) for f in frames])
+        assert os.listdir(ex.shared_dir) == []  # nothing left behind
+    for frame, out in zip(frames, doubled):
+        assert out.filename == frame.filename and out.path == frame.path
+        for a, b in zip(frame.exts, out.exts):
+            np.testing.assert_array_equal(b.data, a.data * 2.0)
+    assert offsets[0] == 0.0
+    assert offsets[1] == pytest.approx(float(frames[1].exts[0].data.mean()
+                                             - frames[0].exts[0].data.mean()))

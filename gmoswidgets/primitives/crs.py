@@ -9,8 +9,10 @@ Semantics follow DRAGONS (``core/primitives_image.py`` and
   additive offset; sources are detected on the median to build an object
   mask; in each image, pixels more than ``hsigma`` standard deviations
   (``sqrt(VAR)``) above the median that are neither in the object mask nor
-  already bad or without data are cosmic rays.  The flags are grown by a
-  disk of radius ``dilation`` and OR-ed into DQ as ``cosmic_ray`` (8).
+  already bad or without data are cosmic rays, and so are the pixels
+  connected to one that stand 4 standard deviations above the median (a
+  hit's tail).  The flags are grown by a disk of radius ``dilation`` and
+  OR-ed into DQ as ``cosmic_ray`` (8).
 * **scaleCountsToReference** scales every image to the first one: by the
   exposure-time ratio (``tolerance=0``, the default), or by the flux ratio
   of the OBJCAT sources matched on the sky when that ratio lies within

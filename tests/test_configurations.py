@@ -52,9 +52,6 @@ XFAIL = {
     ("test_bright_star_flux", "GMOS-N-e2vdd-1x1-central-spectrum"): (
         "the 1x1 fringe frame keeps star light (object masks too small for 1x1 wings) and fringeCorrect "
         "subtracts ~3 % of each star: median ratio 0.969 (24 stars); 0.995 with fringeCorrect skipped"),
-    ("test_astrometry", "GMOS-S-hamamatsu-2024-4x4"): (
-        "rms 0.0507-0.0566\" over 184 stars, from 4 outliers of 0.24-0.48\" on CCD2 (isolated, S/N > 50 "
-        "stars among them); 0.027\" without the worst 3; 0.036\" before VAR resampling changed"),
 }
 
 

@@ -107,6 +107,40 @@ def test_dilation_is_a_disk():
         assert crb.sum() < 5 * cra.sum()  # a plus-shaped disk, not a 3x3 square
 
 
+def test_hit_tail_flagged_where_one_image_covers_the_sky():
+    """Where only one image is lit, a hit's faint tail (6 sigma, diagonal to its core) is flagged too."""
+    frames, truths = make_stack(n=3, seed=5)
+    for frame in frames[1:]:
+        frame.exts[0].mask[:, :90] |= dq.UNILLUMINATED
+    ext = frames[0].exts[0]
+    y, x = 120, 40  # on sky, away from the stars at (60, 51) and (30, 180)
+    sigma = float(np.sqrt(ext.variance[y, x]))
+    ext.data[y, x] += 3000.0
+    ext.data[y + 1, x + 1] += 6 * sigma
+    truth = truths[0].copy()
+    truth[y, x] = truth[y + 1, x + 1] = True
+    cr = (flagCosmicRaysByStacking(frames, ctx(), dilation=0)[0].exts[0].mask & dq.COSMIC_RAY) != 0
+    assert cr[y, x] and cr[y + 1, x + 1]
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
+    near_star = np.zeros(SHAPE, bool)
+    for sx, sy, _ in BRIGHT + FAINT:
+        near_star |= (xx - sx) ** 2 + (yy - sy) ** 2 < 12 ** 2
+    assert not (cr & near_star & ~truth).any()
+
+
+def test_faint_streak_flagged_from_its_core():
+    """A streak 6 sigma above the sky, with a 30 sigma core at one end, is flagged all along."""
+    frames, truths = make_stack(n=5, seed=7)
+    ext = frames[2].exts[0]
+    y, x0 = 150, 230  # on sky, away from the stars
+    sky = 200.0 + 15.0 * 2  # make_stack's sky level of the third frame
+    sigma = np.sqrt(ext.variance[y, x0:x0 + 8])
+    ext.data[y, x0:x0 + 8] = sky + np.r_[30.0, [6.0] * 7] * sigma
+    cr = (flagCosmicRaysByStacking(frames, ctx(), dilation=0)[2].exts[0].mask & dq.COSMIC_RAY) != 0
+    assert cr[y, x0:x0 + 8].all()
+    assert (cr & ~truths[2]).sum() <= 8 + 2
+
+
 def test_single_frame_is_passed_through():
     frames, _ = make_stack(n=1)
     assert flagCosmicRaysByStacking(frames, ctx())[0] is frames[0]

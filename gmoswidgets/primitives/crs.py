@@ -9,8 +9,10 @@ Semantics follow DRAGONS (``core/primitives_image.py`` and
   additive offset; sources are detected on the median to build an object
   mask; in each image, pixels more than ``hsigma`` standard deviations
   (``sqrt(VAR)``) above the median that are neither in the object mask nor
-  already bad or without data are cosmic rays.  The flags are grown by a
-  disk of radius ``dilation`` and OR-ed into DQ as ``cosmic_ray`` (8).
+  already bad or without data are cosmic rays, and so are the pixels
+  connected to one that stand 4 standard deviations above the median (a
+  hit's tail).  The flags are grown by a disk of radius ``dilation`` and
+  OR-ed into DQ as ``cosmic_ray`` (8).
 * **scaleCountsToReference** scales every image to the first one: by the
   exposure-time ratio (``tolerance=0``, the default), or by the flux ratio
   of the OBJCAT sources matched on the sky when that ratio lies within
@@ -61,9 +63,11 @@ def _level(values: np.ndarray) -> float:
     return float(sigma_clipped_stats(values, sigma=3.0, maxiters=10)[1])
 
 
-def _usable(ext: Extension, bits: int = _EXCLUDE_BITS) -> np.ndarray:
-    """Pixels of an extension with none of the DQ ``bits`` set."""
-    return np.ones(ext.data.shape, bool) if ext.mask is None else (ext.mask & bits) == 0
+def _usable(ext: Extension, bits: int = _EXCLUDE_BITS, rows: slice = slice(None)) -> np.ndarray:
+    """Pixels of an extension (of its ``rows``) with none of the DQ ``bits`` set."""
+    if ext.mask is None:
+        return np.ones(ext.data[rows].shape, bool)
+    return (ext.mask[rows] & bits) == 0
 
 
 def median_stack(frames: list[Frame], offsets: list[float]
@@ -87,28 +91,34 @@ def median_stack(frames: list[Frame], offsets: list[float]
         uint8 number of images with a usable pixel.
     """
     shape = frames[0].exts[0].data.shape
-    median = np.empty(shape, np.float32)
+    median = np.full(shape, np.nan, np.float32)
     has_var = all(f.exts[0].variance is not None for f in frames)
-    variance = np.empty(shape, np.float32) if has_var else None
-    counts = np.empty(shape, np.uint8)
+    variance = np.full(shape, np.inf, np.float32) if has_var else None
+    counts = np.zeros(shape, np.uint8)
     for r0 in range(0, shape[0], _CHUNK_ROWS):
         rows = slice(r0, min(r0 + _CHUNK_ROWS, shape[0]))
-        stack = np.stack([np.where(_usable(f.exts[0], _STACK_EXCLUDE_BITS)[rows],
-                                   f.exts[0].data[rows] + np.float32(o),
-                                   np.nan) for f, o in zip(frames, offsets)])
+        usable = [_usable(f.exts[0], _STACK_EXCLUDE_BITS, rows) for f in frames]
+        # only the columns some image covers (the dark amplifiers and the sky
+        # beyond the field are none's)
+        covered = np.flatnonzero(np.logical_or.reduce(usable).any(axis=0))
+        if covered.size == 0:
+            continue
+        cols = slice(covered[0], covered[-1] + 1)
+        stack = np.stack([np.where(ok[:, cols], f.exts[0].data[rows, cols] + np.float32(o), np.nan)
+                          for f, o, ok in zip(frames, offsets, usable)])
         count = np.isfinite(stack).sum(axis=0)
-        counts[rows] = count
+        counts[rows, cols] = count
         ordered = np.sort(stack, axis=0)  # NaNs sort last
         lo = np.maximum(count - 1, 0) // 2
         hi = np.maximum(count, 1) // 2
         pick = 0.5 * (np.take_along_axis(ordered, lo[None], 0)[0]
                       + np.take_along_axis(ordered, np.minimum(hi, len(frames) - 1)[None], 0)[0])
-        median[rows] = np.where(count > 0, pick, np.nan)
+        median[rows, cols] = np.where(count > 0, pick, np.nan)
         if has_var:
-            var = np.stack([np.where(np.isfinite(s), f.exts[0].variance[rows], 0)
+            var = np.stack([np.where(np.isfinite(s), f.exts[0].variance[rows, cols], 0)
                             for f, s in zip(frames, stack)]).sum(axis=0)
             n = np.maximum(count, 1)
-            variance[rows] = np.where(count > 0, np.pi / 2 * var / n / n, np.inf)
+            variance[rows, cols] = np.where(count > 0, np.pi / 2 * var / n / n, np.inf)
     return median, variance, counts
 
 
@@ -116,33 +126,86 @@ def median_stack(frames: list[Frame], offsets: list[float]
 _PAIR_SIGMA = 5.0
 #: Threshold (sigma) for the neighbours of a flagged pixel to be flagged too.
 _NEIGHBOUR_SIGMA = 4.0
+#: (dy, dx) of a pixel's eight neighbours (and itself).
+_SQUARE = np.argwhere(np.ones((3, 3), bool)) - 1
 #: A pixel is sharper than any star when its excess over the 5x5 median is
 #: this many times the excess of the 3x3 median over the 5x5 one (the
 #: "fine structure" test of L.A.Cosmic, van Dokkum 2001, with its objlim).
 _SHARPNESS = 5.0
 
 
-def _sharp_peaks(data: np.ndarray, where: np.ndarray, threshold, level: float) -> np.ndarray:
-    """Pixels of ``where`` far above their surroundings and sharper than the PSF.
+#: ... and it stands out of a sky background: its excess over the 5x5 median
+#: is more than this fraction of its height above the sky (on a bright
+#: star's wing the 5x5 median is nearly as high as the pixel).
+_ISOLATION = 0.5
 
-    Where a single image covers the sky, the stack median cannot reveal its
-    cosmic rays.  A pixel more than ``threshold`` above the median of its 5x5
-    neighbourhood, whose 3x3 neighbourhood is not much brighter than the 5x5
-    one (a star's is), is a cosmic ray.  Only pixels ``threshold`` above the
-    sky ``level`` are examined, which keeps this cheap.
+
+def _sharp(data: np.ndarray, index: np.ndarray, threshold: np.ndarray, level: float) -> np.ndarray:
+    """Whether each pixel (flat ``index``) stands out of its surroundings like a cosmic ray.
+
+    It must exceed the median of its 5x5 neighbourhood by more than
+    ``threshold`` (one value per pixel) and by more than ``_ISOLATION`` of
+    its height above the sky ``level``, and its 3x3 neighbourhood must not
+    be much brighter than the 5x5 one (a star's is; ``_SHARPNESS``).
     """
-    threshold = np.broadcast_to(threshold, data.shape)
-    ys, xs = np.nonzero(where & (data - level > threshold))
-    found = np.zeros(data.shape, bool)
-    if ys.size == 0:
-        return found
+    ys, xs = np.unravel_index(index, data.shape)
     windows = sliding_window_view(np.pad(data, 2, mode="edge"), (5, 5))[ys, xs]
     m5 = np.median(windows.reshape(ys.size, 25), axis=1)
     m3 = np.median(windows[:, 1:4, 1:4].reshape(ys.size, 9), axis=1)
-    excess = data[ys, xs] - m5
-    sharp = (excess > threshold[ys, xs]) & (excess > _SHARPNESS * np.maximum(m3 - m5, 0))
-    found[ys[sharp], xs[sharp]] = True
-    return found
+    value = data[ys, xs]
+    excess = value - m5
+    return ((excess > threshold) & (excess > _SHARPNESS * np.maximum(m3 - m5, 0))
+            & (excess > _ISOLATION * (value - level)))
+
+
+def _sharp_peaks(data: np.ndarray, index: np.ndarray, threshold: np.ndarray,
+                 level: float) -> np.ndarray:
+    """The pixels of ``index`` (flat) far above their surroundings and sharper than the PSF.
+
+    Where a single image covers the sky, the stack median cannot reveal its
+    cosmic rays: a pixel there is one when it is :func:`_sharp` with its
+    ``threshold`` (one value per pixel).  Only pixels ``threshold`` above the sky ``level`` are
+    examined, which keeps this cheap.
+    """
+    high = data.flat[index] - level > threshold
+    index, threshold = index[high], threshold[high]
+    return index[_sharp(data, index, threshold, level)] if index.size else index
+
+
+class _DiffTests:
+    """The test of one image's difference from the median, at flat pixel indices.
+
+    A pixel is a candidate (on sky, usable) whose difference exceeds the
+    ``background`` of the differences by ``k`` sigma.  With two images the
+    median is their mean and hides half of a hit: their difference is tested
+    against its own noise instead (``k_pair`` sigma of the difference, i.e.
+    twice the difference against ``k_pair`` times ``sigma``).
+    """
+
+    def __init__(self, diff, sigma, count, candidates, background):
+        self.diff, self.sigma, self.count = diff, sigma, count
+        self.candidates, self.background = candidates, background
+
+    def above(self, index: np.ndarray, k: float, k_pair: float) -> np.ndarray:
+        pair = self.count.flat[index] == 2
+        diff = self.diff.flat[index]
+        excess = np.where(pair, 2 * diff, diff)
+        threshold = np.where(pair, k_pair, k) * self.sigma.flat[index]
+        return self.candidates.flat[index] & (excess > self.background + threshold)
+
+
+def _offsets(structure: np.ndarray) -> np.ndarray:
+    """(dy, dx) of the true elements of a centred odd-sized structuring element."""
+    return np.argwhere(structure) - np.array(structure.shape) // 2
+
+
+def _around(index: np.ndarray, offsets: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sorted unique flat indices of ``index`` dilated by ``offsets``, within ``shape``."""
+    ys, xs = np.unravel_index(index, shape)
+    ys = ys[:, None] + offsets[:, 0]
+    xs = xs[:, None] + offsets[:, 1]
+    inside = (ys >= 0) & (ys < shape[0]) & (xs >= 0) & (xs < shape[1])
+    return np.unique(np.ravel_multi_index((ys[inside], xs[inside]), shape))
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -163,7 +226,13 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
 
     Where only one image has usable sky (the dithered edges of the field),
     a pixel is flagged when it stands out of its own neighbourhood and is
-    sharper than a star (see ``_sharp_peaks``).
+    sharper than a star (see ``_sharp_peaks``).  A hit's fainter tail, the
+    pixels connected to a flagged one that pass the same tests with a lower
+    threshold (``_NEIGHBOUR_SIGMA``), is flagged too before the flags are
+    grown by ``dilation``.  The
+    tests are evaluated only at the pixels that can pass them (their
+    difference from the median already a couple of sigma high), and the
+    growing works on pixel lists: the flags are sparse.
 
     Parameters
     ----------
@@ -187,44 +256,59 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     if len(shapes) != 1 or len(frames[0].exts) != 1:
         raise GmosError("flagCosmicRaysByStacking needs single-extension images on one grid; "
                         "run mosaicDetectors and resampleToCommonFrame first")
-    levels = [_level(f.exts[0].data[_usable(f.exts[0], _STACK_EXCLUDE_BITS)]) for f in frames]
+    lit = [_usable(f.exts[0], _STACK_EXCLUDE_BITS) for f in frames]
+    levels = [_level(f.exts[0].data[ok]) for f, ok in zip(frames, lit)]
     offsets = [levels[0] - level for level in levels]
     median, median_var, count = median_stack(frames, offsets)
-    alone = count == 1  # one image only: compare it with its own surroundings instead
     good_median = np.isfinite(median)
     objects = object_mask(np.where(good_median, median, 0), median_var,
                           np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE),
                           **MASK_DEFAULTS)
-    objects = ndimage.binary_dilation(objects, iterations=_OBJECT_GROW)
-    structure = _disk(dilation) if dilation >= 1 else None
+    sky = good_median & ~ndimage.binary_dilation(objects, iterations=_OBJECT_GROW)
+    # one image only: compare it with its own surroundings instead
+    alone = np.flatnonzero(count == 1)
+    grow = _offsets(_disk(dilation)) if dilation >= 1 else None
     out = []
     for i, (frame, offset) in enumerate(zip(frames, offsets)):
         ext = frame.exts[0]
         diff = ext.data + np.float32(offset) - median
-        candidates = good_median & _usable(ext) & ~objects
+        candidates = sky & _usable(ext)
         background = _level(diff[candidates])
         if ext.variance is not None:
             sigma = np.sqrt(np.maximum(ext.variance, 0))
         else:
-            sigma = np.float32(sigma_clipped_stats(diff[candidates], sigma=3.0)[2])
-        # with two images the median is their mean and hides half of a hit:
-        # test the difference between the two against its own noise instead
-        pair = count == 2
-        threshold = np.where(pair, _PAIR_SIGMA * np.sqrt(2.0), hsigma) * sigma
-        excess = np.where(pair, 2 * diff, diff)
-        flagged = candidates & ~alone & (excess > background + threshold)
-        single = alone & good_median & _usable(ext, _STACK_EXCLUDE_BITS)
-        if single.any():
-            flagged |= _sharp_peaks(ext.data, single, hsigma * sigma, levels[i])
-        if flagged.any():  # the fainter tail of a hit around its core (as L.A.Cosmic's sigfrac)
-            near = ndimage.binary_dilation(flagged, structure=np.ones((3, 3), bool))
-            flagged |= near & candidates & (excess > background + _NEIGHBOUR_SIGMA * sigma)
-        if structure is not None and flagged.any():
-            flagged = ndimage.binary_dilation(flagged, structure=structure)
+            sigma = np.full(diff.shape, sigma_clipped_stats(diff[candidates], sigma=3.0)[2],
+                            np.float32)
+        tests = _DiffTests(diff, sigma, count, candidates, background)
+        # every pixel that can pass a test lies above this (with some margin for rounding)
+        least = 0.99 * min(hsigma, _PAIR_SIGMA * math.sqrt(2.0), _NEIGHBOUR_SIGMA) / 2
+        floor = min(background, background / 2) - 1e-3 * (1 + abs(background))
+        above = np.flatnonzero(candidates & (diff > floor + least * sigma))
+        flagged = above[tests.above(above, hsigma, _PAIR_SIGMA * math.sqrt(2.0))
+                        & (count.flat[above] != 1)]
+        single = alone[lit[i].flat[alone]]
+        if single.size:
+            flagged = np.union1d(flagged, _sharp_peaks(ext.data, single, hsigma * sigma.flat[single],
+                                                       levels[i]))
+        # the fainter tail of a hit: the pixels above a lower threshold connected
+        # to its core (as L.A.Cosmic's sigfrac, repeated along a streak)
+        added = flagged
+        while added.size:
+            near = np.setdiff1d(_around(added, _SQUARE, diff.shape), flagged, assume_unique=True)
+            tail = [near[tests.above(near, _NEIGHBOUR_SIGMA, _NEIGHBOUR_SIGMA)]]
+            # where one image covers the sky its tail stands out of its own surroundings
+            near = near[(count.flat[near] == 1) & lit[i].flat[near]]
+            if near.size:
+                tail.append(near[_sharp(ext.data, near, _NEIGHBOUR_SIGMA * sigma.flat[near],
+                                        levels[i])])
+            added = np.unique(np.concatenate(tail))
+            flagged = np.union1d(flagged, added)
+        if grow is not None and flagged.size:
+            flagged = _around(flagged, grow, diff.shape)
         mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
-        mask[flagged] |= dqbits.COSMIC_RAY
+        mask.flat[flagged] |= dqbits.COSMIC_RAY
         ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
-                     frame.filename, int(flagged.sum()))
+                     frame.filename, flagged.size)
         new = light_copy(frame)
         new.exts[0].mask = mask
         out.append(new)

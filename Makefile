@@ -1,4 +1,5 @@
-# Quick start: `make demo` and `make test` (each sets up .venv when missing).
+# Quick start: `make demo` and `make test` (each sets up .venv when missing; `make test` also
+# installs the lab extra, so that `make lab` is tested too).
 # `make test-fast` is the inner loop (< 2 min): everything but the slow and browser tests.
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,7 +28,7 @@ demo: setup
 lab: $(LAB_STAMP)
 	$(PY) -m gmoswidgets.dashboard.lab --data $(DEMO_DIR)
 
-test: setup
+test: $(LAB_STAMP)
 	$(PY) -m pytest
 
 test-fast: setup

@@ -113,12 +113,13 @@ def server():
 from fake_archive import archive_store, fake_archive  # noqa: E402,F401
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def restore_logging():
-    """Put the ``gmoswidgets`` logger back as it was (level, handlers) after the module.
+    """Put the ``gmoswidgets`` logger back as it was (level, handlers) after each module.
 
-    For test modules that run ``Reduce`` or a command (also in their module
-    fixtures), which configure logging as a user's session would."""
+    Test modules that run ``Reduce`` or a command (also in their module
+    fixtures) configure logging as a user's session would; no module sees
+    what an earlier one left."""
     import logging
     logger = logging.getLogger("gmoswidgets")
     saved = logger.level, list(logger.handlers), logger.propagate

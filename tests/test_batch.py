@@ -29,7 +29,6 @@ from gmoswidgets.cli import reduce as reduce_cli
 from gmoswidgets.cli import reduce_all as reduce_all_cli
 from gmoswidgets.data import make_tutorial_dataset
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _copy(path, directory, date, first=None):

@@ -20,7 +20,6 @@ from astropy.io import fits
 
 from gmoswidgets.reduce import Reduce
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
 
 DASK = shutil.which("dask", path=os.path.dirname(sys.executable))
 

@@ -13,7 +13,6 @@ from gmoswidgets.executor import ProcessExecutor, SequentialExecutor, ThreadExec
 from gmoswidgets.reduce import Reduce
 from gmoswidgets.reduction import Reduction
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
 
 PER_FRAME = ("overscanCorrect", "biasCorrect", "flatCorrect", "mosaicDetectors",
              "detectSources (1)", "resampleToCommonFrame")

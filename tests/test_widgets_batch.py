@@ -8,7 +8,6 @@ from gmoswidgets.batch import Batch  # noqa: E402
 from gmoswidgets.data import make_tutorial_dataset  # noqa: E402
 from gmoswidgets.widgets import BatchPanel  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.mark.slow

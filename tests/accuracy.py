@@ -94,6 +94,18 @@ def measure(stack_path, truth) -> Measured:
     return Measured(ext, truth, wcs, x, y)
 
 
+#: Radius, in PSF FWHM, within which another true star blends with a star for astrometry: it
+#: merges into the star's detection or pulls its windowed centroid (whose Gaussian weight,
+#: sigma = FWHM / 2.355, has fallen to exp(-25) at this distance).
+BLEND_RADIUS_FWHM = 3.0
+
+
+def isolated(m: Measured, radius: float) -> np.ndarray:
+    """Whether each true star has no other true star within ``radius`` stack pixels."""
+    xy = np.c_[m.x, m.y]
+    return np.array([len(near) for near in cKDTree(xy).query_ball_point(xy, radius)]) == 1
+
+
 def photometry(m: Measured, *, min_snr=50.0):
     """Aperture photometry of isolated, unsaturated true stars (3" radius).
 
@@ -119,26 +131,36 @@ def photometry(m: Measured, *, min_snr=50.0):
     flux, err, flag = sep.sum_circle(sci, x[inside], y[inside], radius, var=var, mask=bad,
                                      bkgann=(1.4 * radius, 2.0 * radius))
     true = np.asarray(truth.stars["flux_e"])[inside] * truth.flat_normalisation()
-    tree = cKDTree(np.c_[x, y])
-    neighbours = np.array([len(tree.query_ball_point(p, 2.0 * radius)) for p in np.c_[x, y][inside]])
     snr = flux / err
-    use = (~np.asarray(truth.stars["saturated"])[inside]) & (snr > min_snr) & (flag == 0) & (neighbours == 1)
+    use = ((~np.asarray(truth.stars["saturated"])[inside]) & (snr > min_snr) & (flag == 0)
+           & isolated(m, 2.0 * radius)[inside])
     return flux[use] / true[use], float(np.median(1.0 / snr[use])) if use.any() else np.nan
 
 
 def astrometry(m: Measured, *, min_snr=50.0):
-    """rms (arcsec) of the stack catalogue's bright stars against the true positions; (rms, count)."""
+    """rms (arcsec) of clean, isolated bright catalogue stars against the truth; (rms, count).
+
+    The stars an astronomer would check a WCS with: unsaturated, isolated
+    (no other true star within ``BLEND_RADIUS_FWHM`` FWHM: a blend's position
+    is its light centroid, not the star's), whose catalogue entry lies
+    within 1.5 pixels, has S/N > ``min_snr`` and ``FLAGS`` 0 (not deblended,
+    not truncated by the field's edge, no flagged pixel in its aperture, as
+    detectSources' own FWHM statistics select).  A defect the pipeline
+    leaves in a clean star (a cosmic ray it did not flag) still counts.
+    """
     ext, truth, wcs = m.ext, m.truth, m.wcs
     cat = ext.objcat
     cx = np.asarray(cat["XWIN_IMAGE"] if "XWIN_IMAGE" in cat.colnames else cat["X_IMAGE"]) - 1
     cy = np.asarray(cat["YWIN_IMAGE"] if "YWIN_IMAGE" in cat.colnames else cat["Y_IMAGE"]) - 1
     dist, index = cKDTree(np.c_[cx, cy]).query(np.c_[m.x, m.y])
-    bright = ((~np.asarray(truth.stars["saturated"])) & (dist < 1.5)
-              & (np.asarray(cat["FLUX_AUTO"])[index] > min_snr * np.asarray(cat["FLUXERR_AUTO"])[index]))
-    ra, dec = wcs.all_pix2world(cx[index[bright]], cy[index[bright]], 0)
-    dra = (ra - truth.stars["ra"][bright]) * np.cos(np.radians(truth.stars["dec"][bright])) * 3600
-    ddec = (dec - truth.stars["dec"][bright]) * 3600
-    return float(np.sqrt(np.mean(dra ** 2 + ddec ** 2))), int(bright.sum())
+    clean = np.asarray(cat["FLAGS"])[index] == 0
+    bright = np.asarray(cat["FLUX_AUTO"])[index] > min_snr * np.asarray(cat["FLUXERR_AUTO"])[index]
+    alone = isolated(m, BLEND_RADIUS_FWHM * truth.psf_fwhm_arcsec / truth.pixel_scale)
+    use = (~np.asarray(truth.stars["saturated"])) & (dist < 1.5) & bright & clean & alone
+    ra, dec = wcs.all_pix2world(cx[index[use]], cy[index[use]], 0)
+    dra = (ra - truth.stars["ra"][use]) * np.cos(np.radians(truth.stars["dec"][use])) * 3600
+    ddec = (dec - truth.stars["dec"][use]) * 3600
+    return float(np.sqrt(np.mean(dra ** 2 + ddec ** 2))), int(use.sum())
 
 
 def sky_pixels(ext):

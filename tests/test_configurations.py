@@ -47,9 +47,6 @@ _FRINGE_VAR_4X4 = (
     "covariance taken out also where the frame was masked in its own fringe frame (cov 0 there)")
 XFAIL = {
     ("test_sky_noise_matches_variance", "GMOS-N-eev-4x4"): _FRINGE_VAR_4X4.format("1.120"),
-    ("test_astrometry", "GMOS-S-hamamatsu-2024-4x4"): (
-        "rms 0.0507-0.0566\" over 184 stars, from 4 outliers of 0.24-0.48\" on CCD2 (isolated, S/N > 50 "
-        "stars among them); 0.027\" without the worst 3; 0.036\" before VAR resampling changed"),
 }
 
 

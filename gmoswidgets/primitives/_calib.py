@@ -29,6 +29,7 @@ from .base import StepContext
 
 __all__ = ["DO_CAL_CHOICES", "CalPlanes", "light_copy", "constant_plane", "trim_plane",
            "fetch_calibration", "matched_planes", "in_electrons", "central_ccd_region",
+           "central_ccd_pixels",
            "detector_of", "extension_binning"]
 
 #: Values of every calibration primitive's ``do_cal`` parameter (DRAGONS' names).
@@ -346,3 +347,16 @@ def central_ccd_region(frame: Frame, border_fraction: float = 0.05,
         rows = slice(datasec.y1 + lo_y - detsec.y1, datasec.y1 + hi_y - detsec.y1)
         out.append((index, (rows, cols)))
     return out
+
+
+def central_ccd_pixels(frame: Frame) -> np.ndarray:
+    """The good pixels (finite, DQ 0) of :func:`central_ccd_region`, as one 1-D array."""
+    samples = []
+    for index, region in central_ccd_region(frame):
+        ext = frame.exts[index]
+        data = ext.data[region]
+        good = np.isfinite(data)
+        if ext.mask is not None:
+            good &= ext.mask[region] == 0
+        samples.append(data[good])
+    return np.concatenate(samples) if samples else np.array([], dtype=np.float32)

@@ -22,7 +22,7 @@ from ..errors import FileProblem
 from ..frame import Frame
 from ..gmos.keywords import FLATIM
 from ..validate import check_flat_usable
-from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_region, light_copy,
+from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_pixels, light_copy,
                      matched_planes)
 from .base import Param, StepContext, primitive
 
@@ -80,15 +80,7 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
     """Divide the flat by one level measured on CCD2; flagged pixels become 1.0."""
     out = []
     for frame in frames:
-        samples = []
-        for index, region in central_ccd_region(frame):
-            ext = frame.exts[index]
-            data = ext.data[region]
-            good = np.isfinite(data)
-            if ext.mask is not None:
-                good &= ext.mask[region] == 0
-            samples.append(data[good])
-        values = np.concatenate(samples) if samples else np.array([])
+        values = central_ccd_pixels(frame)
         if values.size == 0:
             raise FileProblem(frame.path or frame.filename,
                               "no good pixels on CCD2 to normalize the flat")

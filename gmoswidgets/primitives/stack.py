@@ -17,7 +17,7 @@ from ..gmos.keywords import GAIN, NCOMBINE, RDNOISE, RELINT
 from ..numerics.combine import OPERATIONS, REJECT_METHODS, combine_arrays
 from ..outputs import merge_provenance
 from ..sections import Section
-from ._calib import central_ccd_region, in_electrons
+from ._calib import central_ccd_pixels, in_electrons
 from .base import Param, StepContext, primitive
 
 __all__ = ["stack_params", "stack_frames", "flat_rejection", "stackFrames", "stackBiases",
@@ -314,15 +314,8 @@ def _flat_intensities(frames):
     """Mean of the good pixels of CCD2 (5% border, at least 20 px) of each frame."""
     values = []
     for frame in frames:
-        total, count = 0.0, 0
-        for index, region in central_ccd_region(frame):
-            ext = frame.exts[index]
-            data = ext.data[region]
-            good = np.isfinite(data)
-            if ext.mask is not None:
-                good &= ext.mask[region] == 0
-            total += float(np.sum(data[good], dtype=np.float64))
-            count += int(good.sum())
+        pixels = central_ccd_pixels(frame)
+        total, count = float(np.sum(pixels, dtype=np.float64)), pixels.size
         if count == 0 or total <= 0:
             raise FileProblem(frame.path or frame.filename, "no good illuminated pixels on CCD2 "
                                                             "to scale this flat")

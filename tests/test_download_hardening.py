@@ -240,6 +240,7 @@ def test_package_never_replaces_an_existing_file(bad, tmp_path):
 
 # -- item 9: deadlines, cancel, truncation, stale .part ---------------------------------------
 
+@pytest.mark.slow
 def test_a_dripping_server_fails_at_the_deadline(bad, tmp_path):
     base, handler = bad
     handler.routes["/slow.fits"] = ("drip", BODY)

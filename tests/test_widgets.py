@@ -402,6 +402,7 @@ def test_steppanel_before_after_difference(bias_panel):
     panel.view_mode.value = "after"
 
 
+@pytest.mark.slow
 def test_steppanel_spills_earlier_steps_to_disk_by_default(tutorial4, tmp_path):
     files = select_data(tutorial4.files, ["BIAS"])[:2]
     panel = StepPanel(files=files, background=False, workdir=tmp_path)
@@ -570,6 +571,7 @@ def test_app_reduces_science_and_shows_stack_on_sky(calibrated_app):
     assert "gmos-skyview" in app.sky_box.children[0]._dom_classes
 
 
+@pytest.mark.slow
 def test_app_runs_one_reduction_at_a_time(tutorial4, tmp_path):
     """While the flat runs: every stage button is disabled and refused, Cancel stops the flat."""
     app = ReductionApp(tutorial4.directory, workdir=tmp_path, database_dir=tmp_path / "db",
@@ -614,6 +616,7 @@ def test_app_runs_one_reduction_at_a_time(tutorial4, tmp_path):
         "processed_bias", "processed_flat"]
 
 
+@pytest.mark.slow
 def test_steppanel_holds_no_frames_beyond_the_one_shown(tutorial4, tmp_path):
     """Science outputs of earlier steps are read back when chosen, not kept in the panel."""
     files = select_data(tutorial4.files, ["BIAS"])[:3]

@@ -129,3 +129,16 @@ def restore_logging():
         handler.close()
     logger.setLevel(saved[0])
     logger.propagate = saved[2]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fake home with the seed's ~/.geminidr/rsys.cfg; the real home is never touched."""
+    from gmoswidgets.caldb.config import CONFIG_ENV
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "home" / ".geminidr" / "rsys.cfg"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text("[calibs]\nstandalone = True\ndatabase_dir = ~/playground\n")
+    return tmp_path

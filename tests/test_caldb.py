@@ -15,18 +15,6 @@ SCIENCE_DATE = "2017-06-14T06:00:00"
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fake home with the seed's ~/.geminidr/rsys.cfg; the real home is never touched."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(CONFIG_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
-    cfg = tmp_path / "home" / ".geminidr" / "rsys.cfg"
-    cfg.parent.mkdir(parents=True)
-    cfg.write_text("[calibs]\nstandalone = True\ndatabase_dir = ~/playground\n")
-    return tmp_path
-
-
-@pytest.fixture
 def playground(home):
     """Processed calibrations as reduce leaves them, plus a raw frame and a non-FITS file."""
     files = {

@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 
 from gmoswidgets import dq
-from gmoswidgets.caldb import CONFIG_ENV, properties_of
+from gmoswidgets.caldb import properties_of
 from gmoswidgets.caldb import service as caldb_service
 from gmoswidgets.cli.caldb import main as caldb
 from gmoswidgets.caldb.lookup import CalibrationLookup, default_service
@@ -24,16 +24,10 @@ BAD = {"archive": [(4, 100, 40), (5, 500, 90), (6, 529, 36)],
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fake home whose ~/.geminidr/rsys.cfg points at a playground database."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(CONFIG_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
-    cfg = tmp_path / "home" / ".geminidr" / "rsys.cfg"
-    cfg.parent.mkdir(parents=True)
-    cfg.write_text("[calibs]\nstandalone = True\ndatabase_dir = ~/playground\n")
+def home(home):
+    """The shared fake home (conftest), and the default calibration service put back after."""
     saved = caldb_service._DEFAULT["service"]
-    yield tmp_path
+    yield home
     caldb_service._DEFAULT["service"] = saved
 
 
@@ -44,19 +38,24 @@ def science(window=None):
     return frame
 
 
-def write_bpm(path, bad, date="2017-03-06"):
-    """A BPM as the archive serves them, from the full-frame raw layout."""
-    raw = science()
-    phu = raw.phu.copy()
-    phu.update({"OBJECT": "BPM", "BPMASK": f"{date}T00:00:00", "DATE-OBS": date})
+def _write_mask_planes(path, phu, layout, bad):
+    """A BPM file: ``phu``, then per extension of ``layout`` a SCI plane with DQ 1 at ``bad``."""
     hdus = [fits.PrimaryHDU(header=phu)]
-    for index, ext in enumerate(raw.exts):
+    for index, ext in enumerate(layout.exts):
         mask = np.zeros(ext.data.shape, np.uint16)
         for e, row, col in bad:
             if e == index:
                 mask[row, col] = dq.BAD_PIXEL
         hdus.append(fits.ImageHDU(mask, ext.header.copy(), name="SCI"))
     fits.HDUList(hdus).writeto(path)
+
+
+def write_bpm(path, bad, date="2017-03-06"):
+    """A BPM as the archive serves them, from the full-frame raw layout."""
+    raw = science()
+    phu = raw.phu.copy()
+    phu.update({"OBJECT": "BPM", "BPMASK": f"{date}T00:00:00", "DATE-OBS": date})
+    _write_mask_planes(path, phu, raw, bad)
     return path
 
 
@@ -128,16 +127,10 @@ def test_a_finer_user_bpm_is_rebinned_by_or(tmp_path):
     sci4 = science()                                     # 4x4
     sci2 = raw_frame("gmos-n_illum_HAM_22_12amp_v1.fits.bz2")
     path = tmp_path / "bpm_2x2.fits"
-    hdus = [fits.PrimaryHDU(header=sci2.phu.copy())]
-    hdus[0].header["BPMASK"] = "2017-01-01T00:00:00"
+    phu = sci2.phu.copy()
+    phu["BPMASK"] = "2017-01-01T00:00:00"
     bad = {(4, 201, 81), (4, 200, 80), (9, 7, 40)}       # (extension, row, column) at 2x2
-    for index, ext in enumerate(sci2.exts):
-        mask = np.zeros(ext.data.shape, np.uint16)
-        for e, row, col in bad:
-            if e == index:
-                mask[row, col] = dq.BAD_PIXEL
-        hdus.append(fits.ImageHDU(mask, ext.header.copy(), name="SCI"))
-    fits.HDUList(hdus).writeto(path)
+    _write_mask_planes(path, phu, sci2, bad)
     [out] = run_steps([sci4], [("addDQ", {"static_bpm": None, "user_bpm": str(path)})])
     want = set()
     for e, row, col in bad:

@@ -433,6 +433,28 @@ def test_steppanel_background_run_and_cancel(tutorial4, tmp_path):
     assert "cancel" in panel.error.value.lower()
 
 
+def test_steppanel_draws_nothing_during_a_run_but_what_is_asked(tutorial4, tmp_path):
+    files = select_data(tutorial4.files, ["BIAS"])[:2]
+    panel = StepPanel(files=files, background=False, workdir=tmp_path)
+    shown = []
+    show = panel.image_view.show
+    panel.image_view.show = lambda frames, **kw: (shown.append(kw.get("title")), show(frames, **kw))
+    red = panel.reduction
+    panel.run_all()
+    last = len(red.steps) - 1
+    assert panel.selected == last                          # the selection followed the run
+    assert shown == [f"after: step {last + 1} {red.steps[last].label}"]   # drawn once, at the end
+    assert panel.image_view.tiled is not None and not panel.image_view._stale
+    # a step chosen by hand during a re-run stays chosen: drawn when it has been recomputed
+    # (at the click it has no output yet), nothing else is drawn
+    shown.clear()
+    red.subscribe(lambda ev: panel._rows[1]["button"].click()
+                  if ev.kind == "step_started" and ev.step_index == 1 else None)
+    panel.rerun_from(0)
+    assert panel.selected == 1
+    assert shown == [f"after: step 2 {red.steps[1].label}"]
+
+
 def test_steppanel_error_is_shown_on_its_step(tutorial4, tmp_path):
     empty = CalibrationService(database_dir=tmp_path / "emptydb")
     empty.init()

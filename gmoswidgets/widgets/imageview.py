@@ -230,11 +230,15 @@ class ImageView(W.VBox):
         self.status.value = message
 
     def set_stale(self, reason: str) -> None:
-        """Mark the picture shown as out of date (until the next :meth:`show` or :meth:`clear`)."""
-        if self.tiled is None or self._stale:
+        """Mark the picture shown as out of date (until the next :meth:`show` or :meth:`clear`).
+
+        Called again, only the reason changes.
+        """
+        if self.tiled is None:
             return
-        self._stale = True
-        self.add_class("gmos-stale")
+        if not self._stale:
+            self._stale = True
+            self.add_class("gmos-stale")
         self.title.value = (f"{self._title} <span class='gmos-stale-note' style='color:#b06000'>"
                             f"(out of date: {html.escape(reason)})</span>")
 

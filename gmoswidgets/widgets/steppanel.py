@@ -5,7 +5,10 @@ as ``reduce``) in a background thread and follows its events.  One run at a
 time: while a run goes, the run buttons are disabled, a new reduction is
 refused and Cancel acts on that run.  Step outputs are drawn only for the
 selected step, in a thread of their own (never in the reduction's), and kept
-in a small cache until the step is re-run.
+in a small cache until the step is re-run.  During a run nothing is drawn
+that nobody asked for: the selection follows the steps as they finish and
+the picture is drawn when the run ends, unless a step is chosen by hand
+(drawn at once, and again when the run recomputes it).
 """
 from __future__ import annotations
 
@@ -96,7 +99,8 @@ class StepPanel(W.VBox):
     image_view : ImageView, optional
         Where step outputs are shown (default: a new one).
     follow : bool
-        Select and show each step as it finishes.
+        Select each step as it finishes, and show the last one when the run
+        ends (a step chosen by hand during the run stays chosen).
     **reduction_options
         Passed to :class:`Reduction` (``workdir``, ``uparms``, ``calservice`` ...).
     """
@@ -108,6 +112,7 @@ class StepPanel(W.VBox):
         self.reduction: Reduction | None = None
         self.background = background
         self.follow = follow
+        self._following = False      # this run's selection follows its steps (none chosen by hand)
         self.selected: int | None = None
         self.worker: threading.Thread | None = None
         self.last_error: BaseException | None = None
@@ -333,8 +338,18 @@ class StepPanel(W.VBox):
         self._on_busy.append(callback)
 
     # -- selecting and viewing --------------------------------------------------------------
-    def select(self, index: int, wait: bool = True) -> None:
-        """Select a step: show its parameter form and its output (drawn now unless ``wait=False``)."""
+    def select(self, index: int, wait: bool = True, *, draw: bool = True) -> None:
+        """Select a step: show its parameter form and its output.
+
+        Parameters
+        ----------
+        index : int
+            The step.
+        wait : bool
+            Draw the output now; False hands it to the panel's view thread.
+        draw : bool
+            False leaves the picture as it is (see :meth:`show_output`).
+        """
         if self.reduction is None or not self.reduction.steps:
             return
         index = max(0, min(int(index), len(self.reduction.steps) - 1))
@@ -342,7 +357,19 @@ class StepPanel(W.VBox):
         for i, row in enumerate(self._rows):
             row["button"].button_style = "info" if i == index else ""
         self._build_form(index)
-        self.show_output(wait=wait)
+        if draw:
+            self.show_output(wait=wait)
+
+    def _choose(self, index: int) -> None:
+        """A step clicked: it stays selected (the run stops following) and is drawn now."""
+        self._following = False
+        self.select(index)
+
+    def _follow_to(self, index: int) -> None:
+        """Select a step that has just finished without drawing it (drawn when the run ends)."""
+        self.select(index, draw=False)
+        self.image_view.set_stale(f"the run is at step {index + 1}; its picture is drawn when "
+                                  "the run ends, or click a step to see it now")
 
     def form_changes(self, index: int | None = None) -> dict:
         """Values in the form that differ from the step's effective values (validated)."""
@@ -463,6 +490,7 @@ class StepPanel(W.VBox):
         self.error.value = ""
         self.last_error = None
         self._cancel_requested = False
+        self._following = self.follow
         self._set_busy(True)
         reduction = self.reduction
         if not self.background:
@@ -481,6 +509,9 @@ class StepPanel(W.VBox):
         finally:
             self._refresh_rows()
             self._update_progress()
+            if self._following and reduction is self.reduction:
+                self.show_output(wait=False)      # the step the selection followed to
+            self._following = False
             try:
                 for callback in self._on_done:
                     callback(self, reduction)
@@ -526,7 +557,7 @@ class StepPanel(W.VBox):
                               tooltip=step.definition.doc if hasattr(step.definition, "doc") else "",
                               layout=W.Layout(width="280px"))
             button.add_class("gmos-step")
-            button.on_click(lambda _, i=step.index: self.select(i))
+            button.on_click(lambda _, i=step.index: self._choose(i))
             status = W.HTML("")
             status.add_class("gmos-step-status")
             elapsed = W.Label("", layout=W.Layout(width="64px"))
@@ -586,8 +617,10 @@ class StepPanel(W.VBox):
                     self.image_view.set_stale(f"step {event.step_index + 1} is being re-run")
             self._refresh_rows()
             self._update_progress()
-            if kind == "step_finished" and self.follow:
-                self.select(event.step_index, wait=False)
+            if kind == "step_finished" and self._following:
+                self._follow_to(event.step_index)
+            elif kind == "step_finished" and event.step_index == self.selected:
+                self.show_output(wait=False)      # the step chosen by hand, recomputed
             elif kind == "step_failed":
                 self.select(event.step_index, wait=False)
                 self._show_error(event.error or GmosError(event.message))

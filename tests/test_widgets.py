@@ -120,6 +120,18 @@ def test_compass_arrows_follow_the_wcs(science4):
     assert "ADU" in view.colorbar.value and "ADU" in view.hist_xaxis.label
 
 
+def test_picture_height_follows_its_width_and_aspect(science4):
+    view = ImageView(science4, debounce=0)
+    ny, nx = view.tiled.shape
+    css = view.fit_style.value
+    # the height is a CSS expression of the width given (no width assumed in the kernel),
+    # scoped to this view only
+    assert f"height: calc((100cqw - " in css and f"/ {nx / ny:.6g} +" in css
+    assert css.count(f".{view._css_class} ") == 2 and view._css_class in view._dom_classes
+    other = ImageView(science4, debounce=0)
+    assert other._css_class != view._css_class
+
+
 def test_no_empty_picture_before_data():
     view = ImageView()
     assert view.figure.layout.display is None or view.figure.layout.display == ""  # inside picture

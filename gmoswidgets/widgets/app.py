@@ -117,7 +117,7 @@ class ReductionApp(W.VBox):
         self.file_panel.on_selection(lambda paths, _name: self.load(paths))
         self.file_panel.on_preview(lambda path: setattr(self.caldb_panel.explain_path, "value",
                                                         str(path)))
-        self.result_view = ImageView(title="Stack", height="420px", sources=False, width=1000)
+        self.result_view = ImageView(title="Stack", height="420px", sources=False)
         self.result_view.add_class("gmos-result")
         self.sky_view: SkyView | None = None
         self.sky_box = W.VBox([W.HTML("<i>The sky view appears when the stack is made.</i>")])

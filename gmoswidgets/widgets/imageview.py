@@ -6,6 +6,7 @@ its small results (PNG bytes, extents, readouts, histograms) to widgets.
 from __future__ import annotations
 
 import html
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,9 @@ from ..frame import Frame
 __all__ = ["ImageView", "LazyItem"]
 
 _EMPTY_PNG = display.png_bytes(np.full((1, 1), np.nan, np.float32))
+_VIEW_NUMBERS = itertools.count(1)
+#: Width of the N/E arrows beside the picture, with the widgets' margins (px).
+_COMPASS_WIDTH = 88
 
 
 class LazyItem:
@@ -71,17 +75,15 @@ class ImageView(W.VBox):
     title : str
         Shown above the image.
     height : str
-        CSS height of the image figure before there is data.
-    width : int
-        Expected width of the figure in pixels: the height then follows the
-        picture's aspect (between 280 and 720 px), so the picture fills the width.
+        CSS height of the image figure before there is data; with data, the
+        picture fills the available width and its height follows from its
+        aspect (CSS, at most 85 % of the window's height).
     sources : bool
         Mark the OBJCAT sources at first (the "Sources" toggle).
     """
 
     def __init__(self, frames=None, *, max_size: int = 1024, debounce: float = 0.3,
-                 title: str = "", height: str = "420px", sources: bool = True, width: int = 860):
-        self.expected_width = int(width)
+                 title: str = "", height: str = "420px", sources: bool = True):
         self.max_size = int(max_size)
         self.debounce = float(debounce)
         self.tiled: display.TiledFrame | None = None
@@ -169,11 +171,15 @@ class ImageView(W.VBox):
         self.empty_note.add_class("gmos-empty-note")
         picture = W.HBox([self.figure, self.compass], layout=W.Layout(width="100%",
                                                                       align_items="flex-start"))
+        picture.add_class("gmos-picture")
         self.figure.layout.flex = "1 1 auto"
+        self.fit_style = W.HTML("", layout=W.Layout(display="none"))   # a <style>, see _fit
         self._data_widgets = (controls, picture, self.colorbar, self.readout, self.hist_figure)
-        super().__init__([self.title, self.frame_select, self.empty_note, controls, picture,
-                          self.colorbar, self.readout, self.hist_figure, self.status])
+        super().__init__([self.fit_style, self.title, self.frame_select, self.empty_note, controls,
+                          picture, self.colorbar, self.readout, self.hist_figure, self.status])
         self.add_class("gmos-imageview")
+        self._css_class = f"gmos-imageview-{next(_VIEW_NUMBERS)}"
+        self.add_class(self._css_class)
         self._set_empty(True)
         self.frame_select.layout.display = "none"
         self.percentile.layout.display = "none"
@@ -369,10 +375,7 @@ class ImageView(W.VBox):
         self.readout.value = self._hint
         ny, nx = tiled.shape
         ratio = float(np.clip(nx / ny, 0.05, 20))
-        margins = self.figure.fig_margin
-        plot_width = self.expected_width - margins["left"] - margins["right"]
-        height = plot_width / ratio + margins["top"] + margins["bottom"]
-        self.figure.layout.height = f"{int(np.clip(height, 280, 720))}px"
+        self._fit(ratio, compass=bool(self.compass.value))
         self.figure.min_aspect_ratio = 0.01
         self.figure.max_aspect_ratio = ratio
         self.figure.min_aspect_ratio = ratio
@@ -383,6 +386,21 @@ class ImageView(W.VBox):
             self.refresh()
         else:
             self.reset_zoom()
+
+    def _fit(self, ratio: float, compass: bool) -> None:
+        """Let the figure fill the width it is given, its height from the picture's aspect.
+
+        The width is only known in the browser, so the height is a CSS
+        expression of it (container query units), not a guessed number.
+        """
+        margins = self.figure.fig_margin
+        beside = margins["left"] + margins["right"] + (_COMPASS_WIDTH if compass else 4)
+        above = margins["top"] + margins["bottom"]
+        box = f".{self._css_class}"
+        self.fit_style.value = (
+            f"<style>{box} .gmos-picture {{ container-type: inline-size; }} "
+            f"{box} .gmos-image-figure {{ height: calc((100cqw - {beside}px) / {ratio:.6g} "
+            f"+ {above}px) !important; min-height: 200px; max-height: 85vh; }}</style>")
 
     def _interaction(self):
         """PanZoom (drag, wheel) behind bqplot-image-gl's MouseInteraction (click, hover).

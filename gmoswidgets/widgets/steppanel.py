@@ -169,7 +169,7 @@ class StepPanel(W.VBox):
                                          tooltips=["Output of the step", "Input of the step",
                                                    "Output minus input"])
         self.view_mode.add_class("gmos-before-after")
-        self.image_view = image_view or ImageView(title="Step output", height="360px", width=820)
+        self.image_view = image_view or ImageView(title="Step output", height="360px")
         self.image_view.add_class("gmos-step-output")
 
         buttons = W.HBox([self.run_next_button, self.run_to_button, self.run_all_button,
@@ -320,6 +320,10 @@ class StepPanel(W.VBox):
         worker = self.worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
+
+    def wait_drawn(self, timeout: float | None = None) -> None:
+        """Wait until the pictures handed to the view thread are drawn (scripts and tests)."""
+        self._renderer.submit(lambda: None).result(timeout)
 
     @property
     def busy(self) -> bool:

@@ -192,6 +192,25 @@ def test_skyview_is_offline_and_draws_footprints(science4):
     assert "centre " + format_target(target) in sky.info.value
 
 
+def test_skyview_field_fits_every_footprint_both_ways(science4):
+    sky = SkyView([science4], layer_size=64, check_survey=False)
+    _, _, width, height = display.sky_extent(display.footprints_of(science4))
+    shown_x = sky.aladin.fov.deg                                 # across the view's width
+    shown_y = shown_x * sky.aladin.height / sky.width
+    assert width < shown_x < 1.3 * width or height < shown_y < 1.3 * height   # no wasted sky
+    assert shown_x > width and shown_y > height                               # nothing cut
+    assert 300 <= sky.aladin.height <= 760
+    assert abs(sky.aladin.height / sky.width - height / width) < 0.02         # the field's shape
+    # Aladin Lite starts from its initial options and ignores a field set before it is drawn:
+    # the target is among them; the field is set again once it is drawn (browser test)
+    options = sky.aladin._init_options
+    assert options["target"] == f"{sky.aladin.target.ra.deg} {sky.aladin.target.dec.deg}"
+    fov = sky.aladin.fov.deg
+    sky.aladin.fov = fov / 2                      # as the browser reports its own field
+    sky.aladin._is_loaded = True
+    assert sky.aladin.fov.deg == fov
+
+
 def test_skyview_says_when_the_survey_cannot_be_reached(science4, monkeypatch):
     from gmoswidgets.widgets import skyview
     monkeypatch.setattr(skyview, "SURVEY_HOST", ("127.0.0.1", 9))      # nothing listens there

@@ -42,7 +42,7 @@ from ..gmos.keywords import BUNIT
 from ..sections import Section
 
 __all__ = ["CUTS", "STRETCHES", "COLORMAPS", "Preview", "Readout", "Piece", "TiledFrame",
-           "tile_frame", "as_tiled", "sky_field", "header_footprints", "footprints_of", "difference", "block_reduce", "cut_limits", "scale_to_unit",
+           "tile_frame", "as_tiled", "sky_extent", "sky_field", "header_footprints", "footprints_of", "difference", "block_reduce", "cut_limits", "scale_to_unit",
            "colormap_lut", "png_bytes"]
 
 #: Cut names accepted by :func:`cut_limits`.
@@ -802,14 +802,43 @@ def footprints_of(item) -> list:
     return header_footprints(headers.ext_headers, headers.shapes)
 
 
-def sky_field(footprints, aspect: float = 2.5, margin: float = 1.15, min_fov: float = 1 / 60):
-    """Centre and field of view that show every CCD footprint.
+def sky_extent(footprints):
+    """Centre and extent of every CCD footprint on the sky.
 
     Parameters
     ----------
     footprints : list of tuple
         ``(name, ras, decs)`` entries (:func:`header_footprints`,
         :meth:`TiledFrame.footprints`).
+
+    Returns
+    -------
+    tuple of float or None
+        ``(ra, dec, width, height)`` in degrees: the centre and twice the
+        largest offset from it along RA and along Dec; None if there is no
+        footprint.
+    """
+    ras, decs = [], []
+    for _, ra, dec in footprints:
+        ras.extend(ra)
+        decs.extend(dec)
+    if not ras:
+        return None
+    coords = SkyCoord(ras, decs, unit="deg")
+    mean = SkyCoord(coords.cartesian.mean(), representation_type="cartesian").spherical
+    centre = SkyCoord(mean.lon, mean.lat, frame="icrs")
+    dx, dy = centre.spherical_offsets_to(coords)
+    return (float(centre.ra.deg), float(centre.dec.deg), 2 * float(np.abs(dx.deg).max()),
+            2 * float(np.abs(dy.deg).max()))
+
+
+def sky_field(footprints, aspect: float = 2.5, margin: float = 1.15, min_fov: float = 1 / 60):
+    """Centre and field of view that show every CCD footprint.
+
+    Parameters
+    ----------
+    footprints : list of tuple
+        ``(name, ras, decs)`` entries (see :func:`sky_extent`).
     aspect : float
         Width / height of the view, so that the field also fits vertically.
     margin : float
@@ -823,18 +852,11 @@ def sky_field(footprints, aspect: float = 2.5, margin: float = 1.15, min_fov: fl
         ``(ra, dec, fov)`` in degrees (fov across the view's width); None if
         there is no footprint.
     """
-    ras, decs = [], []
-    for _, ra, dec in footprints:
-        ras.extend(ra)
-        decs.extend(dec)
-    if not ras:
+    extent = sky_extent(footprints)
+    if extent is None:
         return None
-    coords = SkyCoord(ras, decs, unit="deg")
-    mean = SkyCoord(coords.cartesian.mean(), representation_type="cartesian").spherical
-    centre = SkyCoord(mean.lon, mean.lat, frame="icrs")
-    dx, dy = centre.spherical_offsets_to(coords)
-    width = 2 * max(np.abs(dx.deg).max(), np.abs(dy.deg).max() * aspect)
-    return float(centre.ra.deg), float(centre.dec.deg), float(max(margin * width, min_fov))
+    ra, dec, width, height = extent
+    return ra, dec, float(max(margin * max(width, height * aspect), min_fov))
 
 
 def difference(after: TiledFrame, before: TiledFrame) -> TiledFrame:

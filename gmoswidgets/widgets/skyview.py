@@ -67,7 +67,11 @@ class SkyView(W.VBox):
     stack : Frame, path or TiledFrame, optional
         The stacked image: its footprint, sources and FITS layer are drawn.
     height : int
-        Height of the view in pixels.
+        Height of the view in pixels before there is a field to show; then
+        the height follows the footprints' extent (between ``height_range``)
+        and the field of view fits them both ways.
+    height_range : tuple of int
+        Smallest and largest height in pixels.
     survey : str, optional
         HiPS survey for the background (needs the network).
     aladin_source : str, optional
@@ -82,17 +86,20 @@ class SkyView(W.VBox):
     """
 
     def __init__(self, frames=None, stack=None, *, height: int = 480, width: int = 760,
-                 survey: str | None = None, aladin_source=None, layer_size: int = 512,
-                 check_survey: bool = True):
+                 height_range: tuple = (300, 760), survey: str | None = None,
+                 aladin_source=None, layer_size: int = 512, check_survey: bool = True):
         self.layer_size = int(layer_size)
-        self.aspect = width / height
+        self.width = int(width)
+        self.height_range = tuple(int(h) for h in height_range)
         options = {"height": height, "target": "0 0", "fov": 0.2, "show_fullscreen_control": True}
         if survey:
             options["survey"] = survey
         self.aladin = aladin_class(aladin_source)(**options)
         self.aladin.add_class("gmos-aladin")
         self.aladin.layout = W.Layout(width=f"{width}px", max_width="100%")
+        self.aladin.observe(self._on_loaded, names="_is_loaded")
         self.footprints: list = []     # (label, STC-S) drawn
+        self.field: tuple | None = None   # (ra, dec, fov) in degrees, once there are footprints
         self.sources: Table | None = None
         self.layers: list = []         # HDULists sent as FITS layers
         self._overlays: list = []
@@ -191,11 +198,28 @@ class SkyView(W.VBox):
                 "</small>")
 
     def _goto(self, footprints) -> None:
-        field = display.sky_field(footprints, self.aspect)
-        if field is not None:
-            ra, dec, fov = field
-            self.aladin.target = SkyCoord(ra, dec, unit="deg", frame="icrs")
-            self.aladin.fov = fov
+        """Centre on the footprints; the view's height from their extent, the field to fit them."""
+        extent = display.sky_extent(footprints)
+        if extent is None:
+            return
+        _, _, width, height = extent
+        low, high = self.height_range
+        pixels = int(np.clip(round(self.width * height / max(width, 1e-9)), low, high))
+        ra, dec, fov = display.sky_field(footprints, self.width / pixels)
+        self.field = (ra, dec, fov)
+        self.aladin.height = pixels
+        self.aladin.target = SkyCoord(ra, dec, unit="deg", frame="icrs")
+        self.aladin.fov = fov
+        # Aladin Lite is drawn from its initial options, whatever was set before (ipyaladin 0.8)
+        self.aladin._init_options = {**self.aladin._init_options, "target": f"{ra} {dec}"}
+
+    def _on_loaded(self, change) -> None:
+        """Once Aladin Lite is drawn, set the field again: it ignores the one set before."""
+        if not change["new"] or self.field is None:
+            return
+        fov = self.field[2]
+        self.aladin.fov = fov * 1.001           # a change the browser acts on, then the field
+        self.aladin.fov = fov
 
     def _add_sources(self, tiled: display.TiledFrame) -> None:
         _, _, ra, dec = tiled.sources()

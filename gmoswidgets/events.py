@@ -5,6 +5,7 @@ pixels; a viewer asks the reduction for the step's outputs when it shows them.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from contextlib import contextmanager
@@ -14,6 +15,11 @@ from typing import Callable, Iterator
 from .logutils import LOGGER_NAME
 
 __all__ = ["Event", "EVENT_KINDS", "EventHub"]
+
+#: The log handler of the run this code works for: set in the reduction's thread, and seen by
+#: the executor's worker threads, which run each item in a copy of the submitting context.
+_RUN_HANDLER: contextvars.ContextVar = contextvars.ContextVar("gmoswidgets_run_handler",
+                                                              default=None)
 
 #: Kinds of :class:`Event`.
 EVENT_KINDS = ("step_started", "step_finished", "step_failed", "progress", "log", "cancelled",
@@ -82,28 +88,33 @@ class EventHub:
 
     @contextmanager
     def log_events(self, step_index: Callable[[], int | None]) -> Iterator[None]:
-        """Within the block, records of the package logger from this thread become ``'log'`` events.
+        """Within the block, records of the package logger of this run become ``'log'`` events.
 
+        This run's records are those of this thread and of the executor's
+        worker threads doing its per-frame work (they inherit this thread's
+        context); another run's records, in another thread, are not.
         Only records the logger lets through are seen: its level is the
         front end's business (:func:`gmoswidgets.logutils.config`).
         ``step_index()`` gives the step the record belongs to.
         """
-        handler = _EventLogHandler(self, threading.get_ident(), step_index)
+        handler = _EventLogHandler(self, step_index)
         logger = logging.getLogger(LOGGER_NAME)
+        token = _RUN_HANDLER.set(handler)
         logger.addHandler(handler)
         try:
             yield
         finally:
             logger.removeHandler(handler)
+            _RUN_HANDLER.reset(token)
 
 
 class _EventLogHandler(logging.Handler):
-    """Turns log records of one thread into ``'log'`` events."""
+    """Turns log records of one run into ``'log'`` events (emitted where the record is made)."""
 
-    def __init__(self, hub: EventHub, thread_id: int, step_index: Callable[[], int | None]):
+    def __init__(self, hub: EventHub, step_index: Callable[[], int | None]):
         super().__init__()
-        self.hub, self.thread_id, self.step_index = hub, thread_id, step_index
+        self.hub, self.step_index = hub, step_index
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread_id:
+        if _RUN_HANDLER.get() is self:
             self.hub.emit(Event("log", self.step_index(), record.getMessage(), record=record))

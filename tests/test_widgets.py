@@ -1,5 +1,6 @@
 """Widget panels driven without a browser: set values, click, assert kernel calls and state."""
 import io
+import logging
 import subprocess
 import sys
 import threading
@@ -484,6 +485,38 @@ def test_steppanel_draws_nothing_during_a_run_but_what_is_asked(tutorial4, tmp_p
     panel.rerun_from(0)
     assert panel.selected == 1
     assert shown == [f"after: step 2 {red.steps[1].label}"]
+
+
+def _log_each(frame):
+    """Per-frame work that logs (run by the executor, in its worker threads)."""
+    logging.getLogger("gmoswidgets.test").info("worker on %s in %s", frame.filename,
+                                               threading.current_thread().name)
+    return frame.copy()
+
+
+def test_steppanel_log_shows_its_own_runs_worker_threads(fake_env):
+    from gmoswidgets.executor import ThreadExecutor
+    from gmoswidgets.primitives.base import Primitive, PrimitiveTable
+    from gmoswidgets.recipes import Recipe, RecipeStep
+    from gmoswidgets.reduction import Reduction
+
+    table = PrimitiveTable([Primitive("fakeLogEach", lambda frames, ctx: ctx.map(_log_each, frames),
+                                      {}, "_logged", "Log in a worker thread for each frame.")])
+    recipe = Recipe("fakeLogging", (RecipeStep("fakeLogEach"),), frozenset({"GMOS", "BIAS"}),
+                    frozenset({"PROCESSED"}))
+    book = fake_env.recipes.with_recipes(recipe)
+    panels = [StepPanel(Reduction(files, recipe, primitives=table, recipes=book, keep="all",
+                                  executor=ThreadExecutor(2)), background=True)
+              for files in (fake_env.biases[:2], fake_env.biases[2:])]
+    for panel in panels:                                   # two runs at the same time
+        panel.run_all()
+    for panel in panels:
+        panel.join(60)
+    for panel in panels:
+        lines = [line for line in panel.log_box.value.splitlines() if "worker on" in line]
+        names = sorted(line.split()[3] for line in lines)
+        assert names == sorted(p.name for p in panel.reduction.files), panel.log_box.value
+        assert all("ThreadPoolExecutor" in line for line in lines)     # not the run's thread
 
 
 def test_steppanel_error_is_shown_on_its_step(tutorial4, tmp_path):

@@ -11,8 +11,9 @@ Screenshots and the measured timings go to ``test-artifacts/browser/``.
 With ``GMOSWIDGETS_UPDATE_SCREENSHOT=1`` the final screenshot also replaces
 the README's ``docs/dashboard.png``.  ``GMOSWIDGETS_BROWSER_BINNING`` (default
 4, fast; 2 is the tutorial's, for the benchmark) sets the binning of the
-dataset reduced in the browser.  The page is 1366 px wide (a laptop) and is
-looked at again 1920 px wide at the end.
+dataset reduced in the browser.  The whole walk runs twice: in a page 1366 px
+wide (a laptop) and in one 1920 px wide (a desktop); screenshots are named
+after the width.
 """
 import contextlib
 import io
@@ -30,6 +31,7 @@ import pytest
 from gmoswidgets import read_frame
 from gmoswidgets.dashboard.server import DashboardServer, find_dashboard
 from gmoswidgets.data.tutorial import BINNING_ENV
+from gmoswidgets.widgets import preview as display
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,6 +40,8 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 README_SCREENSHOT = ROOT / "docs" / "dashboard.png"
 BINNING = int(os.environ.get("GMOSWIDGETS_BROWSER_BINNING", "4"))
 STAGE_BUTTONS = (".gmos-make-bias", ".gmos-make-flat", ".gmos-reduce-science")
+#: Page widths of the walk: a laptop and a desktop.
+WIDTHS = (1366, 1920)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
@@ -79,12 +83,14 @@ def _require_browser():
     return sync_playwright, chromium
 
 
-@pytest.fixture(scope="module")
-def walk(tmp_path_factory):
+@pytest.fixture(scope="module", params=WIDTHS, ids=[f"{w}px" for w in WIDTHS])
+def walk(request, tmp_path_factory):
     """Voilà serving the dashboard on a fresh dataset, and one Chromium page to walk through it.
 
-    The tests below are the tutorial's stages, in order, on this one page.
+    The tests below are the tutorial's stages, in order, on this one page
+    (once per page width).
     """
+    width = request.param
     sync_playwright, chromium = _require_browser()
     from gmoswidgets.data import make_tutorial_dataset
     data_dir = tmp_path_factory.mktemp("browser_data")
@@ -97,12 +103,14 @@ def walk(tmp_path_factory):
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
             context = pw.chromium.launch_persistent_context(
                 profile, executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-                viewport={"width": 1366, "height": 2400})  # tall: every panel fits, no inner scrolling
+                viewport={"width": width, "height": 2400})  # tall: every panel fits, no inner scrolling
             try:
-                walk = Walk(context.new_page(), server, started)
+                walk = Walk(context.new_page(), server, started, width)
                 yield walk
-                (ARTIFACTS / "timings.json").write_text(json.dumps(walk.timings, indent=2) + "\n")
-                (ARTIFACTS / "page_errors.json").write_text(json.dumps(walk.errors, indent=2) + "\n")
+                (ARTIFACTS / f"timings_{width}.json").write_text(
+                    json.dumps(walk.timings, indent=2) + "\n")
+                (ARTIFACTS / f"page_errors_{width}.json").write_text(
+                    json.dumps(walk.errors, indent=2) + "\n")
                 print("\nbrowser timings:", walk.timings)
             finally:
                 context.close()
@@ -113,8 +121,9 @@ def walk(tmp_path_factory):
 class Walk:
     """One browser page on the dashboard, with its page errors, screenshots and timings."""
 
-    def __init__(self, page, server, started):
+    def __init__(self, page, server, started, width):
         self.page = page
+        self.width = width
         self.server = server
         self.started = started
         self.done: set = set()
@@ -132,7 +141,7 @@ class Walk:
         try:
             yield self.page
         except BaseException:
-            self.page.screenshot(path=str(ARTIFACTS / f"failure_{name}.png"))
+            self.page.screenshot(path=str(ARTIFACTS / f"{self.width}_failure_{name}.png"))
             raise
         self.done.add(name)
 
@@ -141,7 +150,7 @@ class Walk:
                 or not any(re.search(p, e) for p in EXPECTED_PAGE_ERRORS)]
 
     def shot(self, name: str, selector: str | None = None) -> Path:
-        path = ARTIFACTS / f"{name}.png"
+        path = ARTIFACTS / f"{self.width}_{name}.png"
         target = self.page.locator(selector).first if selector else self.page
         target.screenshot(path=str(path))
         return path
@@ -203,6 +212,26 @@ def _truncated(page) -> list:
         return cut; }""")
 
 
+def _aladin_field(sky) -> tuple:
+    """The field Aladin Lite reports (its "W' x H'" label), in arcmin."""
+    text = sky.locator(".gmos-aladin").first.inner_text()
+    match = re.search(r"([\d.]+)(['°])\s*×\s*([\d.]+)(['°])", text)
+    assert match, text
+    scale = {"'": 1.0, "°": 60.0}
+    return (float(match[1]) * scale[match[2]], float(match[3]) * scale[match[4]])
+
+
+def _picture_fits(view) -> dict:
+    """How the picture of an ImageView fills its box: widths and the drawn image's aspect."""
+    box = view.bounding_box()
+    figure = view.locator(".gmos-image-figure").first.bounding_box()
+    image = view.locator(".gmos-image-figure svg image").first.bounding_box()
+    status = view.locator(".gmos-view-status").first.inner_text()
+    nx, ny = (int(v) for v in re.search(r"(\d+) x (\d+) pixels", status).groups())
+    return {"view": box["width"], "figure": figure["width"], "figure_height": figure["height"],
+            "image_aspect": image["width"] / image["height"], "data_aspect": nx / ny}
+
+
 def _disabled(page, selector: str) -> bool:
     return page.locator(selector).first.is_disabled()
 
@@ -247,8 +276,13 @@ def test_make_bias_and_look_at_a_step(walk):
         assert all(_disabled(page, b) for b in STAGE_BUTTONS)
         assert _disabled(page, ".gmos-use-selection") and _disabled(page, ".gmos-run-all")
         walk.shot("02a_bias_running", ".gmos-app")
+        # another stage's button clicked during the run (forced: it is disabled) starts nothing
+        walk.tab("4. Master flat")
+        page.locator(".gmos-make-flat").click(force=True)
+        walk.tab("3. Master bias")
         walk.wait_stage("bias")
-        assert "_bias.fits" in page.locator(".gmos-app-status").inner_text()
+        status = page.locator(".gmos-app-status").inner_text()
+        assert "bias: wrote N20170613S0180_bias.fits" in status and "flat" not in status, status
         walk.wait_idle()
         assert not any(_disabled(page, b) for b in STAGE_BUTTONS)
         assert _disabled(page, ".gmos-cancel")
@@ -301,6 +335,8 @@ def test_cancel_the_flat_then_make_it(walk):
         walk.wait_log("Cancelled during step")
         walk.wait_idle()                                    # the run has handed over its results
         assert not any(_disabled(page, b) for b in STAGE_BUTTONS)
+        # the step the run got to is drawn once it has ended
+        walk.wait_text(".gmos-step-output .gmos-view-status", "pixels, shown", 60_000)
         walk.tab("2. Calibration database")
         assert "_flat.fits" not in page.locator(".gmos-caldb-table").inner_text()
         walk.shot("03b_flat_cancelled", ".gmos-app")
@@ -343,8 +379,17 @@ def test_reduce_science_shows_the_stack_and_the_sky(walk):
         sky.scroll_into_view_if_needed()
         assert walk.wait_drawn(sky).std() > 5, "the SkyView is blank"
         final = walk.shot("04_stack_and_sky", ".gmos-app-tabs")
-        if os.environ.get("GMOSWIDGETS_UPDATE_SCREENSHOT"):
+        if os.environ.get("GMOSWIDGETS_UPDATE_SCREENSHOT") and walk.width == 1366:
             shutil.copy(final, README_SCREENSHOT)
+        # the sky view shows every CCD footprint of every frame, both ways, with little else
+        shown = _aladin_field(sky)
+        playdata = walk.server.data_dir / "playdata"
+        science = [p for p in playdata.glob("N20170614S0*.fits")]
+        feet = [f for path in science for f in display.footprints_of(path)]
+        _, _, width, height = (60 * v for v in display.sky_extent(feet))   # arcmin
+        walk.timings["sky_field_arcmin"] = {"shown": shown, "footprints": [width, height]}
+        assert shown[0] > width and shown[1] > height, (shown, width, height)
+        assert shown[0] < 1.3 * width or shown[1] < 1.3 * height, (shown, width, height)
 
 
 def test_detected_sources_are_marked(walk):
@@ -373,16 +418,24 @@ def test_stack_readout(walk):
         assert "ext=1" in text and "VAR=" in text and "electron" in text, text
 
 
-def test_layout_at_1920_and_1366(walk):
+def test_layout_fills_the_width(walk):
     with walk.stage("wide", "science") as page:
-        for width in (1920, 1366):
-            page.set_viewport_size({"width": width, "height": 2400})
-            page.wait_for_timeout(1000)
-            walk.tab("6. Stack and sky")
-            walk.shot(f"07_stack_{width}", ".gmos-app")
-            walk.tab("5. Science")
-            walk.shot(f"08_steps_{width}", ".gmos-app")
-            assert not _truncated(page), (width, _truncated(page))
+        walk.tab("6. Stack and sky")
+        page.wait_for_timeout(1000)
+        walk.shot("07_stack", ".gmos-app")
+        walk.tab("5. Science")
+        walk.shot("08_steps", ".gmos-app")
+        assert not _truncated(page), _truncated(page)
+        for name, selector in (("step", ".gmos-step-output"), ("stack", ".gmos-result")):
+            if name == "stack":
+                walk.tab("6. Stack and sky")
+            fit = _picture_fits(walk.visible(selector))
+            walk.timings[f"picture_{name}"] = fit
+            # the picture takes the width it is given (beside it: the N/E arrows only) ...
+            assert fit["figure"] > fit["view"] - 100, fit
+            # ... with its aspect kept, and stays within the window
+            assert abs(fit["image_aspect"] / fit["data_aspect"] - 1) < 0.03, fit
+            assert fit["figure_height"] <= 0.86 * 2400, fit
 
 
 def test_no_unexpected_page_errors(walk):

@@ -11,6 +11,7 @@ from ..caldb import CalibrationService
 from ..errors import GmosError
 from ..frame import Frame, read_frame
 from ..select import select_data
+from . import preview as display
 from .archivepanel import ArchivePanel
 from .caldbpanel import CalDBPanel
 from .downloadpanel import DownloadPanel
@@ -228,11 +229,12 @@ class ReductionApp(W.VBox):
             Title of the stack (default: its file name).
         """
         stack = stack if isinstance(stack, Frame) else read_frame(stack)
-        self.result_view.show(stack, title=name or stack.filename, keep_zoom=True)
+        tiled = display.tile_frame(stack)          # once, for both views
+        self.result_view.show(tiled, title=name or stack.filename, keep_zoom=True)
         if self.sky_view is None:
             self.sky_view = SkyView(aladin_source=self.aladin_source)
             self.sky_box.children = [self.sky_view]
-        self.sky_view.show(list(frames), stack=stack)
+        self.sky_view.show(list(frames), stack=tiled)
 
     # -- internals ---------------------------------------------------------------------
     @staticmethod

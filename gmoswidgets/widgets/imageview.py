@@ -128,6 +128,7 @@ class ImageView(W.VBox):
         self.readout = W.HTML(self._hint)
         self.readout.add_class("gmos-readout")
         self.status = W.HTML("")
+        self.status.add_class("gmos-view-status")
 
         self.sx, self.sy = bq.LinearScale(), bq.LinearScale()
         scales = {"x": self.sx, "y": self.sy}

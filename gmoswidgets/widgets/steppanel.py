@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -38,15 +37,6 @@ _STATUS_STYLE = {PENDING: ("#888888", "pending"), RUNNING: ("#d08000", "running"
 _VIEWS = ("after", "before", "difference")
 _LOG_LINES = 400
 _CACHED_VIEWS = 3     # step pictures kept ready (each one tiled frame)
-
-
-def _lower_priority() -> None:
-    """Run the calling thread at a lower CPU priority (Linux: per thread), so that drawing
-    step pictures never slows the reduction on a machine with few cores."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):     # not Linux, or not allowed: draw at normal priority
-        pass
 
 
 def param_widget(state) -> W.Widget:
@@ -131,8 +121,7 @@ class StepPanel(W.VBox):
         self._tickets = itertools.count(1)
         self._draw_lock = threading.RLock()
         self._ticket = 0
-        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gmoswidgets-view",
-                                            initializer=_lower_priority)
+        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gmoswidgets-view")
 
         self.title = W.HTML("<i>No reduction yet: choose files first.</i>")
         self.recipe = W.Dropdown(options=[], description="Recipe", layout=W.Layout(width="340px"))

@@ -258,6 +258,20 @@ def test_footprints_from_headers_match_the_tiled_frame(raw_like, tutorial4):
     assert len(got) == 3
 
 
+def test_footprints_of_a_file_are_read_again_when_it_changes(tutorial4, tmp_path):
+    import shutil
+    from astropy.io import fits
+    path = tmp_path / "frame.fits"
+    shutil.copy(tutorial4.science[0], path)
+    first = display.footprints_of(path)
+    assert display.footprints_of(path)[0][1] is first[0][1]         # remembered: not read again
+    with fits.open(path, mode="update") as hdus:                     # the frame moved 0.01 deg
+        for hdu in hdus[1:]:
+            hdu.header["CRVAL2"] += 0.01
+    moved = display.footprints_of(path)
+    np.testing.assert_allclose(moved[0][2], np.asarray(first[0][2]) + 0.01, atol=1e-6)
+
+
 def test_cuts_ignore_flagged_and_no_data_pixels():
     """The stack's default cut comes from good pixels: the no-data border must not widen it."""
     rng = np.random.default_rng(1)

@@ -20,6 +20,7 @@ matplotlib); the colour maps are a small built-in table.
 """
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -793,12 +794,22 @@ def header_footprints(ext_headers, shapes) -> list:
 
 
 def footprints_of(item) -> list:
-    """CCD footprints (see :func:`header_footprints`) of a file (headers only), Frame or TiledFrame."""
+    """CCD footprints (see :func:`header_footprints`) of a file (headers only), Frame or TiledFrame.
+
+    A file's are remembered while it is unchanged (a re-run shows the same inputs again).
+    """
     if isinstance(item, TiledFrame):
         item = item.frame
     if isinstance(item, Frame):
         return header_footprints([e.header for e in item.exts], [e.data.shape for e in item.exts])
-    headers = read_headers(item)
+    path = os.path.abspath(item)
+    stat = os.stat(path)
+    return list(_file_footprints(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _file_footprints(path: str, _mtime_ns: int, _size: int) -> list:
+    headers = read_headers(path)
     return header_footprints(headers.ext_headers, headers.shapes)
 
 

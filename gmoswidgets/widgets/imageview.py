@@ -313,12 +313,13 @@ class ImageView(W.VBox):
                 if self.overlay is not None:
                     self._place(self.dq_mark, self.overlay)
             counts, edges = self.tiled.histogram(region)
+            with self.hx.hold_sync():          # the axis range first, in one message
+                self.hx.min, self.hx.max = float(edges[0]), float(edges[-1])
             with self.hist_mark.hold_sync():
                 self.hist_mark.x = (0.5 * (edges[:-1] + edges[1:])).astype(np.float64)
                 # log counts scaled to 1: a fixed y range draws reliably and shows the tails
                 logc = np.log1p(counts.astype(np.float64))
                 self.hist_mark.y = logc / max(float(logc.max()), 1e-12)
-            self.hx.min, self.hx.max = float(edges[0]), float(edges[-1])
             unit = self.tiled.unit
             self.hist_xaxis.label = f"value ({unit}), good pixels"
             self.render_seconds = time.perf_counter() - start

@@ -94,7 +94,7 @@ def dashboard(data_dir: Path, workdir: Path) -> dict:
         out[f"{stage}_cpu"] = round(time.process_time() - cpu, 2)
         total += out[stage]
         total_cpu += out[f"{stage}_cpu"]
-        assert stage in app.outputs, app.status.value
+        assert stage in app.outputs, (app.status.value, app.step_panel.error.value)
     out["total"], out["total_cpu"] = round(total, 2), round(total_cpu, 2)
     out["rss_after_tutorial_mb"], _ = _rss_mb()
     panel = app.step_panel
@@ -146,7 +146,9 @@ def main(argv=None) -> int:
         result = {"binning": args.binning, "shell": shell(tmp / "playground")}
         (tmp / "playground_dashboard").mkdir()
         proc = subprocess.run([sys.executable, __file__, "--dashboard-only", str(tmp)],
-                              check=True, capture_output=True, text=True)
+                              capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"the dashboard run failed:\n{proc.stderr}")
         result["dashboard"] = json.loads(proc.stdout.strip().splitlines()[-1])
         result["ratio"] = round(result["dashboard"]["total"] / result["shell"]["total"], 2)
         result["ratio_cpu"] = round(result["dashboard"]["total_cpu"]

@@ -644,6 +644,8 @@ def test_app_reduces_science_and_shows_stack_on_sky(calibrated_app):
     app = calibrated_app
     app.stage_buttons["science"].click()
     assert app.outputs["science"][0].endswith("_stack.fits"), app.status.value
+    assert app.result_view.tiled is None and app.sky_view is None   # tab 6 closed: not drawn
+    app.tabs.selected_index = len(app.tabs.children) - 1            # opened: drawn
     assert app.result_view.tiled.frame.filename.endswith("_stack.fits")
     assert app.result_view.preview is not None
     sky = app.sky_view

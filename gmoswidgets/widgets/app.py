@@ -146,6 +146,9 @@ class ReductionApp(W.VBox):
         ], titles=("1. Files", "2. Calibration database", *(s[1] for s in STAGES),
                    "6. Stack and sky"))
         self.tabs.add_class("gmos-app-tabs")
+        self._result_tab = len(self.tabs.children) - 1
+        self._pending_result: tuple | None = None    # a stack to show when its tab is opened
+        self.tabs.observe(self._on_tab, names="selected_index")
         steps = W.VBox([W.HTML("<b>Steps of the current reduction</b> - run them one by one or "
                                "all at once, change a parameter and re-run from any step."),
                         self.add_to_caldb, self.step_panel])
@@ -255,6 +258,16 @@ class ReductionApp(W.VBox):
         self.stage = stage
         self.add_to_caldb.layout.display = None if stage in ("bias", "flat") else "none"
 
+    def _on_tab(self, change) -> None:
+        if change["new"] == self._result_tab:
+            self._show_pending()
+
+    def _show_pending(self) -> None:
+        pending, self._pending_result = self._pending_result, None
+        if pending is not None:
+            stack, frames = pending
+            self.show_result(stack, frames, name=Path(stack).name)
+
     def _error(self, exc: BaseException) -> None:
         self.status.value = f"<span style='color:#c00000'>{html.escape(str(exc))}</span>"
 
@@ -281,8 +294,11 @@ class ReductionApp(W.VBox):
                 self.caldb_panel.add(path)
             notes.append("added to the calibration database")
         if stage == "science" and outputs:
-            last = red.steps[-1].index
-            stack = red.outputs(last)[0] if red.has_outputs(last) else outputs[-1]
-            self.show_result(stack, red.files, name=Path(outputs[-1]).name)
+            # drawn now if its tab is open, else when it is opened (nobody looks at it yet)
+            self._pending_result = (outputs[-1], list(red.files))
+            if self.tabs.selected_index == self._result_tab:
+                self._show_pending()
+            else:
+                self.result_view.set_stale("a new stack is ready")
             notes.append("see tab 6")
         self.status.value = html.escape("; ".join(notes))

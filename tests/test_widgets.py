@@ -472,7 +472,12 @@ def test_steppanel_draws_nothing_during_a_run_but_what_is_asked(tutorial4, tmp_p
     show = panel.image_view.show
     panel.image_view.show = lambda frames, **kw: (shown.append(kw.get("title")), show(frames, **kw))
     red = panel.reduction
+    notes = []
+    red.subscribe(lambda ev: notes.append(panel.image_view.status.value)
+                  if ev.kind == "step_started" and ev.step_index == 1 else None)
     panel.run_all()
+    assert notes == ["The run is at step 1; its picture is drawn when the run ends, or click a "
+                     "step to see it now."]
     last = len(red.steps) - 1
     assert panel.selected == last                          # the selection followed the run
     assert shown == [f"after: step {last + 1} {red.steps[last].label}"]   # drawn once, at the end

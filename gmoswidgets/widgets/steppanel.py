@@ -361,8 +361,11 @@ class StepPanel(W.VBox):
     def _follow_to(self, index: int) -> None:
         """Select a step that has just finished without drawing it (drawn when the run ends)."""
         self.select(index, draw=False)
-        self.image_view.set_stale(f"the run is at step {index + 1}; its picture is drawn when "
-                                  "the run ends, or click a step to see it now")
+        note = (f"the run is at step {index + 1}; its picture is drawn when the run ends, "
+                "or click a step to see it now")
+        if self.image_view.tiled is None:           # no picture yet: say so under the title
+            self.image_view.status.value = html.escape(note[0].upper() + note[1:] + ".")
+        self.image_view.set_stale(note)
 
     def form_changes(self, index: int | None = None) -> dict:
         """Values in the form that differ from the step's effective values (validated)."""

@@ -225,14 +225,15 @@ def test_kernel_polynomials_pass_through_samples():
 def test_resample_dq_threshold_and_no_data():
     mask = np.zeros((20, 20), np.uint16)
     mask[10, 10] = dq.BAD_PIXEL | dq.SATURATED
-    out = resample_dq(mask, AffineMap.translation(0.3, 0.0), (20, 20))
+    out = resample_dq(mask, AffineMap.translation(0.3, 0.0), (20, 20), interpolant="linear")
     assert out[10, 10] == dq.BAD_PIXEL | dq.SATURATED and out[10, 9] == out[10, 10]
     assert out[10, 11] == 0 and out[9, 10] == 0
-    strict = resample_dq(mask, AffineMap.translation(0.3, 0.0), (20, 20), threshold=0.5)
+    strict = resample_dq(mask, AffineMap.translation(0.3, 0.0), (20, 20), threshold=0.5,
+                         interpolant="linear")
     assert strict[10, 10] == mask[10, 10] and strict[10, 9] == 0
     # beyond the input edge (x > 19.5) no_data; the last covered column takes the edge copy
     assert np.all(out[:, 19] == 0) and np.array_equal(out[:, 19], out[:, 18])
-    beyond = resample_dq(mask, AffineMap.translation(0.6, 0.0), (20, 20))
+    beyond = resample_dq(mask, AffineMap.translation(0.6, 0.0), (20, 20), interpolant="linear")
     assert np.all(beyond[:, 19] == dq.NO_DATA) and not (beyond[:, :19] & dq.NO_DATA).any()
 
 

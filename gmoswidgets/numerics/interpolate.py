@@ -617,7 +617,7 @@ def _spline_power(order: int, frac: float) -> float:
 
 def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],
                 threshold: float = DQ_THRESHOLD, no_data: int = dqbits.NO_DATA,
-                out: np.ndarray | None = None, *, interpolant: str = "linear") -> np.ndarray:
+                out: np.ndarray | None = None, *, interpolant: str = "poly3") -> np.ndarray:
     """Resample a DQ bit mask through the interpolant of the data, bit plane by bit plane.
 
     Each bit plane (1 where the bit is set, else 0) is interpolated with
@@ -630,8 +630,8 @@ def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],
     ``no_data``.  Unlike DRAGONS, whose samples beyond the input edges carry
     ``no_data``, those samples carry no bit here: the data are extended
     with copies of the edge pixels (:func:`resample`), and against the
-    simulator's truth that keeps 1.7x more good pixels within one pixel of
-    an input edge with fewer outliers among them (``benchmarks/README.md``,
+    simulator's truth that keeps 1.6-1.7x more good pixels within one pixel
+    of an input edge with fewer outliers among them (``benchmarks/README.md``,
     "DQ through resampling").
 
     Parameters

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from concurrent import futures
 from dataclasses import dataclass
@@ -170,6 +172,33 @@ class SequentialExecutor(Executor):
         return results
 
 
+def _collect(pool, func, args, items, label, on_done, cancel_check) -> list:
+    """Submit ``func(arg)`` to ``pool`` for each of ``args``; the results in order.
+
+    ``items`` (one per arg) name the calls in errors.  On an error or a
+    cancel the calls not started are dropped and the running ones waited for.
+    """
+    pending = {pool.submit(func, arg): index for index, arg in enumerate(args)}
+    results: list = [None] * len(args)
+    try:
+        while pending:
+            cancel_check()
+            done, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
+            for future in sorted(done, key=pending.get):
+                index = pending.pop(future)
+                try:
+                    results[index] = future.result()
+                except Exception as exc:
+                    _reraise(label(items[index]), exc)
+                on_done(index, results[index])
+    finally:
+        if pending:
+            for future in pending:
+                future.cancel()
+            futures.wait(pending)
+    return results
+
+
 class _PoolExecutor(Executor):
     """Common part of the thread and process executors (a lazily made pool)."""
 
@@ -185,28 +214,7 @@ class _PoolExecutor(Executor):
         return self._pool
 
     def _map(self, func, items, label, on_done, cancel_check, holds_gil):
-        if holds_gil and self._pool_class is futures.ThreadPoolExecutor:
-            return SequentialExecutor._map(self, func, items, label, on_done, cancel_check)
-        pool = self._get_pool()
-        pending = {pool.submit(func, item): index for index, item in enumerate(items)}
-        results: list = [None] * len(items)
-        try:
-            while pending:
-                cancel_check()
-                done, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
-                for future in sorted(done, key=pending.get):
-                    index = pending.pop(future)
-                    try:
-                        results[index] = future.result()
-                    except Exception as exc:
-                        _reraise(label(items[index]), exc)
-                    on_done(index, results[index])
-        finally:
-            if pending:  # an error or a cancel: drop what has not started, wait for the rest
-                for future in pending:
-                    future.cancel()
-                futures.wait(pending)
-        return results
+        return _collect(self._get_pool(), func, items, items, label, on_done, cancel_check)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -219,6 +227,13 @@ class _PoolExecutor(Executor):
 
 class ThreadExecutor(_PoolExecutor):
     """Local threads (the default): for work that releases the GIL (numpy, scipy).
+
+    Work that holds the GIL (``holds_gil=True``, e.g. sep) runs instead in
+    processes forked for the map, one per thread: they inherit the function
+    and the items (nothing is pickled on the way in, so lambdas and
+    unpicklable items are fine) and send back only the results, which
+    should be small.  Where ``fork`` is not available, or for a single
+    item or worker, it runs in the calling thread.
 
     The worker threads allocate from glibc's main malloc arena, as the
     calling thread does: with an arena per thread, freed frame-sized
@@ -237,6 +252,34 @@ class ThreadExecutor(_PoolExecutor):
     def _get_pool(self):
         _one_malloc_arena()
         return super()._get_pool()
+
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil):
+        if not holds_gil:
+            return super()._map(func, items, label, on_done, cancel_check, holds_gil)
+        workers = min(self.max_workers, len(items))
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return SequentialExecutor._map(self, func, items, label, on_done, cancel_check)
+        global _FORKED
+        with _FORK_LOCK:  # one forked map at a time: the processes read _FORKED
+            _FORKED = (func, items)
+            pool = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            try:
+                return _collect(pool, _call_forked, range(len(items)), items, label, on_done,
+                                cancel_check)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+                _FORKED = None
+
+
+#: ``(func, items)`` of the forked map under way (read by the forked processes).
+_FORKED: tuple | None = None
+_FORK_LOCK = threading.Lock()
+
+
+def _call_forked(index: int):
+    """What a forked process runs: the map's function on its inherited item ``index``."""
+    func, items = _FORKED
+    return func(items[index])
 
 
 def _one_malloc_arena() -> None:

@@ -107,10 +107,34 @@ def test_threads_run_concurrently():
     assert ThreadExecutor(max_workers=2).map(lambda x: barrier.wait() * 0 + x, [1, 2]) == [1, 2]
 
 
-def test_work_holding_the_gil_stays_in_the_calling_thread():
-    me = threading.get_ident()
+def test_work_holding_the_gil_goes_to_forked_processes_without_pickling():
+    lock = threading.Lock()  # unpicklable, as is the lambda: the processes inherit both
+    items = [(lock, x) for x in range(5)]
+    done = []
     with ThreadExecutor(2) as ex:
-        assert ex.map(lambda x: threading.get_ident(), [1, 2], holds_gil=True) == [me, me]
+        results = ex.map(lambda item: (os.getpid(), item[1] ** 2), items, holds_gil=True,
+                         on_done=lambda i, r: done.append(i))
+    pids = {pid for pid, _ in results}
+    assert [square for _, square in results] == [x * x for x in range(5)]
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert sorted(done) == list(range(5))
+
+
+def test_work_holding_the_gil_in_processes_names_the_failed_item():
+    with ThreadExecutor(2) as ex:
+        with pytest.raises(TaskError, match=r"frame-3: ValueError: three is bad"):
+            ex.map(_fail_on_three, range(6), label=lambda x: f"frame-{x}", holds_gil=True)
+        with pytest.raises(GmosError, match="no bias for it"):
+            ex.map(_user_error_on_two, range(4), holds_gil=True)
+        assert ex.map(_square_late, range(4), holds_gil=True) == [0, 1, 4, 9]  # still usable
+
+
+def test_work_holding_the_gil_with_one_worker_stays_in_the_calling_thread():
+    me = threading.get_ident()
+    with ThreadExecutor(1) as ex:
+        assert ex.map(lambda x: (threading.get_ident(), os.getpid()), [1, 2], holds_gil=True) \
+            == [(me, os.getpid())] * 2
+    with ThreadExecutor(2) as ex:
         assert me not in ex.map(lambda x: threading.get_ident(), [1, 2])
 
 

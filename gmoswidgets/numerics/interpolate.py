@@ -54,7 +54,7 @@ DQ_THRESHOLD = 0.001
 #: Map terms whose effect is below this many pixels are taken as exact (see fit_affine).
 _SNAP_PIXELS = 1e-6
 #: Output rows handled at once (bounds the temporary memory).
-_CHUNK_ROWS = 32
+_CHUNK_ROWS = 64
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import dq
 from ..frame import Frame
+from ._calib import light_copy
 from .base import Param, StepContext, primitive
 
 __all__ = ["DETECTION_PARAMS", "MASK_PARAMS", "MASK_DEFAULTS", "OBJCAT_COLUMNS", "detectSources",
@@ -387,10 +388,15 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                    analysis_thresh=analysis_thresh, deblend_mincont=deblend_mincont,
                    phot_min_radius=phot_min_radius, back_size=back_size,
                    back_filtersize=back_filtersize)
-    outputs = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)  # sep holds it
-    for frame in outputs:
-        for index, ext in enumerate(frame.exts, start=1):
-            table = ext.objcat
+    # sep holds the GIL: on threads the frames go to forked processes, which read them
+    # without a copy and send back only the catalogues and the packed object masks
+    found = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)
+    outputs = []
+    for frame, per_ext in zip(frames, found):
+        out = light_copy(frame)  # the pixel planes are shared, not changed
+        for index, (ext, (table, packed)) in enumerate(zip(out.exts, per_ext), start=1):
+            ext.objcat = table
+            ext.objmask = np.unpackbits(packed, count=ext.data.size).reshape(ext.data.shape)
             good = table[table["FLAGS"] == 0] if len(table) else table
             fwhm = np.nanmedian(good["FWHM_IMAGE"]) if len(good) else np.nan
             if np.isfinite(fwhm):
@@ -398,20 +404,26 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                              frame.filename, index, len(table), fwhm)
             else:
                 ctx.log.info("%s extension %d: %d sources", frame.filename, index, len(table))
+        outputs.append(out)
     return outputs
 
 
-def detect_frame(frame: Frame, **options) -> Frame:
-    """:func:`detectSources` on one frame: a copy with an OBJCAT and OBJMASK on every extension.
+def detect_frame(frame: Frame, **options) -> list[tuple[Table, np.ndarray]]:
+    """:func:`detectSources` on one frame: each extension's OBJCAT and packed OBJMASK.
 
     ``options`` are detectSources' parameters (see :func:`find_sources`).
+
+    Returns
+    -------
+    list of tuple
+        Per extension, the OBJCAT (world columns filled) and the object mask
+        as :func:`numpy.packbits` of the flattened 0/1 plane (1/8 of its size).
     """
-    out = frame.copy()
-    for ext in out.exts:
+    found = []
+    for ext in frame.exts:
         table, segmap = find_sources(ext.data, ext.variance, ext.mask, **options)
-        ext.objcat = add_world_columns(table, ext.header)
-        ext.objmask = (segmap > 0).astype(np.uint8)
-    return out
+        found.append((add_world_columns(table, ext.header), np.packbits(segmap > 0, axis=None)))
+    return found
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -38,7 +38,7 @@ from .frame import Frame, read_frame
 
 __all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
            "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV", "SHARED_DIR_ENV",
-           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item"]
+           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item", "map_in_memory"]
 
 #: Environment variable naming the scheduler when none is given.
 SCHEDULER_ENV = "GMOSWIDGETS_SCHEDULER"
@@ -262,7 +262,8 @@ class ThreadExecutor(_PoolExecutor):
         global _FORKED
         with _FORK_LOCK:  # one forked map at a time: the processes read _FORKED
             _FORKED = (func, items)
-            pool = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            pool = futures.ProcessPoolExecutor(workers,
+                                               mp_context=multiprocessing.get_context("fork"))
             try:
                 return _collect(pool, _call_forked, range(len(items)), items, label, on_done,
                                 cancel_check)
@@ -448,6 +449,21 @@ class DaskExecutor(Executor):
     def __repr__(self) -> str:
         return (f"<DaskExecutor {self.client.scheduler.address} "
                 f"frames via {self.shared_dir or 'pickles'}>")
+
+
+def map_in_memory(executor: Executor, func: Callable, items: Iterable) -> list:
+    """``[func(item) for item in items]`` on the executor's local threads, if it has some.
+
+    For parts of one step's work on this process's arrays (row chunks of an
+    image, the frames of a step that is not mapped) that release the GIL:
+    they run on a :class:`ThreadExecutor`'s threads and in the calling
+    thread otherwise (they are not worth sending to processes or a cluster).
+    ``func`` may be a closure; the first error propagates as it is.
+    """
+    items = list(items)
+    if isinstance(executor, ThreadExecutor) and executor.max_workers > 1 and len(items) > 1:
+        return list(executor._get_pool().map(func, items))
+    return [func(item) for item in items]
 
 
 def get_executor(scheduler=None, *, max_workers: int | None = None) -> Executor:

@@ -20,6 +20,7 @@ pickled only when there is no such directory.
 """
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import ctypes.util
 import multiprocessing
@@ -172,14 +173,14 @@ class SequentialExecutor(Executor):
         return results
 
 
-def _collect(pool, func, args, items, label, on_done, cancel_check) -> list:
-    """Submit ``func(arg)`` to ``pool`` for each of ``args``; the results in order.
+def _collect(submit: Callable, items: list, label, on_done, cancel_check) -> list:
+    """``submit(index)`` (-> a future) the call of every item; the results in the items' order.
 
-    ``items`` (one per arg) name the calls in errors.  On an error or a
-    cancel the calls not started are dropped and the running ones waited for.
+    On an error or a cancel the calls not started are dropped and the
+    running ones waited for.
     """
-    pending = {pool.submit(func, arg): index for index, arg in enumerate(args)}
-    results: list = [None] * len(args)
+    pending = {submit(index): index for index in range(len(items))}
+    results: list = [None] * len(items)
     try:
         while pending:
             cancel_check()
@@ -214,7 +215,9 @@ class _PoolExecutor(Executor):
         return self._pool
 
     def _map(self, func, items, label, on_done, cancel_check, holds_gil):
-        return _collect(self._get_pool(), func, items, items, label, on_done, cancel_check)
+        pool = self._get_pool()
+        return _collect(lambda i: pool.submit(func, items[i]), items, label, on_done,
+                        cancel_check)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -228,8 +231,9 @@ class _PoolExecutor(Executor):
 class ThreadExecutor(_PoolExecutor):
     """Local threads (the default): for work that releases the GIL (numpy, scipy).
 
-    Work that holds the GIL (``holds_gil=True``, e.g. sep) runs instead in
-    processes forked for the map, one per thread: they inherit the function
+    Each call sees the calling thread's context variables (``contextvars``,
+    in a copy per call).  Work that holds the GIL (``holds_gil=True``, e.g.
+    sep) runs instead in processes forked for the map, one per thread: they inherit the function
     and the items (nothing is pickled on the way in, so lambdas and
     unpicklable items are fine) and send back only the results, which
     should be small.  Where ``fork`` is not available, or for a single
@@ -255,7 +259,11 @@ class ThreadExecutor(_PoolExecutor):
 
     def _map(self, func, items, label, on_done, cancel_check, holds_gil):
         if not holds_gil:
-            return super()._map(func, items, label, on_done, cancel_check, holds_gil)
+            # each call sees the context variables of the calling thread (e.g. a run's log
+            # handler), in a copy of its own
+            pool = self._get_pool()
+            return _collect(lambda i: pool.submit(contextvars.copy_context().run, func, items[i]),
+                            items, label, on_done, cancel_check)
         workers = min(self.max_workers, len(items))
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return SequentialExecutor._map(self, func, items, label, on_done, cancel_check)
@@ -265,7 +273,7 @@ class ThreadExecutor(_PoolExecutor):
             pool = futures.ProcessPoolExecutor(workers,
                                                mp_context=multiprocessing.get_context("fork"))
             try:
-                return _collect(pool, _call_forked, range(len(items)), items, label, on_done,
+                return _collect(lambda i: pool.submit(_call_forked, i), items, label, on_done,
                                 cancel_check)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -462,7 +470,9 @@ def map_in_memory(executor: Executor, func: Callable, items: Iterable) -> list:
     """
     items = list(items)
     if isinstance(executor, ThreadExecutor) and executor.max_workers > 1 and len(items) > 1:
-        return list(executor._get_pool().map(func, items))
+        pool = executor._get_pool()
+        calls = [pool.submit(contextvars.copy_context().run, func, item) for item in items]
+        return [call.result() for call in calls]
     return [func(item) for item in items]
 
 

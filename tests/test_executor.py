@@ -1,4 +1,5 @@
 """The executors: results in order, errors named, cancel, selection, frames via a shared directory."""
+import contextvars
 import os
 import threading
 import time
@@ -9,7 +10,7 @@ import pytest
 from gmoswidgets.errors import FileProblem, GmosError, ParameterError
 from gmoswidgets.executor import (SCHEDULER_ENV, SHARED_DIR_ENV, DaskExecutor, ProcessExecutor,
                                   SequentialExecutor, TaskError, ThreadExecutor,
-                                  get_executor)
+                                  get_executor, map_in_memory)
 
 
 def _square_late(x):
@@ -136,6 +137,33 @@ def test_work_holding_the_gil_with_one_worker_stays_in_the_calling_thread():
             == [(me, os.getpid())] * 2
     with ThreadExecutor(2) as ex:
         assert me not in ex.map(lambda x: threading.get_ident(), [1, 2])
+
+
+_RUN = contextvars.ContextVar("run", default=None)
+
+
+def test_thread_calls_see_the_callers_context_variables():
+    token = _RUN.set("run-1")
+    try:
+        with ThreadExecutor(2) as ex:
+            assert ex.map(lambda x: (_RUN.get(), x), [1, 2]) == [("run-1", 1), ("run-1", 2)]
+            assert map_in_memory(ex, lambda x: _RUN.get(), [1, 2]) == ["run-1", "run-1"]
+    finally:
+        _RUN.reset(token)
+
+
+def test_map_in_memory_uses_the_threads_of_a_thread_executor_only():
+    me = threading.get_ident()
+    barrier = threading.Barrier(2, timeout=5)  # both items at once, or it times out
+    with ThreadExecutor(2) as ex:
+        idents = map_in_memory(ex, lambda x: (barrier.wait(), threading.get_ident())[1], [1, 2])
+    assert me not in idents
+    for ex in (SequentialExecutor(), ProcessExecutor(2), ThreadExecutor(1)):
+        with ex:  # a closure is fine: nothing leaves this process
+            assert map_in_memory(ex, lambda x: (x * x, threading.get_ident()), [1, 2, 3]) == \
+                [(1, me), (4, me), (9, me)]
+    with ThreadExecutor(2) as ex, pytest.raises(ValueError, match="three is bad"):
+        map_in_memory(ex, _fail_on_three, range(5))
 
 
 def test_selection(monkeypatch):

@@ -208,7 +208,8 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     background = bkg.back()
     sub = image - background
     if variance is not None:
-        err = _native(np.sqrt(np.where(bad, np.inf, variance)))
+        err = _native(np.where(bad, np.inf, variance))
+        np.sqrt(err, out=err)
     else:
         err = _native(np.full(image.shape, max(bkg.globalrms, np.finfo(np.float32).tiny)))
     sub[bad] = 0.0
@@ -216,7 +217,7 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     objects, segmap = sep.extract(sub, detect_thresh, err=err, mask=bad, minarea=detect_minarea,
                                   deblend_cont=deblend_mincont, filter_type="conv",
                                   segmentation_map=True)
-    return objects, segmap.astype(np.int32), sub, err, bad, background
+    return objects, segmap.astype(np.int32, copy=False), sub, err, bad, background
 
 
 def _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius,
@@ -266,12 +267,13 @@ def _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius
 
     nseg = len(objects) + 1
     inseg = segmap > 0
-    above = inseg & (sub > analysis_thresh * err)
-    isoarea = np.bincount(segmap[above], minlength=nseg)[1:]
+    ids = segmap[inseg]
+    isoarea = np.bincount(ids[sub[inseg] > analysis_thresh * err[inseg]], minlength=nseg)[1:]
     imaflags = np.zeros(nseg, dtype=np.int64)
     if dqmask is not None:
-        flagged = inseg & (np.asarray(dqmask) != 0)
-        np.bitwise_or.at(imaflags, segmap[flagged], np.asarray(dqmask)[flagged].astype(np.int64))
+        dq_in = np.asarray(dqmask)[inseg]
+        flagged = dq_in != 0
+        np.bitwise_or.at(imaflags, ids[flagged], dq_in[flagged].astype(np.int64))
     imaflags = imaflags[1:]
     if set_saturation:
         flags[(imaflags & dq.SATURATED) != 0] |= _FLAG_SATURATED

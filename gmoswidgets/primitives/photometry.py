@@ -397,7 +397,7 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
     for frame, per_ext in zip(frames, found):
         out = light_copy(frame)  # the pixel planes are shared, not changed
         for index, (ext, (table, packed)) in enumerate(zip(out.exts, per_ext), start=1):
-            ext.objcat = table
+            ext.objcat = table = add_world_columns(table, ext.header)
             ext.objmask = np.unpackbits(packed, count=ext.data.size).reshape(ext.data.shape)
             good = table[table["FLAGS"] == 0] if len(table) else table
             fwhm = np.nanmedian(good["FWHM_IMAGE"]) if len(good) else np.nan
@@ -413,18 +413,22 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
 def detect_frame(frame: Frame, **options) -> list[tuple[Table, np.ndarray]]:
     """:func:`detectSources` on one frame: each extension's OBJCAT and packed OBJMASK.
 
+    Only numpy and sep run here (it may run in a process forked from a
+    multi-threaded one, where little else is safe).
+
     ``options`` are detectSources' parameters (see :func:`find_sources`).
 
     Returns
     -------
     list of tuple
-        Per extension, the OBJCAT (world columns filled) and the object mask
-        as :func:`numpy.packbits` of the flattened 0/1 plane (1/8 of its size).
+        Per extension, the OBJCAT (world columns NaN: see
+        :func:`add_world_columns`) and the object mask as
+        :func:`numpy.packbits` of the flattened 0/1 plane (1/8 of its size).
     """
     found = []
     for ext in frame.exts:
         table, segmap = find_sources(ext.data, ext.variance, ext.mask, **options)
-        found.append((add_world_columns(table, ext.header), np.packbits(segmap > 0, axis=None)))
+        found.append((table, np.packbits(segmap > 0, axis=None)))
     return found
 
 

@@ -130,6 +130,20 @@ def test_work_holding_the_gil_in_processes_names_the_failed_item():
         assert ex.map(_square_late, range(4), holds_gil=True) == [0, 1, 4, 9]  # still usable
 
 
+def test_cancel_of_a_forked_map_leaves_no_process_behind():
+    import multiprocessing
+    stop = threading.Event()
+
+    def cancel_check():
+        if stop.is_set():
+            raise KeyboardInterrupt("cancelled")
+
+    with ThreadExecutor(2) as ex, pytest.raises(KeyboardInterrupt):
+        ex.map(lambda x: time.sleep(0.2) or x, range(20), holds_gil=True,
+               on_done=lambda i, r: stop.set(), cancel_check=cancel_check)
+    assert multiprocessing.active_children() == []  # the forked workers were waited for
+
+
 def test_work_holding_the_gil_with_one_worker_stays_in_the_calling_thread():
     me = threading.get_ident()
     with ThreadExecutor(1) as ex:

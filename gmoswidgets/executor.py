@@ -233,11 +233,13 @@ class ThreadExecutor(_PoolExecutor):
 
     Each call sees the calling thread's context variables (``contextvars``,
     in a copy per call).  Work that holds the GIL (``holds_gil=True``, e.g.
-    sep) runs instead in processes forked for the map, one per thread: they inherit the function
-    and the items (nothing is pickled on the way in, so lambdas and
-    unpicklable items are fine) and send back only the results, which
-    should be small.  Where ``fork`` is not available, or for a single
-    item or worker, it runs in the calling thread.
+    sep) runs instead in processes forked for the map (as many as there
+    are threads): they inherit the function and the items (nothing is
+    pickled on the way in, so lambdas and unpicklable items are fine) and
+    send back only the results, which should be small.  Such work should
+    use only numpy-level code (a forked copy of a multi-threaded process
+    may find a lock held).  Where ``fork`` is not available, or for a
+    single item or worker, it runs in the calling thread.
 
     The worker threads allocate from glibc's main malloc arena, as the
     calling thread does: with an arena per thread, freed frame-sized

@@ -53,7 +53,7 @@ STAGES = (("list_of_bias.txt", "_bias"), ("list_of_flats.txt", "_flat"),
           ("list_of_science.txt", None))
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 _STEP_START = re.compile(r" - Step (\d+)/(\d+): ")
-_STEP_TOOK = re.compile(r" - (\S+) took ([\d.]+) s$")
+_STEP_TOOK = re.compile(r" - (.+?) took ([\d.]+) s$")
 
 
 def run_command(args, cwd: Path, env: dict) -> dict:

@@ -239,37 +239,51 @@ def _bpm_planes(frame, ctx, static_bpm, user_bpm):
 def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user_bpm: str | None,
           add_illum_mask: bool) -> list[Frame]:
     """Add the DQ plane: bad pixels (1), saturated (4), unilluminated (64)."""
-    out = []
-    for frame in frames:
-        if all(ext.mask is not None for ext in frame.exts):
-            ctx.log.warning("%s already has a DQ plane; left unchanged", frame.filename)
-            out.append(light_copy(frame))
-            continue
-        new = light_copy(frame)
+    done = [all(ext.mask is not None for ext in frame.exts) for frame in frames]
+    items = []
+    for frame in (f for f, skip in zip(frames, done) if skip):
+        ctx.log.warning("%s already has a DQ plane; left unchanged", frame.filename)
+    for frame in (f for f, skip in zip(frames, done) if not skip):
+        # what needs the calibration service or the log is done here, the pixels by ctx.map
         bpms = _bpm_planes(frame, ctx, static_bpm, user_bpm)
-        saturation = new.descriptor("saturation_level")
-        nonlinear = new.descriptor("non_linear_level")
         # DRAGONS adds the mask to imaging (and spectroscopy) frames, never to biases and darks
         wants_illum = add_illum_mask and not {"BIAS", "DARK"} & frame.tags
-        illum = illumination_mask(new) if wants_illum else None
-        if wants_illum and illum is None:
+        if wants_illum and illumination_mask_name(frame) is None:
+            wants_illum = False
             ctx.log.warning("%s: DRAGONS has no illumination mask for %s %s binned %s with "
                             "NAMPS = %s; no unilluminated pixels flagged", frame.filename,
                             frame.phu.get("INSTRUME"), frame.descriptor("detector_name"),
                             "x".join(str(b) for b in geometry.binning_of(frame)),
                             frame.phu.get("NAMPS", "(missing)"))
-        for index, ext in enumerate(new.exts):
-            mask = np.zeros(ext.data.shape, dtype=dq.DTYPE)
-            if bpms[index] is not None:
-                mask |= bpms[index]
-            data = ext.data
-            mask[data >= saturation[index]] |= dq.SATURATED
-            mask[(data >= nonlinear[index]) & (data < saturation[index])] |= dq.NON_LINEAR
-            if illum is not None:
-                mask[illum[index]] |= dq.UNILLUMINATED
-            ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
-        out.append(new)
-    return out
+        elif wants_illum:
+            _illum_mask_frame(illumination_mask_name(frame))   # read once, before the threads
+        items.append((frame, bpms, wants_illum))
+    flagged = iter(ctx.map(_dq_frame, items))
+    return [light_copy(frame) if skip else next(flagged) for frame, skip in zip(frames, done)]
+
+
+def _dq_frame(item) -> Frame:
+    """addDQ of one frame (run by ``ctx.map``): a light copy with its DQ planes.
+
+    ``item`` is the frame, its BPM planes (or None per extension) and
+    whether to flag the unilluminated pixels.
+    """
+    frame, bpms, wants_illum = item
+    new = light_copy(frame)
+    saturation = new.descriptor("saturation_level")
+    nonlinear = new.descriptor("non_linear_level")
+    illum = illumination_mask(new) if wants_illum else None
+    for index, ext in enumerate(new.exts):
+        mask = np.zeros(ext.data.shape, dtype=dq.DTYPE)
+        if bpms[index] is not None:
+            mask |= bpms[index]
+        data = ext.data
+        mask[data >= saturation[index]] |= dq.SATURATED
+        mask[(data >= nonlinear[index]) & (data < saturation[index])] |= dq.NON_LINEAR
+        if illum is not None:
+            mask[illum[index]] |= dq.UNILLUMINATED
+        ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
+    return new
 
 
 # -- addVAR ---------------------------------------------------------------------

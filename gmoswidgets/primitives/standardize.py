@@ -93,30 +93,34 @@ def prepare(frames: list[Frame], ctx: StepContext, *, require_wcs: bool) -> list
     if not frames:
         return []
     _check_set(frames)
-    out = []
-    for frame in frames:
-        if _is_prepared(frame):
+    done = [_is_prepared(frame) for frame in frames]
+    for frame, skip in zip(frames, done):
+        if skip:
             ctx.log.warning("%s has already been prepared; left unchanged", frame.filename)
-            out.append(light_copy(frame))
-            continue
-        _check_frame(frame, require_wcs)
-        gains = frame.descriptor("gain")
-        noises = frame.descriptor("read_noise")
-        saturation = frame.descriptor("saturation_level")
-        nonlinear = frame.descriptor("non_linear_level")
-        new = light_copy(frame)
-        new.phu[GAINSET] = (frame.descriptor("gain_setting"), "Gain setting of the readout")
-        for ext, g, rn, sat, nonlin in zip(new.exts, gains, noises, saturation, nonlinear):
-            ext.data = ext.data.astype(np.float32, copy=False)
-            if ext.variance is not None:
-                ext.variance = ext.variance.astype(np.float32, copy=False)
-            ext.header[GAIN] = (float(g), "Gain (e-/ADU)")
-            ext.header[RDNOISE] = (float(rn), "Read noise (e-)")
-            ext.header[SATLEVEL] = (float(sat), "Saturation level")
-            ext.header[NONLINEA] = (float(nonlin), "Non-linear level")
-            ext.header[BUNIT] = (BUNIT_ADU, "Physical units of the array values")
-        out.append(new)
-    return out
+        else:
+            _check_frame(frame, require_wcs)
+    prepared = iter(ctx.map(_prepare_frame, [f for f, skip in zip(frames, done) if not skip]))
+    return [light_copy(frame) if skip else next(prepared) for frame, skip in zip(frames, done)]
+
+
+def _prepare_frame(frame: Frame) -> Frame:
+    """prepare of one checked frame (run by ``ctx.map``): float32 pixels, standard keywords."""
+    gains = frame.descriptor("gain")
+    noises = frame.descriptor("read_noise")
+    saturation = frame.descriptor("saturation_level")
+    nonlinear = frame.descriptor("non_linear_level")
+    new = light_copy(frame)
+    new.phu[GAINSET] = (frame.descriptor("gain_setting"), "Gain setting of the readout")
+    for ext, g, rn, sat, nonlin in zip(new.exts, gains, noises, saturation, nonlinear):
+        ext.data = ext.data.astype(np.float32, copy=False)
+        if ext.variance is not None:
+            ext.variance = ext.variance.astype(np.float32, copy=False)
+        ext.header[GAIN] = (float(g), "Gain (e-/ADU)")
+        ext.header[RDNOISE] = (float(rn), "Read noise (e-)")
+        ext.header[SATLEVEL] = (float(sat), "Saturation level")
+        ext.header[NONLINEA] = (float(nonlin), "Non-linear level")
+        ext.header[BUNIT] = (BUNIT_ADU, "Physical units of the array values")
+    return new
 
 
 # -- addDQ ----------------------------------------------------------------------

@@ -102,7 +102,7 @@ def _overlap_offsets(frames, separate_ext, statsec):
 
 # -- frame-level stacking ------------------------------------------------------------
 
-def combine_workers(ctx: StepContext) -> int:
+def _combine_workers(ctx: StepContext) -> int:
     """Threads combining at once: 1 with the sequential executor (the reference), else the cores.
 
     The combination runs in this process whatever the executor (numpy
@@ -180,7 +180,7 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
                                                   "measure them on")
     first = frames[0]
     exts = []
-    workers = combine_workers(ctx)
+    workers = _combine_workers(ctx)
     for index in range(nexts):
         inputs = [frame.exts[index] for frame in frames]
         zeros = zero_table[:, index] / scale_table[:, index] if zero else None

@@ -149,6 +149,7 @@ class StepPanel(W.VBox):
                                         layout=W.Layout(width="300px"))
         self.progress.add_class("gmos-progress")
         self.progress_text = W.Label("")
+        self.progress_text.add_class("gmos-progress-text")
         self.error = W.HTML("")
         self.error.add_class("gmos-step-error")
         self.log_box = W.Textarea(value="", disabled=True,

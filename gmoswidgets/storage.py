@@ -10,7 +10,10 @@ Four policies (:data:`KEEP_MODES`):
   the next step's inputs included: memory holds one step's outputs at most;
 * ``'stream'``: as ``'spill'``, and the engine also runs the steps that work
   frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) :data:`STREAM_BATCH`
-  frames at a time, so that memory does not grow with the number of frames.
+  frames at a time; the frames that per-frame work (``ctx.map``) returns
+  are written as they come and handed back mapped; a step's mapped inputs
+  are let go of (:meth:`StepStore.trim`) at each progress report.  Memory
+  then does not grow with the number of frames.
 
 On disk, each frame's pixel planes are raw arrays in the machine's byte
 order, one file per frame, mapped with :mod:`mmap` so that looking at one
@@ -22,6 +25,7 @@ points at the file it came from.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import mmap
 import pickle
 import shutil
@@ -32,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .executor import Executor, SequentialExecutor
 from .frame import Extension, Frame
 
 __all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "StepStore"]
@@ -42,6 +47,8 @@ KEEP_MODES = ("all", "last", "spill", "stream")
 ON_DISK = ("spill", "stream")
 #: Frames a per-frame step processes at once under ``keep='stream'`` (one per core here).
 STREAM_BATCH = 2
+#: Executors running in this process, whose per-frame results can be spilled as they come.
+IN_PROCESS = ("sync", "threads")
 #: Alignment of each plane in a spill file (bytes).
 _ALIGN = 64
 #: The Extension attributes that hold pixel planes.
@@ -73,6 +80,7 @@ class _SpillFiles:
         self._maps = weakref.WeakValueDictionary()   # path -> mmap, while arrays use it
         self._origin: dict[int, tuple] = {}          # id(array) -> (weakref, _Plane)
         self._lock = threading.Lock()
+        self._names = itertools.count()
         self.bytes_written = 0
 
     def write(self, frame: Frame, name: str) -> tuple[bytes, set]:
@@ -100,14 +108,18 @@ class _SpillFiles:
                 for start, arr in new:
                     fh.seek(start)
                     fh.write(arr.data if arr.size else b"")
-            self.bytes_written += sum(arr.nbytes for _, arr in new)
         skeleton = Frame(frame.phu, exts, frame.path, frame.tables)
         skeleton.filename = frame.filename
         files = {p.path for e in exts for p in (getattr(e, a) for a in _PLANES) if p is not None}
         with self._lock:
+            self.bytes_written += sum(arr.nbytes for _, arr in new)
             for used in files:
                 self._users[used] = self._users.get(used, 0) + 1
         return pickle.dumps(skeleton, protocol=pickle.HIGHEST_PROTOCOL), files
+
+    def scratch_name(self, prefix: str) -> str:
+        """A new file name for a frame written while a step runs."""
+        return f"{prefix}_map{next(self._names):04d}"
 
     def _unchanged(self, arr: np.ndarray) -> _Plane | None:
         """The plane ``arr`` was mapped from, if it is that very (read-only) array and still kept."""
@@ -163,6 +175,26 @@ class _SpillFiles:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class _SpillingExecutor(Executor):
+    """Runs per-frame work on an in-process executor; each Frame result is written to disk
+    in the worker and handed back mapped, so that a step's results need not all be in memory."""
+
+    def __init__(self, inner: Executor, files: _SpillFiles, prefix: str, scratch: list):
+        self.inner, self.files, self.prefix, self.scratch = inner, files, prefix, scratch
+        self.name = inner.name
+
+    def _spilled(self, func, item):
+        result = func(item)
+        if not isinstance(result, Frame):
+            return result
+        record, used = self.files.write(result, self.files.scratch_name(self.prefix))
+        self.scratch.append(used)
+        return self.files.read(record)
+
+    def map(self, func, items, **options) -> list:
+        return self.inner.map(lambda item: self._spilled(func, item), items, **options)
+
+
 class _Stored:
     """Outputs of one step: frames in memory, or records of frames on disk."""
 
@@ -199,6 +231,7 @@ class StepStore:
         self._spill_root = Path(spill_dir) if spill_dir is not None else None
         self._files: _SpillFiles | None = None
         self._stored: dict[int, _Stored] = {}
+        self._scratch: list[set] = []   # files of frames written by the running step's work
 
     @property
     def streams(self) -> bool:
@@ -219,8 +252,20 @@ class StepStore:
         self.append(index, frames)
         self.finish(index)
 
+    def spilling(self, executor: Executor | None, index: int) -> Executor | None:
+        """``executor`` writing the frames per-frame work returns as they come (``'stream'``).
+
+        Only for executors in this process (``'sync'``, ``'threads'``); others
+        are returned as they are.
+        """
+        if not self.streams or (executor is not None and executor.name not in IN_PROCESS):
+            return executor
+        return _SpillingExecutor(executor or SequentialExecutor(), self._spill_files(),
+                                 f"step{index:02d}", self._scratch)
+
     def finish(self, index: int) -> None:
         """Step ``index`` has all its outputs: under ``keep='last'``, forget the earlier steps."""
+        self._release_scratch()
         if self.keep == "last":
             for earlier in [k for k in self._stored if k < index]:
                 self.discard(earlier)
@@ -252,10 +297,15 @@ class StepStore:
 
     def discard(self, index: int) -> None:
         """Forget the outputs of step ``index`` (and delete files nothing else uses), if held."""
+        self._release_scratch()
         stored = self._stored.pop(index, None)
         if stored is not None and self._files is not None:
             for _, files in stored.records:
                 self._files.release(files)
+
+    def _release_scratch(self) -> None:
+        while self._scratch:
+            self._files.release(self._scratch.pop())
 
     def trim(self) -> None:
         """Drop the pages of mapped outputs from this process's memory (they stay on disk)."""

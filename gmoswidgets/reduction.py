@@ -90,8 +90,8 @@ class Reduction:
         Memory policy (:class:`~gmoswidgets.storage.StepStore`): every step's
         outputs in memory, only the latest ones (earlier ones are recomputed
         if needed), each step's written to a temporary directory and mapped
-        back on demand, or that and per-frame steps run a few frames at a
-        time (memory bounded whatever the number of frames).
+        back on demand, or only the latest on disk with per-frame steps run
+        a few frames at a time (memory bounded whatever the number of frames).
     spill_dir : path-like, optional
         Parent directory for ``keep='spill'`` or ``'stream'`` (default: the
         system's temporary one).

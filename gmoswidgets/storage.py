@@ -8,12 +8,14 @@ Four policies (:data:`KEEP_MODES`):
 * ``'spill'``: each step's outputs are written to a temporary directory as
   soon as the step ends and mapped back (read-only, lazily) when asked for,
   the next step's inputs included: memory holds one step's outputs at most;
-* ``'stream'``: as ``'spill'``, and the engine also runs the steps that work
-  frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) :data:`STREAM_BATCH`
-  frames at a time; the frames that per-frame work (``ctx.map``) returns
-  are written as they come and handed back mapped; a step's mapped inputs
-  are let go of (:meth:`StepStore.trim`) at each progress report.  Memory
-  then does not grow with the number of frames.
+* ``'stream'``: for many frames.  Only the latest step's outputs are held
+  (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
+  work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`)
+  :data:`STREAM_BATCH` frames at a time; the frames that per-frame work
+  (``ctx.map``) returns are written as they come and handed back mapped; a
+  step's mapped inputs are let go of (:meth:`StepStore.trim`) at each
+  progress report.  Memory then does not grow with the number of frames;
+  the disk holds two steps' outputs at most.
 
 On disk, each frame's pixel planes are raw arrays in the machine's byte
 order, one file per frame, mapped with :mod:`mmap` so that looking at one
@@ -264,9 +266,9 @@ class StepStore:
                                  f"step{index:02d}", self._scratch)
 
     def finish(self, index: int) -> None:
-        """Step ``index`` has all its outputs: under ``keep='last'``, forget the earlier steps."""
+        """Step ``index`` has all its outputs: under ``'last'`` or ``'stream'``, forget earlier steps."""
         self._release_scratch()
-        if self.keep == "last":
+        if self.keep in ("last", "stream"):
             for earlier in [k for k in self._stored if k < index]:
                 self.discard(earlier)
 

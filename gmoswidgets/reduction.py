@@ -407,8 +407,7 @@ class Reduction:
                              calibrations_for=lambda sources: used.paths_for(sources, inputs))
 
     def _progress(self, index: int, message: str, fraction: float) -> None:
-        if self._store.streams:
-            self._store.trim()  # what a stack has read of its mapped inputs need not stay resident
+        self._store.trim()  # what a step has read of its mapped inputs need not stay resident
         self._hub.emit(Event("progress", index, message, fraction=fraction))
 
     def _write(self, frame: Frame, filename: str) -> Path:

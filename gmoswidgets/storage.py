@@ -7,15 +7,15 @@ Four policies (:data:`KEEP_MODES`):
   forgotten (the engine recomputes them when asked);
 * ``'spill'``: each step's outputs are written to a temporary directory as
   soon as the step ends and mapped back (read-only, lazily) when asked for,
-  the next step's inputs included: memory holds one step's outputs at most;
+  the next step's inputs included; the frames that per-frame work
+  (``ctx.map``) returns are written as they come and handed back mapped, and
+  a step's mapped inputs are let go of (:meth:`StepStore.trim`) at each
+  progress report: memory holds a few frames, not whole steps;
 * ``'stream'``: for many frames.  Only the latest step's outputs are held
   (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
   work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`)
-  :data:`STREAM_BATCH` frames at a time; the frames that per-frame work
-  (``ctx.map``) returns are written as they come and handed back mapped; a
-  step's mapped inputs are let go of (:meth:`StepStore.trim`) at each
-  progress report.  Memory then does not grow with the number of frames;
-  the disk holds two steps' outputs at most.
+  :data:`STREAM_BATCH` frames at a time.  Memory then does not grow with
+  the number of frames; the disk holds two steps' outputs at most.
 
 On disk, each frame's pixel planes are raw arrays in the machine's byte
 order, one file per frame, mapped with :mod:`mmap` so that looking at one
@@ -255,12 +255,12 @@ class StepStore:
         self.finish(index)
 
     def spilling(self, executor: Executor | None, index: int) -> Executor | None:
-        """``executor`` writing the frames per-frame work returns as they come (``'stream'``).
+        """``executor`` writing the frames per-frame work returns as they come (on disk policies).
 
         Only for executors in this process (``'sync'``, ``'threads'``); others
         are returned as they are.
         """
-        if not self.streams or (executor is not None and executor.name not in IN_PROCESS):
+        if self.keep not in ON_DISK or (executor is not None and executor.name not in IN_PROCESS):
             return executor
         return _SpillingExecutor(executor or SequentialExecutor(), self._spill_files(),
                                  f"step{index:02d}", self._scratch)

@@ -272,9 +272,11 @@ class Reduction:
         return self.run_to(last)
 
     def outputs(self, key: StepKey) -> list[Frame]:
-        """The output frames of a step that has run (recomputed if freed, ``keep='last'``).
+        """The output frames of a step that has run (recomputed if freed: ``'last'``, ``'stream'``).
 
-        A GmosError says so if the step has not run yet.
+        Under ``keep='spill'`` or ``'stream'`` the planes are read-only arrays
+        mapped from the spill files (copy before changing them).  A GmosError
+        says so if the step has not run yet.
         """
         step = self.step(key)
         index = step.index
@@ -321,7 +323,7 @@ class Reduction:
 
     def _load_inputs(self, start: int = 0, stop: int | None = None) -> list[Frame]:
         if self._inputs is not None:
-            return self._inputs[start:stop]
+            return self._inputs if (start, stop) == (0, None) else self._inputs[start:stop]
         frames = [stamp_input(read_frame(path), path, self.steps[0].primitive)
                   for path in self.files[start:stop]]
         if self.keep == "all" and (start, stop) == (0, None):

@@ -86,8 +86,12 @@ class _SpillFiles:
         self.bytes_written = 0
 
     def write(self, frame: Frame, name: str) -> tuple[bytes, set]:
-        """Write the planes of ``frame`` not already on disk; return its record and its files."""
-        path = self.directory / f"{name}.bin"
+        """Write the planes of ``frame`` not already on disk; return its record and its files.
+
+        File names are never reused (a re-run step gets new ones), so that a
+        mapping still held of a discarded file is never taken for the new one.
+        """
+        path = self.directory / f"{name}-{next(self._names)}.bin"
         new, exts, offset = [], [], 0
         for ext in frame.exts:
             planes = {}
@@ -118,10 +122,6 @@ class _SpillFiles:
             for used in files:
                 self._users[used] = self._users.get(used, 0) + 1
         return pickle.dumps(skeleton, protocol=pickle.HIGHEST_PROTOCOL), files
-
-    def scratch_name(self, prefix: str) -> str:
-        """A new file name for a frame written while a step runs."""
-        return f"{prefix}_map{next(self._names):04d}"
 
     def _unchanged(self, arr: np.ndarray) -> _Plane | None:
         """The plane ``arr`` was mapped from, if it is that very (read-only) array and still kept."""
@@ -189,7 +189,7 @@ class _SpillingExecutor(Executor):
         result = func(item)
         if not isinstance(result, Frame):
             return result
-        record, used = self.files.write(result, self.files.scratch_name(self.prefix))
+        record, used = self.files.write(result, f"{self.prefix}_map")
         self.scratch.append(used)
         return self.files.read(record)
 

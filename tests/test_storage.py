@@ -96,8 +96,8 @@ def test_store_shares_an_unchanged_plane_until_its_last_user_goes(tmp_path):
                                             first[0].mask + 1)])
     store.put(1, [passed_on])
     files = sorted(p.name for p in tmp_path.rglob("*.bin"))
-    assert files == ["step00_000.bin", "step01_000.bin"]
-    step1 = next(tmp_path.rglob("step01_000.bin"))
+    assert [name.split("-")[0] for name in files] == ["step00_000", "step01_000"]
+    step1 = next(tmp_path.rglob("step01_000-*.bin"))
     assert step1.stat().st_size == 4 * 5 * 2           # only the new DQ plane
     store.discard(0)                                    # step 1 still maps step 0's SCI and VAR
     again = store.load(1)[0]
@@ -105,6 +105,18 @@ def test_store_shares_an_unchanged_plane_until_its_last_user_goes(tmp_path):
     np.testing.assert_array_equal(again[0].mask, 1)
     store.discard(1)
     assert not list(tmp_path.rglob("*.bin"))
+    store.close()
+
+
+def test_a_rerun_step_never_reads_the_mappings_of_its_discarded_files(tmp_path):
+    store = StepStore("spill", spill_dir=tmp_path)
+    store.put(0, [_frame(1.0, "a.fits")])
+    old = store.load(0)[0]                              # still mapped (a viewer holds it)
+    store.put(0, [_frame(2.0, "a.fits")])               # the step re-run
+    np.testing.assert_array_equal(store.load(0)[0][0].data, 2.0)
+    store.put(1, [Frame(old.phu, [Extension(old[0].data, old[0].header)])])
+    np.testing.assert_array_equal(store.load(1)[0][0].data, 1.0)  # written, not taken as step 0's
+    np.testing.assert_array_equal(old[0].data, 1.0)
     store.close()
 
 

@@ -51,6 +51,8 @@ ON_DISK = ("spill", "stream")
 STREAM_BATCH = 2
 #: Executors running in this process, whose per-frame results can be spilled as they come.
 IN_PROCESS = ("sync", "threads")
+#: Mapped bytes above which a progress report lets the system drop the mapped pages.
+TRIM_ABOVE = 512 * 2**20
 #: Alignment of each plane in a spill file (bytes).
 _ALIGN = 64
 #: The Extension attributes that hold pixel planes.
@@ -167,11 +169,16 @@ class _SpillFiles:
                     path.unlink(missing_ok=True)
 
     def trim(self) -> None:
-        """Let the system drop the mapped pages from this process (re-read when touched again)."""
+        """Let the system drop the mapped pages from this process (re-read when touched again).
+
+        Only when more than :data:`TRIM_ABOVE` bytes are mapped: below, the
+        pages a step will read again are left in place.
+        """
         with self._lock:
             maps = list(self._maps.values())
-        for mapped in maps:
-            mapped.madvise(mmap.MADV_DONTNEED)
+        if sum(len(mapped) for mapped in maps) > TRIM_ABOVE:
+            for mapped in maps:
+                mapped.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -313,13 +313,13 @@ class Reduction:
                     raise ReductionCancelled("reduction cancelled by the user")
                 self._execute(step.index)
 
-    def _frames_after(self, index: int, start: int = 0, stop: int | None = None) -> list[Frame]:
-        """Outputs ``start:stop`` of step ``index`` (-1: the inputs), recomputing them if freed."""
+    def _frames_after(self, index: int) -> list[Frame]:
+        """Outputs of step ``index`` (-1: the inputs), recomputing them if freed."""
         if index < 0:
-            return self._load_inputs(start, stop)
+            return self._load_inputs()
         if index not in self._store:
             self._execute(index)
-        return self._store.load(index, start, stop)
+        return self._store.load(index)
 
     def _load_inputs(self, start: int = 0, stop: int | None = None) -> list[Frame]:
         if self._inputs is not None:
@@ -337,8 +337,9 @@ class Reduction:
             yield 0, len(inputs), inputs
             return
         total = len(self.files) if step.index == 0 else self._store.count(step.index - 1)
-        for first in range(0, total, STREAM_BATCH):
-            yield first, total, self._frames_after(step.index - 1, first, first + STREAM_BATCH)
+        for first in range(0, total, STREAM_BATCH):  # inputs consumed as they go: no recompute
+            yield first, total, (self._load_inputs(first, first + STREAM_BATCH) if step.index == 0
+                                 else self._store.load(step.index - 1, first, first + STREAM_BATCH))
 
     def _execute(self, index: int) -> None:
         step = self.steps[index]
@@ -358,6 +359,7 @@ class Reduction:
                 outputs = list(inputs) if status == SKIPPED else self._call(step, inputs,
                                                                             (first, total))
                 self._store.append(index, outputs)
+                self._store.consume(index - 1, first, first + len(inputs))
                 if step.values["write_outputs"] and status == DONE:
                     for frame in outputs:
                         self._write(frame, frame.filename)

@@ -14,8 +14,9 @@ Four policies (:data:`KEEP_MODES`):
 * ``'stream'``: for many frames.  Only the latest step's outputs are held
   (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
   work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`)
-  :data:`STREAM_BATCH` frames at a time.  Memory then does not grow with
-  the number of frames; the disk holds two steps' outputs at most.
+  :data:`STREAM_BATCH` frames at a time, deleting each batch's inputs once
+  used.  Memory then does not grow with the number of frames; the disk holds
+  about one step's outputs.
 
 On disk, each frame's pixel planes are raw arrays in the machine's byte
 order, one file per frame, mapped with :mod:`mmap` so that looking at one
@@ -209,7 +210,8 @@ class _Stored:
 
     def __init__(self):
         self.frames: list[Frame] = []
-        self.records: list[tuple[bytes, set]] = []
+        self.records: list[tuple[bytes, set | None]] = []   # files None: consumed
+        self.complete = True
 
     def __len__(self) -> int:
         return len(self.frames) + len(self.records)
@@ -253,7 +255,7 @@ class StepStore:
         return self._files.bytes_written if self._files is not None else 0
 
     def __contains__(self, index: int) -> bool:
-        return index in self._stored
+        return index in self._stored and self._stored[index].complete
 
     def put(self, index: int, frames: list[Frame]) -> None:
         """Hold the outputs of step ``index`` (replacing any); apply the policy to earlier steps."""
@@ -304,13 +306,31 @@ class StepStore:
             return stored.frames if (start, stop) == (0, None) else stored.frames[start:stop]
         return [self._files.read(record) for record, _ in stored.records[start:stop]]
 
+    def consume(self, index: int, start: int, stop: int) -> None:
+        """Frames ``start:stop`` of step ``index`` have been used by the next step.
+
+        Under ``'stream'`` (which forgets earlier steps anyway) their files
+        are deleted now if nothing else uses them, so that the disk holds
+        about one step; step ``index`` is then no longer held.
+        """
+        stored = self._stored.get(index)
+        if not self.streams or stored is None:
+            return
+        for i in range(start, min(stop, len(stored.records))):
+            record, files = stored.records[i]
+            if files is not None:
+                self._files.release(files)
+                stored.records[i] = (record, None)
+        stored.complete = False
+
     def discard(self, index: int) -> None:
         """Forget the outputs of step ``index`` (and delete files nothing else uses), if held."""
         self._release_scratch()
         stored = self._stored.pop(index, None)
         if stored is not None and self._files is not None:
             for _, files in stored.records:
-                self._files.release(files)
+                if files is not None:
+                    self._files.release(files)
 
     def _release_scratch(self) -> None:
         while self._scratch:

@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 
 from gmoswidgets.frame import Extension, Frame
-from gmoswidgets.reduction import Reduction
+from gmoswidgets.reduction import PENDING, Reduction, ReductionCancelled
 from gmoswidgets.storage import STREAM_BATCH, StepStore
 from gmoswidgets.steps import PER_FRAME
 
@@ -78,6 +78,24 @@ def test_streamed_steps_equal_the_in_memory_ones_and_their_files_go(tutorial4, t
     red.close()
     assert not any(p.exists() for p in spill)
     assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_a_stream_cancelled_mid_step_recomputes_what_it_had_consumed(tutorial4, tmp_path):
+    files = [str(p) for p in tutorial4.bias[:3]]
+    ref, _ = _bias_run(files, "all", tmp_path)
+    red = Reduction(files, keep="stream", spill_dir=tmp_path / "tmp", workdir=tmp_path / "stream")
+    step = red.step("overscanCorrect")
+
+    def cancel_after_first_batch(event):  # progress 1/3, 2/3: first batch (2 frames); 3/3: second
+        if event.kind == "progress" and event.step_index == step.index and event.fraction > 0.7:
+            red.cancel()
+    red.subscribe(cancel_after_first_batch)
+    with pytest.raises(ReductionCancelled):
+        red.run_all()
+    assert step.status == PENDING and not red.has_outputs(step.index - 1)  # partly consumed
+    red.unsubscribe(cancel_after_first_batch)
+    red.run_all()
+    _assert_same_frames(red.outputs(len(red.steps) - 1), ref.outputs(len(ref.steps) - 1), "final")
 
 
 def _frame(value, name):

@@ -392,8 +392,8 @@ class Reduction:
         """Run ``step`` on ``inputs``, frames ``part = (first, total)`` of its inputs."""
         used = StepCalibrations(self._lookup, original_name)
         first, total = part
-        ctx = StepContext(logger=self.log, calibration_lookup=used,
-                          executor=self._store.spilling(self.executor, step.index),
+        ctx = StepContext(logger=self.log, calibration_lookup=used, executor=self.executor,
+                          keep_result=self._store.result_keeper(self.executor, step.index),
                           progress_callback=lambda f, m: self._progress(
                               step.index, m, (first + f * len(inputs)) / max(total, 1)),
                           cancel_check=self._check_cancel, workdir=self.workdir)

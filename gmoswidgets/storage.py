@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .executor import Executor, SequentialExecutor
 from .frame import Extension, Frame
 
 __all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "StepStore"]
@@ -185,26 +184,6 @@ class _SpillFiles:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-class _SpillingExecutor(Executor):
-    """Runs per-frame work on an in-process executor; each Frame result is written to disk
-    in the worker and handed back mapped, so that a step's results need not all be in memory."""
-
-    def __init__(self, inner: Executor, files: _SpillFiles, prefix: str, scratch: list):
-        self.inner, self.files, self.prefix, self.scratch = inner, files, prefix, scratch
-        self.name = inner.name
-
-    def _spilled(self, func, item):
-        result = func(item)
-        if not isinstance(result, Frame):
-            return result
-        record, used = self.files.write(result, f"{self.prefix}_map")
-        self.scratch.append(used)
-        return self.files.read(record)
-
-    def map(self, func, items, **options) -> list:
-        return self.inner.map(lambda item: self._spilled(func, item), items, **options)
-
-
 class _Stored:
     """Outputs of one step: frames in memory, or records of frames on disk."""
 
@@ -263,16 +242,21 @@ class StepStore:
         self.append(index, frames)
         self.finish(index)
 
-    def spilling(self, executor: Executor | None, index: int) -> Executor | None:
-        """``executor`` writing the frames per-frame work returns as they come (on disk policies).
-
-        Only for executors in this process (``'sync'``, ``'threads'``); others
-        are returned as they are.
-        """
+    def result_keeper(self, executor, index: int):
+        """For per-frame work of step ``index`` on ``executor``: a function writing a Frame
+        result to disk and returning it mapped (so that a step's results need not all be in
+        memory), or None (in-memory policies, executors outside this process)."""
         if self.keep not in ON_DISK or (executor is not None and executor.name not in IN_PROCESS):
-            return executor
-        return _SpillingExecutor(executor or SequentialExecutor(), self._spill_files(),
-                                 f"step{index:02d}", self._scratch)
+            return None
+        files, name = self._spill_files(), f"step{index:02d}_map"
+
+        def keep(result):
+            if not isinstance(result, Frame):
+                return result
+            record, used = files.write(result, name)
+            self._scratch.append(used)
+            return files.read(record)
+        return keep
 
     def finish(self, index: int) -> None:
         """Step ``index`` has all its outputs: under ``'last'`` or ``'stream'``, forget earlier steps."""

@@ -11,18 +11,20 @@ tables such as ``PROVENANCE`` and ``HISTORY``.  Both read into a
 """
 from __future__ import annotations
 
-
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
 
 from .atomic import atomic_path
 from .errors import FileProblem
 from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
+
+if TYPE_CHECKING:  # astropy.table is imported where a table is read (start-up time)
+    from astropy.table import Table
 
 __all__ = ["Extension", "Frame", "HeaderSet", "read_headers", "read_frame", "FRAME_TABLES"]
 
@@ -387,6 +389,7 @@ def read_frame(path) -> Frame:
     FileProblem
         Not a FITS file, truncated, not GMOS, or inconsistent planes.
     """
+    from astropy.table import Table
     hdulist = _open(path)
     try:
         check_sections(path, hdulist)

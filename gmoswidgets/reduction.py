@@ -42,10 +42,10 @@ from .outputs import (normalize_suffix, original_name, output_filename, stamp_in
 from .overwrite import replacing
 from .primitives.base import PrimitiveTable, StepContext
 from .recipes import Recipe, RecipeBook
-from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
-                    build_steps, choose_recipe, find_step, package_primitives, parse_uparms,
-                    split_assignment, steps_table)
-from .storage import KEEP_MODES, StepStore
+from .steps import (DONE, FAILED, PENDING, PER_FRAME, RUNNING, SKIPPED, ParamState, Step,
+                    StepKey, build_steps, choose_recipe, find_step, package_primitives, parse_uparms,
+                    set_user_value, split_assignment, summary_text, user_targets)
+from .storage import KEEP_MODES, STREAM_BATCH, StepStore
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
            "split_assignment", "choose_recipe", "PENDING", "RUNNING", "DONE", "SKIPPED",
@@ -86,12 +86,15 @@ class Reduction:
         Where outputs are written (default: the current directory).
         :attr:`output_filenames` are bare file names when it is not given,
         else paths under it.
-    keep : {'all', 'last', 'spill'}
+    keep : {'all', 'last', 'spill', 'stream'}
         Memory policy (:class:`~gmoswidgets.storage.StepStore`): every step's
         outputs in memory, only the latest ones (earlier ones are recomputed
-        if needed), or earlier ones written to a temporary directory.
+        if needed), each step's written to a temporary directory and mapped
+        back on demand, or only the latest on disk with per-frame steps run
+        a few frames at a time (memory bounded whatever the number of frames).
     spill_dir : path-like, optional
-        Parent directory for ``keep='spill'`` (default: the system's temporary one).
+        Parent directory for ``keep='spill'`` or ``'stream'`` (default: the
+        system's temporary one).
     recipes : RecipeBook, optional
         Where a recipe name or the default recipe is looked up (default:
         the package's :data:`~gmoswidgets.recipes.RECIPES`).
@@ -135,7 +138,8 @@ class Reduction:
         validate.check_writable_dir(self.workdir)
         self._shown_dir = Path(workdir) if workdir is not None else None
         for prim, par, value in parse_uparms(uparms, self.primitives):
-            self._apply_user_value(prim, par, value)
+            for step in user_targets(self.steps, prim, par, recipe=self.recipe.name, log=self.log):
+                set_user_value(step, par, value, recipe=self.recipe.name, log=self.log)
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice,
                                                                logger=self.log)
         validate.check_user_calibrations(getattr(self._lookup, "user_cals", None))
@@ -173,20 +177,6 @@ class Reduction:
         return self.step(key).index in self._store
 
     # -- parameters -----------------------------------------------------------------
-    def _apply_user_value(self, prim: str, par: str, value) -> None:
-        targets = [s for s in self.steps if s.primitive == prim]
-        if not targets:
-            self.log.warning("%s:%s ignored: %s is not a step of recipe %s (%s)", prim, par, prim,
-                             self.recipe.name, ", ".join(s.primitive for s in self.steps))
-        for step in targets:
-            self._set_user(step, par, value)
-
-    def _set_user(self, step: Step, par: str, value) -> None:
-        if par in step.fixed and step.fixed[par] != value:
-            self.log.warning("%s: %s=%r overrides the value the recipe %s sets (%s=%r)",
-                             step.label, par, value, self.recipe.name, par, step.fixed[par])
-        step.user[par] = value
-
     def set_param(self, key: StepKey, name: str, value: Any) -> None:
         """Set one parameter of one step (this occurrence only) and invalidate from it.
 
@@ -196,7 +186,7 @@ class Reduction:
         self._refuse_while_running()
         step = self.step(key)
         value = step.definition.validate({name: value})[name]
-        self._set_user(step, name, value)
+        set_user_value(step, name, value, recipe=self.recipe.name, log=self.log)
         self.invalidate(step.index)
 
     def reset_param(self, key: StepKey, name: str) -> None:
@@ -277,14 +267,16 @@ class Reduction:
         done = [s.index for s in self.steps if s.status in (DONE, SKIPPED)]
         last = self.step(until).index if until is not None else max(done + [step.index])
         for name, value in values.items():
-            self._set_user(step, name, value)
+            set_user_value(step, name, value, recipe=self.recipe.name, log=self.log)
         self.invalidate(step.index)
         return self.run_to(last)
 
     def outputs(self, key: StepKey) -> list[Frame]:
-        """The output frames of a step that has run (recomputed if freed, ``keep='last'``).
+        """The output frames of a step that has run (recomputed if freed: ``'last'``, ``'stream'``).
 
-        A GmosError says so if the step has not run yet.
+        Under ``keep='spill'`` or ``'stream'`` the planes are read-only arrays
+        mapped from the spill files (copy before changing them).  A GmosError
+        says so if the step has not run yet.
         """
         step = self.step(key)
         index = step.index
@@ -329,35 +321,51 @@ class Reduction:
             self._execute(index)
         return self._store.load(index)
 
-    def _load_inputs(self) -> list[Frame]:
+    def _load_inputs(self, start: int = 0, stop: int | None = None) -> list[Frame]:
         if self._inputs is not None:
-            return self._inputs
+            return self._inputs if (start, stop) == (0, None) else self._inputs[start:stop]
         frames = [stamp_input(read_frame(path), path, self.steps[0].primitive)
-                  for path in self.files]
-        if self.keep == "all":
+                  for path in self.files[start:stop]]
+        if self.keep == "all" and (start, stop) == (0, None):
             self._inputs = frames
         return frames
 
+    def _batches(self, step: Step) -> Iterator[tuple[int, int, list[Frame]]]:
+        """(first, total, frames): the step's inputs all at once, or streamed a few at a time."""
+        if not (self._store.streams and step.primitive in PER_FRAME):
+            inputs = self._frames_after(step.index - 1)
+            yield 0, len(inputs), inputs
+            return
+        total = len(self.files) if step.index == 0 else self._store.count(step.index - 1)
+        for first in range(0, total, STREAM_BATCH):  # inputs consumed as they go: no recompute
+            yield first, total, (self._load_inputs(first, first + STREAM_BATCH) if step.index == 0
+                                 else self._store.load(step.index - 1, first, first + STREAM_BATCH))
+
     def _execute(self, index: int) -> None:
         step = self.steps[index]
-        inputs = self._frames_after(index - 1)
+        if index > 0 and index - 1 not in self._store:
+            self._execute(index - 1)
         self._current = index
         step.status, step.error, step.elapsed = RUNNING, None, None
         self._hub.emit(Event("step_started", index, step.label))
         self.log.info("Step %d/%d: %s", index + 1, len(self.steps), step.describe())
         start = time.perf_counter()
         try:
-            if step.values["skip_primitive"]:
+            status = SKIPPED if step.values["skip_primitive"] else DONE
+            if status == SKIPPED:
                 self.log.info("%s skipped (skip_primitive=True)", step.label)
-                outputs, status = list(inputs), SKIPPED
-            else:
-                outputs, status = self._call(step, inputs), DONE
-            self._store.put(index, outputs)
-            if step.values["write_outputs"] and status == DONE:
-                for frame in outputs:
-                    self._write(frame, frame.filename)
+            self._store.discard(index)
+            for first, total, inputs in self._batches(step):
+                outputs = list(inputs) if status == SKIPPED else self._call(step, inputs,
+                                                                            (first, total))
+                self._store.append(index, outputs)
+                self._store.consume(index - 1, first, first + len(inputs))
+                if step.values["write_outputs"] and status == DONE:
+                    for frame in outputs:
+                        self._write(frame, frame.filename)
+            self._store.finish(index)
             if index == len(self.steps) - 1:
-                self._write_final(outputs)
+                self._write_final(self._store.load(index))
         except ReductionCancelled:
             step.status = PENDING
             self._store.discard(index)
@@ -380,11 +388,14 @@ class Reduction:
         self.log.debug("%s took %.2f s", step.label, step.elapsed)
         self._hub.emit(Event("step_finished", index, step.label, elapsed=step.elapsed))
 
-    def _call(self, step: Step, inputs: list[Frame]) -> list[Frame]:
+    def _call(self, step: Step, inputs: list[Frame], part: tuple[int, int]) -> list[Frame]:
+        """Run ``step`` on ``inputs``, frames ``part = (first, total)`` of its inputs."""
         used = StepCalibrations(self._lookup, original_name)
+        first, total = part
         ctx = StepContext(logger=self.log, calibration_lookup=used, executor=self.executor,
-                          progress_callback=lambda f, m: self._hub.emit(
-                              Event("progress", step.index, m, fraction=f)),
+                          keep_result=self._store.result_keeper(self.executor, step.index),
+                          progress_callback=lambda f, m: self._progress(
+                              step.index, m, (first + f * len(inputs)) / max(total, 1)),
                           cancel_check=self._check_cancel, workdir=self.workdir)
         params = step.params
         started = utc_now()
@@ -398,6 +409,10 @@ class Reduction:
         return stamp_outputs(result, inputs, primitive=step.primitive, params=params,
                              suffix=step.suffix, started=started, stopped=stopped,
                              calibrations_for=lambda sources: used.paths_for(sources, inputs))
+
+    def _progress(self, index: int, message: str, fraction: float) -> None:
+        self._store.trim()  # what a step has read of its mapped inputs need not stay resident
+        self._hub.emit(Event("progress", index, message, fraction=fraction))
 
     def _write(self, frame: Frame, filename: str) -> Path:
         with replacing(self.workdir / filename, self.log, getattr(self._lookup, "service", None)):
@@ -428,12 +443,7 @@ class Reduction:
     # -- display --------------------------------------------------------------------------
     def summary(self) -> str:
         """The steps with their status and elapsed time, as a text table."""
-        names = ", ".join(p.name for p in self.files[:3]) + (" ..." if len(self.files) > 3 else "")
-        lines = [f"Reduction with recipe {self.recipe.name} of {len(self.files)} file(s): {names}",
-                 *steps_table(self.steps)]
-        if self.output_filenames:
-            lines.append("  outputs: " + ", ".join(self.output_filenames))
-        return "\n".join(lines)
+        return summary_text(self.recipe.name, self.files, self.steps, self.output_filenames)
 
     def __repr__(self) -> str:
         return self.summary()

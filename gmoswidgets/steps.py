@@ -20,14 +20,18 @@ from .primitives.base import Param, Primitive, PrimitiveTable
 from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
-           "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes", "PENDING",
-           "RUNNING", "DONE", "SKIPPED", "FAILED"]
+           "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes",
+           "user_targets", "set_user_value", "summary_text", "PER_FRAME", "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
 #: Step statuses.
 PENDING, RUNNING, DONE, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"
 #: Tags that say what kind of data a file is; all inputs of a reduction must agree on them.
 _KIND_TAGS = frozenset({"BIAS", "FLAT", "FRINGE", "DARK", "BPM", "CAL", "PROCESSED", "IMAGE",
                         "SPECT"})
+#: Primitives whose output for a frame depends on that frame alone (and its calibrations):
+#: the engine may run them a few frames at a time (``keep='stream'``) with the same result.
+PER_FRAME = frozenset({"prepare", "addDQ", "addVAR", "overscanCorrect", "biasCorrect",
+                       "ADUToElectrons", "flatCorrect"})
 
 
 def package_primitives() -> PrimitiveTable:
@@ -274,6 +278,23 @@ def find_step(steps: list[Step], key: StepKey, recipe_name: str) -> Step:
     raise ParameterError(f"{recipe_name} has no step {key!r}; steps: {labels}")
 
 
+def user_targets(steps: list[Step], prim: str, par: str, *, recipe: str, log) -> list[Step]:
+    """The steps a user's ``prim:par`` applies to (every occurrence); logs a warning if none."""
+    targets = [s for s in steps if s.primitive == prim]
+    if not targets:
+        log.warning("%s:%s ignored: %s is not a step of recipe %s (%s)", prim, par, prim,
+                    recipe, ", ".join(s.primitive for s in steps))
+    return targets
+
+
+def set_user_value(step: Step, par: str, value, *, recipe: str, log) -> None:
+    """Set the user's value of ``par`` on ``step``; warn if it overrides the recipe's value."""
+    if par in step.fixed and step.fixed[par] != value:
+        log.warning("%s: %s=%r overrides the value the recipe %s sets (%s=%r)",
+                    step.label, par, value, recipe, par, step.fixed[par])
+    step.user[par] = value
+
+
 def steps_table(steps: list[Step]) -> list[str]:
     """The steps with their status, elapsed time and error, as lines of a text table."""
     lines = [f"  {'#':>3}  {'step':<32} {'status':<8} {'elapsed':>9}"]
@@ -284,6 +305,16 @@ def steps_table(steps: list[Step]) -> list[str]:
             line += f"  {type(step.error).__name__}: {step.error}"
         lines.append(line)
     return lines
+
+
+def summary_text(recipe: str, files: list, steps: list[Step], outputs: list[str]) -> str:
+    """A reduction's recipe, inputs, steps (status, elapsed time) and outputs, as text."""
+    names = ", ".join(p.name for p in files[:3]) + (" ..." if len(files) > 3 else "")
+    lines = [f"Reduction with recipe {recipe} of {len(files)} file(s): {names}",
+             *steps_table(steps)]
+    if outputs:
+        lines.append("  outputs: " + ", ".join(outputs))
+    return "\n".join(lines)
 
 
 #: How a step is named: its index, its label (``'addVAR (2)'``), its primitive, or itself.

@@ -1,62 +1,199 @@
-"""Where a reduction keeps each step's outputs: in memory, or spilled to a temporary directory.
+"""Where a reduction keeps each step's outputs: in memory, or on disk, mapped back on demand.
 
-Three policies (:data:`KEEP_MODES`):
+Four policies (:data:`KEEP_MODES`):
 
 * ``'all'``: every step's outputs stay in memory (interactive inspection);
 * ``'last'``: only the latest step's outputs are held; earlier ones are
   forgotten (the engine recomputes them when asked);
-* ``'spill'``: earlier steps' outputs are written to a temporary directory
-  and read back on demand.
+* ``'spill'``: each step's outputs are written to a temporary directory as
+  soon as the step ends and mapped back (read-only, lazily) when asked for,
+  the next step's inputs included; the frames that per-frame work
+  (``ctx.map``) returns are written as they come and handed back mapped, and
+  a step's mapped inputs are let go of (:meth:`StepStore.trim`) at each
+  progress report: memory holds a few frames, not whole steps;
+* ``'stream'``: for many frames.  Only the latest step's outputs are held
+  (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
+  work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`)
+  :data:`STREAM_BATCH` frames at a time, deleting each batch's inputs once
+  used.  Memory then does not grow with the number of frames; the disk holds
+  about one step's outputs.
+
+On disk, each frame's pixel planes are raw arrays in the machine's byte
+order, one file per frame, mapped with :mod:`mmap` so that looking at one
+frame (or one row chunk of it) reads only that; headers and tables are
+pickled in memory.  A plane that a step passes on unchanged (the very array
+it was given, which is read-only) is not written again: the new record
+points at the file it came from.
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import mmap
+import pickle
 import shutil
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 
-from .frame import Frame, read_frame
+import numpy as np
 
-__all__ = ["KEEP_MODES", "StepStore", "StoredOutputs"]
+from .frame import Extension, Frame
 
-#: Memory policies: keep every step's outputs, only the last ones, or spill them to disk.
-KEEP_MODES = ("all", "last", "spill")
+__all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "StepStore"]
+
+#: Memory policies: every step's outputs in memory, only the last, on disk, on disk and streamed.
+KEEP_MODES = ("all", "last", "spill", "stream")
+#: The policies that keep the outputs on disk.
+ON_DISK = ("spill", "stream")
+#: Frames a per-frame step processes at once under ``keep='stream'`` (one per core here).
+STREAM_BATCH = 2
+#: Executors running in this process, whose per-frame results can be spilled as they come.
+IN_PROCESS = ("sync", "threads")
+#: Mapped bytes above which a progress report lets the system drop the mapped pages.
+TRIM_ABOVE = 512 * 2**20
+#: Alignment of each plane in a spill file (bytes).
+_ALIGN = 64
+#: The Extension attributes that hold pixel planes.
+_PLANES = tuple(f.name for f in dataclasses.fields(Extension) if f.name not in ("header", "objcat"))
 
 
-class StoredOutputs:
-    """Outputs of one step: in memory, or spilled to files read back on demand."""
+@dataclasses.dataclass(frozen=True)
+class _Plane:
+    """Where one pixel plane lies: file, byte offset, dtype (with byte order) and shape."""
 
-    def __init__(self, frames: list[Frame]):
-        self.frames: list[Frame] | None = frames
-        self.spilled: list | None = None
+    path: Path
+    offset: int
+    dtype: str
+    shape: tuple
 
-    def spill(self, directory: Path, index: int) -> None:
-        """Write the frames to ``directory`` and drop them from memory."""
-        if self.frames is None:
-            return
-        entries = []
-        for i, frame in enumerate(self.frames):
-            path = directory / f"step{index:02d}_{i:03d}.fits"
-            frame.write(path)
-            entries.append((path, frame.filename, frame.path))
-        self.spilled, self.frames = entries, None
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
-    def discard(self) -> None:
-        """Delete the spilled files, if any, and forget the frames."""
-        for path, _, _ in self.spilled or ():
-            path.unlink(missing_ok=True)
-        self.spilled = self.frames = None
 
-    def load(self) -> list[Frame]:
-        """The frames, read back from disk if they were spilled."""
-        if self.frames is not None:
-            return self.frames
-        frames = []
-        for path, filename, origin in self.spilled or ():
-            frame = read_frame(path)
-            frame.filename, frame.path = filename, origin
-            frames.append(frame)
-        return frames
+class _SpillFiles:
+    """The spill directory: frame files, who uses them, and the planes mapped from them."""
+
+    def __init__(self, root: Path | None):
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        self.directory = Path(tempfile.mkdtemp(prefix="gmoswidgets-spill-", dir=root))
+        self._users: dict[Path, int] = {}            # records using each file
+        self._maps = weakref.WeakValueDictionary()   # path -> mmap, while arrays use it
+        self._origin: dict[int, tuple] = {}          # id(array) -> (weakref, _Plane)
+        self._lock = threading.Lock()
+        self._names = itertools.count()
+        self.bytes_written = 0
+
+    def write(self, frame: Frame, name: str) -> tuple[bytes, set]:
+        """Write the planes of ``frame`` not already on disk; return its record and its files.
+
+        File names are never reused (a re-run step gets new ones), so that a
+        mapping still held of a discarded file is never taken for the new one.
+        """
+        path = self.directory / f"{name}-{next(self._names)}.bin"
+        new, exts, offset = [], [], 0
+        for ext in frame.exts:
+            planes = {}
+            for attr in _PLANES:
+                arr = getattr(ext, attr)
+                if arr is None:
+                    planes[attr] = None
+                    continue
+                plane = self._unchanged(arr)
+                if plane is None:
+                    arr = np.ascontiguousarray(arr)
+                    offset = -(-offset // _ALIGN) * _ALIGN
+                    plane = _Plane(path, offset, arr.dtype.str, arr.shape)
+                    new.append((offset, arr))
+                    offset += arr.nbytes
+                planes[attr] = plane
+            exts.append(dataclasses.replace(ext, **planes))
+        if new:
+            with open(path, "wb") as fh:
+                for start, arr in new:
+                    fh.seek(start)
+                    fh.write(arr.data if arr.size else b"")
+        skeleton = Frame(frame.phu, exts, frame.path, frame.tables)
+        skeleton.filename = frame.filename
+        files = {p.path for e in exts for p in (getattr(e, a) for a in _PLANES) if p is not None}
+        with self._lock:
+            self.bytes_written += sum(arr.nbytes for _, arr in new)
+            for used in files:
+                self._users[used] = self._users.get(used, 0) + 1
+        return pickle.dumps(skeleton, protocol=pickle.HIGHEST_PROTOCOL), files
+
+    def _unchanged(self, arr: np.ndarray) -> _Plane | None:
+        """The plane ``arr`` was mapped from, if it is that very (read-only) array and still kept."""
+        hit = self._origin.get(id(arr))
+        if hit is None or hit[0]() is not arr:
+            return None
+        with self._lock:
+            return hit[1] if self._users.get(hit[1].path) else None
+
+    def read(self, record: bytes) -> Frame:
+        """A frame whose planes are read-only arrays mapped from the spill files."""
+        frame = pickle.loads(record)
+        for ext in frame.exts:
+            for attr in _PLANES:
+                plane = getattr(ext, attr)
+                if plane is not None:
+                    setattr(ext, attr, self._map(plane))
+        return frame
+
+    def _map(self, plane: _Plane) -> np.ndarray:
+        if plane.nbytes == 0:
+            return np.empty(plane.shape, plane.dtype)
+        with self._lock:
+            mapped = self._maps.get(plane.path)
+            if mapped is None:
+                with open(plane.path, "rb") as fh:
+                    mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                self._maps[plane.path] = mapped
+        count = int(np.prod(plane.shape, dtype=np.int64))
+        arr = np.frombuffer(mapped, plane.dtype, count, plane.offset).reshape(plane.shape)
+        key = id(arr)
+        self._origin[key] = (weakref.ref(arr, lambda _, key=key: self._origin.pop(key, None)),
+                             plane)
+        return arr
+
+    def release(self, files: set) -> None:
+        """A record using ``files`` is gone: delete the files no record uses any more."""
+        with self._lock:
+            for path in files:
+                self._users[path] -= 1
+                if not self._users[path]:
+                    del self._users[path]
+                    path.unlink(missing_ok=True)
+
+    def trim(self) -> None:
+        """Let the system drop the mapped pages from this process (re-read when touched again).
+
+        Only when more than :data:`TRIM_ABOVE` bytes are mapped: below, the
+        pages a step will read again are left in place.
+        """
+        with self._lock:
+            maps = list(self._maps.values())
+        if sum(len(mapped) for mapped in maps) > TRIM_ABOVE:
+            for mapped in maps:
+                mapped.madvise(mmap.MADV_DONTNEED)
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class _Stored:
+    """Outputs of one step: frames in memory, or records of frames on disk."""
+
+    def __init__(self):
+        self.frames: list[Frame] = []
+        self.records: list[tuple[bytes, set | None]] = []   # files None: consumed
+        self.complete = True
+
+    def __len__(self) -> int:
+        return len(self.frames) + len(self.records)
 
 
 class StepStore:
@@ -64,12 +201,12 @@ class StepStore:
 
     Parameters
     ----------
-    keep : {'all', 'last', 'spill'}
+    keep : {'all', 'last', 'spill', 'stream'}
         The policy, see :data:`KEEP_MODES`.
     spill_dir : path-like, optional
-        Parent of the temporary directory for ``keep='spill'`` (default: the
-        system's temporary directory).  The directory is deleted by
-        :meth:`close` or when the store is garbage-collected.
+        Parent of the temporary directory of ``'spill'`` and ``'stream'``
+        (default: the system's temporary directory).  The directory is
+        deleted by :meth:`close` or when the store is garbage-collected.
 
     Raises
     ------
@@ -82,45 +219,121 @@ class StepStore:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
         self.keep = keep
         self._spill_root = Path(spill_dir) if spill_dir is not None else None
-        self._spill_dir: Path | None = None
-        self._stored: dict[int, StoredOutputs] = {}
+        self._files: _SpillFiles | None = None
+        self._stored: dict[int, _Stored] = {}
+        self._scratch: list[set] = []   # files of frames written by the running step's work
+
+    @property
+    def streams(self) -> bool:
+        """True if per-frame steps should run a few frames at a time (``keep='stream'``)."""
+        return self.keep == "stream"
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of pixel planes written to the spill directory so far."""
+        return self._files.bytes_written if self._files is not None else 0
 
     def __contains__(self, index: int) -> bool:
-        return index in self._stored
+        return index in self._stored and self._stored[index].complete
 
     def put(self, index: int, frames: list[Frame]) -> None:
-        """Hold the outputs of step ``index``; apply the policy to the earlier steps."""
-        self._stored[index] = StoredOutputs(frames)
-        if self.keep == "all":
-            return
-        for earlier in [k for k in self._stored if k < index]:
-            if self.keep == "last":
-                del self._stored[earlier]
-            else:
-                self._stored[earlier].spill(self._spill_path(), earlier)
+        """Hold the outputs of step ``index`` (replacing any); apply the policy to earlier steps."""
+        self.discard(index)
+        self.append(index, frames)
+        self.finish(index)
 
-    def load(self, index: int) -> list[Frame]:
-        """The outputs of step ``index`` (KeyError if not held)."""
-        return self._stored[index].load()
+    def result_keeper(self, executor, index: int):
+        """For per-frame work of step ``index`` on ``executor``: a function writing a Frame
+        result to disk and returning it mapped (so that a step's results need not all be in
+        memory), or None (in-memory policies, executors outside this process)."""
+        if self.keep not in ON_DISK or (executor is not None and executor.name not in IN_PROCESS):
+            return None
+        files, name = self._spill_files(), f"step{index:02d}_map"
+
+        def keep(result):
+            if not isinstance(result, Frame):
+                return result
+            record, used = files.write(result, name)
+            self._scratch.append(used)
+            return files.read(record)
+        return keep
+
+    def finish(self, index: int) -> None:
+        """Step ``index`` has all its outputs: under ``'last'`` or ``'stream'``, forget earlier steps."""
+        self._release_scratch()
+        if self.keep in ("last", "stream"):
+            for earlier in [k for k in self._stored if k < index]:
+                self.discard(earlier)
+
+    def append(self, index: int, frames: list[Frame]) -> None:
+        """Add frames to the outputs of step ``index`` (a streamed step, a few at a time)."""
+        stored = self._stored.setdefault(index, _Stored())
+        if self.keep not in ON_DISK:
+            stored.frames.extend(frames)
+            return
+        files = self._spill_files()
+        for frame in frames:
+            stored.records.append(files.write(frame, f"step{index:02d}_{len(stored):03d}"))
+
+    def count(self, index: int) -> int:
+        """Number of output frames held for step ``index`` (KeyError if not held)."""
+        return len(self._stored[index])
+
+    def load(self, index: int, start: int = 0, stop: int | None = None) -> list[Frame]:
+        """The outputs of step ``index`` (or frames ``start:stop`` of them); KeyError if not held.
+
+        Frames on disk come back as new :class:`Frame` objects with read-only
+        planes mapped from the spill files.
+        """
+        stored = self._stored[index]
+        if stored.frames:
+            return stored.frames if (start, stop) == (0, None) else stored.frames[start:stop]
+        return [self._files.read(record) for record, _ in stored.records[start:stop]]
+
+    def consume(self, index: int, start: int, stop: int) -> None:
+        """Frames ``start:stop`` of step ``index`` have been used by the next step.
+
+        Under ``'stream'`` (which forgets earlier steps anyway) their files
+        are deleted now if nothing else uses them, so that the disk holds
+        about one step; step ``index`` is then no longer held.
+        """
+        stored = self._stored.get(index)
+        if not self.streams or stored is None:
+            return
+        for i in range(start, min(stop, len(stored.records))):
+            record, files = stored.records[i]
+            if files is not None:
+                self._files.release(files)
+                stored.records[i] = (record, None)
+        stored.complete = False
 
     def discard(self, index: int) -> None:
-        """Forget the outputs of step ``index`` (and delete its spilled files), if held."""
+        """Forget the outputs of step ``index`` (and delete files nothing else uses), if held."""
+        self._release_scratch()
         stored = self._stored.pop(index, None)
-        if stored is not None:
-            stored.discard()
+        if stored is not None and self._files is not None:
+            for _, files in stored.records:
+                if files is not None:
+                    self._files.release(files)
 
-    def _spill_path(self) -> Path:
-        if self._spill_dir is None:
-            if self._spill_root is not None:
-                self._spill_root.mkdir(parents=True, exist_ok=True)
-            self._spill_dir = Path(tempfile.mkdtemp(prefix="gmoswidgets-spill-",
-                                                    dir=self._spill_root))
-            weakref.finalize(self, shutil.rmtree, self._spill_dir, True)
-        return self._spill_dir
+    def _release_scratch(self) -> None:
+        while self._scratch:
+            self._files.release(self._scratch.pop())
+
+    def trim(self) -> None:
+        """Drop the pages of mapped outputs from this process's memory (they stay on disk)."""
+        if self._files is not None:
+            self._files.trim()
+
+    def _spill_files(self) -> _SpillFiles:
+        if self._files is None:
+            self._files = _SpillFiles(self._spill_root)
+            weakref.finalize(self, shutil.rmtree, self._files.directory, True)
+        return self._files
 
     def close(self) -> None:
         """Forget every output and delete the spill directory, if any."""
         self._stored.clear()
-        if self._spill_dir is not None:
-            shutil.rmtree(self._spill_dir, ignore_errors=True)
-            self._spill_dir = None
+        if self._files is not None:
+            self._files.close()
+            self._files = None

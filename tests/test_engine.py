@@ -233,7 +233,7 @@ def test_skip_primitive_and_write_outputs(fake_env):
                                fits.getdata(fake_env.biases[0], 1) + 2.0)
 
 
-@pytest.mark.parametrize("keep", ["last", "spill"])
+@pytest.mark.parametrize("keep", ["last", "spill", "stream"])
 def test_memory_policies_give_the_same_result(fake_env, keep, tmp_path):
     reference = fake_env.reduction(workdir=tmp_path / "ref")
     reference.run_all()
@@ -243,21 +243,21 @@ def test_memory_policies_give_the_same_result(fake_env, keep, tmp_path):
     for got, want in zip(_final_data(red), _final_data(reference)):
         np.testing.assert_array_equal(got, want)
     calls = dict(fake_env.calls)
-    if keep == "last":
+    if keep in ("last", "stream"):  # earlier steps forgotten (stream: the last one on disk)
         assert not red.has_outputs(1) and red.has_outputs(4)
         assert red.outputs(1)[0].filename == "N20170613S0180_scaled.fits"  # recomputed
         assert fake_env.calls["fakeScale"] == calls["fakeScale"] + 1
     else:
-        spilled = list((tmp_path / "spill").rglob("step01_*.fits"))
+        spilled = list((tmp_path / "spill").rglob("step01_*.bin"))
         assert len(spilled) == 3
         again = red.outputs(1)  # read back from disk, not recomputed
         assert dict(fake_env.calls) == calls
         assert again[0].filename == "N20170613S0180_scaled.fits"
         np.testing.assert_allclose(again[0][0].data, reference.outputs(1)[0][0].data)
         red.invalidate(3)  # invalidated steps leave no spilled files behind
-        assert len(list((tmp_path / "spill").rglob("step*.fits"))) == 9
+        assert len(list((tmp_path / "spill").rglob("step*.bin"))) == 9
         red.close()
-        assert not list((tmp_path / "spill").rglob("step01_*.fits"))
+        assert not list((tmp_path / "spill").rglob("step*.bin"))
 
 
 # -- outputs: names, history, provenance, calibration copies --------------------------------

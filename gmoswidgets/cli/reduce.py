@@ -63,7 +63,8 @@ def build_parser() -> Parser:
                         help="log file (default: reduce.log in the current directory)")
     parser.add_argument("--keep", choices=KEEP_MODES, default="last",
                         help="intermediate results kept: only the last (default), all in memory, "
-                             "or spilled to a temporary directory")
+                             "spilled to a temporary directory, or streamed (frames on disk, "
+                             "per-frame steps two frames at a time: for many frames)")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="run the per-frame work on this Dask scheduler (tcp://HOST:PORT), "
                              f"or sync, threads, processes (default: ${SCHEDULER_ENV}, else "

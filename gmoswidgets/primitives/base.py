@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Callable
 
@@ -302,6 +303,11 @@ def get_primitive(name: str) -> Primitive:
     return default_table().get(name)
 
 
+def _kept(func: Callable, keep: Callable, item):
+    """``keep(func(item))``: a result handed to the engine's memory policy in the worker."""
+    return keep(func(item))
+
+
 class StepContext:
     """What a running primitive may use besides its inputs and parameters.
 
@@ -321,10 +327,15 @@ class StepContext:
     executor : Executor, optional
         Where :meth:`map` runs per-frame work (default: one call after the
         other in this thread).
+    keep_result : callable, optional
+        ``keep_result(result) -> result``, called in the worker on each
+        result of :meth:`map` (the engine writes frames to disk as they come
+        under its on-disk memory policies, for executors in this process).
     """
 
     def __init__(self, logger=None, calibration_lookup=None, progress_callback=None,
-                 cancel_check=None, workdir=".", executor=None):
+                 cancel_check=None, workdir=".", executor=None, keep_result=None):
+        self._keep_result = keep_result
         self.log = logger or logging.getLogger("gmoswidgets")
         self._lookup = calibration_lookup
         self._progress = progress_callback
@@ -357,6 +368,8 @@ class StepContext:
             finished += 1
             self.progress(finished / len(items), name(items[index]))
 
+        if self._keep_result is not None:
+            func = partial(_kept, func, self._keep_result)
         return self.executor.map(func, items, label=name, on_done=done, cancel_check=self._cancel,
                                  holds_gil=holds_gil)
 

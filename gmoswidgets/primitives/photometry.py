@@ -123,8 +123,9 @@ def world_positions(header: fits.Header, x_image: np.ndarray,
 
 
 def _native(array, dtype=np.float32):
-    """A C-contiguous native-byte-order copy/view as sep needs."""
-    return np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
+    """A C-contiguous native-byte-order, writable copy/view as sep needs (copied if read-only)."""
+    out = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
+    return out if out.flags.writeable else out.copy()
 
 
 def find_sources(data: np.ndarray, variance: np.ndarray | None = None,

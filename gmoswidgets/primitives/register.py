@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import GmosError
 from ..frame import Frame
+from ._calib import light_copy
 from .base import Param, StepContext, primitive
 from .photometry import add_world_columns, extension_wcs
 
@@ -302,10 +303,10 @@ def adjustWCSToReference(frames: list[Frame], ctx: StepContext, *, method: str,
             raise GmosError(f"{f.filename} has no celestial WCS; cannot align it")
     ref_ext = frames[0].exts[0]
     ref_cat = _culled(ref_ext.objcat) if cull_sources else ref_ext.objcat
-    outputs = [frames[0].copy()]
+    outputs = [_header_copy(frames[0])]
     ctx.log.info("Reference image: %s", frames[0].filename)
     for n, frame in enumerate(frames[1:], start=1):
-        out = frame.copy()
+        out = _header_copy(frame)
         fit, used = None, method
         if method == "sources":
             cat = frame.exts[0].objcat
@@ -342,6 +343,14 @@ def adjustWCSToReference(frames: list[Frame], ctx: StepContext, *, method: str,
         outputs.append(out)
         ctx.progress(n / (len(frames) - 1), f"adjustWCSToReference {frame.filename}")
     return outputs
+
+
+def _header_copy(frame: Frame) -> Frame:
+    """A copy with its own headers, tables and OBJCAT sharing the (unchanged) pixel planes."""
+    new = light_copy(frame)
+    for ext in new.exts:
+        ext.objcat = None if ext.objcat is None else ext.objcat.copy()
+    return new
 
 
 def _culled(cat):

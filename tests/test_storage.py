@@ -1,0 +1,163 @@
+"""The engine's memory policies on the simulated tutorial: spilled and streamed results are
+the in-memory ones, byte for byte; spill files are read lazily, shared when a step passes a
+plane on unchanged, and deleted with the steps that used them."""
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from gmoswidgets.frame import Extension, Frame
+from gmoswidgets.reduction import PENDING, Reduction, ReductionCancelled
+from gmoswidgets.storage import STREAM_BATCH, StepStore
+from gmoswidgets.steps import PER_FRAME
+
+_PLANES = ("data", "variance", "mask", "objmask")
+#: Keywords holding the time a step ran: they differ between any two runs.
+_TIMES = {"GEM-TLM", "DATE"}
+
+
+def _assert_same_frames(got, want, where):
+    assert [f.filename for f in got] == [f.filename for f in want], where
+    for a, b in zip(got, want):
+        phu_a = {k: v for k, v in a.phu.items() if k not in _TIMES and k.strip()}
+        phu_b = {k: v for k, v in b.phu.items() if k not in _TIMES and k.strip()}
+        assert phu_a.keys() == phu_b.keys(), where
+        assert sorted(a.tables) == sorted(b.tables), where
+        for ea, eb in zip(a.exts, b.exts, strict=True):
+            assert ea.header.tostring() == eb.header.tostring(), (where, a.filename)
+            for plane in _PLANES:
+                pa, pb = getattr(ea, plane), getattr(eb, plane)
+                assert (pa is None) == (pb is None), (where, plane)
+                if pa is not None:
+                    assert pa.dtype == pb.dtype and pa.shape == pb.shape, (where, plane)
+                    assert pa.tobytes() == pb.tobytes(), f"{where} {a.filename} {plane}"
+            assert (ea.objcat is None) == (eb.objcat is None), where
+            if ea.objcat is not None:
+                assert ea.objcat.colnames == eb.objcat.colnames, where
+                for name in ea.objcat.colnames:
+                    np.testing.assert_array_equal(ea.objcat[name], eb.objcat[name], err_msg=where)
+
+
+def _bias_run(files, keep, tmp_path):
+    red = Reduction(files, keep=keep, spill_dir=tmp_path / "tmp", workdir=tmp_path / keep)
+    events = []
+    red.subscribe(events.append)
+    red.run_all()
+    return red, events
+
+
+def test_streamed_steps_equal_the_in_memory_ones_and_their_files_go(tutorial4, tmp_path):
+    files = [str(p) for p in tutorial4.bias[:3]]        # streamed as 2 + 1 frames
+    assert len(files) > STREAM_BATCH
+    ref, _ = _bias_run(files, "all", tmp_path)
+    red, events = _bias_run(files, "stream", tmp_path)
+    assert len([e for e in events if e.kind == "step_started"]) == len(ref.steps)
+    per_frame = [s for s in red.steps if s.primitive in PER_FRAME]
+    progress = [e.fraction for e in events
+                if e.kind == "progress" and e.step_index == per_frame[-1].index]
+    assert progress[-1] == pytest.approx(1.0) and progress == sorted(progress)
+    assert progress[0] <= 0.5                           # the first batch: part of the step
+    assert [red.has_outputs(s.index) for s in red.steps] == [False] * 5 + [True]
+    produced = sum(f.nbytes for s in ref.steps for f in ref.outputs(s.index))
+    assert 0 < red._store.bytes_written < produced      # some planes were passed on unchanged
+    for step in ref.steps:                              # earlier steps recomputed on demand
+        _assert_same_frames(red.outputs(step.index), ref.outputs(step.index), step.label)
+    out = (tmp_path / "stream" / ref.output_filenames[0])
+    assert out.stat().st_size == (tmp_path / "all" / ref.output_filenames[0]).stat().st_size
+
+    frames = red.outputs(0)
+    assert frames[0] is not red.outputs(0)[0]           # mapped anew, not held in memory
+    plane = frames[0][0].data
+    assert not plane.flags.writeable
+    with pytest.raises(ValueError):
+        plane[0, 0] = 1
+    spill = list((tmp_path / "tmp").rglob("*.bin"))
+    kept = sum(len(red.outputs(s.index)) for s in red.steps)
+    assert 0 < len(spill) <= kept                       # no file but those of kept frames
+    red.invalidate(3)
+    assert len(list((tmp_path / "tmp").rglob("*.bin"))) < len(spill)
+    red.close()
+    assert not any(p.exists() for p in spill)
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_a_stream_cancelled_mid_step_recomputes_what_it_had_consumed(tutorial4, tmp_path):
+    files = [str(p) for p in tutorial4.bias[:3]]
+    ref, _ = _bias_run(files, "all", tmp_path)
+    red = Reduction(files, keep="stream", spill_dir=tmp_path / "tmp", workdir=tmp_path / "stream")
+    step = red.step("overscanCorrect")
+
+    def cancel_after_first_batch(event):  # progress 1/3, 2/3: first batch (2 frames); 3/3: second
+        if event.kind == "progress" and event.step_index == step.index and event.fraction > 0.7:
+            red.cancel()
+    red.subscribe(cancel_after_first_batch)
+    with pytest.raises(ReductionCancelled):
+        red.run_all()
+    assert step.status == PENDING and not red.has_outputs(step.index - 1)  # partly consumed
+    red.unsubscribe(cancel_after_first_batch)
+    red.run_all()
+    _assert_same_frames(red.outputs(len(red.steps) - 1), ref.outputs(len(ref.steps) - 1), "final")
+
+
+def _frame(value, name):
+    ext = Extension(np.full((4, 5), value, np.float32), fits.Header(),
+                    np.ones((4, 5), np.float32), np.zeros((4, 5), np.uint16))
+    frame = Frame(fits.Header({"INSTRUME": "GMOS-N"}), [ext])
+    frame.filename = name
+    return frame
+
+
+def test_store_shares_an_unchanged_plane_until_its_last_user_goes(tmp_path):
+    store = StepStore("spill", spill_dir=tmp_path)
+    store.put(0, [_frame(1.0, "a.fits")])
+    first = store.load(0)[0]
+    passed_on = Frame(first.phu, [Extension(first[0].data, first[0].header, first[0].variance,
+                                            first[0].mask + 1)])
+    store.put(1, [passed_on])
+    files = sorted(p.name for p in tmp_path.rglob("*.bin"))
+    assert [name.split("-")[0] for name in files] == ["step00_000", "step01_000"]
+    step1 = next(tmp_path.rglob("step01_000-*.bin"))
+    assert step1.stat().st_size == 4 * 5 * 2           # only the new DQ plane
+    store.discard(0)                                    # step 1 still maps step 0's SCI and VAR
+    again = store.load(1)[0]
+    np.testing.assert_array_equal(again[0].data, 1.0)
+    np.testing.assert_array_equal(again[0].mask, 1)
+    store.discard(1)
+    assert not list(tmp_path.rglob("*.bin"))
+    store.close()
+
+
+def test_a_rerun_step_never_reads_the_mappings_of_its_discarded_files(tmp_path):
+    store = StepStore("spill", spill_dir=tmp_path)
+    store.put(0, [_frame(1.0, "a.fits")])
+    old = store.load(0)[0]                              # still mapped (a viewer holds it)
+    store.put(0, [_frame(2.0, "a.fits")])               # the step re-run
+    np.testing.assert_array_equal(store.load(0)[0][0].data, 2.0)
+    store.put(1, [Frame(old.phu, [Extension(old[0].data, old[0].header)])])
+    np.testing.assert_array_equal(store.load(1)[0][0].data, 1.0)  # written, not taken as step 0's
+    np.testing.assert_array_equal(old[0].data, 1.0)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def masters(tutorial4, tmp_path_factory):
+    work = tmp_path_factory.mktemp("masters")
+    bias = Reduction(tutorial4.bias, workdir=work, keep="stream")
+    bias.run_all()
+    flat = Reduction(tutorial4.flat, workdir=work, keep="stream",
+                     user_cals={"processed_bias": work / bias.output_filenames[0]})
+    flat.run_all()
+    return {"processed_bias": work / bias.output_filenames[0],
+            "processed_flat": work / flat.output_filenames[0]}
+
+
+@pytest.mark.slow
+def test_science_spilled_and_streamed_equal_in_memory(tutorial4, masters, tmp_path):
+    runs = {}
+    for keep in ("all", "spill", "stream"):
+        runs[keep] = Reduction(tutorial4.science, keep=keep, user_cals=masters,
+                               spill_dir=tmp_path / "tmp", workdir=tmp_path / keep)
+        runs[keep].run_all()
+    for keep in ("spill", "stream"):
+        for step in runs["all"].steps:
+            _assert_same_frames(runs[keep].outputs(step.index), runs["all"].outputs(step.index),
+                                f"{keep} {step.label}")

@@ -209,14 +209,16 @@ class SkyView(W.VBox):
         self.field = (ra, dec, fov)
         self.aladin.height = pixels
         self.aladin.target = SkyCoord(ra, dec, unit="deg", frame="icrs")
-        self.aladin.fov = fov
+        self._set_fov()
         # Aladin Lite is drawn from its initial options, whatever was set before (ipyaladin 0.8)
         self.aladin._init_options = {**self.aladin._init_options, "target": f"{ra} {dec}"}
 
     def _on_loaded(self, change) -> None:
         """Once Aladin Lite is drawn, set the field again: it ignores the one set before."""
-        if not change["new"] or self.field is None:
-            return
+        if change["new"] and self.field is not None:
+            self._set_fov()
+
+    def _set_fov(self) -> None:
         fov = self.field[2]
         self.aladin.fov = fov * 1.001           # a change the browser acts on, then the field
         self.aladin.fov = fov

@@ -88,7 +88,7 @@ def test_astrometry(reduced, request):
 
 def test_sky_noise_matches_variance(reduced, request):
     _expect_failure_if_known(request)
-    ratio, empirical, predicted = sky_noise_ratio(reduced.ext)
+    ratio, empirical, predicted = sky_noise_ratio(reduced)
     print(f"sky noise {empirical:.3f}, sqrt(VAR) {predicted:.3f}, ratio {ratio:.3f}")
     assert abs(ratio - 1) < 0.10
 

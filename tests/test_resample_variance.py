@@ -8,7 +8,10 @@ comparison in the failure message.
 """
 import numpy as np
 import pytest
+from astropy.io import fits
 
+from gmoswidgets.numerics.covariance import (clear_resampling, correlation_factor, prior_resampling,
+                                             record_resampling)
 from gmoswidgets.numerics.interpolate import INTERPOLANTS, AffineMap, resample, resample_variance
 
 SHIFTS = [(0.5, 0.5), (0.3, 0.0), (0.25, 0.7), (-1.3, 2.6)]
@@ -54,17 +57,24 @@ def test_integer_shift_copies_the_variance():
     assert np.array_equal(out[:9, :8], var[1:, 2:])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sum(w^2) VAR assumes independent input pixels; a frame resampled twice (mosaicDetectors places "
-    "CCD1/CCD3, then resampleToCommonFrame shifts the dither) has neighbours correlated by the first "
-    "interpolation, so VAR understates the noise: poly3 (0.5, 0.5) then (0.39, 0.39): empirical / "
-    "VAR 1.66 (noise 1.29x); GMOS-N EEV 4x4 stack, seed 11, per-pixel sky noise / sqrt(VAR): "
-    "1.12-1.19 on CCD1/CCD3, 1.00-1.03 on CCD2"))
-def test_twice_resampled_variance_equals_the_noise(noise):
-    first, second = AffineMap.translation(0.5, 0.5), AffineMap.translation(0.39, 0.39)
-    [once] = resample([noise], first, noise.shape, "poly3")
-    [twice] = resample([once], second, noise.shape, "poly3")
-    var = resample_variance(resample_variance(np.full(noise.shape, 4.0, np.float32), first, noise.shape,
-                                              "poly3"), second, noise.shape, "poly3")
+@pytest.mark.parametrize("first, second", [((0.5, 0.5), (0.39, 0.39)), ((0.3, 0.1), (0.75, 0.5)),
+                                           ((0.5, 0.5), (0.0, 0.0))], ids=str)
+def test_twice_resampled_variance_equals_the_noise(noise, first, second):
+    """A resampled image resampled again (mosaic, then dither alignment): its pixels covary.
+
+    sum(w^2) VAR alone understates the noise (poly3 (0.5, 0.5) then (0.39, 0.39): 1.66x
+    in variance); the earlier resampling recorded in the header corrects it.
+    """
+    shape = noise.shape
+    maps = AffineMap.translation(*first), AffineMap.translation(*second)
+    [once] = resample([noise], maps[0], shape, "poly3")
+    [twice] = resample([once], maps[1], shape, "poly3")
+    var = resample_variance(resample_variance(np.full(shape, 4.0, np.float32), maps[0], shape,
+                                              "poly3"), maps[1], shape, "poly3")
+    header = fits.Header()
+    record_resampling(header, "poly3", [((0, shape[1], 0, shape[0]), maps[0])])
+    var *= correlation_factor(prior_resampling(header), maps[1], shape, "poly3")
     inner = (slice(10, -10), slice(10, -10))
     assert float(var[inner].mean()) == pytest.approx(float(twice[inner].var()), rel=0.03)
+    clear_resampling(header)
+    assert prior_resampling(header) is None

@@ -11,7 +11,9 @@ affine map fitted over the output grid, as DRAGONS does with
 SCI goes through the interpolant and VAR through the squares of its weights
 (:func:`~gmoswidgets.numerics.interpolate.resample_variance`: the variance
 of each resampled pixel, where DRAGONS interpolates VAR linearly and so
-overstates the noise of sub-pixel-shifted data); with ``conserve`` they are
+overstates the noise of sub-pixel-shifted data), times the correlation
+factor where the input was itself resampled by ``mosaicDetectors``
+(:mod:`~gmoswidgets.numerics.covariance`); with ``conserve`` they are
 multiplied by the pixel-area ratio (``JFACTOR``) and its square.  DQ is
 resampled bit plane by bit plane (a bit is set where its contribution
 exceeds ``dq_threshold``); output pixels without input are ``no_data``

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
-from scipy import ndimage
 
 from .interpolate import AffineMap, resample
 
@@ -40,8 +39,9 @@ __all__ = ["PriorResampling", "record_resampling", "prior_resampling", "clear_re
 #: Header keywords: the interpolant of the earlier resampling, and one box + map per input.
 INTERPOLANT_KEY = "VARINTRP"
 MAP_KEY = "VARMAP{}"
-#: Fractional offsets at which the correlation factor is tabulated (then bilinearly interpolated).
-_TABLE_STEPS = 32
+#: Fractional offsets i / n at which the correlation factor is tabulated (the nearest is used;
+#: neighbouring entries of the poly3 table differ by < 0.004).
+_TABLE_STEPS = 256
 #: Rows of output pixels handled at once.
 _CHUNK_ROWS = 256
 
@@ -56,19 +56,30 @@ class PriorResampling:
     boxes: tuple
     maps: tuple
 
-    def fractions(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fractional offsets (x, y) of the earlier interpolation at integer image pixels ``x, y``.
+    def fractions(self, x: np.ndarray, y: np.ndarray) -> tuple:
+        """Where the earlier interpolation was sub-pixel, and its fractional offsets there.
 
-        0 (no correlation) outside every recorded box.
+        Parameters
+        ----------
+        x, y : numpy.ndarray
+            Integer image pixels.
+
+        Returns
+        -------
+        inside : numpy.ndarray of bool
+            Pixels in a recorded box (elsewhere: no correlation).
+        fx, fy : numpy.ndarray
+            Fractional offsets (x, y) of the earlier interpolation at ``x[inside], y[inside]``.
         """
-        fx, fy = np.zeros(x.shape), np.zeros(y.shape)
-        for (x0, x1, y0, y1), (m00, m01, m10, m11, o0, o1) in zip(self.boxes, self.maps):
-            inside = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
-            if inside.any():
-                xi, yi = x[inside], y[inside]
-                tx, ty = m00 * xi + m01 * yi + o0, m10 * xi + m11 * yi + o1
-                fx[inside], fy[inside] = tx - np.floor(tx), ty - np.floor(ty)
-        return fx, fy
+        owner = np.full(x.shape, -1, np.intp)
+        for index, (x0, x1, y0, y1) in enumerate(self.boxes):
+            owner[(x >= x0) & (x < x1) & (y >= y0) & (y < y1)] = index
+        inside = owner >= 0
+        xi, yi, own = x[inside], y[inside], owner[inside]
+        m = np.asarray(self.maps, float)[own]
+        tx = m[:, 0] * xi + m[:, 1] * yi + m[:, 4]
+        ty = m[:, 2] * xi + m[:, 3] * yi + m[:, 5]
+        return inside, tx - np.floor(tx), ty - np.floor(ty)
 
 
 def record_resampling(header: fits.Header, interpolant: str, placements) -> None:
@@ -118,26 +129,33 @@ def clear_resampling(header: fits.Header) -> None:
         del header[key]
 
 
-@functools.lru_cache(maxsize=64)
-def _kernel(interpolant: str, fraction: float) -> np.ndarray:
-    """1-D weights of ``interpolant`` at a fractional offset: an impulse through ``resample``."""
+@functools.lru_cache(maxsize=16)
+def _kernels(interpolant: str) -> np.ndarray:
+    """1-D weights of ``interpolant`` at each tabulated fractional offset (rows).
+
+    Measured as the response of :func:`~gmoswidgets.numerics.interpolate.resample` to an impulse.
+    """
     impulse = np.zeros((1, 64), np.float32)
     impulse[0, 32] = 1.0
-    [out] = resample([impulse], AffineMap.translation(fraction, 0.0), impulse.shape, interpolant)
-    return out[0].astype(np.float64)
+    return np.array([resample([impulse], AffineMap.translation(f, 0.0), impulse.shape,
+                              interpolant)[0][0].astype(np.float64)
+                     for f in np.arange(_TABLE_STEPS + 1) / _TABLE_STEPS])
+
+
+def _autocorrelations(kernels: np.ndarray) -> np.ndarray:
+    return np.array([np.correlate(k, k, mode="full") for k in kernels])
 
 
 @functools.lru_cache(maxsize=16)
 def _table(first: str, second: str) -> np.ndarray:
-    """``R(f1, f2)`` on a grid of fractional offsets 0, 1/n, ..., 1 (both axes)."""
-    steps = np.arange(_TABLE_STEPS + 1) / _TABLE_STEPS
-    table = np.ones((steps.size, steps.size))
-    for i, f1 in enumerate(steps):
-        w = _kernel(first, float(f1))
-        for j, f2 in enumerate(steps):
-            v = _kernel(second, float(f2))
-            table[i, j] = np.sum(np.convolve(v, w) ** 2) / (np.sum(v ** 2) * np.sum(w ** 2))
-    return table
+    """``R(f1, f2)`` at fractional offsets ``i / n`` (rows: first resampling, columns: second).
+
+    ``sum((v * w)**2) = sum_k a_v(k) a_w(k)`` over lags k, ``a`` being each kernel's
+    autocorrelation (``a(0) = sum of squares``).
+    """
+    aw, av = _autocorrelations(_kernels(first)), _autocorrelations(_kernels(second))
+    centre = aw.shape[1] // 2
+    return (aw @ av.T) / np.outer(aw[:, centre], av[:, centre])
 
 
 def correlation_factor(prior: PriorResampling, amap: AffineMap, out_shape: tuple[int, int],
@@ -157,17 +175,23 @@ def correlation_factor(prior: PriorResampling, amap: AffineMap, out_shape: tuple
     Returns
     -------
     numpy.ndarray
-        float32 factors (1 where the input was placed by whole pixels).
+        float32 factors (1 where the input was placed by whole pixels, or where the
+        second map is a whole-pixel shift).
     """
-    table = _table(prior.interpolant, interpolant)
     factor = np.ones(out_shape, np.float32)
+    offset = np.asarray(amap.offset)
+    if np.array_equal(amap.matrix, np.eye(2)) and np.all(np.abs(offset - np.round(offset)) < 1e-9):
+        return factor
+    table = _table(prior.interpolant, interpolant)
     cols = np.arange(out_shape[1], dtype=float)
     for r0 in range(0, out_shape[0], _CHUNK_ROWS):
         rows = np.arange(r0, min(r0 + _CHUNK_ROWS, out_shape[0]), dtype=float)
         x, y = amap(cols[None, :], rows[:, None])
-        f1x, f1y = prior.fractions(np.rint(x), np.rint(y))
+        inside, f1x, f1y = prior.fractions(np.rint(x), np.rint(y))
+        if f1x.size == 0:
+            continue
+        x, y = x[inside], y[inside]
         f2x, f2y = x - np.floor(x), y - np.floor(y)
-        rx = ndimage.map_coordinates(table, [f1x * _TABLE_STEPS, f2x * _TABLE_STEPS], order=1)
-        ry = ndimage.map_coordinates(table, [f1y * _TABLE_STEPS, f2y * _TABLE_STEPS], order=1)
-        factor[r0:r0 + rows.size] = rx * ry
+        index = [np.rint(f * _TABLE_STEPS).astype(np.intp) for f in (f1x, f2x, f1y, f2y)]
+        factor[r0:r0 + rows.size][inside] = table[index[0], index[1]] * table[index[2], index[3]]
     return factor

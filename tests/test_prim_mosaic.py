@@ -148,13 +148,14 @@ def test_mosaic_background_variance_and_bad_pixels(mosaicked):
     assert np.all((var[~copied] > 0.4 * 25.0) & (var[~copied] < 25.0))
     out_wcs, sky = WCS(ext.header), WCS(fits.Header(SKY_WCS))
     flagged = ext.mask & dq.BAD_PIXEL
-    assert 2 <= np.count_nonzero(flagged) <= 8  # each spreads to at most 2x2 pixels
+    # each spreads over the pixels poly3 (the data's interpolant) takes it into: at most 4x4
+    assert 8 <= np.count_nonzero(flagged) <= 32
     for ccd, bx, by in [(0, 200, 300), (2, 100, 700)]:
         mx, my = to_mosaic(ccd, 4 * bx + 1.5, 4 * by + 1.5)
         x, y = out_wcs.all_world2pix(*sky.all_pix2world(mx, my, 0), 0)
         ys, xs = np.nonzero(flagged[int(y) - 3:int(y) + 4, int(x) - 3:int(x) + 4])
-        assert xs.size >= 1
-        assert np.all(np.abs(xs + int(x) - 3 - x) < 1) and np.all(np.abs(ys + int(y) - 3 - y) < 1)
+        assert xs.size >= 4
+        assert np.all(np.abs(xs + int(x) - 3 - x) < 2) and np.all(np.abs(ys + int(y) - 3 - y) < 2)
 
 
 def test_mosaic_sci_only_and_single_extension_passthrough():

@@ -254,7 +254,8 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
             resample_variance(tile["variance"], to_tile, box_shape, interpolant, out=var[box])
         if mask is not None:  # gaps are flagged no_data even if the input had no DQ
             tile_mask = tile["mask"] if tile["mask"] is not None else np.zeros(shape, dqbits.DTYPE)
-            resample_dq(tile_mask, to_tile, box_shape, DQ_THRESHOLD, out=mask[box])
+            resample_dq(tile_mask, to_tile, box_shape, DQ_THRESHOLD, out=mask[box],
+                        interpolant=interpolant)
     ref_index = geometry.reference_extension(frame, groups)
     ref_group = next(g for g in groups if ref_index in g.ext_indices)
     header = _mosaic_header(frame, ref_index, ref_group, origin, out_shape, xbin, ybin)

@@ -15,8 +15,9 @@ overstates the noise of sub-pixel-shifted data), times the correlation
 factor where the input was itself resampled by ``mosaicDetectors``
 (:mod:`~gmoswidgets.numerics.covariance`); with ``conserve`` they are
 multiplied by the pixel-area ratio (``JFACTOR``) and its square.  DQ is
-resampled bit plane by bit plane (a bit is set where its contribution
-exceeds ``dq_threshold``); output pixels without input are ``no_data``
+resampled bit plane by bit plane through the same interpolant (a bit is
+set where its contribution exceeds ``dq_threshold``, as DRAGONS does);
+output pixels without input are ``no_data``
 with ``SCI = VAR = 0``.  The OBJCAT pixel positions and the OBJMASK follow
 the data.
 """
@@ -134,7 +135,7 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
         if var is not None:
             var *= np.float32(jfactor ** 2)
     mask_in = ext.mask if ext.mask is not None else np.zeros(ext.data.shape, dqbits.DTYPE)
-    mask = resample_dq(mask_in, to_input, out_shape, dq_threshold)
+    mask = resample_dq(mask_in, to_input, out_shape, dq_threshold, interpolant=interpolant)
     objmask = None
     if ext.objmask is not None:
         moved = resample([ext.objmask], to_input, out_shape, "nearest")[0]

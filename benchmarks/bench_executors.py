@@ -3,7 +3,10 @@
 Runs the 2x2 science reduction once to get every step's inputs, then times
 the per-frame steps (those that map their frames with ``ctx.map``) and, for
 comparison, some that do not, on one thread, on local threads and on local
-processes.  Threads help where numpy / scipy / sep release the GIL;
+processes: wall and CPU seconds (this process and its finished child
+processes: the process executor's workers live on, so their CPU is not in
+its column), and the load average.  Threads help where numpy / scipy release the GIL (sep
+holds it: on threads, detectSources runs in processes forked for the step);
 processes pay for pickling the frames both ways.  Wall times mean something
 only on an otherwise idle machine.
 
@@ -12,14 +15,22 @@ only on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
-#: Steps timed; the first three map their frames over the executor (detectSources with
-#: ``holds_gil=True``: on threads it runs in the calling thread).
-STEPS = ("mosaicDetectors", "detectSources (1)", "resampleToCommonFrame", "biasCorrect",
-         "flatCorrect", "flagCosmicRaysByStacking")
+#: Steps timed; all but the last map their frames over the executor (detectSources with
+#: ``holds_gil=True``: on threads it runs in forked processes); flagCosmicRaysByStacking
+#: splits its work over the executor's threads.
+STEPS = ("biasCorrect", "flatCorrect", "QECorrect", "mosaicDetectors", "detectSources (1)",
+         "resampleToCommonFrame", "flagCosmicRaysByStacking")
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished child processes."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def main(argv=None) -> int:
@@ -46,17 +57,18 @@ def main(argv=None) -> int:
     executors = {"sync": SequentialExecutor(), "threads": ThreadExecutor(args.workers),
                  "processes": ProcessExecutor(args.workers)}
     print(f"{args.binning}x{args.binning}, {len(ds.science)} frames, {args.workers} workers")
-    print(f"{'step':<26}" + "".join(f"{name:>11}" for name in executors))
+    print(f"{'step (wall / CPU s)':<26}" + "".join(f"{name:>16}" for name in executors))
     for label in STEPS:
         step = red.step(label)
         inputs = red.outputs(step.index - 1)
         times = []
         for executor in executors.values():
             ctx = StepContext(calibration_lookup=CalibrationLookup(cals), executor=executor)
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), _cpu()
             step.definition(list(inputs), ctx, **step.params)
-            times.append(time.perf_counter() - start)
-        print(f"{label:<26}" + "".join(f"{t:10.2f}s" for t in times))
+            times.append((time.perf_counter() - wall, _cpu() - cpu))
+        print(f"{label:<26}" + "".join(f"{w:9.2f} /{c:5.2f}" for w, c in times))
+    print("load average %.2f %.2f %.2f" % os.getloadavg())
     for executor in executors.values():
         executor.close()
     return 0

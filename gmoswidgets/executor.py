@@ -20,11 +20,14 @@ pickled only when there is no such directory.
 """
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import ctypes.util
+import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from concurrent import futures
 from dataclasses import dataclass
@@ -36,7 +39,7 @@ from .frame import Frame, read_frame
 
 __all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
            "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV", "SHARED_DIR_ENV",
-           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item"]
+           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item", "map_in_memory"]
 
 #: Environment variable naming the scheduler when none is given.
 SCHEDULER_ENV = "GMOSWIDGETS_SCHEDULER"
@@ -170,6 +173,33 @@ class SequentialExecutor(Executor):
         return results
 
 
+def _collect(submit: Callable, items: list, label, on_done, cancel_check) -> list:
+    """``submit(index)`` (-> a future) the call of every item; the results in the items' order.
+
+    On an error or a cancel the calls not started are dropped and the
+    running ones waited for.
+    """
+    pending = {submit(index): index for index in range(len(items))}
+    results: list = [None] * len(items)
+    try:
+        while pending:
+            cancel_check()
+            done, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
+            for future in sorted(done, key=pending.get):
+                index = pending.pop(future)
+                try:
+                    results[index] = future.result()
+                except Exception as exc:
+                    _reraise(label(items[index]), exc)
+                on_done(index, results[index])
+    finally:
+        if pending:
+            for future in pending:
+                future.cancel()
+            futures.wait(pending)
+    return results
+
+
 class _PoolExecutor(Executor):
     """Common part of the thread and process executors (a lazily made pool)."""
 
@@ -185,28 +215,9 @@ class _PoolExecutor(Executor):
         return self._pool
 
     def _map(self, func, items, label, on_done, cancel_check, holds_gil):
-        if holds_gil and self._pool_class is futures.ThreadPoolExecutor:
-            return SequentialExecutor._map(self, func, items, label, on_done, cancel_check)
         pool = self._get_pool()
-        pending = {pool.submit(func, item): index for index, item in enumerate(items)}
-        results: list = [None] * len(items)
-        try:
-            while pending:
-                cancel_check()
-                done, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
-                for future in sorted(done, key=pending.get):
-                    index = pending.pop(future)
-                    try:
-                        results[index] = future.result()
-                    except Exception as exc:
-                        _reraise(label(items[index]), exc)
-                    on_done(index, results[index])
-        finally:
-            if pending:  # an error or a cancel: drop what has not started, wait for the rest
-                for future in pending:
-                    future.cancel()
-                futures.wait(pending)
-        return results
+        return _collect(lambda i: pool.submit(func, items[i]), items, label, on_done,
+                        cancel_check)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -219,6 +230,16 @@ class _PoolExecutor(Executor):
 
 class ThreadExecutor(_PoolExecutor):
     """Local threads (the default): for work that releases the GIL (numpy, scipy).
+
+    Each call sees the calling thread's context variables (``contextvars``,
+    in a copy per call).  Work that holds the GIL (``holds_gil=True``, e.g.
+    sep) runs instead in processes forked for the map (as many as there
+    are threads): they inherit the function and the items (nothing is
+    pickled on the way in, so lambdas and unpicklable items are fine) and
+    send back only the results, which should be small.  Such work should
+    use only numpy-level code (a forked copy of a multi-threaded process
+    may find a lock held).  Where ``fork`` is not available, or for a
+    single item or worker, it runs in the calling thread.
 
     The worker threads allocate from glibc's main malloc arena, as the
     calling thread does: with an arena per thread, freed frame-sized
@@ -237,6 +258,39 @@ class ThreadExecutor(_PoolExecutor):
     def _get_pool(self):
         _one_malloc_arena()
         return super()._get_pool()
+
+    def _map(self, func, items, label, on_done, cancel_check, holds_gil):
+        if not holds_gil:
+            # each call sees the context variables of the calling thread (e.g. a run's log
+            # handler), in a copy of its own
+            pool = self._get_pool()
+            return _collect(lambda i: pool.submit(contextvars.copy_context().run, func, items[i]),
+                            items, label, on_done, cancel_check)
+        workers = min(self.max_workers, len(items))
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return SequentialExecutor._map(self, func, items, label, on_done, cancel_check)
+        global _FORKED
+        with _FORK_LOCK:  # one forked map at a time: the processes read _FORKED
+            _FORKED = (func, items)
+            pool = futures.ProcessPoolExecutor(workers,
+                                               mp_context=multiprocessing.get_context("fork"))
+            try:
+                return _collect(lambda i: pool.submit(_call_forked, i), items, label, on_done,
+                                cancel_check)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+                _FORKED = None
+
+
+#: ``(func, items)`` of the forked map under way (read by the forked processes).
+_FORKED: tuple | None = None
+_FORK_LOCK = threading.Lock()
+
+
+def _call_forked(index: int):
+    """What a forked process runs: the map's function on its inherited item ``index``."""
+    func, items = _FORKED
+    return func(items[index])
 
 
 def _one_malloc_arena() -> None:
@@ -405,6 +459,23 @@ class DaskExecutor(Executor):
     def __repr__(self) -> str:
         return (f"<DaskExecutor {self.client.scheduler.address} "
                 f"frames via {self.shared_dir or 'pickles'}>")
+
+
+def map_in_memory(executor: Executor, func: Callable, items: Iterable) -> list:
+    """``[func(item) for item in items]`` on the executor's local threads, if it has some.
+
+    For parts of one step's work on this process's arrays (row chunks of an
+    image, the frames of a step that is not mapped) that release the GIL:
+    they run on a :class:`ThreadExecutor`'s threads and in the calling
+    thread otherwise (they are not worth sending to processes or a cluster).
+    ``func`` may be a closure; the first error propagates as it is.
+    """
+    items = list(items)
+    if isinstance(executor, ThreadExecutor) and executor.max_workers > 1 and len(items) > 1:
+        pool = executor._get_pool()
+        calls = [pool.submit(contextvars.copy_context().run, func, item) for item in items]
+        return [call.result() for call in calls]
+    return [func(item) for item in items]
 
 
 def get_executor(scheduler=None, *, max_workers: int | None = None) -> Executor:

@@ -1,4 +1,5 @@
 """The executors: results in order, errors named, cancel, selection, frames via a shared directory."""
+import contextvars
 import os
 import threading
 import time
@@ -9,7 +10,7 @@ import pytest
 from gmoswidgets.errors import FileProblem, GmosError, ParameterError
 from gmoswidgets.executor import (SCHEDULER_ENV, SHARED_DIR_ENV, DaskExecutor, ProcessExecutor,
                                   SequentialExecutor, TaskError, ThreadExecutor,
-                                  get_executor)
+                                  get_executor, map_in_memory)
 
 
 def _square_late(x):
@@ -107,11 +108,76 @@ def test_threads_run_concurrently():
     assert ThreadExecutor(max_workers=2).map(lambda x: barrier.wait() * 0 + x, [1, 2]) == [1, 2]
 
 
-def test_work_holding_the_gil_stays_in_the_calling_thread():
-    me = threading.get_ident()
+def test_work_holding_the_gil_goes_to_forked_processes_without_pickling():
+    lock = threading.Lock()  # unpicklable, as is the lambda: the processes inherit both
+    items = [(lock, x) for x in range(5)]
+    done = []
     with ThreadExecutor(2) as ex:
-        assert ex.map(lambda x: threading.get_ident(), [1, 2], holds_gil=True) == [me, me]
+        results = ex.map(lambda item: (os.getpid(), item[1] ** 2), items, holds_gil=True,
+                         on_done=lambda i, r: done.append(i))
+    pids = {pid for pid, _ in results}
+    assert [square for _, square in results] == [x * x for x in range(5)]
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert sorted(done) == list(range(5))
+
+
+def test_work_holding_the_gil_in_processes_names_the_failed_item():
+    with ThreadExecutor(2) as ex:
+        with pytest.raises(TaskError, match=r"frame-3: ValueError: three is bad"):
+            ex.map(_fail_on_three, range(6), label=lambda x: f"frame-{x}", holds_gil=True)
+        with pytest.raises(GmosError, match="no bias for it"):
+            ex.map(_user_error_on_two, range(4), holds_gil=True)
+        assert ex.map(_square_late, range(4), holds_gil=True) == [0, 1, 4, 9]  # still usable
+
+
+def test_cancel_of_a_forked_map_leaves_no_process_behind():
+    import multiprocessing
+    stop = threading.Event()
+
+    def cancel_check():
+        if stop.is_set():
+            raise KeyboardInterrupt("cancelled")
+
+    with ThreadExecutor(2) as ex, pytest.raises(KeyboardInterrupt):
+        ex.map(lambda x: time.sleep(0.2) or x, range(20), holds_gil=True,
+               on_done=lambda i, r: stop.set(), cancel_check=cancel_check)
+    assert multiprocessing.active_children() == []  # the forked workers were waited for
+
+
+def test_work_holding_the_gil_with_one_worker_stays_in_the_calling_thread():
+    me = threading.get_ident()
+    with ThreadExecutor(1) as ex:
+        assert ex.map(lambda x: (threading.get_ident(), os.getpid()), [1, 2], holds_gil=True) \
+            == [(me, os.getpid())] * 2
+    with ThreadExecutor(2) as ex:
         assert me not in ex.map(lambda x: threading.get_ident(), [1, 2])
+
+
+_RUN = contextvars.ContextVar("run", default=None)
+
+
+def test_thread_calls_see_the_callers_context_variables():
+    token = _RUN.set("run-1")
+    try:
+        with ThreadExecutor(2) as ex:
+            assert ex.map(lambda x: (_RUN.get(), x), [1, 2]) == [("run-1", 1), ("run-1", 2)]
+            assert map_in_memory(ex, lambda x: _RUN.get(), [1, 2]) == ["run-1", "run-1"]
+    finally:
+        _RUN.reset(token)
+
+
+def test_map_in_memory_uses_the_threads_of_a_thread_executor_only():
+    me = threading.get_ident()
+    barrier = threading.Barrier(2, timeout=5)  # both items at once, or it times out
+    with ThreadExecutor(2) as ex:
+        idents = map_in_memory(ex, lambda x: (barrier.wait(), threading.get_ident())[1], [1, 2])
+    assert me not in idents
+    for ex in (SequentialExecutor(), ProcessExecutor(2), ThreadExecutor(1)):
+        with ex:  # a closure is fine: nothing leaves this process
+            assert map_in_memory(ex, lambda x: (x * x, threading.get_ident()), [1, 2, 3]) == \
+                [(1, me), (4, me), (9, me)]
+    with ThreadExecutor(2) as ex, pytest.raises(ValueError, match="three is bad"):
+        map_in_memory(ex, _fail_on_three, range(5))
 
 
 def test_selection(monkeypatch):

@@ -1,8 +1,9 @@
 """Per-frame work over an executor: the same science stack whichever executor runs it.
 
 The science recipe at 4x4 runs with its per-frame steps (overscanCorrect,
-biasCorrect, flatCorrect, mosaicDetectors, detectSources,
-resampleToCommonFrame) one after the other in this thread,
+biasCorrect, flatCorrect, QECorrect, mosaicDetectors, detectSources,
+resampleToCommonFrame; flagCosmicRaysByStacking splits its work over the
+threads) one after the other in this thread,
 on local threads and on local processes; every step's output and the stack
 must be identical.  Progress is reported per frame whatever the executor.
 """
@@ -14,8 +15,8 @@ from gmoswidgets.reduce import Reduce
 from gmoswidgets.reduction import Reduction
 
 
-PER_FRAME = ("overscanCorrect", "biasCorrect", "flatCorrect", "mosaicDetectors",
-             "detectSources (1)", "resampleToCommonFrame")
+PER_FRAME = ("overscanCorrect", "biasCorrect", "flatCorrect", "QECorrect", "mosaicDetectors",
+             "detectSources (1)", "resampleToCommonFrame", "flagCosmicRaysByStacking")
 
 
 @pytest.fixture(scope="module")

@@ -173,6 +173,68 @@ def test_working_memory_stays_within_the_budget():
     assert peak < outputs + 5e6 * 1.5, peak / 1e6
 
 
+def _awkward_inputs(n=9, shape=(300, 40)):
+    """Noise with cosmic rays, NaNs, flagged and fully flagged pixels."""
+    datas = _noise(n, seed=11, shape=shape)
+    rng = np.random.default_rng(12)
+    variances = [np.full(shape, 1.0, np.float32) + rng.random(shape, np.float32) for _ in range(n)]
+    masks = _ones(n, 0, np.uint16, shape=shape)
+    for k in range(n):
+        hits = rng.integers(0, shape[0], 30), rng.integers(0, shape[1], 30)
+        datas[k][hits] += 500.0
+        masks[k][rng.integers(0, shape[0], 20), rng.integers(0, shape[1], 20)] = dq.BAD_PIXEL
+    datas[3][5, 5] = np.nan
+    for mask in masks:
+        mask[7, 8] = dq.SATURATED
+    return datas, variances, masks
+
+
+@pytest.mark.parametrize("operation, reject_method", [
+    ("mean", "varclip"), ("mean", "sigclip"), ("median", "minmax"), ("wtmean", "none"),
+    ("lmedian", "sigclip")])
+def test_combining_on_threads_equals_the_sequential_combination(operation, reject_method):
+    datas, variances, masks = _awkward_inputs()
+    options = dict(operation=operation, reject_method=reject_method, nlow=1, nhigh=2,
+                   memory=2e-5)                       # many chunks of a few rows
+    fractions = []
+    one = combine_arrays(datas, variances, masks, **options)
+    three = combine_arrays(datas, variances, masks, workers=3, progress=fractions.append,
+                           **options)
+    for a, b in zip(one, three):
+        np.testing.assert_array_equal(a, b)
+    assert len(fractions) > 10 and fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_stacking_primitive_on_threads_equals_the_sync_executor():
+    from gmoswidgets.executor import ThreadExecutor
+    frames = [_frame(100.0 + i, name=f"b{i}.fits", obstype="BIAS", shape=(400, 64))
+              for i in range(6)]
+    rng = np.random.default_rng(3)
+    for frame in frames:
+        for ext in frame.exts:
+            ext.data += rng.normal(0, 2, ext.data.shape).astype(np.float32)
+        frame.exts[0].data[rng.integers(0, 400, 40), rng.integers(0, 64, 40)] = 1e4
+    options = dict(reject_method="minmax", nhigh=1, memory=0.001)     # 10 chunks per extension
+    [sync] = get_primitive("stackFrames")(frames, StepContext(), **options)
+    with ThreadExecutor(max_workers=2) as executor:
+        [threads] = get_primitive("stackFrames")(frames, StepContext(executor=executor), **options)
+    for a, b in zip(sync.exts, threads.exts):
+        for plane in ("data", "variance", "mask"):
+            np.testing.assert_array_equal(getattr(a, plane), getattr(b, plane))
+    assert sync[0].data.max() < 200                  # the hits were rejected
+
+
+def test_working_memory_of_threads_stays_within_the_budget():
+    shape = (1000, 500)
+    datas, variances = _noise(10, shape=shape), _ones(10, shape=shape)
+    masks = _ones(10, 0, np.uint16, shape=shape)
+    tracemalloc.start()
+    combine_arrays(datas, variances, masks, reject_method="varclip", memory=0.005, workers=2)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 500 * 1000 * (4 + 4 + 2) + 5e6 * 1.5, peak / 1e6
+
+
 def test_flat_rejection_by_number_of_inputs():
     assert flat_rejection(2) == ("none", 0, 0)
     assert flat_rejection(5) == ("minmax", 1, 1)

@@ -18,7 +18,7 @@ import sys
 from ..caldb.lookup import default_service
 from ..logutils import config as configure_logging
 from ..logutils import get_logger
-from ..errors import CalibrationNotFoundError, GmosError
+from ..errors import CalibrationNotFoundError, FileProblem, GmosError
 from ..executor import SCHEDULER_ENV, get_executor
 from ..reduction import FAILED, KEEP_MODES, Reduction
 from ..validate import check_writable_file
@@ -116,22 +116,32 @@ class _ProgressBar:
         self.bar.close()
 
 
+def _reduction(files, args) -> Reduction:
+    """The reduction of ``files`` as the command line asks."""
+    return Reduction(files, recipe=args.recipe, uparms=args.param,
+                     user_cals=args.user_cal or None, calservice=default_service(),
+                     suffix=args.suffix, keep=args.keep)
+
+
 def _reduce(argv) -> int:
     args = build_parser().parse_args(argv)
     _split_stray_files(args)
     files = expand_inputs(args.files)
     if not files:
         raise UsageError("no input files (give FILE ... or @list.txt)")
-    files = readable_files(PROG, files)
     check_writable_file(args.logfile)
     log = configure_logging(file_name=args.logfile)
     get_logger("reduce").info("reduce " + " ".join(argv))
-    reduction = Reduction(files, recipe=args.recipe, uparms=args.param,
-                          user_cals=args.user_cal or None, calservice=default_service(),
-                          suffix=args.suffix, keep=args.keep)
+    try:     # the usual case, every input readable: their headers are read once, here
+        reduction = _reduction(files, args)
+    except FileProblem:
+        readable = readable_files(PROG, files)      # one line for each file skipped
+        if len(readable) == len(files):
+            raise
+        reduction = _reduction(readable, args)
     reduction.executor = executor = get_executor(args.scheduler)  # once the inputs are fine
-    log.info("Recipe %s on %d file(s), per-frame work on %r", reduction.recipe.name, len(files),
-             executor)
+    log.info("Recipe %s on %d file(s), per-frame work on %r", reduction.recipe.name,
+             len(reduction.files), executor)
     bar = _ProgressBar(reduction, enabled=not args.no_progress)
     reduction.subscribe(bar)
     try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -246,7 +247,7 @@ def combine_arrays(datas: Sequence[np.ndarray], variances: Sequence[np.ndarray] 
                    mclip: bool = True, max_iters: int | None = None, nlow: int = 0,
                    nhigh: int = 0, apply_dq: bool = True, scales: Sequence[float] | None = None,
                    zeros: Sequence[float] | None = None, memory: float | None = 1.0,
-                   progress: Callable[[float], None] | None = None
+                   progress: Callable[[float], None] | None = None, workers: int = 1
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Combine N same-shaped 2-D arrays with DQ hierarchy, rejection and VAR propagation.
 
@@ -272,9 +273,12 @@ def combine_arrays(datas: Sequence[np.ndarray], variances: Sequence[np.ndarray] 
     scales, zeros : sequence of float, optional
         Per-input multiplicative factors and additive offsets (offsets first).
     memory : float or None
-        Working-memory budget in GB for the chunked combination.
+        Working-memory budget in GB for the chunked combination (all workers).
     progress : callable, optional
-        ``progress(fraction)`` called after each chunk.
+        ``progress(fraction)`` called after each chunk (in the calling thread).
+    workers : int
+        Threads combining row chunks at once (numpy releases the GIL in the
+        work); the result does not depend on it.
 
     Returns
     -------
@@ -303,17 +307,29 @@ def combine_arrays(datas: Sequence[np.ndarray], variances: Sequence[np.ndarray] 
     scales = None if scales is None else np.asarray(scales, dtype=np.float32)
     zeros = None if zeros is None else np.asarray(zeros, dtype=np.float32)
     ny, nx = shape
+    workers = max(1, int(workers))
     chunk = max(1, _CHUNK_ELEMENTS // (len(datas) * nx))
-    if memory is not None:
-        chunk = min(chunk, int(memory * 1e9 // (len(datas) * nx * _BYTES_PER_PIXEL)))
+    if memory is not None:       # the budget is shared by the chunks combined at once
+        chunk = min(chunk, int(memory * 1e9 // (workers * len(datas) * nx * _BYTES_PER_PIXEL)))
     chunk = min(max(chunk, 1), ny)
     out_data = np.empty(shape, np.float32)
     out_var = np.empty(shape, np.float32)
     out_mask = np.empty(shape, dq.DTYPE)
-    for start in range(0, ny, chunk):
+
+    def combine_rows(start):
         rows = slice(start, min(start + chunk, ny))
         out_data[rows], out_var[rows], out_mask[rows] = _combine_chunk(
             datas, variances, masks, rows, scales, zeros, options)
-        if progress is not None:
-            progress(rows.stop / ny)
+        return rows.stop
+
+    starts = range(0, ny, chunk)
+    workers = min(workers, len(starts))
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        for stop in (pool.map if pool else map)(combine_rows, starts):
+            if progress is not None:
+                progress(stop / ny)
+    finally:     # after an error or a cancel (from progress): drop the chunks not started
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return out_data, out_var, out_mask

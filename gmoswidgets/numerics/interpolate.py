@@ -257,21 +257,31 @@ def covered(amap: AffineMap, in_shape: tuple[int, int], out_shape: tuple[int, in
 
 
 def _lagrange_weights(frac: np.ndarray, nodes) -> list:
-    """Lagrange basis weights at fractional positions ``frac`` (None for nearest)."""
+    """Lagrange basis weights at fractional positions ``frac`` (None for nearest).
+
+    Weight ``k`` is the product of ``frac - m`` over the other nodes ``m``,
+    scaled by the basis normalisation (first factor first, all float32).
+    """
     if nodes is None:
         return [None]
     if len(nodes) == 2:
         return [1.0 - frac, frac]
-    diffs = [frac - np.float32(m) for m in nodes]
+    diffs = [frac if m == 0 else frac - np.float32(m) for m in nodes]
     weights = []
-    for k, node in enumerate(nodes):
-        norm = np.prod([float(node - m) for m in nodes if m != node])
-        w = None
-        for m, diff in enumerate(diffs):
-            if m != k:
-                w = diff * np.float32(1.0 / norm) if w is None else w * diff
+    for k, scale in enumerate(_lagrange_scales(tuple(int(m) for m in nodes))):
+        others = [diff for m, diff in enumerate(diffs) if m != k]
+        w = np.multiply(others[0], scale)
+        for diff in others[1:]:
+            w *= diff
         weights.append(w)
     return weights
+
+
+@functools.lru_cache(maxsize=8)
+def _lagrange_scales(nodes: tuple) -> tuple:
+    """float32 ``1 / prod(node_k - m)`` of each Lagrange basis polynomial."""
+    return tuple(np.float32(1.0 / np.prod([float(node - m) for m in nodes if m != node]))
+                 for node in nodes)
 
 
 #: Largest number of distinct integer offsets in a chunk handled with slices.
@@ -450,26 +460,45 @@ def _resample_lagrange(planes, amap, outs, nodes, squared=False):
 
     ``nodes`` None means nearest neighbour.  Only the covered pixels of the
     output arrays ``outs`` are written.  ``squared`` uses the squares of the
-    weights (variance propagation).
+    weights (variance propagation).  The sums run in place, in scratch
+    arrays reused from block to block (straight into the output where a
+    block writes every pixel of its region).
     """
     halo = 1 if nodes is None else int(max(-nodes[0], nodes[-1])) + 1
     padded = [_pad(p, halo) for p in planes]
     out_shape = outs[0].shape
     ntaps = 1 if nodes is None else len(nodes)
+    scratch = np.empty(3 * _CHUNK_ROWS * out_shape[1], dtype=np.float32)
     for region, select, take, wx, wy in _blocks(planes[0].shape, amap, out_shape, nodes, halo):
         if squared:
             wx = [None if w is None else w * w for w in wx]
             wy = [None if w is None else w * w for w in wy]
         for pad, out in zip(padded, outs):
-            acc = None
+            target = out[region]
+            size = target.size
+            line, term = (scratch[k * size:(k + 1) * size].reshape(target.shape) for k in (0, 1))
+            acc = target if select is None else scratch[2 * size:3 * size].reshape(target.shape)
             for j in range(ntaps):
-                line = None
-                for i in range(ntaps):
-                    term = take(pad, i, j) if wx[i] is None else wx[i] * take(pad, i, j)
-                    line = term if line is None else line + term
-                line = line if wy[j] is None else wy[j] * line
-                acc = line if acc is None else acc + line
-            _write(out[region], acc, select)
+                dest = acc if j == 0 else line
+                _tap_sum(dest, term, [take(pad, i, j) for i in range(ntaps)], wx)
+                if wy[j] is not None:
+                    dest *= wy[j]
+                if j:
+                    acc += line
+            if select is not None:
+                _write(target, acc, select)
+
+
+def _tap_sum(line, term, samples, weights) -> None:
+    """``line = sum(w * s)`` over the taps, in place (``term`` is scratch; None: weight 1)."""
+    for i, (sample, weight) in enumerate(zip(samples, weights)):
+        dest = line if i == 0 else term
+        if weight is None:
+            dest[...] = sample
+        else:
+            np.multiply(weight, sample, out=dest)
+        if i:
+            line += term
 
 
 def _integer_shift(amap: AffineMap):

@@ -20,7 +20,6 @@ from functools import partial
 
 import numpy as np
 from numpy.polynomial import Chebyshev, Polynomial
-from scipy.interpolate import LSQUnivariateSpline
 from scipy.ndimage import binary_dilation, median_filter
 
 from ..errors import FileProblem
@@ -60,6 +59,8 @@ def _fit(rows, values, good, function, order, lsigma, hsigma, niter, grow):
     for iteration in range(niter + 1):
         x, y = rows[good], values[good]
         if function == "spline3":
+            # scipy.interpolate costs ~0.4 s to import: only when a spline is asked for
+            from scipy.interpolate import LSQUnivariateSpline
             npieces = max(int(order), 1)
             knots = np.linspace(x[0], x[-1], npieces + 1)[1:-1]
             model = LSQUnivariateSpline(x, y, knots, k=3)(rows)

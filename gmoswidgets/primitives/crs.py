@@ -22,6 +22,7 @@ Semantics follow DRAGONS (``core/primitives_image.py`` and
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -32,6 +33,7 @@ from scipy import ndimage
 
 from .. import dq as dqbits
 from ..errors import GmosError
+from ..executor import map_in_memory
 from ..frame import Extension, Frame
 from ..gmos.keywords import EXPTIME, ORIGTEXP
 from ._calib import light_copy
@@ -70,7 +72,7 @@ def _usable(ext: Extension, bits: int = _EXCLUDE_BITS, rows: slice = slice(None)
     return (ext.mask[rows] & bits) == 0
 
 
-def median_stack(frames: list[Frame], offsets: list[float]
+def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Median of single-extension images after adding ``offsets``.
 
@@ -79,6 +81,9 @@ def median_stack(frames: list[Frame], offsets: list[float]
     carry no sky signal and stay flagged (64) in the stack's DQ.  (The
     illumination edge moves across the sky with each dither and its mask is
     only approximate, so comparing dark and lit pixels would flag sky.)
+
+    ``map_chunks(func, row_slices)``, if given, runs the row chunks (e.g. on
+    threads: each writes its own rows of the outputs).
 
     Returns
     -------
@@ -95,14 +100,14 @@ def median_stack(frames: list[Frame], offsets: list[float]
     has_var = all(f.exts[0].variance is not None for f in frames)
     variance = np.full(shape, np.inf, np.float32) if has_var else None
     counts = np.zeros(shape, np.uint8)
-    for r0 in range(0, shape[0], _CHUNK_ROWS):
-        rows = slice(r0, min(r0 + _CHUNK_ROWS, shape[0]))
+
+    def chunk(rows: slice) -> None:
         usable = [_usable(f.exts[0], _STACK_EXCLUDE_BITS, rows) for f in frames]
         # only the columns some image covers (the dark amplifiers and the sky
         # beyond the field are none's)
         covered = np.flatnonzero(np.logical_or.reduce(usable).any(axis=0))
         if covered.size == 0:
-            continue
+            return
         cols = slice(covered[0], covered[-1] + 1)
         stack = np.stack([np.where(ok[:, cols], f.exts[0].data[rows, cols] + np.float32(o), np.nan)
                           for f, o, ok in zip(frames, offsets, usable)])
@@ -119,6 +124,9 @@ def median_stack(frames: list[Frame], offsets: list[float]
                             for f, s in zip(frames, stack)]).sum(axis=0)
             n = np.maximum(count, 1)
             variance[rows, cols] = np.where(count > 0, np.pi / 2 * var / n / n, np.inf)
+
+    chunks = [slice(r0, min(r0 + _CHUNK_ROWS, shape[0])) for r0 in range(0, shape[0], _CHUNK_ROWS)]
+    (map_chunks or (lambda func, items: [func(item) for item in items]))(chunk, chunks)
     return median, variance, counts
 
 
@@ -256,10 +264,12 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     if len(shapes) != 1 or len(frames[0].exts) != 1:
         raise GmosError("flagCosmicRaysByStacking needs single-extension images on one grid; "
                         "run mosaicDetectors and resampleToCommonFrame first")
-    lit = [_usable(f.exts[0], _STACK_EXCLUDE_BITS) for f in frames]
-    levels = [_level(f.exts[0].data[ok]) for f, ok in zip(frames, lit)]
+    # the frames' and the median's row chunks on the executor's threads (numpy releases the GIL)
+    on_threads = partial(map_in_memory, ctx.executor)
+    lit = on_threads(lambda f: _usable(f.exts[0], _STACK_EXCLUDE_BITS), frames)
+    levels = on_threads(lambda i: _level(frames[i].exts[0].data[lit[i]]), range(len(frames)))
     offsets = [levels[0] - level for level in levels]
-    median, median_var, count = median_stack(frames, offsets)
+    median, median_var, count = median_stack(frames, offsets, map_chunks=on_threads)
     good_median = np.isfinite(median)
     objects = object_mask(np.where(good_median, median, 0), median_var,
                           np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE),
@@ -268,10 +278,11 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     # one image only: compare it with its own surroundings instead
     alone = np.flatnonzero(count == 1)
     grow = _offsets(_disk(dilation)) if dilation >= 1 else None
-    out = []
-    for i, (frame, offset) in enumerate(zip(frames, offsets)):
-        ext = frame.exts[0]
-        diff = ext.data + np.float32(offset) - median
+
+    def flag(i: int) -> np.ndarray:
+        """Flat indices of the cosmic-ray pixels of frame ``i``."""
+        ext = frames[i].exts[0]
+        diff = ext.data + np.float32(offsets[i]) - median
         candidates = sky & _usable(ext)
         background = _level(diff[candidates])
         if ext.variance is not None:
@@ -288,8 +299,8 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
                         & (count.flat[above] != 1)]
         single = alone[lit[i].flat[alone]]
         if single.size:
-            flagged = np.union1d(flagged, _sharp_peaks(ext.data, single, hsigma * sigma.flat[single],
-                                                       levels[i]))
+            flagged = np.union1d(flagged, _sharp_peaks(ext.data, single,
+                                                       hsigma * sigma.flat[single], levels[i]))
         # the fainter tail of a hit: the pixels above a lower threshold connected
         # to its core (as L.A.Cosmic's sigfrac, repeated along a streak)
         added = flagged
@@ -305,6 +316,11 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
             flagged = np.union1d(flagged, added)
         if grow is not None and flagged.size:
             flagged = _around(flagged, grow, diff.shape)
+        return flagged
+
+    out = []
+    for i, (frame, flagged) in enumerate(zip(frames, on_threads(flag, range(len(frames))))):
+        ext = frame.exts[0]
         mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
         mask.flat[flagged] |= dqbits.COSMIC_RAY
         ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",

@@ -79,7 +79,7 @@ def ccd_background(frame: Frame, group: geometry.CCDGroup) -> tuple[float | None
     return float(median), int(values.size)
 
 
-def _qe_factors(frame: Frame, log):
+def _qe_factors(frame: Frame, *, log):
     """``((f1, n1), (f3, n3))`` for one frame, or None if it cannot be measured."""
     groups = geometry.ccd_groups(frame)
     levels = [ccd_background(frame, g) for g in groups]
@@ -110,7 +110,9 @@ def _qe_eligible(frame: Frame, log) -> bool:
     return True
 
 
-def _apply_qe(frame: Frame, f1: float, f3: float) -> Frame:
+def _apply_qe(job: tuple[Frame, float, float]) -> Frame:
+    """``(frame, f1, f3)`` -> the frame with CCD1 multiplied by f1 and CCD3 by f3."""
+    frame, f1, f3 = job
     new = light_copy(frame)
     for group in geometry.ccd_groups(frame):
         factor = {0: f1, 2: f3}.get(group.ccd, 1.0)
@@ -156,25 +158,19 @@ def QECorrect(frames: list[Frame], ctx: StepContext, *, common: bool,
     if factors is not None:
         chosen = {i: tuple(factors) for i, ok in enumerate(eligible) if ok}
     else:
-        measured = {i: _qe_factors(frame, ctx.log)
-                    for i, (frame, ok) in enumerate(zip(frames, eligible)) if ok}
-        measured = {i: m for i, m in measured.items() if m is not None}
+        todo = [i for i, ok in enumerate(eligible) if ok]
+        found = ctx.map(partial(_qe_factors, log=ctx.log), [frames[i] for i in todo])
+        measured = {i: m for i, m in zip(todo, found) if m is not None}
         if common and measured:
             (f1s, n1s), (f3s, n3s) = (zip(*pair) for pair in zip(*measured.values()))
             mean = (float(np.average(f1s, weights=n1s)), float(np.average(f3s, weights=n3s)))
             chosen = {i: mean for i in measured}
         else:
             chosen = {i: (m[0][0], m[1][0]) for i, m in measured.items()}
-    out = []
-    for i, frame in enumerate(frames):
-        if i not in chosen:
-            out.append(frame)
-            continue
-        f1, f3 = chosen[i]
-        ctx.log.info("QECorrect: %s CCD1 x %.4f, CCD3 x %.4f", frame.filename, f1, f3)
-        out.append(_apply_qe(frame, f1, f3))
-        ctx.progress((i + 1) / len(frames), frame.filename)
-    return out
+    for i, (f1, f3) in sorted(chosen.items()):
+        ctx.log.info("QECorrect: %s CCD1 x %.4f, CCD3 x %.4f", frames[i].filename, f1, f3)
+    corrected = dict(zip(chosen, ctx.map(_apply_qe, [(frames[i], *chosen[i]) for i in chosen])))
+    return [corrected.get(i, frame) for i, frame in enumerate(frames)]
 
 
 # -- mosaicDetectors ---------------------------------------------------------------

@@ -26,6 +26,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import dq
 from ..frame import Frame
+from ._calib import light_copy
 from .base import Param, StepContext, primitive
 
 __all__ = ["DETECTION_PARAMS", "MASK_PARAMS", "MASK_DEFAULTS", "OBJCAT_COLUMNS", "detectSources",
@@ -207,7 +208,8 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     background = bkg.back()
     sub = image - background
     if variance is not None:
-        err = _native(np.sqrt(np.where(bad, np.inf, variance)))
+        err = _native(np.where(bad, np.inf, variance))
+        np.sqrt(err, out=err)
     else:
         err = _native(np.full(image.shape, max(bkg.globalrms, np.finfo(np.float32).tiny)))
     sub[bad] = 0.0
@@ -215,7 +217,7 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     objects, segmap = sep.extract(sub, detect_thresh, err=err, mask=bad, minarea=detect_minarea,
                                   deblend_cont=deblend_mincont, filter_type="conv",
                                   segmentation_map=True)
-    return objects, segmap.astype(np.int32), sub, err, bad, background
+    return objects, segmap.astype(np.int32, copy=False), sub, err, bad, background
 
 
 def _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius,
@@ -265,12 +267,13 @@ def _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius
 
     nseg = len(objects) + 1
     inseg = segmap > 0
-    above = inseg & (sub > analysis_thresh * err)
-    isoarea = np.bincount(segmap[above], minlength=nseg)[1:]
+    ids = segmap[inseg]
+    isoarea = np.bincount(ids[sub[inseg] > analysis_thresh * err[inseg]], minlength=nseg)[1:]
     imaflags = np.zeros(nseg, dtype=np.int64)
     if dqmask is not None:
-        flagged = inseg & (np.asarray(dqmask) != 0)
-        np.bitwise_or.at(imaflags, segmap[flagged], np.asarray(dqmask)[flagged].astype(np.int64))
+        dq_in = np.asarray(dqmask)[inseg]
+        flagged = dq_in != 0
+        np.bitwise_or.at(imaflags, ids[flagged], dq_in[flagged].astype(np.int64))
     imaflags = imaflags[1:]
     if set_saturation:
         flags[(imaflags & dq.SATURATED) != 0] |= _FLAG_SATURATED
@@ -387,10 +390,15 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                    analysis_thresh=analysis_thresh, deblend_mincont=deblend_mincont,
                    phot_min_radius=phot_min_radius, back_size=back_size,
                    back_filtersize=back_filtersize)
-    outputs = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)  # sep holds it
-    for frame in outputs:
-        for index, ext in enumerate(frame.exts, start=1):
-            table = ext.objcat
+    # sep holds the GIL: on threads the frames go to forked processes, which read them
+    # without a copy and send back only the catalogues and the packed object masks
+    found = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)
+    outputs = []
+    for frame, per_ext in zip(frames, found):
+        out = light_copy(frame)  # the pixel planes are shared, not changed
+        for index, (ext, (table, packed)) in enumerate(zip(out.exts, per_ext), start=1):
+            ext.objcat = table = add_world_columns(table, ext.header)
+            ext.objmask = np.unpackbits(packed, count=ext.data.size).reshape(ext.data.shape)
             good = table[table["FLAGS"] == 0] if len(table) else table
             fwhm = np.nanmedian(good["FWHM_IMAGE"]) if len(good) else np.nan
             if np.isfinite(fwhm):
@@ -398,20 +406,30 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                              frame.filename, index, len(table), fwhm)
             else:
                 ctx.log.info("%s extension %d: %d sources", frame.filename, index, len(table))
+        outputs.append(out)
     return outputs
 
 
-def detect_frame(frame: Frame, **options) -> Frame:
-    """:func:`detectSources` on one frame: a copy with an OBJCAT and OBJMASK on every extension.
+def detect_frame(frame: Frame, **options) -> list[tuple[Table, np.ndarray]]:
+    """:func:`detectSources` on one frame: each extension's OBJCAT and packed OBJMASK.
+
+    Only numpy and sep run here (it may run in a process forked from a
+    multi-threaded one, where little else is safe).
 
     ``options`` are detectSources' parameters (see :func:`find_sources`).
+
+    Returns
+    -------
+    list of tuple
+        Per extension, the OBJCAT (world columns NaN: see
+        :func:`add_world_columns`) and the object mask as
+        :func:`numpy.packbits` of the flattened 0/1 plane (1/8 of its size).
     """
-    out = frame.copy()
-    for ext in out.exts:
+    found = []
+    for ext in frame.exts:
         table, segmap = find_sources(ext.data, ext.variance, ext.mask, **options)
-        ext.objcat = add_world_columns(table, ext.header)
-        ext.objmask = (segmap > 0).astype(np.uint8)
-    return out
+        found.append((table, np.packbits(segmap > 0, axis=None)))
+    return found
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

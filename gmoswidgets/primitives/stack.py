@@ -9,6 +9,8 @@ frames: scale/zero statistics, header bookkeeping (``NCOMBINE``, ``RDNOISE``,
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..errors import FileProblem
@@ -100,6 +102,17 @@ def _overlap_offsets(frames, separate_ext, statsec):
 
 # -- frame-level stacking ------------------------------------------------------------
 
+def _combine_workers(ctx: StepContext) -> int:
+    """Threads combining at once: 1 with the sequential executor (the reference), else the cores.
+
+    The combination runs in this process whatever the executor (numpy
+    releases the GIL in it); only ``sync`` asks for one thread.
+    """
+    if ctx.executor.name == "sync":
+        return 1
+    return getattr(ctx.executor, "max_workers", None) or len(os.sched_getaffinity(0))
+
+
 def _check_stackable(frames):
     first = frames[0]
     for frame in frames[1:]:
@@ -167,6 +180,7 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
                                                   "measure them on")
     first = frames[0]
     exts = []
+    workers = _combine_workers(ctx)
     for index in range(nexts):
         inputs = [frame.exts[index] for frame in frames]
         zeros = zero_table[:, index] / scale_table[:, index] if zero else None
@@ -178,7 +192,7 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
             [e.data for e in inputs], [e.variance for e in inputs], [e.mask for e in inputs],
             operation=operation, reject_method=reject_method,
             scales=scale_table[:, index] if (scale or scales is not None) else None, zeros=zeros,
-            progress=progress, **options)
+            progress=progress, workers=workers, **options)
         header = inputs[0].header.copy()
         noises = [float(e.header[RDNOISE]) for e in inputs if RDNOISE in e.header]
         if noises:

@@ -93,30 +93,34 @@ def prepare(frames: list[Frame], ctx: StepContext, *, require_wcs: bool) -> list
     if not frames:
         return []
     _check_set(frames)
-    out = []
-    for frame in frames:
-        if _is_prepared(frame):
+    done = [_is_prepared(frame) for frame in frames]
+    for frame, skip in zip(frames, done):
+        if skip:
             ctx.log.warning("%s has already been prepared; left unchanged", frame.filename)
-            out.append(light_copy(frame))
-            continue
-        _check_frame(frame, require_wcs)
-        gains = frame.descriptor("gain")
-        noises = frame.descriptor("read_noise")
-        saturation = frame.descriptor("saturation_level")
-        nonlinear = frame.descriptor("non_linear_level")
-        new = light_copy(frame)
-        new.phu[GAINSET] = (frame.descriptor("gain_setting"), "Gain setting of the readout")
-        for ext, g, rn, sat, nonlin in zip(new.exts, gains, noises, saturation, nonlinear):
-            ext.data = ext.data.astype(np.float32, copy=False)
-            if ext.variance is not None:
-                ext.variance = ext.variance.astype(np.float32, copy=False)
-            ext.header[GAIN] = (float(g), "Gain (e-/ADU)")
-            ext.header[RDNOISE] = (float(rn), "Read noise (e-)")
-            ext.header[SATLEVEL] = (float(sat), "Saturation level")
-            ext.header[NONLINEA] = (float(nonlin), "Non-linear level")
-            ext.header[BUNIT] = (BUNIT_ADU, "Physical units of the array values")
-        out.append(new)
-    return out
+        else:
+            _check_frame(frame, require_wcs)
+    prepared = iter(ctx.map(_prepare_frame, [f for f, skip in zip(frames, done) if not skip]))
+    return [light_copy(frame) if skip else next(prepared) for frame, skip in zip(frames, done)]
+
+
+def _prepare_frame(frame: Frame) -> Frame:
+    """prepare of one checked frame (run by ``ctx.map``): float32 pixels, standard keywords."""
+    gains = frame.descriptor("gain")
+    noises = frame.descriptor("read_noise")
+    saturation = frame.descriptor("saturation_level")
+    nonlinear = frame.descriptor("non_linear_level")
+    new = light_copy(frame)
+    new.phu[GAINSET] = (frame.descriptor("gain_setting"), "Gain setting of the readout")
+    for ext, g, rn, sat, nonlin in zip(new.exts, gains, noises, saturation, nonlinear):
+        ext.data = ext.data.astype(np.float32, copy=False)
+        if ext.variance is not None:
+            ext.variance = ext.variance.astype(np.float32, copy=False)
+        ext.header[GAIN] = (float(g), "Gain (e-/ADU)")
+        ext.header[RDNOISE] = (float(rn), "Read noise (e-)")
+        ext.header[SATLEVEL] = (float(sat), "Saturation level")
+        ext.header[NONLINEA] = (float(nonlin), "Non-linear level")
+        ext.header[BUNIT] = (BUNIT_ADU, "Physical units of the array values")
+    return new
 
 
 # -- addDQ ----------------------------------------------------------------------
@@ -239,37 +243,51 @@ def _bpm_planes(frame, ctx, static_bpm, user_bpm):
 def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user_bpm: str | None,
           add_illum_mask: bool) -> list[Frame]:
     """Add the DQ plane: bad pixels (1), saturated (4), unilluminated (64)."""
-    out = []
-    for frame in frames:
-        if all(ext.mask is not None for ext in frame.exts):
-            ctx.log.warning("%s already has a DQ plane; left unchanged", frame.filename)
-            out.append(light_copy(frame))
-            continue
-        new = light_copy(frame)
+    done = [all(ext.mask is not None for ext in frame.exts) for frame in frames]
+    items = []
+    for frame in (f for f, skip in zip(frames, done) if skip):
+        ctx.log.warning("%s already has a DQ plane; left unchanged", frame.filename)
+    for frame in (f for f, skip in zip(frames, done) if not skip):
+        # what needs the calibration service or the log is done here, the pixels by ctx.map
         bpms = _bpm_planes(frame, ctx, static_bpm, user_bpm)
-        saturation = new.descriptor("saturation_level")
-        nonlinear = new.descriptor("non_linear_level")
         # DRAGONS adds the mask to imaging (and spectroscopy) frames, never to biases and darks
         wants_illum = add_illum_mask and not {"BIAS", "DARK"} & frame.tags
-        illum = illumination_mask(new) if wants_illum else None
-        if wants_illum and illum is None:
+        if wants_illum and illumination_mask_name(frame) is None:
+            wants_illum = False
             ctx.log.warning("%s: DRAGONS has no illumination mask for %s %s binned %s with "
                             "NAMPS = %s; no unilluminated pixels flagged", frame.filename,
                             frame.phu.get("INSTRUME"), frame.descriptor("detector_name"),
                             "x".join(str(b) for b in geometry.binning_of(frame)),
                             frame.phu.get("NAMPS", "(missing)"))
-        for index, ext in enumerate(new.exts):
-            mask = np.zeros(ext.data.shape, dtype=dq.DTYPE)
-            if bpms[index] is not None:
-                mask |= bpms[index]
-            data = ext.data
-            mask[data >= saturation[index]] |= dq.SATURATED
-            mask[(data >= nonlinear[index]) & (data < saturation[index])] |= dq.NON_LINEAR
-            if illum is not None:
-                mask[illum[index]] |= dq.UNILLUMINATED
-            ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
-        out.append(new)
-    return out
+        elif wants_illum:
+            _illum_mask_frame(illumination_mask_name(frame))   # read once, before the threads
+        items.append((frame, bpms, wants_illum))
+    flagged = iter(ctx.map(_dq_frame, items))
+    return [light_copy(frame) if skip else next(flagged) for frame, skip in zip(frames, done)]
+
+
+def _dq_frame(item) -> Frame:
+    """addDQ of one frame (run by ``ctx.map``): a light copy with its DQ planes.
+
+    ``item`` is the frame, its BPM planes (or None per extension) and
+    whether to flag the unilluminated pixels.
+    """
+    frame, bpms, wants_illum = item
+    new = light_copy(frame)
+    saturation = new.descriptor("saturation_level")
+    nonlinear = new.descriptor("non_linear_level")
+    illum = illumination_mask(new) if wants_illum else None
+    for index, ext in enumerate(new.exts):
+        mask = np.zeros(ext.data.shape, dtype=dq.DTYPE)
+        if bpms[index] is not None:
+            mask |= bpms[index]
+        data = ext.data
+        mask[data >= saturation[index]] |= dq.SATURATED
+        mask[(data >= nonlinear[index]) & (data < saturation[index])] |= dq.NON_LINEAR
+        if illum is not None:
+            mask[illum[index]] |= dq.UNILLUMINATED
+        ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
+    return new
 
 
 # -- addVAR ---------------------------------------------------------------------

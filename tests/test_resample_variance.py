@@ -8,7 +8,10 @@ comparison in the failure message.
 """
 import numpy as np
 import pytest
+from astropy.io import fits
 
+from gmoswidgets.numerics.covariance import (clear_resampling, correlation_factor, prior_resampling,
+                                             record_resampling)
 from gmoswidgets.numerics.interpolate import INTERPOLANTS, AffineMap, resample, resample_variance
 
 SHIFTS = [(0.5, 0.5), (0.3, 0.0), (0.25, 0.7), (-1.3, 2.6)]
@@ -52,3 +55,26 @@ def test_integer_shift_copies_the_variance():
     var = np.arange(100, dtype=np.float32).reshape(10, 10)
     out = resample_variance(var, AffineMap.translation(2, 1), (10, 10), "poly3")
     assert np.array_equal(out[:9, :8], var[1:, 2:])
+
+
+@pytest.mark.parametrize("first, second", [((0.5, 0.5), (0.39, 0.39)), ((0.3, 0.1), (0.75, 0.5)),
+                                           ((0.5, 0.5), (0.0, 0.0))], ids=str)
+def test_twice_resampled_variance_equals_the_noise(noise, first, second):
+    """A resampled image resampled again (mosaic, then dither alignment): its pixels covary.
+
+    sum(w^2) VAR alone understates the noise (poly3 (0.5, 0.5) then (0.39, 0.39): 1.66x
+    in variance); the earlier resampling recorded in the header corrects it.
+    """
+    shape = noise.shape
+    maps = AffineMap.translation(*first), AffineMap.translation(*second)
+    [once] = resample([noise], maps[0], shape, "poly3")
+    [twice] = resample([once], maps[1], shape, "poly3")
+    var = resample_variance(resample_variance(np.full(shape, 4.0, np.float32), maps[0], shape,
+                                              "poly3"), maps[1], shape, "poly3")
+    header = fits.Header()
+    record_resampling(header, "poly3", [((0, shape[1], 0, shape[0]), maps[0])])
+    var *= correlation_factor(prior_resampling(header), maps[1], shape, "poly3")
+    inner = (slice(10, -10), slice(10, -10))
+    assert float(var[inner].mean()) == pytest.approx(float(twice[inner].var()), rel=0.03)
+    clear_resampling(header)
+    assert prior_resampling(header) is None

@@ -588,8 +588,10 @@ def resample_variance(variance: np.ndarray, amap: AffineMap, out_shape: tuple[in
     variance ``sum(w_i**2 * var_i)``: the VAR plane goes through the squared
     weights of the data's interpolant.  (DRAGONS interpolates VAR linearly,
     ``sum(w_i * var_i)``, which overstates the noise of sub-pixel-shifted
-    data by up to 2.4x for poly3 at half-pixel shifts in x and y; the
-    covariance between neighbouring output pixels is not kept.)  The B-spline
+    data by up to 2.4x for poly3 at half-pixel shifts in x and y.)  The
+    covariance this leaves between neighbouring output pixels is not kept
+    here; when the output is resampled again, the caller multiplies by
+    :func:`~gmoswidgets.numerics.covariance.correlation_factor`.  The B-spline
     interpolants, whose weights reach far, use the sum of their squared
     weights at the fractional shift of the output centre (exact for
     translations).  The result is never negative.

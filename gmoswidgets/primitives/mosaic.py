@@ -31,6 +31,7 @@ from .. import dq as dqbits
 from ..frame import Extension, Frame
 from ..gmos import geometry
 from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTAMP_KEYWORDS
+from ..numerics.covariance import record_resampling
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds,
                                     remap_wcs_header, resample, resample_dq,
                                     resample_variance)
@@ -232,6 +233,7 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
     sci = np.zeros(out_shape, dtype=np.float32)
     var = None if sci_only or tiles[0]["variance"] is None else np.zeros(out_shape, np.float32)
     mask = None if sci_only else np.full(out_shape, dqbits.NO_DATA, dtype=dqbits.DTYPE)
+    placements = []
     for tile, amap, shape in zip(tiles, to_mosaic, shapes):
         # The tile's bounding box in the output, and the map from that box to tile pixels.
         to_output = amap.then(AffineMap.translation(-origin[0], -origin[1]))
@@ -241,6 +243,8 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
         box = (slice(by0, by1), slice(bx0, bx1))
         box_shape = (by1 - by0, bx1 - bx0)
         to_tile = AffineMap.translation(bx0 + origin[0], by0 + origin[1]).then(amap.inverse())
+        placements.append(((bx0, bx1, by0, by1),
+                           AffineMap.translation(*origin).then(amap.inverse())))
         resample([tile["data"]], to_tile, box_shape, interpolant, out=[sci[box]])
         if var is not None:
             resample_variance(tile["variance"], to_tile, box_shape, interpolant, out=var[box])
@@ -251,6 +255,8 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
     ref_index = geometry.reference_extension(frame, groups)
     ref_group = next(g for g in groups if ref_index in g.ext_indices)
     header = _mosaic_header(frame, ref_index, ref_group, origin, out_shape, xbin, ybin)
+    if var is not None:     # for the VAR of a later resampling (numerics.covariance)
+        record_resampling(header, interpolant, placements)
     if log is not None and any(ext.objcat is not None or ext.objmask is not None
                                for ext in frame.exts):
         log.warning("mosaicDetectors: %s: OBJCAT/OBJMASK of the amplifiers are not carried to "

@@ -11,7 +11,9 @@ affine map fitted over the output grid, as DRAGONS does with
 SCI goes through the interpolant and VAR through the squares of its weights
 (:func:`~gmoswidgets.numerics.interpolate.resample_variance`: the variance
 of each resampled pixel, where DRAGONS interpolates VAR linearly and so
-overstates the noise of sub-pixel-shifted data); with ``conserve`` they are
+overstates the noise of sub-pixel-shifted data), times the correlation
+factor where the input was itself resampled by ``mosaicDetectors``
+(:mod:`~gmoswidgets.numerics.covariance`); with ``conserve`` they are
 multiplied by the pixel-area ratio (``JFACTOR``) and its square.  DQ is
 resampled bit plane by bit plane through the same interpolant (a bit is
 set where its contribution exceeds ``dq_threshold``, as DRAGONS does);
@@ -32,6 +34,7 @@ from .. import dq as dqbits
 from ..errors import GmosError, ParameterError
 from ..frame import Extension, Frame
 from ..gmos.keywords import AREATYPE, JFACTOR
+from ..numerics.covariance import clear_resampling, correlation_factor, prior_resampling
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
                                     fit_affine, output_bounds, remap_wcs_header, resample,
                                     resample_dq, resample_variance)
@@ -123,6 +126,9 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
     [sci] = resample([data], to_input, out_shape, interpolant)
     var = (None if ext.variance is None
            else resample_variance(ext.variance, to_input, out_shape, interpolant))
+    prior = prior_resampling(ext.header)
+    if var is not None and prior is not None:   # the input was resampled before (mosaic)
+        var *= correlation_factor(prior, to_input, out_shape, interpolant)
     jfactor = to_input.jacobian
     if conserve and jfactor != 1.0:
         sci *= np.float32(jfactor)
@@ -136,6 +142,7 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
         objmask = (moved > 0.5).astype(np.uint8)
     to_output = to_input.inverse()
     header = ext.header.copy()
+    clear_resampling(header)
     copy_wcs_keywords(ref_header, header)
     remap_wcs_header(header, AffineMap.translation(*origin))
     header["DATASEC"] = Section(0, out_shape[1], 0, out_shape[0]).to_string()

@@ -238,8 +238,9 @@ class ThreadExecutor(_PoolExecutor):
     pickled on the way in, so lambdas and unpicklable items are fine) and
     send back only the results, which should be small.  Such work should
     use only numpy-level code (a forked copy of a multi-threaded process
-    may find a lock held).  Where ``fork`` is not available, or for a
-    single item or worker, it runs in the calling thread.
+    may find a lock held).  Where ``fork`` is not available, in a daemonic
+    process (a Dask or multiprocessing worker) or for a single item or
+    worker, it runs in the calling thread.
 
     The worker threads allocate from glibc's main malloc arena, as the
     calling thread does: with an arena per thread, freed frame-sized
@@ -267,7 +268,9 @@ class ThreadExecutor(_PoolExecutor):
             return _collect(lambda i: pool.submit(contextvars.copy_context().run, func, items[i]),
                             items, label, on_done, cancel_check)
         workers = min(self.max_workers, len(items))
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        # a daemonic process (e.g. a Dask worker running a whole reduction) may not have children
+        if (workers < 2 or "fork" not in multiprocessing.get_all_start_methods()
+                or multiprocessing.current_process().daemon):
             return SequentialExecutor._map(self, func, items, label, on_done, cancel_check)
         global _FORKED
         with _FORK_LOCK:  # one forked map at a time: the processes read _FORKED

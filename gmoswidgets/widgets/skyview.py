@@ -98,6 +98,7 @@ class SkyView(W.VBox):
         self.aladin.add_class("gmos-aladin")
         self.aladin.layout = W.Layout(width=f"{width}px", max_width="100%")
         self.aladin.observe(self._on_loaded, names="_is_loaded")
+        self.aladin.observe(self._on_shown, names="_is_reduced")
         self.footprints: list = []     # (label, STC-S) drawn
         self.field: tuple | None = None   # (ra, dec, fov) in degrees, once there are footprints
         self.sources: Table | None = None
@@ -216,6 +217,14 @@ class SkyView(W.VBox):
     def _on_loaded(self, change) -> None:
         """Once Aladin Lite is drawn, set the field again: it ignores the one set before."""
         if change["new"] and self.field is not None:
+            self._set_fov()
+
+    def _on_shown(self, change) -> None:
+        """When a hidden view (a closed tab: Aladin Lite sees a 1 x 1 div) is shown, fit it again.
+
+        Aladin Lite keeps its scale, not its field, when its div is resized.
+        """
+        if not change["new"] and self.field is not None:
             self._set_fov()
 
     def _set_fov(self) -> None:

@@ -7,7 +7,7 @@ located with the stack's WCS from the *true* catalogue and photometered in
 large apertures; illuminated pixels come from the truth, not from DQ.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sep
@@ -84,6 +84,8 @@ class Measured:
     wcs: WCS
     x: np.ndarray
     y: np.ndarray
+    #: results of :func:`truly_illuminated` by (margin, stride): several measures share them
+    illuminated: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def measure(stack_path, truth) -> Measured:
@@ -228,6 +230,12 @@ def truly_illuminated(m: Measured, *, margin=2, stride=1):
     rows, cols : numpy.ndarray
         Indices of those stack pixels.
     """
+    if (margin, stride) not in m.illuminated:
+        m.illuminated[margin, stride] = _truly_illuminated(m, margin, stride)
+    return m.illuminated[margin, stride]
+
+
+def _truly_illuminated(m: Measured, margin, stride):
     truth = m.truth
     ny, nx = m.ext.data.shape
     yy, xx = np.mgrid[0:ny:stride, 0:nx:stride]

@@ -244,7 +244,14 @@ def _element_pixels(locator) -> np.ndarray:
 def test_dashboard_renders(walk):
     with walk.stage("render") as page:
         page.goto(walk.server.url, wait_until="domcontentloaded", timeout=RENDER_TIMEOUT)
-        page.wait_for_selector(".gmos-file-table .gmos-file-row", timeout=RENDER_TIMEOUT)
+        try:
+            page.wait_for_selector(".gmos-file-table .gmos-file-row", timeout=RENDER_TIMEOUT // 2)
+        except Exception:
+            # seen once in a CI run (1920 px walk): the page's text but no widgets after 120 s,
+            # no page error; a reload (a new kernel) is what a user would try: allowed once, noted
+            walk.timings["render_reloaded"] = True
+            page.reload(wait_until="domcontentloaded", timeout=RENDER_TIMEOUT)
+            page.wait_for_selector(".gmos-file-table .gmos-file-row", timeout=RENDER_TIMEOUT)
         walk.timings["voila_start_to_rendered_s"] = round(time.monotonic() - walk.started, 1)
         walk.wait_text(".gmos-file-message", "20 of 20 file(s) selected", 30_000)
 

@@ -86,17 +86,22 @@ def test_astrometry(reduced, request):
     assert rms < 0.05
 
 
+def _stride(reduced):
+    """Every 2nd stack pixel each way, every 4th at 1x1 (still > 10^6 pixels, 4x less time)."""
+    return 4 if reduced.truth.binning == 1 else 2
+
+
 def test_sky_noise_matches_variance(reduced, request):
     _expect_failure_if_known(request)
-    ratio, empirical, predicted = sky_noise_ratio(reduced)
+    ratio, empirical, predicted = sky_noise_ratio(reduced, stride=_stride(reduced))
     print(f"sky noise {empirical:.3f}, sqrt(VAR) {predicted:.3f}, ratio {ratio:.3f}")
     assert abs(ratio - 1) < 0.10
 
 
 def test_illuminated_sky_usable(reduced, request):
     _expect_failure_if_known(request)
-    fraction, count = usable_fraction(reduced, stride=2)
-    print(f"usable: {fraction:.4f} of {count} truly illuminated stack pixels (every 2nd)")
+    fraction, count = usable_fraction(reduced, stride=_stride(reduced))
+    print(f"usable: {fraction:.4f} of {count} truly illuminated stack pixels (sampled)")
     assert count > 1000
     assert fraction >= 0.99
 

@@ -358,7 +358,7 @@ def read_headers(path) -> HeaderSet:
     """
     hdulist = _open(path)
     try:
-        phu = hdulist[0].header.copy()
+        phu = hdulist[0].header          # the file is closed below: no copy needed
         if not _is_gmos(phu):
             inst = phu.get("INSTRUME")
             raise FileProblem(path, "not a GMOS file (no INSTRUME keyword)" if inst is None
@@ -366,7 +366,7 @@ def read_headers(path) -> HeaderSet:
         sci, _, _ = _classify(hdulist)
         if not sci:
             raise FileProblem(path, "no image extensions")
-        headers = [h.header.copy() for h in sci]
+        headers = [h.header for h in sci]
         shapes = [(h.header.get("NAXIS2", 0), h.header.get("NAXIS1", 0)) for h in sci]
     finally:
         hdulist.close()

@@ -2,14 +2,16 @@
 
 :class:`NamedTable` is a :class:`~collections.abc.Mapping` from each item's
 ``name`` to the item, filled once from an iterable (no import side effects,
-no global to patch); its :meth:`~NamedTable.get` raises the subclass's error
-type with a message that lists the valid names.
+no global to patch), or named up front with each item made on first access
+(:meth:`NamedTable.lazy`: a command imports only what it uses); its
+:meth:`~NamedTable.get` raises the subclass's error type with a message that
+lists the valid names.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Callable
 
 from .errors import GmosError
 
@@ -50,6 +52,22 @@ class NamedTable(Mapping):
             table[item.name] = item
         self._table = MappingProxyType(table)
 
+    @classmethod
+    def lazy(cls, names: Iterable[str], make: Callable[[str], Any]) -> "NamedTable":
+        """A table of ``names`` whose items are made by ``make(name)`` on first access.
+
+        Iterating, ``len`` and ``in`` need only the names; an item is made
+        (and checked as in the constructor) the first time it is looked up.
+
+        Raises
+        ------
+        ValueError
+            If two names are the same.
+        """
+        table = cls.__new__(cls)
+        table._table = _LazyItems(names, make, cls)
+        return table
+
     def __getitem__(self, name: str) -> Any:
         return self._table[name]
 
@@ -58,6 +76,9 @@ class NamedTable(Mapping):
 
     def __len__(self) -> int:
         return len(self._table)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._table
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {', '.join(self._table)}>"
@@ -75,3 +96,35 @@ class NamedTable(Mapping):
         except KeyError:
             raise self.error(f"unknown {self.kind} {name!r}; valid {self.kind}s are: "
                              + ", ".join(sorted(self._table))) from None
+
+
+class _LazyItems(Mapping):
+    """``name -> make(name)``, made once on first access and checked like a table's items."""
+
+    def __init__(self, names: Iterable[str], make: Callable[[str], Any], table: type):
+        self._names = tuple(names)
+        if len(set(self._names)) != len(self._names):
+            raise ValueError(f"two {table.kind}s have the same name in {self._names}")
+        self._make, self._table, self._made = make, table, {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._made:
+            if name not in self._names:
+                raise KeyError(name)
+            item = self._make(name)
+            kind = self._table.item_type
+            if kind is not None and not isinstance(item, kind):
+                raise TypeError(f"not a {kind.__name__}: {item!r}")
+            if item.name != name:
+                raise ValueError(f"the {self._table.kind} made for {name!r} is named {item.name!r}")
+            self._made[name] = item
+        return self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names

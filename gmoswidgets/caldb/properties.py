@@ -11,7 +11,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import FileProblem
-from ..frame import HeaderSet, read_headers
 from ..gmos.descriptors import descriptor_value
 from ..gmos.tags import tags_of
 
@@ -107,8 +106,9 @@ class ObsProperties:
 PROPERTY_FIELDS = tuple(f.name for f in fields(ObsProperties))
 
 
-def _headers(source) -> HeaderSet:
+def _headers(source):
     if isinstance(source, (str, Path)):
+        from ..frame import read_headers   # astropy.io.fits: only when a file is read
         return read_headers(source)
     return source
 

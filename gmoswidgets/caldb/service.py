@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FileProblem
-from ..frame import read_headers
 from ..gmos.tags import format_tags, tags_of
 from .association import CalEntry, CalMatch, explain_candidates, run_checks
 from .config import CalDBConfig, load_config
@@ -211,6 +210,7 @@ class CalibrationService:
         CalDBError
             The database is missing or corrupt.
         """
+        from ..frame import read_headers   # astropy.io.fits: only when a file is read
         path = Path(path).expanduser().absolute()
         headers = read_headers(path)
         caltype = caltype_of(tags_of(headers))

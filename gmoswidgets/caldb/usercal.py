@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import FileProblem, ParameterError
-from ..frame import read_headers
 from ..gmos.tags import tags_of
 from .association import RULES, CalMatch, run_checks
 from .properties import USER_CALTYPES, caltype_of, properties_of
@@ -116,6 +115,7 @@ class UserCalibrations:
         if not path.is_file():
             return CalMatch(path, f"{label} is missing from disk: {path}", caltype, "user",
                             missing=True)
+        from ..frame import read_headers   # astropy.io.fits: only when a file is read
         headers = read_headers(path)
         warnings = []
         actual = caltype_of(tags_of(headers))

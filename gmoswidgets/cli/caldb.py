@@ -20,6 +20,7 @@ import sys
 
 from ..caldb import CALTYPES, CalibrationService
 from ..errors import FileProblem, GmosError
+from .common import quick_exit
 
 __all__ = ["main"]
 
@@ -156,6 +157,14 @@ _COMMANDS = {"config": _config, "init": _init, "add": _add, "list": _list, "remo
 
 def main(argv=None) -> int:
     """Run ``caldb``; returns the exit code (0 ok, 1 error)."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:      # from the shell
+            quick_exit()
+
+
+def _main(argv) -> int:
     try:
         args = _parser().parse_args(argv)
         svc = CalibrationService(config_file=args.config, database_dir=args.database_dir)

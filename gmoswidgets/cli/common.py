@@ -1,7 +1,8 @@
 """Helpers shared by the command-line tools.
 
 * :func:`run` wraps a tool's body: user errors become one line on stderr and
-  exit code 1, never a traceback.
+  exit code 1, never a traceback; run from the shell, the process then
+  ends without the garbage collector's last pass (:func:`quick_exit`).
 * :class:`Parser` is an ``argparse`` parser whose usage errors follow the
   same rule.
 * :func:`expand_inputs` expands ``@list.txt`` arguments (one file per line,
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import os
 import re
@@ -20,7 +22,7 @@ import sys
 
 from ..errors import FileProblem, GmosError
 
-__all__ = ["UsageError", "Parser", "run", "split_list", "expand_inputs", "read_stdin_names",
+__all__ = ["UsageError", "Parser", "run", "quick_exit", "split_list", "expand_inputs", "read_stdin_names",
            "fits_files", "report_problem", "readable_files", "check_list_target", "write_list",
            "FITS_NAME"]
 
@@ -57,7 +59,26 @@ def run(prog: str, body, argv) -> int:
     int
         The exit code: ``body``'s, 1 on a user error, 130 on Ctrl-C.
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
+    from_shell, argv = argv is None, (sys.argv[1:] if argv is None else list(argv))
+    try:
+        return _run(prog, body, argv)
+    finally:
+        if from_shell:
+            quick_exit()
+
+
+def quick_exit() -> None:
+    """Let the process end without a garbage-collector pass over every object left.
+
+    For a command run from the shell, once its work is done: the objects
+    alive now are frozen (:func:`gc.freeze`), so the interpreter's shutdown
+    does not traverse them (0.1-0.2 s after importing numpy, astropy and
+    scipy).  Files, logs and ``atexit`` handlers are closed and run as usual.
+    """
+    gc.freeze()
+
+
+def _run(prog: str, body, argv: list) -> int:
     try:
         return body(argv)
     except GmosError as err:

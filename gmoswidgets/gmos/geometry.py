@@ -20,14 +20,17 @@ real archive files.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import FileProblem
-from ..numerics.interpolate import AffineMap
 from ..sections import Section
 from . import lookups
 from .descriptors import ccdsum_binning
+
+if TYPE_CHECKING:  # numerics.interpolate imports scipy.ndimage: only where a map is made
+    from ..numerics.interpolate import AffineMap
 
 __all__ = ["CCDGroup", "detector_of", "mosaic_geometry", "binning_of", "ccd_groups",
            "amp_offset", "tile_shape", "tile_origin", "ccd_to_mosaic", "reference_extension",
@@ -163,6 +166,7 @@ def ccd_to_mosaic(frame, ccd: int) -> AffineMap:
     AffineMap
         Identity for the central (reference) CCD.
     """
+    from ..numerics.interpolate import AffineMap
     det = detector_of(frame)
     xbin, ybin = binning_of(frame)
     if ccd == det.nccds // 2:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.polynomial import Chebyshev, Polynomial
-from scipy.ndimage import binary_dilation, median_filter
 
 from ..errors import FileProblem
 from ..frame import Frame
@@ -73,12 +73,19 @@ def _fit(rows, values, good, function, order, lsigma, hsigma, niter, grow):
         sigma = np.std(resid[good])
         bad = (resid < -lsigma * sigma) | (resid > hsigma * sigma)
         if grow > 0:
+            from scipy.ndimage import binary_dilation   # ~0.2 s to import: only if asked
             bad = binary_dilation(bad, iterations=int(grow))
         new_good = good & ~bad
         if new_good.sum() == good.sum() or new_good.sum() <= order + 1:
             break
         good = new_good
     return model
+
+
+def _running_median(values: np.ndarray, size: int) -> np.ndarray:
+    """Median of each odd ``size`` window, the ends repeated (scipy's ``median_filter``, 'nearest')."""
+    half = size // 2
+    return np.median(sliding_window_view(np.pad(values, half, mode="edge"), size), axis=-1)
 
 
 def overscan_levels(row_means: np.ndarray, *, function: str, order: int | None, lsigma: float,
@@ -114,7 +121,7 @@ def overscan_levels(row_means: np.ndarray, *, function: str, order: int | None, 
         What the OVERRMS keyword measures the row means against.
     """
     row_means = np.asarray(row_means, dtype=np.float64)
-    running = median_filter(row_means, size=_RUNNING_MEDIAN_ROWS, mode="nearest")
+    running = _running_median(row_means, _RUNNING_MEDIAN_ROWS)
     if function == "none":
         return row_means, running
     good = np.ones(row_means.size, bool)

@@ -1,0 +1,122 @@
+"""Start-up: a command imports only what it uses (each check in a fresh interpreter)."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from gmoswidgets.primitives import MODULES, Primitive, default_table
+from gmoswidgets.registry import NamedTable
+
+#: Modules that cost 0.1-0.5 s to import each and that the cheap commands must not load.
+HEAVY = ("numpy", "astropy", "astropy.io.fits", "astropy.table", "astropy.units", "scipy",
+         "numba", "sep")
+#: What only the science recipe needs.
+SCIENCE_ONLY = ("scipy", "scipy.ndimage", "scipy.spatial", "astropy.coordinates", "astropy.wcs",
+                "sep", "numba", "gmoswidgets.primitives.crs", "gmoswidgets.primitives.mosaic",
+                "gmoswidgets.primitives.resample", "gmoswidgets.primitives.photometry",
+                "gmoswidgets.primitives.register", "gmoswidgets.primitives.fringe")
+
+
+def loaded_after(code: str, names) -> list:
+    """Which of ``names`` are in ``sys.modules`` after running ``code`` in a new interpreter."""
+    script = textwrap.dedent(code) + f"\nimport sys; print([n for n in {list(names)!r} " \
+                                     "if n in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    return eval(out.strip().splitlines()[-1])  # the list of names printed last
+
+
+def test_package_and_caldb_import_no_numerical_library():
+    assert loaded_after("import gmoswidgets", HEAVY) == []
+    assert loaded_after("import gmoswidgets.cli.caldb", HEAVY) == []
+    assert loaded_after("import gmoswidgets.caldb, gmoswidgets.cli.dataselect",
+                        ("astropy.table", "scipy", "numba")) == []
+
+
+def test_package_still_exports_the_frame_api():
+    assert loaded_after("from gmoswidgets import Frame, HeaderSet, read_frame, read_headers",
+                        ("astropy.io.fits",)) == ["astropy.io.fits"]
+    import gmoswidgets
+    from gmoswidgets.frame import Frame
+    assert gmoswidgets.Frame is Frame
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        gmoswidgets.Nothing  # noqa: B018
+
+
+@pytest.mark.parametrize("recipe", ["makeProcessedBias", "makeProcessedFlat"])
+def test_calibration_recipes_do_not_import_the_science_modules(recipe):
+    code = f"""
+        from gmoswidgets.primitives import default_table
+        from gmoswidgets.recipes import RECIPES
+        from gmoswidgets.steps import build_steps
+        steps = build_steps(RECIPES.get({recipe!r}), default_table())
+        assert steps and all(step.definition.params is not None for step in steps)
+        """
+    assert loaded_after(code, SCIENCE_ONLY) == []
+
+
+def test_module_index_lists_each_modules_primitives_in_order():
+    from importlib import import_module
+    for module, names in MODULES.items():
+        defined = import_module(f"gmoswidgets.primitives.{module}").PRIMITIVES
+        assert tuple(p.name for p in defined) == names, module
+    table = default_table()
+    assert list(table) == [name for names in MODULES.values() for name in names]
+    assert all(isinstance(table[name], Primitive) for name in table)
+
+
+class _Item:
+    def __init__(self, name):
+        self.name = name
+
+
+class _Table(NamedTable):
+    kind = "widget"
+    item_type = _Item
+
+
+def test_lazy_table_makes_each_item_once_on_first_access():
+    made = []
+
+    def make(name):
+        made.append(name)
+        return _Item(name)
+
+    table = _Table.lazy(["a", "b"], make)
+    assert list(table) == ["a", "b"] and len(table) == 2 and "a" in table and "c" not in table
+    assert made == []
+    assert table.get("a") is table["a"] and made == ["a"]
+    with pytest.raises(KeyError):
+        table["c"]  # noqa: B018
+    with pytest.raises(Exception, match="unknown widget 'c'; valid widgets are: a, b"):
+        table.get("c")
+    with pytest.raises(TypeError, match="not a _Item"):
+        _Table.lazy(["x"], lambda name: name)["x"]  # noqa: B018
+    with pytest.raises(ValueError, match="made for 'x' is named 'y'"):
+        _Table.lazy(["x"], lambda name: _Item("y"))["x"]  # noqa: B018
+    with pytest.raises(ValueError, match="same name"):
+        _Table.lazy(["x", "x"], make)
+
+
+def test_running_median_equals_scipys_median_filter():
+    """The overscan's running median without scipy: the values of the scipy call it replaced."""
+    from scipy.ndimage import median_filter
+    from gmoswidgets.primitives.ccd import _RUNNING_MEDIAN_ROWS, _running_median
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 4, 5, 9, 1152, 2304):
+        for values in (rng.normal(1000, 5, n), np.round(rng.normal(1000, 5, n))):
+            expected = median_filter(values, size=_RUNNING_MEDIAN_ROWS, mode="nearest")
+            assert np.array_equal(_running_median(values, _RUNNING_MEDIAN_ROWS), expected)
+
+
+def test_command_from_the_shell_freezes_the_garbage_before_exit():
+    code = """
+        import gc, sys
+        from gmoswidgets.cli import showrecipes
+        assert showrecipes.main(["--help"]) == 0 and gc.get_freeze_count() == 0  # a call
+        sys.argv = ["showrecipes", "--help"]
+        assert showrecipes.main() == 0 and gc.get_freeze_count() > 0       # from the shell
+        """
+    assert loaded_after(code, ()) == []

@@ -20,13 +20,11 @@ import os
 import re
 import stat
 
-from astropy.io import fits
-from astropy.io.fits.verify import VerifyError
-
 from .errors import FileProblem
 from .sections import Section
 
-__all__ = ["check_regular_file", "check_cards", "check_sizes", "check_sections", "MAX_AXIS", "MAX_PIXELS"]
+__all__ = ["check_regular_file", "check_cards", "check_sizes", "check_sections", "is_plain_card",
+           "MAX_AXIS", "MAX_PIXELS"]
 
 
 def _largest_detector() -> tuple:
@@ -82,7 +80,7 @@ def _where(index: int) -> str:
     return "the primary header" if index == 0 else f"the header of extension {index}"
 
 
-def _plain(image) -> bool:
+def is_plain_card(image) -> bool:
     """True for an 80-character printable-ASCII card with a standard keyword and a plain value.
 
     Commentary cards (``COMMENT``, ``HISTORY``, blank) are plain when printable
@@ -98,17 +96,18 @@ def _plain(image) -> bool:
     return True
 
 
-def check_cards(path, hdulist: fits.HDUList) -> None:
-    """Raise FileProblem if a header card of ``hdulist`` cannot be parsed.
+def check_cards(path, hdulist) -> None:
+    """Raise FileProblem if a header card of ``hdulist`` (an astropy HDUList) cannot be parsed.
 
     Raises
     ------
     FileProblem
         Naming the first unparsable card and the header it is in.
     """
+    from astropy.io.fits.verify import VerifyError
     for index, hdu in enumerate(hdulist):
         for card in hdu.header.cards:
-            if _plain(getattr(card, "_image", None)):
+            if is_plain_card(getattr(card, "_image", None)):
                 continue      # astropy's (slow) parse cannot fail on it
             try:
                 card.value  # noqa: B018  (parsing is the check)
@@ -124,7 +123,7 @@ def _declared_shape(hdu) -> tuple:
     return tuple(int(hdu.header.get(f"NAXIS{i}", 0) or 0) for i in range(naxis, 0, -1))
 
 
-def check_sizes(path, hdulist: fits.HDUList) -> None:
+def check_sizes(path, hdulist) -> None:
     """Raise FileProblem if an image's declared size is beyond any GMOS image.
 
     An image axis longer than :data:`MAX_AXIS` or an image of more than
@@ -135,6 +134,7 @@ def check_sizes(path, hdulist: fits.HDUList) -> None:
     ------
     FileProblem
     """
+    from astropy.io import fits
     for index, hdu in enumerate(hdulist):
         if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
             continue
@@ -146,7 +146,7 @@ def check_sizes(path, hdulist: fits.HDUList) -> None:
                                     f"{MAX_PIXELS} pixels)")
 
 
-def check_sections(path, hdulist: fits.HDUList) -> None:
+def check_sections(path, hdulist) -> None:
     """Raise FileProblem if a ``DATASEC`` or ``BIASSEC`` lies outside its own image.
 
     Called before pixels are read: arrays are later sized from these sections.
@@ -155,6 +155,7 @@ def check_sections(path, hdulist: fits.HDUList) -> None:
     ------
     FileProblem
     """
+    from astropy.io import fits
     for index, hdu in enumerate(hdulist):
         shape = _declared_shape(hdu) if isinstance(hdu, fits.ImageHDU) else ()
         if len(shape) != 2:

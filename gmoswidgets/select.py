@@ -48,7 +48,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ExpressionError, FileProblem
-from .frame import read_headers
+from .fitsheader import header_values
 from .gmos.descriptors import DESCRIPTORS, descriptor_names, descriptor_value
 from .gmos.tags import tags_of
 from .sections import Section
@@ -540,7 +540,7 @@ def select_data(inputs, tags=(), xtags=(), expression="True", problems=None) -> 
     selected = []
     for item in inputs:
         try:
-            headers = read_headers(item)
+            headers = header_values(item)
             file_tags = selection_tags(headers) if required or excluded else tags_of(headers)
             if required <= file_tags and not excluded & file_tags and expr(headers):
                 selected.append(item)

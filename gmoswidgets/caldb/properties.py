@@ -1,6 +1,6 @@
 """The properties of a frame that calibration association looks at.
 
-They are computed once from headers only (:func:`gmoswidgets.frame.read_headers`,
+They are computed once from headers only (:func:`gmoswidgets.fitsheader.header_values`,
 the GMOS descriptors and tags), stored in the database for each calibration,
 and computed the same way for the science frame asking for one.
 """
@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import FileProblem
+from ..fitsheader import header_values
 from ..gmos.descriptors import descriptor_value
 from ..gmos.tags import tags_of
 
@@ -108,8 +109,7 @@ PROPERTY_FIELDS = tuple(f.name for f in fields(ObsProperties))
 
 def _headers(source):
     if isinstance(source, (str, Path)):
-        from ..frame import read_headers   # astropy.io.fits: only when a file is read
-        return read_headers(source)
+        return header_values(source)
     return source
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FileProblem
+from ..fitsheader import header_values
 from ..gmos.tags import format_tags, tags_of
 from .association import CalEntry, CalMatch, explain_candidates, run_checks
 from .config import CalDBConfig, load_config
@@ -210,9 +211,8 @@ class CalibrationService:
         CalDBError
             The database is missing or corrupt.
         """
-        from ..frame import read_headers   # astropy.io.fits: only when a file is read
         path = Path(path).expanduser().absolute()
-        headers = read_headers(path)
+        headers = header_values(path)
         caltype = caltype_of(tags_of(headers))
         if caltype is None:
             raise _refuse(path, headers)

@@ -1,0 +1,224 @@
+"""Header keyword values of plain FITS files, read without astropy (for ``caldb add``, ``dataselect``).
+
+Importing :mod:`astropy.io.fits` costs 0.2-0.3 s (it imports numpy and
+astropy.units), more than a command that only looks at a few keywords of a
+few files needs.  :func:`scan_headers` reads the 2880-byte header blocks
+itself and returns a :class:`ScannedHeaders` (``phu``, ``ext_headers``,
+``shapes``, ``path``: what tags, descriptors and the calibration properties
+read) whose headers map each keyword to its value as astropy gives it.
+
+It only reads files it can read exactly as astropy does: every card
+printable ASCII with a plain value (string, integer, real or logical; the
+test of :func:`gmoswidgets.fitscheck.is_plain_card`), a primary header and
+image or table extensions whose declared sizes fill the file.  For anything
+else (no value, ``CONTINUE``, ``HIERARCH``, a truncated or non-GMOS file,
+a size beyond any GMOS image) it returns None, and the caller reads the
+file with :func:`gmoswidgets.frame.read_headers`, whose checks name the
+problem.  ``tests/test_fitsheader.py`` compares both readers on every kind
+of simulated file.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fitscheck import MAX_AXIS, MAX_PIXELS, check_regular_file, is_plain_card
+
+__all__ = ["HeaderValues", "ScannedHeaders", "scan_headers", "header_values"]
+
+_BLOCK, _CARD = 2880, 80
+#: Keywords whose cards are commentary (astropy gives their texts as a list).
+_COMMENTARY = ("COMMENT", "HISTORY", "")
+_VALUE = re.compile(r"""\ *(?:
+      '(?P<string>(?:[\ -&(-~]|'')*)'
+    | (?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][+-]?\d+)?)
+    | (?P<logical>[TF])
+    )\ *(?:/.*)?""", re.VERBOSE | re.ASCII)
+#: The extensions whose images are science data (as :func:`gmoswidgets.frame.read_headers`).
+_SCIENCE_NAMES = ("", "SCI")
+
+
+class HeaderValues(dict):
+    """A header as ``keyword -> value`` (first card of each keyword), keywords in any case.
+
+    Commentary keywords (``HISTORY``, ``COMMENT``, blank) map to the list of their texts.
+    """
+
+    def __getitem__(self, key):
+        return super().__getitem__(key.upper())
+
+    def __contains__(self, key) -> bool:
+        return super().__contains__(key.upper())
+
+    def get(self, key, default=None):
+        return super().get(key.upper(), default)
+
+
+@dataclass
+class ScannedHeaders:
+    """The headers of one file (as :class:`gmoswidgets.frame.HeaderSet`, values only)."""
+
+    phu: HeaderValues
+    ext_headers: list
+    path: Path | None = None
+    shapes: list = field(default_factory=list)
+
+    @property
+    def filename(self) -> str:
+        """Base name of the file, or '' if unknown."""
+        return self.path.name if self.path else ""
+
+
+def _value(text: str):
+    match = _VALUE.fullmatch(text)
+    if match is None:
+        return None, False
+    if match["string"] is not None:
+        return match["string"].replace("''", "'").rstrip(), True
+    if match["logical"] is not None:
+        return match["logical"] == "T", True
+    number = match["number"]
+    if any(c in number for c in ".EeDd"):
+        return float(number.replace("D", "E").replace("d", "e")), True
+    return int(number), True
+
+
+def _parse_header(data: bytes) -> HeaderValues | None:
+    """The values of one header's cards up to END; None if a card is not plain."""
+    header = HeaderValues()
+    for start in range(0, len(data), _CARD):
+        image = data[start:start + _CARD].decode("ascii", "replace")
+        if image.startswith("END") and not image[3:].strip():
+            return header
+        if not is_plain_card(image):
+            return None
+        keyword = image[:8].rstrip()
+        if keyword in _COMMENTARY:
+            header.setdefault(keyword, []).append(image[8:].rstrip())
+            continue
+        if image[8:10] != "= ":
+            return None
+        value, ok = _value(image[10:])
+        if not ok:
+            return None
+        header.setdefault(keyword, value)
+    return None
+
+
+def _read_header(fh) -> tuple[HeaderValues | None, int]:
+    """The next header and the number of bytes it took (0 at the end of the file)."""
+    blocks = []
+    while True:
+        block = fh.read(_BLOCK)
+        if not block:
+            return (None, 0) if blocks else (HeaderValues(), 0)
+        if len(block) < _BLOCK:
+            return None, -1
+        blocks.append(block)
+        for start in range(0, _BLOCK, _CARD):
+            card = block[start:start + _CARD]
+            if card.startswith(b"END") and not card[3:].strip():
+                return _parse_header(b"".join(blocks)), _BLOCK * len(blocks)
+
+
+def _shape(header: HeaderValues) -> tuple | None:
+    naxis = header.get("NAXIS")
+    if not isinstance(naxis, int) or isinstance(naxis, bool) or not 0 <= naxis <= 999:
+        return None
+    axes = [header.get(f"NAXIS{i}") for i in range(naxis, 0, -1)]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in axes):
+        return None
+    return tuple(axes)
+
+
+def _data_bytes(header: HeaderValues, shape: tuple) -> int | None:
+    bitpix, pcount, gcount = (header.get(k, d) for k, d in (("BITPIX", None), ("PCOUNT", 0),
+                                                              ("GCOUNT", 1)))
+    if bitpix not in (8, 16, 32, 64, -32, -64) or not isinstance(pcount, int) \
+            or not isinstance(gcount, int):
+        return None
+    if not shape:
+        return 0
+    size = abs(bitpix) // 8 * gcount * (pcount + math.prod(shape))
+    return -(-size // _BLOCK) * _BLOCK
+
+
+def scan_headers(path) -> ScannedHeaders | None:
+    """The headers of a plain GMOS FITS file, or None if it must be read by astropy.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    ScannedHeaders or None
+        None when the file is not plain (see the module's description):
+        :func:`gmoswidgets.frame.read_headers` reads it, or names its problem.
+
+    Raises
+    ------
+    FileProblem
+        Missing, a directory, not a regular file or not readable.
+    """
+    check_regular_file(path)
+    path = Path(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            if fh.read(30)[:9] != b"SIMPLE  =":
+                return None
+            fh.seek(0)
+            headers, shapes, offset = [], [], 0
+            while offset < size:
+                header, length = _read_header(fh)
+                shape = _shape(header) if header is not None else None
+                data = _data_bytes(header, shape) if shape is not None else None
+                if data is None or length <= 0 or offset + length + data > size:
+                    return None
+                first, xtension = not headers, header.get("XTENSION")
+                if first != (xtension is None) or (xtension not in (None, "IMAGE")
+                                                   and xtension not in ("BINTABLE", "TABLE")):
+                    return None
+                if xtension in (None, "IMAGE") and shape and \
+                        (max(shape) > MAX_AXIS or math.prod(shape) > MAX_PIXELS):
+                    return None
+                headers.append(header)
+                shapes.append(shape)
+                offset += length + data
+                fh.seek(offset)
+    except OSError:
+        return None
+    if not headers or headers[0].get("SIMPLE") is not True or "GROUPS" in headers[0] \
+            or any("ZIMAGE" in h for h in headers):  # random groups, tile-compressed images
+        return None
+    if not str(headers[0].get("INSTRUME", "")).strip().upper().startswith("GMOS"):
+        return None
+    science = [(h, shape) for h, shape in zip(headers[1:], shapes[1:])
+               if h["XTENSION"] == "IMAGE"
+               and str(h.get("EXTNAME", "")).strip().upper() in _SCIENCE_NAMES]
+    if not science:
+        return None
+    return ScannedHeaders(headers[0], [h for h, _ in science], path,
+                          [(h.get("NAXIS2", 0), h.get("NAXIS1", 0)) for h, _ in science])
+
+
+def header_values(path):
+    """The headers of ``path``: :func:`scan_headers`, else :func:`gmoswidgets.frame.read_headers`.
+
+    For code that only reads keyword values (tags, descriptors, calibration
+    properties).
+
+    Raises
+    ------
+    FileProblem
+        As :func:`gmoswidgets.frame.read_headers`.
+    """
+    scanned = scan_headers(path)
+    if scanned is not None:
+        return scanned
+    from .frame import read_headers
+    return read_headers(path)

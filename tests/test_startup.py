@@ -23,9 +23,9 @@ def loaded_after(code: str, names) -> list:
     """Which of ``names`` are in ``sys.modules`` after running ``code`` in a new interpreter."""
     script = textwrap.dedent(code) + f"\nimport sys; print([n for n in {list(names)!r} " \
                                      "if n in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True).stdout
-    return eval(out.strip().splitlines()[-1])  # the list of names printed last
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return eval(done.stdout.strip().splitlines()[-1])  # the list of names printed last
 
 
 def test_package_and_caldb_import_no_numerical_library():
@@ -120,3 +120,18 @@ def test_command_from_the_shell_freezes_the_garbage_before_exit():
         assert showrecipes.main() == 0 and gc.get_freeze_count() > 0       # from the shell
         """
     assert loaded_after(code, ()) == []
+
+
+def test_caldb_add_and_dataselect_read_headers_without_astropy(tmp_path, tutorial4):
+    from gmoswidgets.caldb.testing import write_calibration
+    bias = write_calibration(tmp_path / "N20170613S0180_bias.fits", "bias")
+    code = f"""
+        from gmoswidgets.cli import caldb, dataselect
+        assert caldb.main(["-d", {str(tmp_path)!r}, "init"]) == 0
+        assert caldb.main(["-d", {str(tmp_path)!r}, "add", {str(bias)!r}]) == 0
+        assert dataselect.main(["--tags", "BIAS", "--expr", "detector_x_bin==4",
+                                *{[str(p) for p in tutorial4.bias[:3] + tutorial4.flat[:2]]!r},
+                                "-o", {str(tmp_path / "list.txt")!r}]) == 0
+        """
+    assert loaded_after(code, HEAVY) == []
+    assert (tmp_path / "list.txt").read_text().split() == [str(p) for p in tutorial4.bias[:3]]

@@ -20,7 +20,7 @@ import csv
 import sys
 
 from ..errors import FileProblem
-from ..frame import read_headers
+from ..fitsheader import header_values
 from ..gmos.descriptors import DESCRIPTORS, descriptor_names, descriptor_value
 from ..sections import Section
 from .common import Parser, UsageError, expand_inputs, read_stdin_names, report_problem, run, split_list
@@ -59,7 +59,7 @@ def descriptor_table(inputs, descriptors, problems=None) -> list:
     rows = [["filename", *descriptors]]
     for name in inputs:
         try:
-            headers = read_headers(name)
+            headers = header_values(name)
         except FileProblem as problem:
             if problems is not None:
                 problems.append(problem)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import RecipeError
-from ..frame import read_headers
+from ..fitsheader import header_values
 from ..gmos.tags import tags_of
 from ..primitives.base import get_primitive
 from ..recipes import default_recipe
@@ -60,7 +60,7 @@ def _showpars(argv) -> int:
     parser.add_argument("file", help="a GMOS FITS file")
     parser.add_argument("primitive", help="a primitive name, e.g. stackFrames")
     args = parser.parse_args(argv)
-    headers = read_headers(args.file)
+    headers = header_values(args.file)
     tags = tags_of(headers)
     prim = get_primitive(args.primitive)
     print("Dataset tagged as " + " ".join(sorted(tags)))

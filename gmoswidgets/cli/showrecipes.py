@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import RecipeError
-from ..frame import read_headers
+from ..fitsheader import header_values
 from ..gmos.tags import tags_of
 from ..recipes import default_recipe, get_recipe, recipes_for
 from .common import Parser, run
@@ -49,7 +49,7 @@ def _showrecipes(argv) -> int:
     parser.add_argument("-r", "--recipe", help="show this recipe")
     parser.add_argument("--all", action="store_true", help="list every recipe that applies")
     args = parser.parse_args(argv)
-    tags = tags_of(read_headers(args.file))
+    tags = tags_of(header_values(args.file))
     print(f"Input file: {args.file}")
     print(f"Input tags: {' '.join(sorted(tags))}")
     if args.all:

@@ -15,7 +15,7 @@ import os
 import sys
 
 from ..errors import FileProblem
-from ..frame import read_headers
+from ..fitsheader import header_values
 from ..gmos.tags import format_tags, tags_of
 from ..select import selection_tags
 from .common import Parser, UsageError, fits_files, report_problem, run, split_list, write_list
@@ -65,7 +65,7 @@ def typewalk(directory=".", tags=(), xtags=(), recursive=True, out=None, err_pro
         for name in names:
             path = os.path.join(root, name)
             try:
-                headers = read_headers(path)
+                headers = header_values(path)
                 file_tags = selection_tags(headers) if required or excluded else tags_of(headers)
             except FileProblem as problem:
                 report_problem(err_prog, problem)

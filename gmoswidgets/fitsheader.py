@@ -1,4 +1,4 @@
-"""Header keyword values of plain FITS files, read without astropy (for ``caldb add``, ``dataselect``).
+"""Header keyword values of plain FITS files, read without astropy (``caldb add``, ``dataselect``).
 
 Importing :mod:`astropy.io.fits` costs 0.2-0.3 s (it imports numpy and
 astropy.units), more than a command that only looks at a few keywords of a

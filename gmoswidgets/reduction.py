@@ -34,7 +34,7 @@ from .caldb.lookup import CalibrationLookup, LookupFunction, StepCalibrations
 from .errors import GmosError
 from .events import EVENT_KINDS, Event, EventHub
 from .executor import Executor
-from .frame import Frame, read_frame, read_headers
+from .frame import Frame, read_frame
 from .gmos.tags import tags_of
 from .logutils import get_logger
 from .outputs import (normalize_suffix, original_name, output_filename, stamp_input,
@@ -128,8 +128,7 @@ class Reduction:
         self._store = StepStore(keep, spill_dir)
         self.log = logger or get_logger("reduce")
         self.primitives = primitives if primitives is not None else package_primitives()
-        self.headers = [read_headers(f) for f in self.files]
-        validate.check_inputs(self.headers)
+        self.headers = validate.read_inputs(self.files)
         self.tags = tags_of(self.headers[0])
         self.recipe = choose_recipe(self.headers, recipe, recipes=recipes)
         self.steps = build_steps(self.recipe, self.primitives)

@@ -29,8 +29,8 @@ from .errors import FileProblem
 from .gmos.descriptors import descriptor_value
 from .gmos.tags import tags_of
 
-__all__ = ["GMOS_BINNINGS", "check_inputs", "check_user_calibrations", "check_writable_dir",
-           "check_writable_file", "check_flat_usable"]
+__all__ = ["GMOS_BINNINGS", "read_inputs", "check_inputs", "check_user_calibrations",
+           "check_writable_dir", "check_writable_file", "check_flat_usable"]
 
 #: The on-chip binnings GMOS reads out (``CCDSUM`` values, per axis).
 GMOS_BINNINGS = (1, 2, 4)
@@ -67,6 +67,29 @@ def _check_binning(headers) -> None:
             raise FileProblem(headers.path, f"extension {index}: CCDSUM {header['CCDSUM']!r} is "
                                             f"not a GMOS binning (two of "
                                             f"{', '.join(map(str, GMOS_BINNINGS))}, e.g. '2 2')")
+
+
+def read_inputs(files) -> list:
+    """The headers of a reduction's inputs, read once (values only) and checked together.
+
+    Parameters
+    ----------
+    files : list of path-like
+
+    Returns
+    -------
+    list
+        One header set per file (:func:`gmoswidgets.fitsheader.header_values`).
+
+    Raises
+    ------
+    FileProblem
+        An unreadable input, or inputs refused by :func:`check_inputs`.
+    """
+    from .fitsheader import header_values
+    headers_list = [header_values(path) for path in files]
+    check_inputs(headers_list)
+    return headers_list
 
 
 def check_inputs(headers_list) -> None:

@@ -1,4 +1,4 @@
-"""fitsheader.scan_headers (no astropy) gives what astropy reads, or None; header_values falls back."""
+"""fitsheader.scan_headers (no astropy) reads what astropy reads, or None; then read_headers."""
 import shutil
 
 import numpy as np

@@ -22,9 +22,9 @@ import sys
 
 from ..errors import FileProblem, GmosError
 
-__all__ = ["UsageError", "Parser", "run", "quick_exit", "split_list", "expand_inputs", "read_stdin_names",
-           "fits_files", "report_problem", "readable_files", "check_list_target", "write_list",
-           "FITS_NAME"]
+__all__ = ["UsageError", "Parser", "run", "quick_exit", "split_list", "expand_inputs",
+           "read_stdin_names", "fits_files", "report_problem", "readable_files",
+           "check_list_target", "write_list", "FITS_NAME"]
 
 #: File names typewalk looks at.
 FITS_NAME = re.compile(r".*\.(fits|FITS|fit)$")

@@ -10,10 +10,13 @@ association matches them (the properties each association rule compares,
   (:func:`~gmoswidgets.primitives.fringe.needs_fringe_correction`), by the same;
 * science frames by target and everything their calibrations depend on.
 
-It then reduces the groups in dependency order (bias, flat, fringe,
-science), each through the public :class:`~gmoswidgets.reduce.Reduce` API,
-as tasks of an :class:`~gmoswidgets.executor.Executor` (local threads by
-default, a Dask cluster when one is named).  Each reduction finds its
+It then reduces the groups along the dependency graph (bias -> flat ->
+fringe -> science): each group starts as soon as the groups it needs are
+done (a flat as soon as its own bias is, while the biases of another
+binning still run), each through the public :class:`~gmoswidgets.reduce.Reduce`
+API, as a task of an :class:`~gmoswidgets.executor.Executor` (local threads
+by default, a Dask cluster when one is named; ``'sync'`` runs one group
+after the other, in plan order).  Each reduction finds its
 calibrations in the calibration database as ``reduce`` would; the driver
 alone writes to that database (``caldb add`` of each new calibration).  The
 result is an astropy Table: one row per group, with its products, or why it
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,7 +39,7 @@ from astropy.table import Table
 
 from .caldb.association import shared_properties
 from .errors import GmosError
-from .executor import get_executor
+from .executor import SequentialExecutor, get_executor
 from .frame import read_headers
 from .gmos.descriptors import descriptor_value
 from .gmos.tags import tags_of
@@ -305,20 +309,19 @@ class Batch:
 
     # -- running --------------------------------------------------------------------------
     def run(self) -> Table:
-        """Reduce every group in dependency order; return :meth:`table`.
+        """Reduce every group along the dependency graph; return :meth:`table`.
 
-        Groups of one kind run together as tasks of the executor; each new
-        calibration is added to the database (here, by this one process)
-        before the groups that need it start.  A group whose calibration
-        group failed is skipped.
+        Each group runs as a task of the executor as soon as every group it
+        needs is done; each new calibration is added to the database (here,
+        by this one process and thread) before the groups that need it
+        start.  A group whose calibration group failed is skipped.
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
         executor = get_executor(self.scheduler)
         self.log.info(f"reduce-all: {len(self.groups)} group(s) from {self.directory} "
                       f"on {executor.name}")
         try:
-            for kind in KINDS:
-                self._run_kind(executor, [g for g in self.groups if g.kind == kind])
+            self._run_graph(executor)
         finally:
             if executor is not self.scheduler:
                 executor.close()
@@ -326,30 +329,56 @@ class Batch:
                                        f"{len(self.groups)} group(s) reduced")
         return self.table()
 
-    def _run_kind(self, executor, groups) -> None:
-        ready = []
+    def _run_graph(self, executor) -> None:
+        """Start each group when the groups it needs are done; finish each here as it ends."""
         by_name = {g.name: g for g in self.groups}
-        for group in groups:
-            failed = [d for d in group.depends if by_name[d].status != DONE]
-            if failed:
-                group.status = SKIPPED
-                group.reason = "needs " + ", ".join(
-                    f"{d} ({by_name[d].kind}, {by_name[d].status})" for d in failed)
-                self.log.warning(f"{group.name} skipped: {group.reason}")
-                self._emit("group_skipped", group, group.reason)
-                continue
-            ready.append(group)
-        if not ready:
-            return
-        tasks = [GroupTask(g.name, tuple(str(f) for f in g.files), g.recipe, str(self.workdir),
-                           str(self.service.settings.database_dir)) for g in ready]
-        for group in ready:
-            group.status = RUNNING
-            self.log.info(f"{group.name}: {group.kind} {group.describe()}, "
-                          f"{len(group.files)} file(s)")
-            self._emit("group_started", group, group.describe())
-        executor.map(run_group, tasks, label=lambda t: t.name,
-                     on_done=lambda i, result: self._finish(ready[i], result))
+        waiting, running = list(self.groups), {}
+        inline = isinstance(executor, SequentialExecutor)   # 'sync': in this thread, in order
+        # a driver thread waits for one group's task; the executor decides where the task runs
+        with futures.ThreadPoolExecutor(len(self.groups) or 1, "reduce-all") as drivers:
+            while waiting or running:
+                started = False
+                for group in list(waiting):   # plan order: what a group needs comes first
+                    needs = [by_name[d] for d in group.depends]
+                    if any(d.status in (FAILED, SKIPPED) for d in needs):
+                        waiting.remove(group)
+                        self._skip(group, [d for d in needs if d.status != DONE])
+                    elif all(d.status == DONE for d in needs):
+                        waiting.remove(group)
+                        self._start(group)
+                        started = True
+                        if inline:
+                            self._finish(group, self._reduce(executor, group))
+                        else:
+                            running[drivers.submit(self._reduce, executor, group)] = group
+                if not running:
+                    if started:
+                        continue
+                    break
+                done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: self.groups.index(running[f])):
+                    self._finish(running.pop(future), future.result())
+
+    def _start(self, group: Group) -> None:
+        group.status = RUNNING
+        self.log.info(f"{group.name}: {group.kind} {group.describe()}, {len(group.files)} file(s)")
+        self._emit("group_started", group, group.describe())
+
+    def _skip(self, group: Group, failed: list) -> None:
+        group.status = SKIPPED
+        group.reason = "needs " + ", ".join(f"{d.name} ({d.kind}, {d.status})" for d in failed)
+        self.log.warning(f"{group.name} skipped: {group.reason}")
+        self._emit("group_skipped", group, group.reason)
+
+    def _reduce(self, executor, group: Group) -> GroupResult:
+        """``group`` reduced as one task of ``executor``: its result (errors included)."""
+        task = GroupTask(group.name, tuple(str(f) for f in group.files), group.recipe,
+                         str(self.workdir), str(self.service.settings.database_dir))
+        try:
+            [result] = executor.map(run_group, [task], label=lambda t: t.name)
+        except Exception as exc:  # the worker itself failed (run_group returns its errors)
+            result = GroupResult(error=f"{type(exc).__name__}: {exc}")
+        return result
 
     def _finish(self, group: Group, result: GroupResult) -> None:
         group.elapsed = result.elapsed

@@ -208,11 +208,13 @@ class _PoolExecutor(Executor):
     def __init__(self, max_workers: int | None = None):
         self.max_workers = max_workers or len(os.sched_getaffinity(0))
         self._pool = None
+        self._pool_lock = threading.Lock()   # maps may start from several threads (reduce-all)
 
     def _get_pool(self):
-        if self._pool is None:
-            self._pool = self._pool_class(max_workers=self.max_workers)
-        return self._pool
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = self._pool_class(max_workers=self.max_workers)
+            return self._pool
 
     def _map(self, func, items, label, on_done, cancel_check, holds_gil):
         pool = self._get_pool()

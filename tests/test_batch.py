@@ -17,17 +17,20 @@ written out by hand here (not taken from the batch module).
 """
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from gmoswidgets import batch as batch_module
 from gmoswidgets import caldb
-from gmoswidgets.batch import Batch, reduce_all
+from gmoswidgets.batch import Batch, GroupResult, reduce_all
 from gmoswidgets.cli import caldb as caldb_cli
 from gmoswidgets.cli import reduce as reduce_cli
 from gmoswidgets.cli import reduce_all as reduce_all_cli
 from gmoswidgets.data import make_tutorial_dataset
+from gmoswidgets.executor import ThreadExecutor
 
 
 
@@ -106,6 +109,40 @@ def test_a_failed_calibration_skips_what_needs_it(nights, tmp_path):
     assert table["reason"][1] == "needs flat-1 (flat, failed)"
     assert [e.kind for e in events] == ["group_started", "group_failed", "group_skipped",
                                         "finished"]
+
+
+def _timed_fake(times):
+    """A stand-in for run_group: bias-1 takes 1 s, every other group 0.1 s; no products."""
+    def fake(task):
+        start = time.monotonic()
+        time.sleep(1.0 if task.name == "bias-1" else 0.1)
+        times[task.name] = (start, time.monotonic())
+        return GroupResult()
+    return fake
+
+
+def test_a_group_starts_as_soon_as_what_it_needs_is_done(nights, tmp_path, monkeypatch):
+    """On two threads, the 2x2 flat (flat-3) runs while the slow 4x4 bias still does."""
+    times = {}
+    monkeypatch.setattr(batch_module, "run_group", _timed_fake(times))
+    table = reduce_all(nights[0], workdir=tmp_path, service=_service(tmp_path / "db"),
+                       scheduler=ThreadExecutor(2))
+    assert set(table["status"]) == {"done"} and len(times) == 9
+    assert times["flat-3"][0] < times["bias-1"][1]       # did not wait for the other binning
+    assert times["flat-1"][0] >= times["bias-1"][1]      # but waited for its own bias
+    assert times["science-2"][0] >= times["flat-3"][1]
+    assert times["science-3"][0] >= max(times["fringe-1"][1], times["flat-2"][1])
+
+
+def test_sync_runs_the_groups_one_after_the_other_in_plan_order(nights, tmp_path, monkeypatch):
+    times = {}
+    monkeypatch.setattr(batch_module, "run_group", _timed_fake(times))
+    batch = Batch(nights[0], workdir=tmp_path, service=_service(tmp_path / "db"),
+                  scheduler="sync")
+    batch.run()
+    order = [g.name for g in batch.groups]
+    assert sorted(times, key=lambda name: times[name][0]) == order
+    assert all(times[a][1] <= times[b][0] for a, b in zip(order, order[1:]))
 
 
 # --------------------------------------------------------------------------- same products

@@ -11,8 +11,8 @@ It only reads files it can read exactly as astropy does: every card
 printable ASCII with a plain value (string, integer, real or logical; the
 test of :func:`gmoswidgets.fitscheck.is_plain_card`), a primary header and
 image or table extensions whose declared sizes fill the file.  For anything
-else (no value, ``CONTINUE``, ``HIERARCH``, a truncated or non-GMOS file,
-a size beyond any GMOS image) it returns None, and the caller reads the
+else (no value, ``CONTINUE``, ``HIERARCH``, a record-valued card, a truncated
+or non-GMOS file, a size beyond any GMOS image) it returns None, and the caller reads the
 file with :func:`gmoswidgets.frame.read_headers`, whose checks name the
 problem.  ``tests/test_fitsheader.py`` compares both readers on every kind
 of simulated file.
@@ -37,6 +37,8 @@ _VALUE = re.compile(r"""\ *(?:
     | (?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][+-]?\d+)?)
     | (?P<logical>[TF])
     )\ *(?:/.*)?""", re.VERBOSE | re.ASCII)
+#: A string astropy reads as a record-valued keyword card ('AXIS.1: 1' makes DP1 into DP1.AXIS.1).
+_RECORD_VALUED = re.compile(r"[a-zA-Z_][\w.]*: +[+-]?[0-9.]")
 #: The extensions whose images are science data (as :func:`gmoswidgets.frame.read_headers`).
 _SCIENCE_NAMES = ("", "SCI")
 
@@ -77,6 +79,8 @@ def _value(text: str):
     if match is None:
         return None, False
     if match["string"] is not None:
+        if _RECORD_VALUED.match(match["string"]):
+            return None, False
         return match["string"].replace("''", "'").rstrip(), True
     if match["logical"] is not None:
         return match["logical"] == "T", True

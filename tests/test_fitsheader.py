@@ -108,7 +108,8 @@ def _edited(tmp_path, tutorial4, edit) -> str:
     lambda h: h[0].header.set("LONGSTR", "x" * 100),
     lambda h: h[0].header.append(fits.Card.fromstring("NOVALUE =".ljust(80))),
     lambda h: h[1].header.set("XTRA", 1 + 2j),
-], ids=["hierarch", "continue", "no-value", "complex"])
+    lambda h: h[0].header.append(fits.Card.fromstring("DP1     = 'AXIS.1: 1'".ljust(80))),
+], ids=["hierarch", "continue", "no-value", "complex", "record-valued"])
 def test_cards_astropy_must_read_fall_back(tmp_path, tutorial4, edit):
     path = _edited(tmp_path, tutorial4, edit)
     assert scan_headers(path) is None

@@ -266,14 +266,41 @@ def _lagrange(amap: AffineMap, in_shape, out_shape, interpolant: str, *, data=No
     """Resample SCI, VAR and DQ planes (any of them) with a Lagrange interpolant in one pass.
 
     Only the output pixels whose centre maps inside the input are written
-    (see :func:`~gmoswidgets.numerics.kernels.lagrange_resample`).
+    (see :func:`~gmoswidgets.numerics.kernels.lagrange_resample`).  The outputs
+    may be windows (slices) of larger arrays.
     """
     from .kernels import lagrange_resample  # numba is loaded only by the stages that resample
+    planes = (data is not None, variance is not None, mask is not None)
+    inputs, outputs, origins = [], [], []
+    for plane, target, dtype in ((data, out_data, np.float32), (variance, out_variance, np.float32),
+                                 (mask, out_mask, dqbits.DTYPE)):
+        if plane is None:   # not read: a placeholder of the type compiled for
+            inputs.append(np.zeros((1, 1), dtype))
+            outputs.append(np.zeros((1, 1), dtype))
+            origins.extend((0, 0))
+            continue
+        inputs.append(np.ascontiguousarray(plane, dtype=dtype))
+        base, origin = _window(target)
+        outputs.append(base)
+        origins.extend(origin)
     lagrange_resample(tuple(int(n) for n in in_shape), tuple(int(n) for n in out_shape),
-                      np.asarray(amap.matrix, np.float64),
-                      np.asarray(amap.offset, np.float64), _LAGRANGE_NODES[interpolant],
-                      0.5 if interpolant == "nearest" else 0.0, float(threshold),
-                      data, out_data, variance, out_variance, mask, out_mask)
+                      np.asarray(amap.matrix, np.float64), np.asarray(amap.offset, np.float64),
+                      _LAGRANGE_NODES[interpolant], 0.5 if interpolant == "nearest" else 0.0,
+                      float(threshold), planes, *inputs, *outputs, tuple(map(int, origins)))
+
+
+def _window(array: np.ndarray) -> tuple:
+    """``(base, (row, col))``: a 2-D array as a C-contiguous array and the place of its first
+    pixel there (a slice ``base[row:, col:]`` of a larger array, or the array itself)."""
+    if array.flags.c_contiguous:
+        return array, (0, 0)
+    base = array.base
+    if (isinstance(base, np.ndarray) and base.ndim == 2 and base.flags.c_contiguous
+            and base.dtype == array.dtype and array.strides == base.strides):
+        start = (array.__array_interface__["data"][0]
+                 - base.__array_interface__["data"][0]) // array.itemsize
+        return base, divmod(start, base.shape[1])
+    raise ValueError("an output must be C-contiguous or a 2-D slice of a C-contiguous array")
 
 
 def _integer_shift(amap: AffineMap):

@@ -124,10 +124,10 @@ def _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, ins
 
 
 @njit(nogil=True, cache=True)
-def _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, data, out_data, variance,
-                out_variance, mask, out_mask, r, c, fracs, wx, wy, values, inside):
-    """One output pixel whose taps reach beyond the input: edge pixels repeated for SCI and
-    VAR, no bits for DQ."""
+def _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, planes, data, variance, mask,
+                out_data, out_variance, out_mask, origins, r, c, fracs, wx, wy, values, inside):
+    """Output pixel ``[r, c]``, whose taps reach beyond the input: edge pixels repeated for
+    SCI and VAR, no bits for DQ."""
     ny, nx = in_shape
     ntaps = len(nodes)
     ix = np.floor(x + shift)
@@ -138,7 +138,8 @@ def _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, data, out_data,
     _weights(fracs, 1, nodes, scales, wy)
     col0 = int(ix) + nodes[0]
     row0 = int(iy) + nodes[0]
-    if data is not None or variance is not None:
+    do_data, do_variance, do_mask = planes
+    if do_data or do_variance:
         total = np.float32(0)
         total_var = np.float32(0)
         for j in range(ntaps):
@@ -147,17 +148,17 @@ def _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, data, out_data,
             line_var = np.float32(0)
             for i in range(ntaps):
                 col = min(max(col0 + i, 0), nx - 1)
-                if data is not None:
+                if do_data:
                     line += wx[i, 0] * data[row, col]
-                if variance is not None:
+                if do_variance:
                     line_var += wx[i, 0] * wx[i, 0] * variance[row, col]
             total += wy[j, 0] * line
             total_var += wy[j, 0] * wy[j, 0] * line_var
-        if data is not None:
-            out_data[r, c] = total
-        if variance is not None:
-            out_variance[r, c] = total_var
-    if mask is not None:
+        if do_data:
+            out_data[origins[0] + r, origins[1] + c] = total
+        if do_variance:
+            out_variance[origins[2] + r, origins[3] + c] = total_var
+    if do_mask:
         anyset = 0
         allset = 0xFFFF
         for j in range(ntaps):
@@ -167,18 +168,19 @@ def _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, data, out_data,
                 values[j, i] = mask[row, col] if inside[j, i] else 0
                 anyset |= values[j, i]
                 allset &= values[j, i]
-        out_mask[r, c] = _partial_bits(values, inside, wx, wy, 0, anyset, allset, threshold)
+        out_mask[origins[4] + r, origins[5] + c] = _partial_bits(values, inside, wx, wy, 0, anyset,
+                                                                 allset, threshold)
 
 
 @njit(nogil=True, cache=True)
-def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, threshold,
-                      data, out_data, variance, out_variance, mask, out_mask):
+def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, threshold, planes,
+                      data, variance, mask, out_data, out_variance, out_mask, origins):
     """Separable Lagrange resampling of SCI, VAR and DQ through one affine map, in one pass.
 
     Parameters
     ----------
     in_shape, out_shape : tuple of int
-        ``(ny, nx)`` of the input and of the output planes.
+        ``(ny, nx)`` of the input planes and of the output.
     matrix, offset : numpy.ndarray
         The map ``p_in = matrix @ p_out + offset`` between (x, y) pixels.
     nodes : tuple of int
@@ -188,12 +190,16 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
         0.5 for nearest neighbour (``nodes = (0,)``), else 0.
     threshold : float
         DQ contribution above which a bit is set (compared in float32).
-    data, variance, mask : numpy.ndarray or None
-        Input planes (float32, float32, uint16); a plane that is None is skipped.
-    out_data, out_variance, out_mask : numpy.ndarray or None
-        Outputs (output shape), written only where the output pixel's centre
-        maps inside the input.  SCI goes through the weights, VAR through
-        their squares; beyond the input edges the edge pixels are repeated.
+    planes : tuple of bool
+        Which of SCI, VAR and DQ to resample (the arrays of the others are not read).
+    data, variance, mask : numpy.ndarray
+        C-contiguous input planes (float32, float32, uint16).
+    out_data, out_variance, out_mask : numpy.ndarray
+        C-contiguous arrays holding the outputs, written only where the output
+        pixel's centre maps inside the input.  SCI goes through the weights, VAR
+        through their squares; beyond the input edges the edge pixels are repeated.
+    origins : tuple of int
+        Row and column of each output's first pixel in its array (SCI, VAR, DQ).
 
     Notes
     -----
@@ -205,6 +211,7 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
     """
     ny, nx = in_shape
     out_rows, out_cols = out_shape
+    do_data, do_variance, do_mask = planes
     ntaps = len(nodes)
     m00, m01, m10, m11 = matrix[0, 0], matrix[0, 1], matrix[1, 0], matrix[1, 1]
     o0, o1 = offset[0], offset[1]
@@ -215,8 +222,6 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
     wx = np.empty((ntaps, _CHUNK), np.float32)
     wy = np.empty((ntaps, _CHUNK), np.float32)
     anyset = np.empty(_CHUNK, np.uint16)
-    sums = np.empty(_CHUNK, np.float32)
-    bits = np.empty(_CHUNK, np.uint16)
     values = np.empty((ntaps, ntaps), np.int64)
     inside = np.empty((ntaps, ntaps), np.bool_)
     last_col, last_row = nx - ntaps, ny - ntaps
@@ -233,9 +238,9 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
             row0 = int(iy) + nodes[0]
             if not (0 <= col0 <= last_col and 0 <= row0 <= last_row):
                 if x >= -0.5 and x <= nx - 0.5 and y >= -0.5 and y <= ny - 0.5:
-                    _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, data, out_data,
-                                variance, out_variance, mask, out_mask, r, c, fracs, wx, wy,
-                                values, inside)
+                    _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, planes, data,
+                                variance, mask, out_data, out_variance, out_mask, origins, r, c,
+                                fracs, wx, wy, values, inside)
                 c += 1
                 continue
             # The run: the following pixels with the same offsets and every tap inside.
@@ -252,17 +257,18 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
             for p in range(n):
                 fracs[p] = (m10 * (c + p) + rest_y) - iy
             _weights(fracs, n, nodes, scales, wy)
-            # Summed into contiguous scratch, then copied (the outputs may be strided views).
-            if data is not None:
-                _tap_sums(data, row0, col0, wx, wy, n, nodes, False, sums)
-                out_data[r, c:c + n] = sums[:n]
-            if variance is not None:
-                _tap_sums(variance, row0, col0, wx, wy, n, nodes, True, sums)
-                out_variance[r, c:c + n] = sums[:n]
-            if mask is not None:
+            if do_data:
+                start = origins[1] + c
+                _tap_sums(data, row0, col0, wx, wy, n, nodes, False,
+                          out_data[origins[0] + r, start:start + n])
+            if do_variance:
+                start = origins[3] + c
+                _tap_sums(variance, row0, col0, wx, wy, n, nodes, True,
+                          out_variance[origins[2] + r, start:start + n])
+            if do_mask:
+                start = origins[5] + c
                 _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside,
-                          bits)
-                out_mask[r, c:c + n] = bits[:n]
+                          out_mask[origins[4] + r, start:start + n])
             c += n
 
 

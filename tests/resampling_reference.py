@@ -7,6 +7,8 @@ VAR through their squares, DQ bit by bit with DRAGONS' threshold rule (taps
 beyond the input carry no bit); output pixels whose centre maps outside the
 input are left as ``fill``.
 """
+import math
+
 import numpy as np
 
 from gmoswidgets import dq
@@ -27,7 +29,7 @@ def _taps(amap, c, r, in_shape, interpolant):
     ix, iy = int(np.floor(x + shift)), int(np.floor(y + shift))
 
     def weight(frac, k):
-        return np.prod([(frac - m) / (k - m) for m in nodes if m != k])
+        return math.prod((frac - m) / (k - m) for m in nodes if m != k)
     return [(iy + j, ix + i, weight(x - ix, i) * weight(y - iy, j)) for j in nodes for i in nodes]
 
 
@@ -59,6 +61,8 @@ def brute_force_dq(mask, amap, out_shape, interpolant, threshold=0.001):
             totals = np.zeros(16)
             for yy, xx, w in taps:
                 value = int(mask[yy, xx]) if 0 <= yy < ny and 0 <= xx < nx else 0
+                if not value:
+                    continue
                 for k in range(16):
                     if value & (1 << k):
                         totals[k] += w

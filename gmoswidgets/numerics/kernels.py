@@ -292,25 +292,34 @@ def scale_by_correlation(variance, matrix, offset, boxes, maps, table, steps):
     steps : int
     """
     out_rows, out_cols = variance.shape
-    nboxes = boxes.shape[0]
+    xs = np.empty(out_cols)
+    ys = np.empty(out_cols)
+    owner = np.empty(out_cols, np.int64)
+    first_x = np.empty(out_cols, np.int64)
+    first_y = np.empty(out_cols, np.int64)
     for r in range(out_rows):
+        # Row by row, each loop without branches (vectorised by the compiler).
         for c in range(out_cols):
-            x = matrix[0, 0] * c + matrix[0, 1] * r + offset[0]
-            y = matrix[1, 0] * c + matrix[1, 1] * r + offset[1]
-            xi = np.rint(x)
-            yi = np.rint(y)
-            owner = -1
-            for b in range(nboxes - 1, -1, -1):
-                if boxes[b, 0] <= xi < boxes[b, 1] and boxes[b, 2] <= yi < boxes[b, 3]:
-                    owner = b
-                    break
-            if owner < 0:
-                continue
-            tx = maps[owner, 0] * xi + maps[owner, 1] * yi + maps[owner, 4]
-            ty = maps[owner, 2] * xi + maps[owner, 3] * yi + maps[owner, 5]
-            i1x = int(np.rint((tx - np.floor(tx)) * steps))
-            i1y = int(np.rint((ty - np.floor(ty)) * steps))
-            i2x = int(np.rint((x - np.floor(x)) * steps))
-            i2y = int(np.rint((y - np.floor(y)) * steps))
-            factor = np.float32(table[i1x, i2x] * table[i1y, i2y])
-            variance[r, c] = variance[r, c] * factor
+            xs[c] = matrix[0, 0] * c + matrix[0, 1] * r + offset[0]
+            ys[c] = matrix[1, 0] * c + matrix[1, 1] * r + offset[1]
+            owner[c] = -1
+        for b in range(boxes.shape[0]):
+            x0, x1, y0, y1 = boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3]
+            m00, m01, m10, m11, o0, o1 = (maps[b, 0], maps[b, 1], maps[b, 2], maps[b, 3],
+                                          maps[b, 4], maps[b, 5])
+            for c in range(out_cols):
+                xi = np.rint(xs[c])
+                yi = np.rint(ys[c])
+                tx = m00 * xi + m01 * yi + o0
+                ty = m10 * xi + m11 * yi + o1
+                inside = (x0 <= xi) & (xi < x1) & (y0 <= yi) & (yi < y1)
+                owner[c] = b if inside else owner[c]
+                first_x[c] = int(np.rint((tx - np.floor(tx)) * steps)) if inside else first_x[c]
+                first_y[c] = int(np.rint((ty - np.floor(ty)) * steps)) if inside else first_y[c]
+        target = variance[r]
+        for c in range(out_cols):
+            if owner[c] >= 0:
+                second_x = int(np.rint((xs[c] - np.floor(xs[c])) * steps))
+                second_y = int(np.rint((ys[c] - np.floor(ys[c])) * steps))
+                factor = np.float32(table[first_x[c], second_x] * table[first_y[c], second_y])
+                target[c] = target[c] * factor

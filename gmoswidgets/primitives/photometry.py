@@ -26,6 +26,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import dq
 from ..frame import Frame
+from . import photometry_kernels as kernels
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
 
@@ -122,6 +123,11 @@ def world_positions(header: fits.Header, x_image: np.ndarray,
     return np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
 
 
+#: Stand-ins for an absent variance or DQ plane (the kernels take arrays, with a flag).
+_NO_FLOAT = np.zeros((0, 0), np.float32)
+_NO_MASK = np.zeros((0, 0), np.uint16)
+
+
 def _native(array, dtype=np.float32):
     """A C-contiguous native-byte-order, writable copy/view as sep needs (copied if read-only)."""
     out = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
@@ -193,12 +199,10 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
         ignored-pixel mask, background map)``.
     """
     image = _native(data)
-    bad = np.zeros(image.shape, dtype=bool)
-    if dqmask is not None:
-        bad |= (np.asarray(dqmask) & int(replace_flags)) != 0
-    bad |= ~np.isfinite(image)
-    if variance is not None:
-        bad |= ~np.isfinite(variance) | (np.asarray(variance) <= 0)
+    var = None if variance is None else np.asarray(variance, np.dtype(np.float32).newbyteorder("="))
+    dq = None if dqmask is None else np.asarray(dqmask, np.dtype(np.uint16).newbyteorder("="))
+    bad = kernels.bad_pixels(image, _NO_FLOAT if var is None else var, var is not None,
+                             _NO_MASK if dq is None else dq, dq is not None, int(replace_flags))
     if bad.all():
         return None
     if mask and bad.any():
@@ -207,13 +211,9 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     bkg = sep.Background(image, mask=bad, bw=back_size, bh=back_size, fw=back_filtersize,
                          fh=back_filtersize)
     background = bkg.back()
-    sub = image - background
-    if variance is not None:
-        err = _native(np.where(bad, np.inf, variance))
-        np.sqrt(err, out=err)
-    else:
-        err = _native(np.full(image.shape, max(bkg.globalrms, np.finfo(np.float32).tiny)))
-    sub[bad] = 0.0
+    rms = np.float32(max(bkg.globalrms, np.finfo(np.float32).tiny))
+    sub, err = kernels.subtract_background(image, background, _NO_FLOAT if var is None else var,
+                                           var is not None, bad, rms)
     sep.set_extract_pixstack(max(sep.get_extract_pixstack(), image.size // 4))
     objects, segmap = sep.extract(sub, detect_thresh, err=err, mask=bad, minarea=detect_minarea,
                                   deblend_cont=deblend_mincont, filter_type="conv",

@@ -52,6 +52,10 @@ _STACK_EXCLUDE_BITS = _EXCLUDE_BITS | dqbits.UNILLUMINATED
 _OBJECT_GROW = 2
 #: Rows of the stack combined at once (bounds the temporary memory).
 _CHUNK_ROWS = 256
+#: Row chunks of the median between progress reports.
+_CHUNKS_PER_REPORT = 4
+#: Share of flagCosmicRaysByStacking's progress reached when the median is made.
+_MEDIAN_PROGRESS = 0.4
 #: Most pixels used for a background level (a regular subsample).
 _LEVEL_SAMPLES = 200_000
 
@@ -104,7 +108,7 @@ def _usable_at(ext: Extension, bits: int, index: np.ndarray) -> np.ndarray:
     return (ext.mask.flat[index] & bits) == 0
 
 
-def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None
+def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, progress=None
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Median of single-extension images after adding ``offsets``.
 
@@ -115,7 +119,9 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None
     only approximate, so comparing dark and lit pixels would flag sky.)
 
     ``map_chunks(func, row_slices)``, if given, runs the row chunks (e.g. on
-    threads: each writes its own rows of the outputs).
+    threads: each writes its own rows of the outputs).  ``progress(fraction)``, if
+    given, is called in this thread after every ``_CHUNKS_PER_REPORT`` chunks
+    (the engine then lets go of the pages it has read of mapped inputs).
 
     Returns
     -------
@@ -152,7 +158,11 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None
             variance[rows, cols] = var
 
     chunks = [slice(r0, min(r0 + _CHUNK_ROWS, shape[0])) for r0 in range(0, shape[0], _CHUNK_ROWS)]
-    (map_chunks or (lambda func, items: [func(item) for item in items]))(chunk, chunks)
+    for first in range(0, len(chunks), _CHUNKS_PER_REPORT):
+        (map_chunks or (lambda func, items: [func(item) for item in items]))(
+            chunk, chunks[first:first + _CHUNKS_PER_REPORT])
+        if progress is not None:
+            progress(min(first + _CHUNKS_PER_REPORT, len(chunks)) / len(chunks))
     return median, variance, counts
 
 
@@ -308,7 +318,9 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     on_threads = partial(map_in_memory, ctx.executor)
     levels = on_threads(lambda f: _level(_sample(f.exts[0], _STACK_EXCLUDE_BITS)), frames)
     offsets = [levels[0] - level for level in levels]
-    median, median_var, count = median_stack(frames, offsets, map_chunks=on_threads)
+    median, median_var, count = median_stack(
+        frames, offsets, map_chunks=on_threads,
+        progress=lambda done: ctx.progress(_MEDIAN_PROGRESS * done, "median"))
     good_median = np.isfinite(median)
     # the median's NaN pixels are its bad ones (as a NO_DATA DQ would make them)
     objects = object_mask(median, median_var, None, **MASK_DEFAULTS)
@@ -358,17 +370,24 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
             flagged = _around(flagged, grow, data.shape)
         return flagged
 
+    # a few frames at a time (one per thread), reporting progress between them: the engine
+    # then lets go of the pages read of mapped inputs
     out = []
-    for i, (frame, flagged) in enumerate(zip(frames, on_threads(flag, range(len(frames))))):
-        ext = frame.exts[0]
-        mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
-        mask.flat[flagged] |= dqbits.COSMIC_RAY
-        ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
-                     frame.filename, flagged.size)
-        new = light_copy(frame)
-        new.exts[0].mask = mask
-        out.append(new)
-        ctx.progress((i + 1) / len(frames), frame.filename)
+    batch = max(getattr(ctx.executor, "max_workers", 1), 1)
+    for first in range(0, len(frames), batch):
+        indices = range(first, min(first + batch, len(frames)))
+        for i, flagged in zip(indices, on_threads(flag, indices)):
+            frame = frames[i]
+            ext = frame.exts[0]
+            mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
+            mask.flat[flagged] |= dqbits.COSMIC_RAY
+            ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
+                         frame.filename, flagged.size)
+            new = light_copy(frame)
+            new.exts[0].mask = mask
+            out.append(new)
+            ctx.progress(_MEDIAN_PROGRESS + (1 - _MEDIAN_PROGRESS) * (i + 1) / len(frames),
+                         frame.filename)
     return out
 
 

@@ -184,19 +184,20 @@ def object_mask(data: np.ndarray, variance: np.ndarray | None = None,
     Takes the detection parameters of :func:`find_sources` (:data:`MASK_PARAMS`).
     """
     found = _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
-                    deblend_mincont, back_size, back_filtersize)
+                    deblend_mincont, back_size, back_filtersize, measure=False)
     return np.zeros(np.shape(data), dtype=bool) if found is None else found[1] > 0
 
 
 def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
-            deblend_mincont, back_size, back_filtersize):
+            deblend_mincont, back_size, back_filtersize, *, measure=True):
     """Background-subtract and extract; None when every pixel is flagged.
 
     Returns
     -------
     tuple
         ``(objects, segmap, background-subtracted image, per-pixel error,
-        ignored-pixel mask, background map)``.
+        ignored-pixel mask, background map)``; without ``measure`` the
+        background map is None (let go of before the extraction).
     """
     image = _native(data)
     var = None if variance is None else np.asarray(variance, np.dtype(np.float32).newbyteorder("="))
@@ -214,6 +215,8 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     rms = np.float32(max(bkg.globalrms, np.finfo(np.float32).tiny))
     sub, err = kernels.subtract_background(image, background, _NO_FLOAT if var is None else var,
                                            var is not None, bad, rms)
+    if not measure:
+        background = None
     sep.set_extract_pixstack(max(sep.get_extract_pixstack(), image.size // 4))
     objects, segmap = sep.extract(sub, detect_thresh, err=err, mask=bad, minarea=detect_minarea,
                                   deblend_cont=deblend_mincont, filter_type="conv",

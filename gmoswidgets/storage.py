@@ -56,7 +56,7 @@ STREAM_BATCH = 2
 #: Executors running in this process, whose per-frame results can be spilled as they come.
 IN_PROCESS = ("sync", "threads")
 #: Bytes of pixel planes of one step's outputs that ``'last'`` holds in memory; above, on disk.
-LAST_IN_MEMORY = 600 * 2**20
+LAST_IN_MEMORY = 2**30
 #: Mapped bytes above which a progress report lets the system drop the mapped pages.
 TRIM_ABOVE = 512 * 2**20
 #: Alignment of each plane in a spill file (bytes).

@@ -36,7 +36,6 @@ from ..errors import GmosError
 from ..executor import map_in_memory
 from ..frame import Extension, Frame
 from ..gmos.keywords import EXPTIME, ORIGTEXP
-from . import crs_kernels as kernels
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
 from .photometry import MASK_DEFAULTS, object_mask
@@ -89,6 +88,7 @@ def _planes(ext: Extension) -> tuple:
 def _sample(ext: Extension, bits: int) -> np.ndarray:
     """The finite SCI values of the pixels without DQ ``bits``: at most ``_LEVEL_SAMPLES``,
     a regular subsample in pixel order."""
+    from . import crs_kernels as kernels  # numba: loaded by the science stage only
     data, _, _, mask, has_mask = _planes(ext)
     return kernels.select_values(data, _NO_FLOAT, np.float32(0), False, mask, has_mask, bits,
                                  _NO_BOOL, False, True, _LEVEL_SAMPLES)
@@ -133,6 +133,7 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
     count : numpy.ndarray
         uint8 number of images with a usable pixel.
     """
+    from . import crs_kernels as kernels  # numba: loaded by the science stage only
     shape = frames[0].exts[0].data.shape
     median = np.full(shape, np.nan, np.float32)
     has_var = all(f.exts[0].variance is not None for f in frames)
@@ -313,6 +314,7 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     if len(shapes) != 1 or len(frames[0].exts) != 1:
         raise GmosError("flagCosmicRaysByStacking needs single-extension images on one grid; "
                         "run mosaicDetectors and resampleToCommonFrame first")
+    from . import crs_kernels as kernels  # numba: loaded by the science stage only
     # the frames' and the median's row chunks on the executor's threads (numpy and the
     # compiled kernels release the GIL)
     on_threads = partial(map_in_memory, ctx.executor)

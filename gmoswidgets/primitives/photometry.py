@@ -26,7 +26,6 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import dq
 from ..frame import Frame
-from . import photometry_kernels as kernels
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
 
@@ -128,6 +127,13 @@ _NO_FLOAT = np.zeros((0, 0), np.float32)
 _NO_MASK = np.zeros((0, 0), np.uint16)
 
 
+def _kernels():
+    """:mod:`.photometry_kernels`, imported on first use (numba: the bias and flat stages,
+    which never detect sources, do not load it)."""
+    from . import photometry_kernels
+    return photometry_kernels
+
+
 def _native(array, dtype=np.float32):
     """A C-contiguous native-byte-order, writable copy/view as sep needs (copied if read-only)."""
     out = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
@@ -199,6 +205,7 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
         ignored-pixel mask, background map)``; without ``measure`` the
         background map is None (let go of before the extraction).
     """
+    kernels = _kernels()
     image = _native(data)
     var = None if variance is None else np.asarray(variance, np.dtype(np.float32).newbyteorder("="))
     dq = None if dqmask is None else np.asarray(dqmask, np.dtype(np.uint16).newbyteorder("="))
@@ -396,6 +403,7 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                    back_filtersize=back_filtersize)
     # sep holds the GIL: on threads the frames go to forked processes, which read them
     # without a copy and send back only the catalogues and the packed object masks
+    _kernels()  # imported here, once, not in each forked process
     found = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)
     outputs = []
     for frame, per_ext in zip(frames, found):

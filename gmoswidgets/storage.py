@@ -7,8 +7,8 @@ Four policies (:data:`KEEP_MODES`):
   forgotten (the engine recomputes them when asked).  They are held in
   memory while a step's outputs weigh at most :data:`LAST_IN_MEMORY`; from
   the first step whose outputs weigh more (large frames, many frames) they
-  are held on disk as under ``'spill'``, so that memory holds a few frames,
-  not two steps' worth;
+  are held on disk and the steps run as under ``'stream'``, so that memory
+  holds a few frames, not two steps' worth;
 * ``'spill'``: each step's outputs are written to a temporary directory as
   soon as the step ends and mapped back (read-only, lazily) when asked for,
   the next step's inputs included; the frames that per-frame work
@@ -232,8 +232,9 @@ class StepStore:
 
     @property
     def streams(self) -> bool:
-        """True if per-frame steps should run a few frames at a time (``keep='stream'``)."""
-        return self.keep == "stream"
+        """True if per-frame steps should run a few frames at a time: ``keep='stream'``, and
+        ``'last'`` once it holds the outputs on disk (it forgets the earlier steps anyway)."""
+        return self.keep == "stream" or (self.keep == "last" and self._on_disk)
 
     @property
     def bytes_written(self) -> int:

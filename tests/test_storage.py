@@ -174,14 +174,15 @@ def test_last_holds_large_outputs_on_disk_from_the_first_large_step(tmp_path, mo
     small = [_frame(1.0, "a.fits"), _frame(2.0, "b.fits")]
     store.put(0, small)
     assert store.load(0)[0] is small[0] and not list(tmp_path.rglob("*.bin"))
-    assert store.result_keeper(None, 1) is None         # per-frame results stay in memory
+    assert store.result_keeper(None, 1) is None and not store.streams  # all in memory
     store.put(1, [_frame(3.0, "a.fits"), _frame(4.0, "b.fits"), _frame(5.0, "c.fits")])
     assert 0 not in store                               # 'last': the earlier step is forgotten
     held = store.load(1)
     assert [f[0].data[0, 0] for f in held] == [3.0, 4.0, 5.0]
     assert not held[0][0].data.flags.writeable          # mapped from disk
     assert len(list(tmp_path.rglob("*.bin"))) == 3
-    assert store.result_keeper(None, 2) is not None     # and so are later steps' results
+    assert store.result_keeper(None, 2) is not None     # and so are later steps' results,
+    assert store.streams                                # which run as under 'stream'
     store.put(2, [_frame(6.0, "a.fits")])               # small again, but still on disk
     assert not store.load(2)[0][0].data.flags.writeable
     assert len(list(tmp_path.rglob("*.bin"))) == 1

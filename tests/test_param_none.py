@@ -52,14 +52,13 @@ def test_reduce_command_refuses_none_in_one_line(tutorial4, home, capsys, item, 
     assert not list(home.glob("*.fits"))
 
 
-@pytest.mark.slow          # two reductions (bias, flat): ~4 s
-def test_reduce_command_with_none_asks_the_calibration_database(tutorial4, home, capsys):
+@pytest.mark.slow          # a flat reduction (and the session's masters)
+def test_reduce_command_with_none_asks_the_calibration_database(tutorial4, masters4, home,
+                                                                capsys):
     """``-p biasCorrect:bias=None``: the flat's bias comes from caldb, as with no ``-p``
     (it was the string 'None', a file name); ``stackFrames:statsec=None`` is accepted."""
     assert caldb_cli.main(["init"]) == 0
-    assert reduce_cli.main([str(p) for p in tutorial4.bias[:3]] + ["--no-progress"]) == 0
-    master = home / "N20170613S0180_bias.fits"
-    assert caldb_cli.main(["add", str(master)]) == 0
+    assert caldb_cli.main(["add", str(masters4["processed_bias"])]) == 0
     capsys.readouterr()
     rc = reduce_cli.main([str(p) for p in tutorial4.flat[:3]]
                          + ["-p", "biasCorrect:bias=None", "stackFrames:statsec=None",

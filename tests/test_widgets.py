@@ -398,6 +398,18 @@ def test_steppanel_form_tooltips_come_from_declarations(bias_panel):
     assert set(step.definition.params) <= set(panel._form_widgets)
 
 
+def test_steppanel_form_reads_none_as_none(tutorial4, tmp_path):
+    """An optional string parameter (biasCorrect:bias) shows None; read back it is None, so
+    the untouched form changes nothing (it was the string 'None', a file name)."""
+    files = select_data(tutorial4.files, ["FLAT"])[:2]
+    panel = StepPanel(files=files, background=False, workdir=tmp_path)
+    panel.select(panel.reduction.step("biasCorrect").index, draw=False)
+    assert panel._form_widgets["bias"].value == "None"
+    assert panel.form_changes() == {}
+    panel._form_widgets["bias"].value = "None "
+    assert panel.form_changes() == {}
+
+
 def test_steppanel_rerun_with_changed_parameter_updates_only_later_steps(bias_panel):
     panel = bias_panel
     red = panel.reduction

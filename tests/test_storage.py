@@ -140,15 +140,9 @@ def test_a_rerun_step_never_reads_the_mappings_of_its_discarded_files(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def masters(tutorial4, tmp_path_factory):
-    work = tmp_path_factory.mktemp("masters")
-    bias = Reduction(tutorial4.bias, workdir=work, keep="stream")
-    bias.run_all()
-    flat = Reduction(tutorial4.flat, workdir=work, keep="stream",
-                     user_cals={"processed_bias": work / bias.output_filenames[0]})
-    flat.run_all()
-    return {"processed_bias": work / bias.output_filenames[0],
-            "processed_flat": work / flat.output_filenames[0]}
+def masters(masters4):
+    """The session's 4x4 master bias and flat (streamed runs equal in-memory ones: tested above)."""
+    return masters4
 
 
 @pytest.mark.slow

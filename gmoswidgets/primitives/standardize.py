@@ -245,6 +245,7 @@ def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user
     """Add the DQ plane: bad pixels (1), saturated (4), unilluminated (64)."""
     done = [all(ext.mask is not None for ext in frame.exts) for frame in frames]
     items = []
+    unlit = {}      # illumination DQ planes by mask and readout layout: the same for most frames
     for frame in (f for f, skip in zip(frames, done) if skip):
         ctx.log.warning("%s already has a DQ plane; left unchanged", frame.filename)
     for frame in (f for f, skip in zip(frames, done) if not skip):
@@ -259,9 +260,16 @@ def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user
                             frame.phu.get("INSTRUME"), frame.descriptor("detector_name"),
                             "x".join(str(b) for b in geometry.binning_of(frame)),
                             frame.phu.get("NAMPS", "(missing)"))
-        elif wants_illum:
-            _illum_mask_frame(illumination_mask_name(frame))   # read once, before the threads
-        items.append((frame, bpms, wants_illum))
+        illum = None
+        if wants_illum:
+            key = (illumination_mask_name(frame),) + tuple(
+                (ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.header.get("CCDSUM"),
+                 ext.data.shape) for ext in frame.exts)
+            if key not in unlit:
+                unlit[key] = [np.where(plane, dq.UNILLUMINATED, 0).astype(dq.DTYPE)
+                              for plane in illumination_mask(frame)]
+            illum = unlit[key]
+        items.append((frame, bpms, illum))
     flagged = iter(ctx.map(_dq_frame, items))
     return [light_copy(frame) if skip else next(flagged) for frame, skip in zip(frames, done)]
 
@@ -269,23 +277,23 @@ def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user
 def _dq_frame(item) -> Frame:
     """addDQ of one frame (run by ``ctx.map``): a light copy with its DQ planes.
 
-    ``item`` is the frame, its BPM planes (or None per extension) and
-    whether to flag the unilluminated pixels.
+    ``item`` is the frame, its BPM planes (or None per extension) and its
+    unilluminated DQ planes (or None).
     """
-    frame, bpms, wants_illum = item
+    frame, bpms, illum = item
     new = light_copy(frame)
     saturation = new.descriptor("saturation_level")
     nonlinear = new.descriptor("non_linear_level")
-    illum = illumination_mask(new) if wants_illum else None
     for index, ext in enumerate(new.exts):
-        mask = np.zeros(ext.data.shape, dtype=dq.DTYPE)
+        mask = (np.zeros(ext.data.shape, dtype=dq.DTYPE) if illum is None
+                else illum[index].copy())
         if bpms[index] is not None:
             mask |= bpms[index]
         data = ext.data
-        mask[data >= saturation[index]] |= dq.SATURATED
-        mask[(data >= nonlinear[index]) & (data < saturation[index])] |= dq.NON_LINEAR
-        if illum is not None:
-            mask[illum[index]] |= dq.UNILLUMINATED
+        np.bitwise_or(mask, dq.SATURATED, out=mask, where=data >= saturation[index])
+        if nonlinear[index] < saturation[index]:    # equal on GMOS: no non-linear range
+            np.bitwise_or(mask, dq.NON_LINEAR, out=mask,
+                          where=(data >= nonlinear[index]) & (data < saturation[index]))
         ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
     return new
 
@@ -301,22 +309,27 @@ def _components(frame) -> list:
 
 
 def _add_variance(frame, components) -> None:
-    """Add the noise ``components`` to every extension's VAR (new arrays; inputs untouched)."""
+    """Add the noise ``components`` to every extension's VAR (new arrays; inputs untouched).
+
+    VAR = (VAR + read) + Poisson, each term only if there is one; the sums are
+    the same float32 operations as adding each term to a zero plane.
+    """
     electrons = in_electrons(frame)
     for ext, g, rn in zip(frame.exts, frame.descriptor("gain"), frame.descriptor("read_noise")):
         read_var = np.float32(rn ** 2 if electrons else (rn / g) ** 2)
         if ext.variance is None and components == [_READ]:     # a constant: no memory
             ext.variance = constant_plane(read_var, ext.data.shape, np.float32)
             continue
-        variance = (np.zeros(ext.data.shape, dtype=np.float32) if ext.variance is None
-                    else ext.variance.astype(np.float32))
+        variance = None if ext.variance is None else ext.variance.astype(np.float32, copy=False)
         if _READ in components:
-            variance += read_var
+            variance = read_var if variance is None else variance + read_var
         if _POISSON in components:
             poisson = np.maximum(ext.data, 0, dtype=np.float32)
             if not electrons:
                 poisson /= np.float32(g)
-            variance += poisson
+            if variance is not None:
+                poisson += variance
+            variance = poisson
         ext.variance = variance
 
 

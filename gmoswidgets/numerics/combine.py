@@ -91,22 +91,29 @@ def _network_array(n: int) -> np.ndarray:
 
 
 def _sorted_valid(values, valid):
-    """Copy of ``values`` sorted along axis 0, unused inputs (+inf) last."""
+    """``values`` sorted along axis 0, unused inputs (+inf) last, as a list of N rows.
+
+    The sorting network writes each comparator's minimum into a spare row and
+    swaps row references instead of copying it back.
+    """
     work = np.where(valid, values, np.float32(np.inf))
     if work.shape[0] > _NETWORK_MAX_INPUTS:
         work.sort(axis=0)
-        return work
-    low = np.empty_like(work[0])
+        return list(work)
+    rows = list(work)
+    spare = np.empty_like(work[0])
     for i, j in _sorting_network(work.shape[0]):
-        np.minimum(work[i], work[j], out=low)
-        np.maximum(work[i], work[j], out=work[j])
-        work[i] = low
-    return work
+        np.minimum(rows[i], rows[j], out=spare)
+        np.maximum(rows[i], rows[j], out=rows[j])
+        rows[i], spare = spare, rows[i]
+    return rows
 
 
-def _order_statistic(ordered, k):
-    """The ``k``-th smallest used value of each pixel (``k`` an int array)."""
-    return np.take_along_axis(ordered, k[None].astype(np.intp), axis=0)[0]
+def _order_statistic(rows, k):
+    """The ``k``-th smallest used value of each pixel (``k`` an int array) from sorted rows."""
+    if len(rows) <= _NETWORK_MAX_INPUTS:
+        return np.choose(k, rows)
+    return np.take_along_axis(np.asarray(rows), k[None].astype(np.intp), axis=0)[0]
 
 
 def _median(values, valid, n, low=False):
@@ -122,12 +129,19 @@ def _masked_sum(values, valid):
     return np.where(valid, values, np.float32(0)).sum(axis=0)
 
 
+@lru_cache(maxsize=None)
+def _quality_levels() -> np.ndarray:
+    """Rank in the DQ hierarchy (0 = good; higher = worse) of every uint16 DQ value."""
+    values = np.arange(1 << 16, dtype=np.uint32)
+    levels = np.zeros(values.size, dtype=np.uint8)
+    for level, bits in enumerate(DQ_HIERARCHY, start=1):
+        levels[(values & bits) != 0] = level
+    return levels
+
+
 def _quality_rank(masks: np.ndarray) -> np.ndarray:
     """Rank of each input pixel in the DQ hierarchy (0 = good; higher = worse)."""
-    rank = np.zeros(masks.shape, dtype=np.uint8)
-    for level, bits in enumerate(DQ_HIERARCHY, start=1):
-        rank[(masks & bits) != 0] = level
-    return rank
+    return _quality_levels()[masks.astype(dq.DTYPE, copy=False)]
 
 
 def _minmax(values, valid, nlow, nhigh, ntotal):
@@ -207,12 +221,6 @@ def _combine(values, variances, valid, operation):
     return data, var, n
 
 
-@lru_cache(maxsize=None)
-def _quality_levels() -> np.ndarray:
-    """:func:`_quality_rank` of every uint16 DQ value (a look-up table for the kernel)."""
-    return _quality_rank(np.arange(1 << 16, dtype=np.uint32))
-
-
 #: Stand-ins for absent VAR or DQ planes (the kernel's arguments have one type).
 _NO_VARIANCE = np.zeros((1, 1), np.float32)
 _NO_FLAGS = np.zeros((1, 1), dq.DTYPE)
@@ -261,9 +269,9 @@ def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
     if flags is not None and options["apply_dq"] and flags.any():
         rank = _quality_rank(flags)
         valid = rank == rank.min(axis=0)
+        valid &= np.isfinite(values)
     else:
-        valid = np.ones(values.shape, bool)
-    valid &= np.isfinite(values)
+        valid = np.isfinite(values)
     method = options["reject_method"]
     if method == "minmax":
         valid = _minmax(values, valid, options["nlow"], options["nhigh"], len(datas))

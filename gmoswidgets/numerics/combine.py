@@ -110,10 +110,13 @@ def _sorted_valid(values, valid):
 
 
 def _order_statistic(rows, k):
-    """The ``k``-th smallest used value of each pixel (``k`` an int array) from sorted rows."""
-    if len(rows) <= _NETWORK_MAX_INPUTS:
-        return np.choose(k, rows)
-    return np.take_along_axis(np.asarray(rows), k[None].astype(np.intp), axis=0)[0]
+    """The ``k``-th smallest used value of each pixel (``k`` a 1-D int array) from sorted rows."""
+    k = k.astype(np.intp, copy=False)
+    if k.size and (k == k[0]).all():       # every pixel uses as many inputs: one row
+        return rows[int(k[0])]
+    stacked = np.stack(rows)
+    npix = stacked.shape[1]
+    return stacked.reshape(-1).take(k * npix + np.arange(npix))
 
 
 def _median(values, valid, n, low=False):

@@ -12,6 +12,7 @@ from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.primitives import StepContext, get_primitive
 from gmoswidgets.numerics import combine
 from gmoswidgets.numerics.combine import _sorted_valid, combine_arrays
+from gmoswidgets.primitives import stack
 from gmoswidgets.primitives.stack import flat_rejection
 
 SHAPE = (40, 30)
@@ -20,7 +21,8 @@ SHAPE = (40, 30)
 @pytest.fixture(autouse=True, params=["numpy", "compiled"])
 def combination(request, monkeypatch):
     """Every test runs with the numpy combination and with the compiled kernel."""
-    monkeypatch.setattr(combine, "_compiled_pays", lambda elements: request.param == "compiled")
+    monkeypatch.setattr(combine, "compiled_pays", lambda elements: request.param == "compiled")
+    monkeypatch.setattr(stack, "compiled_pays", lambda elements: request.param == "compiled")
     return request.param
 
 

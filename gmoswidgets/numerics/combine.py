@@ -186,8 +186,16 @@ def _clip(values, variances, valid, method, lsigma, hsigma, mclip, max_iters):
         else:
             dev = vals - mean
             sigma = np.sqrt(_masked_sum(dev * dev, ok) / safe)
-        new = ok & (vals >= centre - lsigma * sigma) & (vals <= centre + hsigma * sigma)
-        changed = (new != ok).any(axis=0)
+        # ok & (vals >= centre - lsigma * sigma) & (vals <= centre + hsigma * sigma), in place
+        bound = lsigma * sigma
+        np.subtract(centre, bound, out=bound)
+        new = np.greater_equal(vals, bound)
+        np.multiply(sigma, hsigma, out=bound)
+        np.add(centre, bound, out=bound)
+        below = np.less_equal(vals, bound)
+        new &= below
+        new &= ok
+        changed = np.not_equal(new, ok, out=below).any(axis=0)
         emptied = changed & ~new.any(axis=0)    # never reject every input of a pixel
         if emptied.any():
             new[:, emptied] = ok[:, emptied]

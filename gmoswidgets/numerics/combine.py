@@ -129,7 +129,14 @@ def _median(values, valid, n, low=False):
     return 0.5 * (lower + _order_statistic(ordered, safe // 2))
 
 
-def _masked_sum(values, valid):
+def _masked_sum(values, valid, finite=False):
+    """Sum over the inputs of the used ``values``.
+
+    ``finite``: the unused values are finite, so multiplying by ``valid``
+    masks them (the same sums; np.where is 3x slower on a scattered mask).
+    """
+    if finite:
+        return np.multiply(values, valid).sum(axis=0)
     return np.where(valid, values, np.float32(0)).sum(axis=0)
 
 
@@ -179,7 +186,7 @@ def _clip(values, variances, valid, method, lsigma, hsigma, mclip, max_iters):
         vals, ok = values[:, active], valid[:, active]
         n = ok.sum(axis=0)
         safe = np.maximum(n, 1).astype(np.float32)
-        mean = None if (mclip and method == "varclip") else _masked_sum(vals, ok) / safe
+        mean = None if (mclip and method == "varclip") else _masked_sum(vals, ok, True) / safe
         centre = _median(vals, ok, n) if mclip else mean
         if method == "varclip":
             sigma = np.sqrt(variances[:, active])
@@ -209,7 +216,7 @@ def _clip(values, variances, valid, method, lsigma, hsigma, mclip, max_iters):
 
 
 def _combine(values, variances, valid, operation):
-    """Combine the used inputs; return (data, variance, n)."""
+    """Combine the used inputs (``values`` finite); return (data, variance, n)."""
     n = valid.sum(axis=0)
     safe = np.maximum(n, 1).astype(np.float32)
     if operation == "wtmean":
@@ -220,11 +227,11 @@ def _combine(values, variances, valid, operation):
         data = _masked_sum(values * weights, use) / safe_w
         return data, np.where(wsum > 0, 1.0 / safe_w, 0.0), n
     if operation == "mean":
-        data = _masked_sum(values, valid) / safe
+        data = _masked_sum(values, valid, True) / safe
     else:
         data = _median(values, valid, n, low=operation == "lmedian")
     if variances is not None:
-        var = _masked_sum(variances, valid) / (safe * safe)
+        var = _masked_sum(variances, valid, bool(np.isfinite(variances).all())) / (safe * safe)
     else:
         dev = values - data
         var = np.where(n > 1, _masked_sum(dev * dev, valid) / (safe * np.maximum(safe - 1, 1)), 0.0)
@@ -278,12 +285,15 @@ def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
     if options["compiled"]:
         data, out_var, out_mask = _compiled_combination(values, var, flags, options)
         return data.reshape(ny, nx), out_var.reshape(ny, nx), out_mask.reshape(ny, nx)
+    finite = np.isfinite(values)
+    if not finite.all():     # never used: zeros keep the masked sums finite
+        values[~finite] = 0
     if flags is not None and options["apply_dq"] and flags.any():
         rank = _quality_rank(flags)
         valid = rank == rank.min(axis=0)
-        valid &= np.isfinite(values)
+        valid &= finite
     else:
-        valid = np.isfinite(values)
+        valid = finite
     method = options["reject_method"]
     if method == "minmax":
         valid = _minmax(values, valid, options["nlow"], options["nhigh"], len(datas))

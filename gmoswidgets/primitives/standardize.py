@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import functools
 import io
+import threading
 
 import numpy as np
 from astropy.io import fits
@@ -173,6 +174,26 @@ def illumination_mask(frame: Frame) -> list | None:
     return [cut.data != 0 for cut in cuts]
 
 
+#: :func:`illumination_mask` by mask name and readout layout, shared by the frames of a
+#: step (emptied when addDQ ends) and the threads that flag them.
+_UNLIT: dict = {}
+_UNLIT_LOCK = threading.Lock()
+
+
+def _unlit_planes(frame: Frame) -> tuple:
+    """:func:`illumination_mask` of ``frame``, computed once for the frames of one layout."""
+    key = (illumination_mask_name(frame),) + tuple(
+        (ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.header.get("CCDSUM"),
+         ext.data.shape) for ext in frame.exts)
+    with _UNLIT_LOCK:
+        planes = _UNLIT.get(key)
+    if planes is None:
+        planes = tuple(illumination_mask(frame))
+        with _UNLIT_LOCK:
+            planes = _UNLIT.setdefault(key, planes)
+    return planes
+
+
 def _rebinned_bpm(bpm: Frame, frame: Frame, path) -> Frame:
     """``bpm`` at the frame's binning: each block of finer pixels ORed (DRAGONS' rule).
 
@@ -245,7 +266,6 @@ def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user
     """Add the DQ plane: bad pixels (1), saturated (4), unilluminated (64)."""
     done = [all(ext.mask is not None for ext in frame.exts) for frame in frames]
     items = []
-    unlit = {}      # illumination DQ planes by mask and readout layout: the same for most frames
     for frame in (f for f, skip in zip(frames, done) if skip):
         ctx.log.warning("%s already has a DQ plane; left unchanged", frame.filename)
     for frame in (f for f, skip in zip(frames, done) if not skip):
@@ -260,33 +280,30 @@ def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user
                             frame.phu.get("INSTRUME"), frame.descriptor("detector_name"),
                             "x".join(str(b) for b in geometry.binning_of(frame)),
                             frame.phu.get("NAMPS", "(missing)"))
-        illum = None
-        if wants_illum:
-            key = (illumination_mask_name(frame),) + tuple(
-                (ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.header.get("CCDSUM"),
-                 ext.data.shape) for ext in frame.exts)
-            if key not in unlit:
-                unlit[key] = [np.where(plane, dq.UNILLUMINATED, 0).astype(dq.DTYPE)
-                              for plane in illumination_mask(frame)]
-            illum = unlit[key]
-        items.append((frame, bpms, illum))
-    flagged = iter(ctx.map(_dq_frame, items))
+        elif wants_illum:
+            _illum_mask_frame(illumination_mask_name(frame))   # read once, before the threads
+        items.append((frame, bpms, wants_illum))
+    try:
+        flagged = iter(ctx.map(_dq_frame, items))
+    finally:
+        _UNLIT.clear()      # the planes were for this step's frames
     return [light_copy(frame) if skip else next(flagged) for frame, skip in zip(frames, done)]
 
 
 def _dq_frame(item) -> Frame:
     """addDQ of one frame (run by ``ctx.map``): a light copy with its DQ planes.
 
-    ``item`` is the frame, its BPM planes (or None per extension) and its
-    unilluminated DQ planes (or None).
+    ``item`` is the frame, its BPM planes (or None per extension) and
+    whether to flag the unilluminated pixels.
     """
-    frame, bpms, illum = item
+    frame, bpms, wants_illum = item
     new = light_copy(frame)
+    illum = _unlit_planes(new) if wants_illum else None
     saturation = new.descriptor("saturation_level")
     nonlinear = new.descriptor("non_linear_level")
     for index, ext in enumerate(new.exts):
         mask = (np.zeros(ext.data.shape, dtype=dq.DTYPE) if illum is None
-                else illum[index].copy())
+                else np.multiply(illum[index], dq.UNILLUMINATED, dtype=dq.DTYPE))
         if bpms[index] is not None:
             mask |= bpms[index]
         data = ext.data

@@ -9,7 +9,12 @@ memory (max RSS) is its own:
   every file is its own exposure).
 
 Prints one JSON line per run (wall and CPU seconds, peak RSS, megabytes
-spilled, load average) and a table.  Spill files go to ``$TMPDIR`` (a
+spilled, load average) and a table.  Peak RSS is given twice: of the
+reduction's process alone, and the largest of it and of the processes it
+forked (``wait4``'s ``ru_maxrss``, what ``bench_shell.py`` reports: a forked
+child counts the parent's pages it inherited).  ``--steps`` adds each step's
+peak RSS (the process's high-water mark is reset at each step through
+``/proc/self/clear_refs``) and the children's peak if a step raised it.  Spill files go to ``$TMPDIR`` (a
 50-frame 1x1 stack needs ~26 GB there with ``keep='stream'``: the processed
 frames of two steps)::
 
@@ -34,13 +39,49 @@ STAGES = ("bias", "flat", "science")
 _SET = 10
 
 
-def _measure(run) -> dict:
+def _vm_hwm_mb() -> float:
+    """This process's peak RSS since the last reset (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _children_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _profile_steps(profile: list) -> None:
+    """Record each step's peak RSS into ``profile`` (wraps ``Reduction._execute``)."""
+    from gmoswidgets.reduction import Reduction
+    execute = Reduction._execute
+
+    def measured(self, index):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        before, start = _children_peak_mb(), time.perf_counter()
+        execute(self, index)
+        children = _children_peak_mb()
+        profile.append({"step": self.steps[index].label,
+                        "s": round(time.perf_counter() - start, 2),
+                        "peak_mb": round(_vm_hwm_mb()),
+                        "children_peak_mb": round(children) if children > before else None})
+    Reduction._execute = measured
+
+
+def _measure(run, profile: list | None = None) -> dict:
+    if profile is not None:
+        _profile_steps(profile)
     wall, cpu = time.perf_counter(), time.process_time()
     reduction = run()
+    own = max([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
+              + [step["peak_mb"] for step in profile or ()])
     result = {"wall_s": round(time.perf_counter() - wall, 2),
               "cpu_s": round(time.process_time() - cpu, 2),
-              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+              "peak_rss_mb": round(max(own, _children_peak_mb()), 1),
+              "own_peak_rss_mb": round(own, 1),
               "load": round(os.getloadavg()[0], 2)}
+    if profile:
+        result["steps"] = profile
     store = reduction._store
     result["spilled_mb"] = round(getattr(store, "bytes_written", 0) / 1e6, 1)
     if reduction.keep == "spill":  # every step's planes: what spilling them all as FITS writes
@@ -49,7 +90,8 @@ def _measure(run) -> dict:
     return result
 
 
-def run_tutorial_stage(stage: str, policy: str, data: Path, work: Path) -> dict:
+def run_tutorial_stage(stage: str, policy: str, data: Path, work: Path,
+                       profile: list | None = None) -> dict:
     """One tutorial stage with ``Reduce(keep=policy)`` in ``work`` (its own caldb)."""
     from gmoswidgets.caldb import CalibrationService, set_calservice
     from gmoswidgets.reduce import Reduce
@@ -71,7 +113,7 @@ def run_tutorial_stage(stage: str, policy: str, data: Path, work: Path) -> dict:
         red.runr()
         return red.reduction
 
-    result = _measure(run)
+    result = _measure(run, profile)
     if stage != "science":
         caldb.add_cal(red.output_filenames[0])
     red.reduction.close()
@@ -79,7 +121,7 @@ def run_tutorial_stage(stage: str, policy: str, data: Path, work: Path) -> dict:
             **result}
 
 
-def run_bias_stack(policy: str, data: Path, work: Path) -> dict:
+def run_bias_stack(policy: str, data: Path, work: Path, profile: list | None = None) -> dict:
     """makeProcessedBias of every raw file in ``data`` with ``Reduction(keep=policy)``."""
     from gmoswidgets.reduction import Reduction
     import logging
@@ -91,7 +133,7 @@ def run_bias_stack(policy: str, data: Path, work: Path) -> dict:
         red.run_all()
         return red
 
-    result = _measure(run)
+    result = _measure(run, profile)
     red.close()
     return {"workload": "biases", "stage": "bias", "policy": policy, "files": len(files), **result}
 
@@ -111,6 +153,7 @@ def make_biases(directory: Path, count: int, binning: int) -> None:
 
 
 def _child(args, *extra) -> dict:
+    extra += ("--steps",) if args.steps else ()
     out = subprocess.run([sys.executable, __file__, *extra, "--binning", str(args.binning)],
                          capture_output=True, text=True)
     if out.returncode:
@@ -126,14 +169,16 @@ def main(argv=None) -> int:
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--nbias", type=int, default=50)
     parser.add_argument("--dir", help="work directory (default: a temporary one)")
+    parser.add_argument("--steps", action="store_true", help="also each step's peak RSS")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)  # kind policy data work
     args = parser.parse_args(argv)
     if args.child:
         kind, policy, data, work = args.child
+        profile = [] if args.steps else None
         if kind == "biases":
-            result = run_bias_stack(policy, Path(data), Path(work))
+            result = run_bias_stack(policy, Path(data), Path(work), profile)
         else:
-            result = run_tutorial_stage(kind, policy, Path(data), Path(work))
+            result = run_tutorial_stage(kind, policy, Path(data), Path(work), profile)
         print(json.dumps(result))
         return 0
 
@@ -153,13 +198,19 @@ def main(argv=None) -> int:
         stages = ["biases"] if args.workload == "biases" else args.stages.split(",")
         for stage in stages:
             row = _child(args, "--child", stage, policy, str(data), str(work))
+            steps = row.pop("steps", [])
             print(json.dumps(row), flush=True)
+            for step in steps:
+                children = step["children_peak_mb"]
+                print(f"  {step['step']:40s} {step['s']:6.2f} s  peak {step['peak_mb']:5d} MB"
+                      + (f"  forked children {children} MB" if children else ""), flush=True)
             rows.append(row)
     print(f"\n{'workload':9} {'stage':8} {'policy':7} {'files':>5} {'wall s':>7} {'CPU s':>6} "
-          f"{'peak MB':>8} {'spilled MB':>10} {'planes MB':>9} {'load':>5}")
+          f"{'peak MB':>8} {'(own)':>6} {'spilled MB':>10} {'planes MB':>9} {'load':>5}")
     for r in rows:
         print(f"{r['workload']:9} {r['stage']:8} {r['policy']:7} {r['files']:5d} {r['wall_s']:7.2f} "
-              f"{r['cpu_s']:6.2f} {r['peak_rss_mb']:8.0f} {r['spilled_mb']:10.0f} "
+              f"{r['cpu_s']:6.2f} {r['peak_rss_mb']:8.0f} {r['own_peak_rss_mb']:6.0f} "
+              f"{r['spilled_mb']:10.0f} "
               f"{r.get('planes_mb', 0):9.0f} {r['load']:5.2f}")
     return 0
 

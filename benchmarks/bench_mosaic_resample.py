@@ -5,9 +5,12 @@ mosaicDetectors with the project's own primitives (prepare, addDQ, addVAR,
 overscanCorrect, ADUToElectrons, addVAR), then QECorrect, mosaicDetectors,
 resampleToCommonFrame and flagCosmicRaysByStacking are run and measured
 (wall time, CPU time and, with ``--memory``, the peak memory allocated
-during the step; tracing memory slows the steps down)::
+during the step; tracing memory slows the steps down).  The frames run one
+after the other unless ``--threads N`` runs them on N threads, as the
+reduction's default executor does::
 
     python benchmarks/bench_mosaic_resample.py                 # 2x2, as the tutorial
+    python benchmarks/bench_mosaic_resample.py --threads 2
     python benchmarks/bench_mosaic_resample.py --memory
     python benchmarks/bench_mosaic_resample.py --binning 4 --interpolant linear
 """
@@ -21,6 +24,7 @@ import tracemalloc
 from pathlib import Path
 
 from gmoswidgets.data import make_tutorial_dataset
+from gmoswidgets.executor import SequentialExecutor, ThreadExecutor
 from gmoswidgets.frame import read_frame
 from gmoswidgets.primitives import StepContext, get_primitive
 
@@ -40,9 +44,12 @@ def main(argv=None) -> None:
     parser.add_argument("--interpolant", default="poly3")
     parser.add_argument("--data", help="existing directory with the simulated science frames")
     parser.add_argument("--memory", action="store_true", help="also trace the peak memory")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="run the frames on this many threads (default: one after the other)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    ctx = StepContext(logger=logging.getLogger("bench"))
+    logging.basicConfig(level=logging.ERROR)
+    executor = ThreadExecutor(args.threads) if args.threads > 1 else SequentialExecutor()
+    ctx = StepContext(logger=logging.getLogger("bench"), executor=executor)
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.data or tmp
         if not args.data:
@@ -51,7 +58,8 @@ def main(argv=None) -> None:
         for name, params in _PREPARATION:
             frames = _run(name, frames, ctx, **params)
         print(f"{len(frames)} frames, {len(frames[0].exts)} extensions of "
-              f"{frames[0].exts[0].data.shape}, interpolant {args.interpolant}")
+              f"{frames[0].exts[0].data.shape}, interpolant {args.interpolant}, "
+              f"{args.threads} thread(s)")
         total_wall = total_cpu = 0.0
         steps = [("QECorrect", {}), ("mosaicDetectors", {"interpolant": args.interpolant}),
                  ("resampleToCommonFrame", {"interpolant": args.interpolant}),

@@ -62,15 +62,19 @@ def _use_rule(rule: str) -> None:
     from gmoswidgets.numerics import interpolate
     from gmoswidgets.primitives import mosaic, resample
 
-    def resample_dq(mask, amap, out_shape, threshold=interpolate.DQ_THRESHOLD,
-                    no_data=16, out=None, *, interpolant=None):
-        if rule == "poly3":
-            return interpolate.resample_dq(mask, amap, out_shape, threshold, no_data, out,
-                                           interpolant="poly3")
-        return _edge_samples_no_data(mask, amap, out_shape, threshold, no_data, out,
+    def resample_planes(data, variance, mask, amap, out_shape, interpolant="poly3", *,
+                        threshold=interpolate.DQ_THRESHOLD, no_data=16, out=None):
+        if rule == "poly3" or mask is None:
+            return interpolate.resample_planes(data, variance, mask, amap, out_shape, interpolant,
+                                               threshold=threshold, no_data=no_data, out=out)
+        out = (None, None, None) if out is None else tuple(out)
+        sci, var, _ = interpolate.resample_planes(data, variance, None, amap, out_shape,
+                                                  interpolant, out=(out[0], out[1], None))
+        bits = _edge_samples_no_data(mask, amap, out_shape, threshold, no_data, out[2],
                                      "linear" if rule == "linear" else "poly3")
-    mosaic.resample_dq = resample_dq
-    resample.resample_dq = resample_dq
+        return sci, var, bits
+    mosaic.resample_planes = resample_planes
+    resample.resample_planes = resample_planes
 
 
 def reduce_with_rules(base: Path, *, instrument, detector, binning, seed, date=None) -> dict:

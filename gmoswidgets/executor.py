@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import ctypes
-import ctypes.util
+import functools
 import multiprocessing
 import os
 import shutil
@@ -275,6 +275,7 @@ class ThreadExecutor(_PoolExecutor):
         global _FORKED
         with _FORK_LOCK:  # one forked map at a time: the processes read _FORKED
             _FORKED = (func, items)
+            _trim_heap()
             pool = futures.ProcessPoolExecutor(workers,
                                                mp_context=multiprocessing.get_context("fork"))
             try:
@@ -296,13 +297,28 @@ def _call_forked(index: int):
     return func(items[index])
 
 
+@functools.cache
+def _libc():
+    """glibc's functions (through the process's own symbols), or None where there is no glibc."""
+    libc = ctypes.CDLL(None)
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@functools.cache
 def _one_malloc_arena() -> None:
-    """Ask glibc to give new threads no arena of their own (``M_ARENA_MAX`` = 1); else nothing."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_ARENA_MAX, 1)
-    except (OSError, AttributeError):  # not glibc: its allocator decides
-        pass
+    """Ask glibc, once, to give new threads no arena of their own (``M_ARENA_MAX`` = 1)."""
+    if _libc() is not None:  # else not glibc: its allocator decides
+        _libc().mallopt(_M_ARENA_MAX, 1)
+
+
+def _trim_heap() -> None:
+    """Return the free pages of glibc's heap to the system (``malloc_trim``), if glibc.
+
+    Before forking: a forked process's peak memory (RSS) counts the pages it
+    inherits, and freed frame-sized blocks stay in the heap, resident.
+    """
+    if _libc() is not None:
+        _libc().malloc_trim(0)
 
 
 class ProcessExecutor(_PoolExecutor):

@@ -85,7 +85,8 @@ def parse_uparms(uparms, primitives: PrimitiveTable | None = None) -> list[tuple
         ``[("primitive:param", value), ...]`` (the seed's ``Reduce.uparms``),
         ``{"primitive:param": value}`` (current DRAGONS) or command-line
         strings ``"primitive:param=value"``.  String values are converted to
-        the declared type.
+        the declared type; ``None`` is None, as in DRAGONS (an error for a
+        parameter that does not allow None).
     primitives : PrimitiveTable, optional
         Where primitives are looked up (default: :func:`package_primitives`).
 

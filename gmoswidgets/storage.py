@@ -4,7 +4,11 @@ Four policies (:data:`KEEP_MODES`):
 
 * ``'all'``: every step's outputs stay in memory (interactive inspection);
 * ``'last'``: only the latest step's outputs are held; earlier ones are
-  forgotten (the engine recomputes them when asked);
+  forgotten (the engine recomputes them when asked).  They are held in
+  memory while a step's outputs weigh at most :data:`LAST_IN_MEMORY`; from
+  the first step whose outputs weigh more (large frames, many frames) they
+  are held on disk and the steps run as under ``'stream'``, so that memory
+  holds a few frames, not two steps' worth;
 * ``'spill'``: each step's outputs are written to a temporary directory as
   soon as the step ends and mapped back (read-only, lazily) when asked for,
   the next step's inputs included; the frames that per-frame work
@@ -41,7 +45,7 @@ import numpy as np
 
 from .frame import Extension, Frame
 
-__all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "StepStore"]
+__all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "LAST_IN_MEMORY", "StepStore"]
 
 #: Memory policies: every step's outputs in memory, only the last, on disk, on disk and streamed.
 KEEP_MODES = ("all", "last", "spill", "stream")
@@ -51,6 +55,8 @@ ON_DISK = ("spill", "stream")
 STREAM_BATCH = 2
 #: Executors running in this process, whose per-frame results can be spilled as they come.
 IN_PROCESS = ("sync", "threads")
+#: Bytes of pixel planes of one step's outputs that ``'last'`` holds in memory; above, on disk.
+LAST_IN_MEMORY = 2**30
 #: Mapped bytes above which a progress report lets the system drop the mapped pages.
 TRIM_ABOVE = 512 * 2**20
 #: Alignment of each plane in a spill file (bytes).
@@ -222,11 +228,13 @@ class StepStore:
         self._files: _SpillFiles | None = None
         self._stored: dict[int, _Stored] = {}
         self._scratch: list[set] = []   # files of frames written by the running step's work
+        self._on_disk = keep in ON_DISK  # 'last' goes on disk once a step's outputs are large
 
     @property
     def streams(self) -> bool:
-        """True if per-frame steps should run a few frames at a time (``keep='stream'``)."""
-        return self.keep == "stream"
+        """True if per-frame steps should run a few frames at a time: ``keep='stream'``, and
+        ``'last'`` once it holds the outputs on disk (it forgets the earlier steps anyway)."""
+        return self.keep == "stream" or (self.keep == "last" and self._on_disk)
 
     @property
     def bytes_written(self) -> int:
@@ -246,7 +254,7 @@ class StepStore:
         """For per-frame work of step ``index`` on ``executor``: a function writing a Frame
         result to disk and returning it mapped (so that a step's results need not all be in
         memory), or None (in-memory policies, executors outside this process)."""
-        if self.keep not in ON_DISK or (executor is not None and executor.name not in IN_PROCESS):
+        if not self._on_disk or (executor is not None and executor.name not in IN_PROCESS):
             return None
         files, name = self._spill_files(), f"step{index:02d}_map"
 
@@ -268,9 +276,12 @@ class StepStore:
     def append(self, index: int, frames: list[Frame]) -> None:
         """Add frames to the outputs of step ``index`` (a streamed step, a few at a time)."""
         stored = self._stored.setdefault(index, _Stored())
-        if self.keep not in ON_DISK:
+        if not self._on_disk:
             stored.frames.extend(frames)
-            return
+            if self.keep != "last" or sum(f.nbytes for f in stored.frames) <= LAST_IN_MEMORY:
+                return
+            self._on_disk = True  # from this step on (under 'last')
+            frames, stored.frames = stored.frames, []
         files = self._spill_files()
         for frame in frames:
             stored.records.append(files.write(frame, f"step{index:02d}_{len(stored):03d}"))

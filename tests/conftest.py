@@ -26,6 +26,18 @@ def tutorial2(tmp_path_factory):
     return make_tutorial_dataset(tmp_path_factory.mktemp("playdata2"), binning=2, seed=2)
 
 
+@pytest.fixture(scope="session")
+def masters4(tutorial4, tmp_path_factory):
+    """The master bias and flat of :func:`tutorial4` (``reduce`` with the defaults), made once
+    per session: ``{"processed_bias": path, "processed_flat": path}``.  Read-only for tests."""
+    from gmoswidgets.reduce import Reduce
+    work = tmp_path_factory.mktemp("masters4")
+    bias = Reduce(files=[str(p) for p in tutorial4.bias], workdir=work).runr()[0]
+    flat = Reduce(files=[str(p) for p in tutorial4.flat], workdir=work,
+                  ucals={"processed_bias": bias}).runr()[0]
+    return {"processed_bias": bias, "processed_flat": flat}
+
+
 # -- the engine on fakes --------------------------------------------------------------------
 @pytest.fixture
 def fake_env(tmp_path, monkeypatch):

@@ -43,10 +43,10 @@ def _copy(path, directory, date, first=None):
 
 
 @pytest.fixture(scope="module")
-def nights(tmp_path_factory):
+def nights(tutorial4, tmp_path_factory):
     raw = tmp_path_factory.mktemp("raw")
     sims = tmp_path_factory.mktemp("sims")
-    one = make_tutorial_dataset(sims / "i4", binning=4, seed=21)
+    one = tutorial4                     # night 1: the session's 4x4 tutorial dataset
     two = make_tutorial_dataset(sims / "z4", binning=4, seed=22, filter_name="z",
                                 groups=("flat", "science"))
     bin2 = make_tutorial_dataset(sims / "i2", binning=2, seed=23, roi="CCD2")

@@ -116,6 +116,9 @@ def walk(request, tmp_path_factory):
                 context.close()
     finally:
         server.stop()
+        # Voilà's log (kernel starts, culling, websocket refusals), for a walk that went wrong
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"voila_{width}.log").write_text("\n".join(server.log_lines) + "\n")
 
 
 class Walk:
@@ -250,6 +253,8 @@ def test_dashboard_renders(walk):
             # seen once in a CI run (1920 px walk): the page's text but no widgets after 120 s,
             # no page error; a reload (a new kernel) is what a user would try: allowed once, noted
             walk.timings["render_reloaded"] = True
+            walk.timings["kernel_culled_before_render"] = any(
+                "Culling" in line for line in walk.server.log_lines)
             page.reload(wait_until="domcontentloaded", timeout=RENDER_TIMEOUT)
             page.wait_for_selector(".gmos-file-table .gmos-file-row", timeout=RENDER_TIMEOUT)
         walk.timings["voila_start_to_rendered_s"] = round(time.monotonic() - walk.started, 1)

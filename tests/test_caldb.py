@@ -1,6 +1,7 @@
 """Calibration manager: configuration, the seed's caldb session (CLI and API), bad input."""
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -14,21 +15,28 @@ from gmoswidgets.errors import FileProblem
 SCIENCE_DATE = "2017-06-14T06:00:00"
 
 
-@pytest.fixture
-def playground(home):
-    """Processed calibrations as reduce leaves them, plus a raw frame and a non-FITS file."""
+@pytest.fixture(scope="module")
+def playground_files(tmp_path_factory):
+    """The playground's files, written once per module (each test gets copies)."""
+    where = tmp_path_factory.mktemp("caldb_playground")
     files = {
-        "bias": write_calibration(home / "N20170613S0180_bias.fits", "bias", date="2017-06-13T20:00:00"),
-        "flat": write_calibration(home / "N20170702S0178_flat.fits", "flat", date="2017-07-02T01:00:00"),
-        "fringe": write_calibration(home / "N20170614S0201_fringe.fits", "fringe", filter_name="i",
+        "bias": write_calibration(where / "N20170613S0180_bias.fits", "bias", date="2017-06-13T20:00:00"),
+        "flat": write_calibration(where / "N20170702S0178_flat.fits", "flat", date="2017-07-02T01:00:00"),
+        "fringe": write_calibration(where / "N20170614S0201_fringe.fits", "fringe", filter_name="i",
                                     date=SCIENCE_DATE),
-        "science": write_calibration(home / "N20170614S0201.fits", "science", date=SCIENCE_DATE),
-        "raw_bias": write_calibration(home / "N20170613S0180.fits", "bias", processed=False),
+        "science": write_calibration(where / "N20170614S0201.fits", "science", date=SCIENCE_DATE),
+        "raw_bias": write_calibration(where / "N20170613S0180.fits", "bias", processed=False),
     }
-    text = home / "notes.fits"
+    text = where / "notes.fits"
     text.write_text("not a FITS file\n")
     files["text"] = text
     return files
+
+
+@pytest.fixture
+def playground(home, playground_files):
+    """Processed calibrations as reduce leaves them, plus a raw frame and a non-FITS file."""
+    return {key: Path(shutil.copy2(path, home / path.name)) for key, path in playground_files.items()}
 
 
 @pytest.fixture

@@ -4,33 +4,7 @@ import pytest
 
 from gmoswidgets import dq
 from gmoswidgets.numerics.interpolate import AffineMap, resample, resample_dq
-
-_NODES = {"linear": [0, 1], "poly3": [-1, 0, 1, 2], "poly5": [-2, -1, 0, 1, 2, 3]}
-
-
-def _brute_force_dq(mask, amap, out_shape, nodes, threshold=0.001):
-    """Per output pixel and bit: |sum of the Lagrange weights of the taps carrying the bit| > threshold;
-    taps beyond the input carry no bit; pixels whose centre maps outside are no_data."""
-    ny, nx = mask.shape
-    out = np.full(out_shape, dq.NO_DATA, np.uint16)
-    for r in range(out_shape[0]):
-        for c in range(out_shape[1]):
-            x, y = amap(c, r)
-            if not (-0.5 <= x <= nx - 0.5 and -0.5 <= y <= ny - 0.5):
-                continue
-            ix, iy = int(np.floor(x)), int(np.floor(y))
-            totals = np.zeros(16)
-            for j in nodes:
-                wy = np.prod([(y - iy - m) / (j - m) for m in nodes if m != j])
-                for i in nodes:
-                    wx = np.prod([(x - ix - m) / (i - m) for m in nodes if m != i])
-                    yy, xx = iy + j, ix + i
-                    value = mask[yy, xx] if 0 <= yy < ny and 0 <= xx < nx else 0
-                    for k in range(16):
-                        if value & (1 << k):
-                            totals[k] += wx * wy
-            out[r, c] = sum(1 << k for k in range(16) if abs(totals[k]) > threshold)
-    return out
+from resampling_reference import brute_force_dq
 
 
 @pytest.mark.parametrize("matrix,offset,out_shape", [
@@ -46,7 +20,7 @@ def test_dq_bit_planes_match_brute_force(matrix, offset, out_shape, interpolant)
     mask[:, 31:] |= dq.UNILLUMINATED                    # an extended region: weights partly cancel
     amap = AffineMap(np.asarray(matrix, float), np.asarray(offset, float))
     out = resample_dq(mask, amap, out_shape, interpolant=interpolant)
-    expected = _brute_force_dq(mask, amap, out_shape, _NODES[interpolant])
+    expected = brute_force_dq(mask, amap, out_shape, interpolant)
     assert np.array_equal(out, expected)
 
 

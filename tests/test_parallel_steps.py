@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from gmoswidgets.executor import ProcessExecutor, SequentialExecutor, ThreadExecutor
-from gmoswidgets.reduce import Reduce
 from gmoswidgets.reduction import Reduction
 
 
@@ -20,12 +19,9 @@ PER_FRAME = ("overscanCorrect", "biasCorrect", "flatCorrect", "QECorrect", "mosa
 
 
 @pytest.fixture(scope="module")
-def masters(tutorial4, tmp_path_factory):
-    work = tmp_path_factory.mktemp("masters")
-    bias = Reduce(files=[str(p) for p in tutorial4.bias], workdir=work, scheduler="sync").runr()[0]
-    flat = Reduce(files=[str(p) for p in tutorial4.flat], workdir=work, scheduler="sync",
-                  ucals={"processed_bias": bias}).runr()[0]
-    return {"processed_bias": bias, "processed_flat": flat}
+def masters(masters4):
+    """The session's 4x4 master bias and flat."""
+    return masters4
 
 
 def _run(files, masters, workdir, executor):

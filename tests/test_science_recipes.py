@@ -39,10 +39,14 @@ def make_calibrations(data, playground):
 
 
 @pytest.fixture(scope="module")
-def calibrated4(tutorial4, tmp_path_factory):
-    """A playground with the 4x4 master bias and flat in its calibration database."""
+def calibrated4(tutorial4, masters4, tmp_path_factory):
+    """A playground with the session's 4x4 master bias and flat in its calibration database."""
     playground = tmp_path_factory.mktemp("science4")
-    return playground, make_calibrations(tutorial4, playground), tutorial4
+    caldb = CalibrationService(database_dir=playground)
+    caldb.init()
+    for path in masters4.values():
+        caldb.add_cal(path)
+    return playground, caldb, tutorial4
 
 
 @pytest.fixture

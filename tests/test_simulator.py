@@ -166,6 +166,7 @@ def test_descriptors_4x4(tutorial4):
     _check_descriptors(tutorial4, 4)
 
 
+@pytest.mark.slow          # the 2x2 dataset (4 s): made for the slow science accuracy tests
 def test_descriptors_2x2(tutorial2):
     _check_descriptors(tutorial2, 2)
 
@@ -185,6 +186,7 @@ def _centroid(data, x, y, half=4):
     return ix + (w * xx).sum() / w.sum(), iy + (w * yy).sum() / w.sum()
 
 
+@pytest.mark.slow          # the 2x2 dataset (4 s): made for the slow science accuracy tests
 def test_wcs_puts_stars_on_their_pixels(tutorial2):
     truth = tutorial2.truth
     stars = truth.stars

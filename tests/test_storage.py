@@ -7,6 +7,7 @@ from astropy.io import fits
 
 from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.reduction import PENDING, Reduction, ReductionCancelled
+from gmoswidgets import storage
 from gmoswidgets.storage import STREAM_BATCH, StepStore
 from gmoswidgets.steps import PER_FRAME
 
@@ -139,21 +140,17 @@ def test_a_rerun_step_never_reads_the_mappings_of_its_discarded_files(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def masters(tutorial4, tmp_path_factory):
-    work = tmp_path_factory.mktemp("masters")
-    bias = Reduction(tutorial4.bias, workdir=work, keep="stream")
-    bias.run_all()
-    flat = Reduction(tutorial4.flat, workdir=work, keep="stream",
-                     user_cals={"processed_bias": work / bias.output_filenames[0]})
-    flat.run_all()
-    return {"processed_bias": work / bias.output_filenames[0],
-            "processed_flat": work / flat.output_filenames[0]}
+def masters(masters4):
+    """The session's 4x4 master bias and flat (streamed runs equal in-memory ones: tested above)."""
+    return masters4
 
 
 @pytest.mark.slow
-def test_science_spilled_and_streamed_equal_in_memory(tutorial4, masters, tmp_path):
+def test_science_spilled_and_streamed_equal_in_memory(tutorial4, masters, tmp_path,
+                                                     monkeypatch):
+    monkeypatch.setattr(storage, "LAST_IN_MEMORY", 0)   # 'last' on disk from the first step
     runs = {}
-    for keep in ("all", "spill", "stream"):
+    for keep in ("all", "spill", "stream", "last"):
         runs[keep] = Reduction(tutorial4.science, keep=keep, user_cals=masters,
                                spill_dir=tmp_path / "tmp", workdir=tmp_path / keep)
         runs[keep].run_all()
@@ -161,3 +158,26 @@ def test_science_spilled_and_streamed_equal_in_memory(tutorial4, masters, tmp_pa
         for step in runs["all"].steps:
             _assert_same_frames(runs[keep].outputs(step.index), runs["all"].outputs(step.index),
                                 f"{keep} {step.label}")
+    last = len(runs["all"].steps) - 1
+    _assert_same_frames(runs["last"].outputs(last), runs["all"].outputs(last), "last on disk")
+
+
+def test_last_holds_large_outputs_on_disk_from_the_first_large_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "LAST_IN_MEMORY", 2 * _frame(1.0, "a.fits").nbytes)
+    store = StepStore("last", spill_dir=tmp_path)
+    small = [_frame(1.0, "a.fits"), _frame(2.0, "b.fits")]
+    store.put(0, small)
+    assert store.load(0)[0] is small[0] and not list(tmp_path.rglob("*.bin"))
+    assert store.result_keeper(None, 1) is None and not store.streams  # all in memory
+    store.put(1, [_frame(3.0, "a.fits"), _frame(4.0, "b.fits"), _frame(5.0, "c.fits")])
+    assert 0 not in store                               # 'last': the earlier step is forgotten
+    held = store.load(1)
+    assert [f[0].data[0, 0] for f in held] == [3.0, 4.0, 5.0]
+    assert not held[0][0].data.flags.writeable          # mapped from disk
+    assert len(list(tmp_path.rglob("*.bin"))) == 3
+    assert store.result_keeper(None, 2) is not None     # and so are later steps' results,
+    assert store.streams                                # which run as under 'stream'
+    store.put(2, [_frame(6.0, "a.fits")])               # small again, but still on disk
+    assert not store.load(2)[0][0].data.flags.writeable
+    assert len(list(tmp_path.rglob("*.bin"))) == 1
+    store.close()

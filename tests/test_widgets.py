@@ -13,6 +13,7 @@ from PIL import Image
 
 from gmoswidgets import CalDBPanel, FilePanel, ImageView, ReductionApp, SkyView, StepPanel
 from gmoswidgets.caldb import CalibrationService
+from gmoswidgets.caldb.testing import write_calibration
 from gmoswidgets.errors import ExpressionError, GmosError
 from gmoswidgets.frame import read_frame
 from gmoswidgets.select import expr_parser, select_data
@@ -45,6 +46,7 @@ def science4(tutorial4):
     return read_frame(tutorial4.science[0])
 
 
+@pytest.mark.slow          # the 2x2 dataset (4 s): made for the slow science accuracy tests
 def test_preview_of_full_2x2_frame_is_bounded(tutorial2):
     frame = read_frame(tutorial2.science[0])
     view = ImageView(frame, debounce=0)
@@ -396,6 +398,18 @@ def test_steppanel_form_tooltips_come_from_declarations(bias_panel):
     assert set(step.definition.params) <= set(panel._form_widgets)
 
 
+def test_steppanel_form_reads_none_as_none(tutorial4, tmp_path):
+    """An optional string parameter (biasCorrect:bias) shows None; read back it is None, so
+    the untouched form changes nothing (it was the string 'None', a file name)."""
+    files = select_data(tutorial4.files, ["FLAT"])[:2]
+    panel = StepPanel(files=files, background=False, workdir=tmp_path)
+    panel.select(panel.reduction.step("biasCorrect").index, draw=False)
+    assert panel._form_widgets["bias"].value == "None"
+    assert panel.form_changes() == {}
+    panel._form_widgets["bias"].value = "None "
+    assert panel.form_changes() == {}
+
+
 def test_steppanel_rerun_with_changed_parameter_updates_only_later_steps(bias_panel):
     panel = bias_panel
     red = panel.reduction
@@ -541,7 +555,7 @@ def test_steppanel_error_is_shown_on_its_step(tutorial4, tmp_path):
 
 # -- CalDBPanel ------------------------------------------------------------------------------
 
-def test_caldb_panel_add_list_remove_explain(master_bias, bias_panel, tutorial2, tmp_path):
+def test_caldb_panel_add_list_remove_explain(master_bias, bias_panel, tmp_path):
     service = CalibrationService(database_dir=tmp_path / "db")
     panel = CalDBPanel(service)
     assert "caldb init" in panel.config_text.value
@@ -557,8 +571,10 @@ def test_caldb_panel_add_list_remove_explain(master_bias, bias_panel, tutorial2,
     panel.add_path.value = str(bias_panel.reduction.files[0])
     panel.add_button.click()
     assert "not a processed calibration" in panel.message.value
-    # explain: the 4x4 bias cannot calibrate a 2x2 science frame
-    panel.explain_path.value = str(tutorial2.science[0])
+    # explain: the 4x4 bias cannot calibrate a 2x2 science frame (headers as the tutorial's)
+    science2 = write_calibration(tmp_path / "N20170614S0201.fits", "science", binning=(2, 2),
+                                 date="2017-06-14T05:00:00")
+    panel.explain_path.value = str(science2)
     panel.explain_button.click()
     assert set(panel.reports) == {"processed_bias", "processed_flat"}
     report = panel.reports["processed_bias"][0]

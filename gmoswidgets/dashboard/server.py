@@ -81,6 +81,9 @@ class DashboardServer:
         Port on 127.0.0.1 (a free one by default).
     cull_idle : int
         Seconds after which an idle kernel with no connection is shut down.
+    first_connection : int
+        Seconds a new kernel waits for its page to connect before ``cull_idle`` applies
+        (the page's scripts load after the notebook ran).
     max_kernels : int
         Most kernels (open pages) at once; one more page gets HTTP 503.
     token : str, optional
@@ -91,11 +94,13 @@ class DashboardServer:
     """
 
     def __init__(self, notebook, data_dir, port: int | None = None, cull_idle: int = 60,
-                 max_kernels: int = 4, token: str | None = None, env: dict | None = None):
+                 max_kernels: int = 4, token: str | None = None, env: dict | None = None,
+                 first_connection: int = 300):
         self.notebook = Path(notebook).resolve()
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.cull_idle = cull_idle
+        self.first_connection = int(first_connection)
         self.max_kernels = int(max_kernels)
         self.token = secrets.token_urlsafe(24) if token is None else token
         self.env = dict(env or {})
@@ -119,6 +124,7 @@ class DashboardServer:
                 f"--Voila.kernel_websocket_connection_class={guard}.V1OnlyConnection",
                 f"--VoilaConfiguration.multi_kernel_manager_class={guard}.BoundedKernelManager",
                 f"--BoundedKernelManager.max_kernels={self.max_kernels}",
+                f"--BoundedKernelManager.first_connection_timeout={self.first_connection}",
                 f"--MappingKernelManager.cull_idle_timeout={self.cull_idle}",
                 f"--MappingKernelManager.cull_interval={max(1, min(10, self.cull_idle // 2))}",
                 # .js: Aladin Lite may be loaded from a voila/files/ URL (GMOSWIDGETS_ALADIN_LITE)

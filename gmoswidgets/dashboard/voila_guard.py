@@ -16,9 +16,17 @@ Loaded by the Voilà process through its configuration (see
 * :class:`BoundedKernelManager` refuses to start more than
   :attr:`~BoundedKernelManager.max_kernels` kernels (every ``GET`` of the
   dashboard page starts one); idle kernels without a connection are culled
-  by the usual ``cull_idle_timeout``.
+  by the usual ``cull_idle_timeout``, except a new kernel whose page has not
+  connected yet: it is kept for :attr:`~BoundedKernelManager.first_connection_timeout`.
+  Voilà runs the notebook before the page loads its scripts; the page then
+  asks for its kernel (``GET /api/kernels/ID``) and, if that kernel is gone,
+  shows the notebook's text without a single widget and without an error.
+  On a busy machine the scripts can take longer than ``cull_idle_timeout``
+  (seen once in the browser tests, with 30 s).
 """
 from __future__ import annotations
+
+import time
 
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
@@ -48,6 +56,13 @@ class BoundedKernelManager(AsyncMappingKernelManager):
 
     max_kernels = Int(8, config=True,
                       help="Most kernels running at once; a page asking for one more gets HTTP 503.")
+    first_connection_timeout = Int(
+        300, config=True,
+        help="Seconds a new kernel is kept, idle or not, until its page first connects to it.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._unconnected: dict[str, float] = {}    # kernel id -> monotonic start time
 
     async def start_kernel(self, *args, **kwargs):
         """Start a kernel unless :attr:`max_kernels` are running already."""
@@ -57,4 +72,24 @@ class BoundedKernelManager(AsyncMappingKernelManager):
                              self.max_kernels)
             raise web.HTTPError(503, f"{running} dashboards are open already; close one, or wait "
                                      "for idle ones to be closed, and reload")
-        return await super().start_kernel(*args, **kwargs)
+        kernel_id = await super().start_kernel(*args, **kwargs)
+        self._unconnected[kernel_id] = time.monotonic()
+        return kernel_id
+
+    def notify_connect(self, kernel_id):
+        """A websocket connected to the kernel: from now on it is culled as usual."""
+        self._unconnected.pop(kernel_id, None)
+        super().notify_connect(kernel_id)
+
+    def remove_kernel(self, kernel_id):
+        """Forget a kernel that was shut down."""
+        self._unconnected.pop(kernel_id, None)
+        return super().remove_kernel(kernel_id)
+
+    async def cull_kernel_if_idle(self, kernel_id):
+        """Cull as usual, but not a kernel waiting for its page's first connection."""
+        started = self._unconnected.get(kernel_id)
+        waiting = started is not None and time.monotonic() - started < self.first_connection_timeout
+        if waiting and getattr(self._kernels.get(kernel_id), "execution_state", None) != "dead":
+            return
+        await super().cull_kernel_if_idle(kernel_id)

@@ -42,8 +42,6 @@ MAP_KEY = "VARMAP{}"
 #: Fractional offsets i / n at which the correlation factor is tabulated (the nearest is used;
 #: neighbouring entries of the poly3 table differ by < 0.004).
 _TABLE_STEPS = 256
-#: Rows of output pixels handled at once.
-_CHUNK_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -55,31 +53,6 @@ class PriorResampling:
     interpolant: str
     boxes: tuple
     maps: tuple
-
-    def fractions(self, x: np.ndarray, y: np.ndarray) -> tuple:
-        """Where the earlier interpolation was sub-pixel, and its fractional offsets there.
-
-        Parameters
-        ----------
-        x, y : numpy.ndarray
-            Integer image pixels.
-
-        Returns
-        -------
-        inside : numpy.ndarray of bool
-            Pixels in a recorded box (elsewhere: no correlation).
-        fx, fy : numpy.ndarray
-            Fractional offsets (x, y) of the earlier interpolation at ``x[inside], y[inside]``.
-        """
-        owner = np.full(x.shape, -1, np.intp)
-        for index, (x0, x1, y0, y1) in enumerate(self.boxes):
-            owner[(x >= x0) & (x < x1) & (y >= y0) & (y < y1)] = index
-        inside = owner >= 0
-        xi, yi, own = x[inside], y[inside], owner[inside]
-        m = np.asarray(self.maps, float)[own]
-        tx = m[:, 0] * xi + m[:, 1] * yi + m[:, 4]
-        ty = m[:, 2] * xi + m[:, 3] * yi + m[:, 5]
-        return inside, tx - np.floor(tx), ty - np.floor(ty)
 
 
 def record_resampling(header: fits.Header, interpolant: str, placements) -> None:
@@ -159,7 +132,7 @@ def _table(first: str, second: str) -> np.ndarray:
 
 
 def correlation_factor(prior: PriorResampling, amap: AffineMap, out_shape: tuple[int, int],
-                       interpolant: str) -> np.ndarray:
+                       interpolant: str, *, scale: np.ndarray | None = None) -> np.ndarray:
     """Per output pixel, true / independent-input variance of resampling an already resampled image.
 
     Parameters
@@ -171,27 +144,32 @@ def correlation_factor(prior: PriorResampling, amap: AffineMap, out_shape: tuple
     out_shape : tuple of int
     interpolant : str
         The second resampling's interpolant.
+    scale : numpy.ndarray, optional
+        float32 array of ``out_shape`` (the second resampling's VAR) to multiply in
+        place by the factors, instead of returning new factors.
 
     Returns
     -------
     numpy.ndarray
         float32 factors (1 where the input was placed by whole pixels, or where the
-        second map is a whole-pixel shift).
+        second map is a whole-pixel shift), or ``scale`` multiplied by them.
+
+    Notes
+    -----
+    A pixel's earlier fractional offsets are those of the recorded map at the input
+    pixel nearest to where the second map puts it (the last recorded box holding that
+    pixel); both resamplings' offsets are rounded to the table's steps of 1/256.
     """
-    factor = np.ones(out_shape, np.float32)
+    factor = np.ones(out_shape, np.float32) if scale is None else scale
+    if factor.shape != tuple(out_shape) or factor.dtype != np.float32:
+        raise ValueError(f"scale must be a float32 array of shape {tuple(out_shape)}")
     offset = np.asarray(amap.offset)
     if np.array_equal(amap.matrix, np.eye(2)) and np.all(np.abs(offset - np.round(offset)) < 1e-9):
         return factor
-    table = _table(prior.interpolant, interpolant)
-    cols = np.arange(out_shape[1], dtype=float)
-    for r0 in range(0, out_shape[0], _CHUNK_ROWS):
-        rows = np.arange(r0, min(r0 + _CHUNK_ROWS, out_shape[0]), dtype=float)
-        x, y = amap(cols[None, :], rows[:, None])
-        inside, f1x, f1y = prior.fractions(np.rint(x), np.rint(y))
-        if f1x.size == 0:
-            continue
-        x, y = x[inside], y[inside]
-        f2x, f2y = x - np.floor(x), y - np.floor(y)
-        index = [np.rint(f * _TABLE_STEPS).astype(np.intp) for f in (f1x, f2x, f1y, f2y)]
-        factor[r0:r0 + rows.size][inside] = table[index[0], index[1]] * table[index[2], index[3]]
+    from .kernels import scale_by_correlation  # numba is loaded only by the stages that resample
+    scale_by_correlation(factor, np.asarray(amap.matrix, np.float64),
+                         np.asarray(amap.offset, np.float64),
+                         np.asarray(prior.boxes, np.int64).reshape(-1, 4),
+                         np.asarray(prior.maps, np.float64).reshape(-1, 6),
+                         _table(prior.interpolant, interpolant), _TABLE_STEPS)
     return factor

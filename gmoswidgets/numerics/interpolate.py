@@ -22,10 +22,10 @@ Input pixels beyond the edges are taken as copies of the edge pixels;
 output pixels whose centre falls outside the input (``x < -0.5`` or
 ``x > nx - 0.5``) are not "covered" and are left for the caller to flag.
 
-The polynomial interpolants are evaluated with array slices rather than
-per-pixel gathers wherever the integer part of the input offset is
-constant over a block of output pixels, which it is almost everywhere for
-the near-identity maps of GMOS mosaicking and dither alignment.
+The nearest, linear and polynomial interpolants run in one compiled pass
+over the output (:mod:`.kernels`, numba, imported on first use): per output
+pixel the input position and the weights are computed once, and SCI, VAR
+and DQ are accumulated from the same taps.
 """
 from __future__ import annotations
 
@@ -41,13 +41,17 @@ from scipy import ndimage
 from .. import dq as dqbits
 
 __all__ = ["AffineMap", "INTERPOLANTS", "resample", "resample_variance", "resample_dq",
+           "resample_planes",
            "covered", "fit_affine", "remap_wcs_header", "DQ_THRESHOLD", "output_bounds",
            "copy_wcs_keywords"]
 
 #: Interpolant names accepted by :func:`resample`.
 INTERPOLANTS = ("nearest", "linear", "poly3", "poly5", "spline3", "spline5")
 
-_LAGRANGE_NODES = {"linear": np.arange(0, 2), "poly3": np.arange(-1, 3), "poly5": np.arange(-2, 4)}
+#: Lagrange interpolants: tap offsets along each axis from the pixel at or below the input
+#: position (nearest neighbour: one tap at the rounded position).
+_LAGRANGE_NODES = {"nearest": (0,), "linear": (0, 1), "poly3": (-1, 0, 1, 2),
+                   "poly5": (-2, -1, 0, 1, 2, 3)}
 _SPLINE_ORDER = {"spline3": 3, "spline5": 5}
 #: Default contribution above which a resampled DQ bit is set (DRAGONS' dq_threshold).
 DQ_THRESHOLD = 0.001
@@ -256,249 +260,47 @@ def covered(amap: AffineMap, in_shape: tuple[int, int], out_shape: tuple[int, in
     return out
 
 
-def _lagrange_weights(frac: np.ndarray, nodes) -> list:
-    """Lagrange basis weights at fractional positions ``frac`` (None for nearest).
+def _lagrange(amap: AffineMap, in_shape, out_shape, interpolant: str, *, data=None, out_data=None,
+              variance=None, out_variance=None, mask=None, out_mask=None,
+              threshold: float = DQ_THRESHOLD) -> None:
+    """Resample SCI, VAR and DQ planes (any of them) with a Lagrange interpolant in one pass.
 
-    Weight ``k`` is the product of ``frac - m`` over the other nodes ``m``,
-    scaled by the basis normalisation (first factor first, all float32).
+    Only the output pixels whose centre maps inside the input are written
+    (see :func:`~gmoswidgets.numerics.kernels.lagrange_resample`).  The outputs
+    may be windows (slices) of larger arrays.
     """
-    if nodes is None:
-        return [None]
-    if len(nodes) == 2:
-        return [1.0 - frac, frac]
-    diffs = [frac if m == 0 else frac - np.float32(m) for m in nodes]
-    weights = []
-    for k, scale in enumerate(_lagrange_scales(tuple(int(m) for m in nodes))):
-        others = [diff for m, diff in enumerate(diffs) if m != k]
-        w = np.multiply(others[0], scale)
-        for diff in others[1:]:
-            w *= diff
-        weights.append(w)
-    return weights
+    from .kernels import lagrange_resample  # numba is loaded only by the stages that resample
+    planes = (data is not None, variance is not None, mask is not None)
+    inputs, outputs, origins = [], [], []
+    for plane, target, dtype in ((data, out_data, np.float32), (variance, out_variance, np.float32),
+                                 (mask, out_mask, dqbits.DTYPE)):
+        if plane is None:   # not read: a placeholder of the type compiled for
+            inputs.append(np.zeros((1, 1), dtype))
+            outputs.append(np.zeros((1, 1), dtype))
+            origins.extend((0, 0))
+            continue
+        inputs.append(np.ascontiguousarray(plane, dtype=dtype))
+        base, origin = _window(target)
+        outputs.append(base)
+        origins.extend(origin)
+    lagrange_resample(tuple(int(n) for n in in_shape), tuple(int(n) for n in out_shape),
+                      np.asarray(amap.matrix, np.float64), np.asarray(amap.offset, np.float64),
+                      _LAGRANGE_NODES[interpolant], 0.5 if interpolant == "nearest" else 0.0,
+                      float(threshold), planes, *inputs, *outputs, tuple(map(int, origins)))
 
 
-@functools.lru_cache(maxsize=8)
-def _lagrange_scales(nodes: tuple) -> tuple:
-    """float32 ``1 / prod(node_k - m)`` of each Lagrange basis polynomial."""
-    return tuple(np.float32(1.0 / np.prod([float(node - m) for m in nodes if m != node]))
-                 for node in nodes)
-
-
-#: Largest number of distinct integer offsets in a chunk handled with slices.
-_MAX_PAIRS = 16
-#: Margin (pixels) covering floating-point rounding of pixel coordinates.
-_ROUNDING = 1e-7
-
-
-def _offset_range(amap, rows, c0: int, c1: int, axis: int):
-    """Range of floor(input - output) along ``axis`` (0: x, 1: y) over rows x [c0, c1)."""
-    m, o = amap.matrix, amap.offset
-    xs = np.array([c0, c1 - 1, c0, c1 - 1], float)
-    ys = np.array([rows[0], rows[0], rows[-1], rows[-1]], float)
-    values = (m[axis, 0] - (axis == 0)) * xs + (m[axis, 1] - (axis == 1)) * ys + o[axis]
-    # Widened by far more than the rounding of the per-pixel coordinates, so that
-    # every pixel's own floor() lies in the range.
-    return int(np.floor(values.min() - _ROUNDING)), int(np.floor(values.max() + _ROUNDING))
-
-
-def _covered_columns(amap, rows, ncols: int, in_shape) -> tuple[int, int]:
-    """Columns ``[c0, c1)`` whose pixels map inside the input on every row of a chunk."""
-    lo, hi = 0.0, float(ncols - 1)
-    for axis, size in ((0, in_shape[1]), (1, in_shape[0])):
-        a = amap.matrix[axis, 0]
-        for r in (rows[0], rows[-1]):
-            rest = amap.matrix[axis, 1] * r + amap.offset[axis]
-            # -0.5 <= a * c + rest <= size - 0.5
-            if a == 0:
-                if not -0.5 <= rest <= size - 0.5:
-                    return 0, 0
-                continue
-            bounds = sorted(((-0.5 - rest) / a, (size - 0.5 - rest) / a))
-            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    c0, c1 = math.ceil(lo + _ROUNDING), math.floor(hi - _ROUNDING) + 1
-    return (c0, c1) if c1 > c0 else (0, 0)
-
-
-def _part(array, local):
-    """``array[local]`` for an array that may be broadcast (length 1) along an axis."""
-    if array is None:
-        return None
-    return array[tuple(part if n > 1 else slice(None) for part, n in zip(local, array.shape))]
-
-
-def _blocks(in_shape, amap, out_shape, nodes, halo):
-    """Split the output into blocks sharing one way of reading the padded input.
-
-    Yields
-    ------
-    region : tuple of slice
-        Output rows and columns of the block.
-    select : numpy.ndarray or None
-        Pixels of the region to write (None: all of them).
-    take : callable
-        ``take(padded, i, j)`` -> the input samples of tap (i, j) for the region.
-    wx, wy : list
-        Per-tap weights over the region (None entries for nearest).
-    """
-    taps = np.array([0]) if nodes is None else np.asarray(nodes)
-    for r0 in range(0, out_shape[0], _CHUNK_ROWS):
-        rows = np.arange(r0, min(r0 + _CHUNK_ROWS, out_shape[0]))
-        c0, c1 = _covered_columns(amap, rows, out_shape[1], in_shape)
-        spans = [(0, c0), (c1, out_shape[1])] if c1 > c0 else [(0, out_shape[1])]
-        if c1 > c0:
-            yield from _covered_block(amap, rows, c0, c1, nodes, taps, halo, in_shape)
-        for ca, cb in spans:
-            if cb > ca:
-                yield from _edge_blocks(amap, rows, ca, cb, nodes, taps, halo, in_shape)
-
-
-def _rounded_map(amap, nodes) -> AffineMap:
-    """The map whose floor() gives the first tap: shifted by 1/2 for nearest neighbour."""
-    return AffineMap(amap.matrix, amap.offset + (0.5 if nodes is None else 0.0))
-
-
-def _covered_block(amap, rows, c0, c1, nodes, taps, halo, in_shape):
-    """Blocks of a chunk's fully covered columns [c0, c1)."""
-    shifted = _rounded_map(amap, nodes)
-    kx0, kx1 = _offset_range(shifted, rows, c0, c1, 0)
-    ky0, ky1 = _offset_range(shifted, rows, c0, c1, 1)
-    if kx0 != kx1 or ky0 != ky1:
-        yield from _edge_blocks(amap, rows, c0, c1, nodes, taps, halo, in_shape)
-        return
-    # Fractional positions straight from the (affine) map.
-    m, o = shifted.matrix, shifted.offset
-    cols = np.arange(c0, c1)
-    fx = ((m[0, 0] - 1) * cols + (o[0] - kx0)).astype(np.float32)[None, :]
-    fy = ((m[1, 1] - 1) * rows + (o[1] - ky0)).astype(np.float32)[:, None]
-    if m[0, 1] != 0:
-        fx = fx + (m[0, 1] * rows).astype(np.float32)[:, None]
-    if m[1, 0] != 0:
-        fy = fy + (m[1, 0] * cols).astype(np.float32)[None, :]
-    ys0, xs0 = int(rows[0]) + ky0 + halo, c0 + kx0 + halo
-
-    def take(pad, i, j, h=len(rows), w=c1 - c0):
-        return pad[ys0 + taps[j]:ys0 + taps[j] + h, xs0 + taps[i]:xs0 + taps[i] + w]
-    yield ((slice(rows[0], rows[-1] + 1), slice(c0, c1)), None, take,
-           _lagrange_weights(fx, nodes), _lagrange_weights(fy, nodes))
-
-
-def _edge_blocks(amap, rows, ca, cb, nodes, taps, halo, in_shape):
-    """Blocks of columns [ca, cb) of a chunk, with per-pixel coverage and offsets."""
-    shifted = _rounded_map(amap, nodes)
-    pshape = (in_shape[0] + 2 * halo, in_shape[1] + 2 * halo)
-    cols = np.arange(ca, cb)
-    x, y = _input_coords(amap, rows, cols)
-    inside = _inside(x, y, in_shape)
-    if not inside.any():
-        return
-    everywhere = bool(inside.all())
-    shift = 0.5 if nodes is None else 0.0
-    ix, iy = np.floor(x + shift), np.floor(y + shift)
-    wx = _lagrange_weights((x - ix).astype(np.float32), nodes)
-    wy = _lagrange_weights((y - iy).astype(np.float32), nodes)
-    kx0, kx1 = _offset_range(shifted, rows, ca, cb, 0)
-    ky0, ky1 = _offset_range(shifted, rows, ca, cb, 1)
-    region_rows = slice(rows[0], rows[-1] + 1)
-    if (kx1 - kx0 + 1) * (ky1 - ky0 + 1) > _MAX_PAIRS:
-        ys = [np.clip(iy + t + halo, 0, pshape[0] - 1).astype(np.intp) for t in taps]
-        xs = [np.clip(ix + t + halo, 0, pshape[1] - 1).astype(np.intp) for t in taps]
-        yield ((region_rows, slice(ca, cb)), None if everywhere else inside,
-               lambda pad, i, j: pad[ys[j], xs[i]], wx, wy)
-        return
-    kx = ix - cols
-    ky = iy - rows[:, None]
-    for dy in range(ky0, ky1 + 1):
-        for dx in range(kx0, kx1 + 1):
-            select = inside & (ky == dy) & (kx == dx)
-            # Columns / rows (relative to the span) for which every tap lies in the padded array.
-            l0 = max(0, -(ca + dx + taps[0] + halo))
-            l1 = min(cb - ca, pshape[1] - (ca + dx + taps[-1] + halo))
-            rr0 = max(int(rows[0]), -(dy + taps[0] + halo))
-            rr1 = min(int(rows[-1]) + 1, pshape[0] - (dy + taps[-1] + halo))
-            if l1 <= l0 or rr1 <= rr0:
-                continue
-            local = (slice(rr0 - rows[0], rr1 - rows[0]), slice(l0, l1))
-            part = np.broadcast_to(select, (len(rows), cb - ca))[local]
-            if not part.any():
-                continue
-            ys0, xs0 = rr0 + dy + halo, ca + l0 + dx + halo
-
-            def take(pad, i, j, ys0=ys0, xs0=xs0, h=rr1 - rr0, w=l1 - l0):
-                return pad[ys0 + taps[j]:ys0 + taps[j] + h, xs0 + taps[i]:xs0 + taps[i] + w]
-            yield ((slice(rr0, rr1), slice(ca + l0, ca + l1)), part, take,
-                   [_part(v, local) for v in wx], [_part(v, local) for v in wy])
-
-
-def _pad(array, width: int, value=None) -> np.ndarray:
-    """``array`` with a border of ``width`` pixels: copies of the edge, or ``value``.
-
-    Same result as :func:`numpy.pad` (modes ``edge`` / ``constant``), much faster.
-    """
-    ny, nx = array.shape
-    out = np.empty((ny + 2 * width, nx + 2 * width), dtype=array.dtype)
-    out[width:width + ny, width:width + nx] = array
-    if value is not None:
-        out[:width] = out[-width:] = value
-        out[:, :width] = out[:, -width:] = value
-        return out
-    out[:width, width:width + nx] = array[0]
-    out[-width:, width:width + nx] = array[-1]
-    out[:, :width] = out[:, width:width + 1]
-    out[:, -width:] = out[:, -width - 1:-width]
-    return out
-
-
-def _write(target, values, select) -> None:
-    if select is None:
-        target[...] = values
-    else:
-        np.copyto(target, np.broadcast_to(values, target.shape), where=select)
-
-
-def _resample_lagrange(planes, amap, outs, nodes, squared=False):
-    """Separable Lagrange interpolation of several planes through one map.
-
-    ``nodes`` None means nearest neighbour.  Only the covered pixels of the
-    output arrays ``outs`` are written.  ``squared`` uses the squares of the
-    weights (variance propagation).  The sums run in place, in scratch
-    arrays reused from block to block (straight into the output where a
-    block writes every pixel of its region).
-    """
-    halo = 1 if nodes is None else int(max(-nodes[0], nodes[-1])) + 1
-    padded = [_pad(p, halo) for p in planes]
-    out_shape = outs[0].shape
-    ntaps = 1 if nodes is None else len(nodes)
-    scratch = np.empty(3 * _CHUNK_ROWS * out_shape[1], dtype=np.float32)
-    for region, select, take, wx, wy in _blocks(planes[0].shape, amap, out_shape, nodes, halo):
-        if squared:
-            wx = [None if w is None else w * w for w in wx]
-            wy = [None if w is None else w * w for w in wy]
-        for pad, out in zip(padded, outs):
-            target = out[region]
-            size = target.size
-            line, term = (scratch[k * size:(k + 1) * size].reshape(target.shape) for k in (0, 1))
-            acc = target if select is None else scratch[2 * size:3 * size].reshape(target.shape)
-            for j in range(ntaps):
-                dest = acc if j == 0 else line
-                _tap_sum(dest, term, [take(pad, i, j) for i in range(ntaps)], wx)
-                if wy[j] is not None:
-                    dest *= wy[j]
-                if j:
-                    acc += line
-            if select is not None:
-                _write(target, acc, select)
-
-
-def _tap_sum(line, term, samples, weights) -> None:
-    """``line = sum(w * s)`` over the taps, in place (``term`` is scratch; None: weight 1)."""
-    for i, (sample, weight) in enumerate(zip(samples, weights)):
-        dest = line if i == 0 else term
-        if weight is None:
-            dest[...] = sample
-        else:
-            np.multiply(weight, sample, out=dest)
-        if i:
-            line += term
+def _window(array: np.ndarray) -> tuple:
+    """``(base, (row, col))``: a 2-D array as a C-contiguous array and the place of its first
+    pixel there (a slice ``base[row:, col:]`` of a larger array, or the array itself)."""
+    if array.flags.c_contiguous:
+        return array, (0, 0)
+    base = array.base
+    if (isinstance(base, np.ndarray) and base.ndim == 2 and base.flags.c_contiguous
+            and base.dtype == array.dtype and array.strides == base.strides):
+        start = (array.__array_interface__["data"][0]
+                 - base.__array_interface__["data"][0]) // array.itemsize
+        return base, divmod(start, base.shape[1])
+    raise ValueError("an output must be C-contiguous or a 2-D slice of a C-contiguous array")
 
 
 def _integer_shift(amap: AffineMap):
@@ -575,8 +377,8 @@ def resample(planes: Sequence[np.ndarray], amap: AffineMap, out_shape: tuple[int
                                               output=np.float32)
             np.copyto(target, values, where=inside)
     else:
-        nodes = None if interpolant == "nearest" else _LAGRANGE_NODES[interpolant]
-        _resample_lagrange(planes, amap, outs, nodes)
+        for plane, target in zip(planes, outs):
+            _lagrange(amap, plane.shape, target.shape, interpolant, data=plane, out_data=target)
     return outs
 
 
@@ -628,11 +430,10 @@ def resample_variance(variance: np.ndarray, amap: AffineMap, out_shape: tuple[in
         x, y = amap(np.array([out_shape[1] // 2]), np.array([out_shape[0] // 2]))
         order = _SPLINE_ORDER[interpolant]
         power = _spline_power(order, float(x[0] % 1)) * _spline_power(order, float(y[0] % 1))
-        _resample_lagrange([variance * np.float32(power)], amap, [target],
-                           _LAGRANGE_NODES["linear"])
+        _lagrange(amap, variance.shape, target.shape, "linear", data=variance * np.float32(power),
+                  out_data=target)
         return target
-    nodes = None if interpolant == "nearest" else _LAGRANGE_NODES[interpolant]
-    _resample_lagrange([variance], amap, [target], nodes, squared=True)
+    _lagrange(amap, variance.shape, target.shape, interpolant, variance=variance, out_variance=target)
     return target
 
 
@@ -698,49 +499,72 @@ def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],
     if interpolant in _SPLINE_ORDER:
         _spline_dq(mask, amap, target, _SPLINE_ORDER[interpolant], threshold)
         return target
-    nodes = None if interpolant == "nearest" else _LAGRANGE_NODES[interpolant]
-    halo = 1 if nodes is None else int(max(-nodes[0], nodes[-1])) + 1
-    padded = _pad(mask, halo, 0)
-    ntaps = 1 if nodes is None else len(nodes)
-    for region, select, take, wx, wy in _blocks(mask.shape, amap, target.shape, nodes, halo):
-        samples = [take(padded, i, j) for j in range(ntaps) for i in range(ntaps)]
-        if nodes is None:
-            bits = samples[0]
-        else:
-            weights = [(wx[i], wy[j]) for j in range(ntaps) for i in range(ntaps)]
-            bits = _threshold_bits(samples, weights, threshold)
-        _write(target[region], bits.astype(dqbits.DTYPE, copy=False), select)
+    _lagrange(amap, mask.shape, target.shape, interpolant, mask=mask, out_mask=target,
+              threshold=threshold)
     return target
 
 
-def _threshold_bits(samples: list, weights: list, threshold: float) -> np.ndarray:
-    """Bits whose summed interpolation weight ``|sum w_i * bit_i|`` exceeds ``threshold``.
+def resample_planes(data: np.ndarray, variance: np.ndarray | None, mask: np.ndarray | None,
+                    amap: AffineMap, out_shape: tuple[int, int], interpolant: str = "poly3", *,
+                    threshold: float = DQ_THRESHOLD, no_data: int = dqbits.NO_DATA,
+                    out: Sequence | None = None) -> tuple:
+    """Resample the SCI, VAR and DQ planes of an image through one map.
 
-    ``samples`` are the DQ values of the taps over a block, ``weights`` the
-    (x, y) weight pair of each tap.  A bit set in every tap has weight 1
-    and one set in none 0; only pixels where a bit is set in some taps but
-    not all are summed.
+    The result is that of :func:`resample`, :func:`resample_variance` and
+    :func:`resample_dq` called one by one, but the Lagrange interpolants
+    (``nearest`` to ``poly5``) do it in one pass: each output pixel's input
+    position and weights are computed once for the three planes.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2-D SCI.
+    variance, mask : numpy.ndarray or None
+        VAR and uint16 DQ of the same shape (None: not resampled).
+    amap : AffineMap
+        Output (x, y) pixel -> input (x, y) pixel.
+    out_shape : tuple of int
+    interpolant : str
+        One of :data:`INTERPOLANTS`.
+    threshold : float
+        Contribution above which a DQ bit is passed on.
+    no_data : int
+        The DQ bit of output pixels without input.
+    out : sequence of three numpy.ndarray (or None), optional
+        SCI, VAR, DQ arrays to write the covered pixels into (None entries for
+        the planes not resampled).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(sci, var, dq)``, None for a plane not resampled.
     """
-    anyset = functools.reduce(np.bitwise_or, samples)
-    allset = functools.reduce(np.bitwise_and, samples)
-    bits = np.array(allset, dtype=dqbits.DTYPE)
-    partial = anyset & ~allset
-    where = np.nonzero(partial)
-    if where[0].size == 0:
-        return bits
-    shape = partial.shape
-    values = [s[where] for s in samples]
-    taps = [np.broadcast_to(wx, shape)[where] * np.broadcast_to(wy, shape)[where]
-            for wx, wy in weights]
-    passed = np.zeros(where[0].size, dqbits.DTYPE)
-    present = int(np.bitwise_or.reduce(partial[where]))
-    for bit in (1 << k for k in range(16)):
-        if not bit & present:
-            continue
-        total = sum(w * ((v & bit) != 0) for w, v in zip(taps, values))
-        passed |= np.where(np.abs(total) > threshold, bit, 0).astype(dqbits.DTYPE)
-    bits[where] |= passed
-    return bits
+    if interpolant not in INTERPOLANTS:
+        raise ValueError(f"unknown interpolant {interpolant!r}; choose one of "
+                         + ", ".join(INTERPOLANTS))
+    out = (None, None, None) if out is None else tuple(out)
+    if interpolant in _SPLINE_ORDER or _integer_shift(amap) is not None:
+        sci = resample([data], amap, out_shape, interpolant,
+                       out=None if out[0] is None else [out[0]])[0]
+        var = (None if variance is None
+               else resample_variance(variance, amap, out_shape, interpolant, out=out[1]))
+        dq = (None if mask is None else
+              resample_dq(mask, amap, out_shape, threshold, no_data, out[2],
+                          interpolant=interpolant))
+        return sci, var, dq
+    data = np.asarray(data, dtype=np.float32)
+    sci = _outputs(None if out[0] is None else [out[0]], out_shape, 1, np.float32, 0.0)[0]
+    var = dq = None
+    if variance is not None:
+        variance = np.asarray(variance, dtype=np.float32)
+        var = _outputs(None if out[1] is None else [out[1]], out_shape, 1, np.float32, 0.0)[0]
+    if mask is not None:
+        mask = np.asarray(mask, dtype=dqbits.DTYPE)
+        dq = _outputs(None if out[2] is None else [out[2]], out_shape, 1, dqbits.DTYPE,
+                      no_data)[0]
+    _lagrange(amap, data.shape, sci.shape, interpolant, data=data, out_data=sci,
+              variance=variance, out_variance=var, mask=mask, out_mask=dq, threshold=threshold)
+    return sci, var, dq
 
 
 def _spline_dq(mask, amap, target, order: int, threshold: float) -> None:

@@ -87,12 +87,12 @@ class Param:
             If the value has the wrong type, is out of range or not a choice.
         """
         label = where or self.name
-        if isinstance(value, str) and self.type is not str:
-            value = parse_value(value, self.type, label, self.optional)
+        if isinstance(value, str) and (self.type is not str or value.strip() == "None"):
+            value = parse_value(value, self.type, label)
         if value is None:
             if self.optional:
                 return None
-            raise ParameterError(f"{label}: None is not allowed; expected {self.type.__name__}")
+            raise ParameterError(f"{label}: None is not allowed; expected {self.describe_type()}")
         if self.type is bool:
             if not isinstance(value, (bool,)) and not (isinstance(value, int) and value in (0, 1)):
                 raise ParameterError(f"{label}: expected True or False, got {value!r}")
@@ -143,14 +143,17 @@ class Param:
         return text + (" or None" if self.optional else "")
 
 
-def parse_value(text: str, kind: type, label: str = "", optional: bool = False) -> Any:
+def parse_value(text: str, kind: type, label: str = "") -> Any:
     """Convert command-line text to a value of type ``kind``.
 
-    ``'None'`` gives None when ``optional``; booleans accept
-    True/False/yes/no/1/0 (any case); lists are comma separated.
+    ``'None'`` gives None, as DRAGONS reads ``-p`` values (whether None is
+    allowed is the parameter's business); for numbers, booleans and lists
+    any case (``none``) does, for strings only ``None`` (``'none'`` is a
+    choice of some).  Booleans accept True/False/yes/no/1/0 (any case);
+    lists are comma separated.
     """
     stripped = text.strip()
-    if optional and stripped.lower() == "none":
+    if stripped == "None" or (kind is not str and stripped.lower() == "none"):
         return None
     try:
         if kind is bool:

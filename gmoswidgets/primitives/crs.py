@@ -51,18 +51,47 @@ _STACK_EXCLUDE_BITS = _EXCLUDE_BITS | dqbits.UNILLUMINATED
 _OBJECT_GROW = 2
 #: Rows of the stack combined at once (bounds the temporary memory).
 _CHUNK_ROWS = 256
+#: Row chunks of the median between progress reports.
+_CHUNKS_PER_REPORT = 4
+#: Share of flagCosmicRaysByStacking's progress reached when the median is made.
+_MEDIAN_PROGRESS = 0.4
 #: Most pixels used for a background level (a regular subsample).
 _LEVEL_SAMPLES = 200_000
 
 
 def _level(values: np.ndarray) -> float:
-    """Sigma-clipped median of the finite values (a regular subsample of them)."""
-    values = values[np.isfinite(values)]
+    """Sigma-clipped median of a regular subsample of values (:func:`_sample`); 0 if none."""
     if values.size == 0:
         return 0.0
-    if values.size > _LEVEL_SAMPLES:
-        values = values[::math.ceil(values.size / _LEVEL_SAMPLES)]
     return float(sigma_clipped_stats(values, sigma=3.0, maxiters=10)[1])
+
+
+#: Stand-ins for the planes a frame lacks (the kernels take arrays, with a flag).
+_NO_MASK = np.zeros((0, 0), dqbits.DTYPE)
+_NO_FLOAT = np.zeros((0, 0), np.float32)
+_NO_BOOL = np.zeros((0, 0), bool)
+
+
+def _planes(ext: Extension) -> tuple:
+    """``(data, variance, has_var, mask, has_mask)`` of an extension as the kernels take them."""
+    data = np.asarray(ext.data, np.dtype(np.float32).newbyteorder("="))
+    var = ext.variance
+    if var is not None:
+        var = np.asarray(var, np.dtype(np.float32).newbyteorder("="))
+    mask = ext.mask
+    if mask is not None:
+        mask = np.asarray(mask, np.dtype(dqbits.DTYPE).newbyteorder("="))
+    return (data, _NO_FLOAT if var is None else var, var is not None,
+            _NO_MASK if mask is None else mask, mask is not None)
+
+
+def _sample(ext: Extension, bits: int) -> np.ndarray:
+    """The finite SCI values of the pixels without DQ ``bits``: at most ``_LEVEL_SAMPLES``,
+    a regular subsample in pixel order."""
+    from . import crs_kernels as kernels  # numba: loaded by the science stage only
+    data, _, _, mask, has_mask = _planes(ext)
+    return kernels.select_values(data, _NO_FLOAT, np.float32(0), False, mask, has_mask, bits,
+                                 _NO_BOOL, False, True, _LEVEL_SAMPLES)
 
 
 def _usable(ext: Extension, bits: int = _EXCLUDE_BITS, rows: slice = slice(None)) -> np.ndarray:
@@ -72,7 +101,14 @@ def _usable(ext: Extension, bits: int = _EXCLUDE_BITS, rows: slice = slice(None)
     return (ext.mask[rows] & bits) == 0
 
 
-def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None
+def _usable_at(ext: Extension, bits: int, index: np.ndarray) -> np.ndarray:
+    """:func:`_usable` at flat pixel indices."""
+    if ext.mask is None:
+        return np.ones(index.shape, bool)
+    return (ext.mask.flat[index] & bits) == 0
+
+
+def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, progress=None
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Median of single-extension images after adding ``offsets``.
 
@@ -83,7 +119,9 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None
     only approximate, so comparing dark and lit pixels would flag sky.)
 
     ``map_chunks(func, row_slices)``, if given, runs the row chunks (e.g. on
-    threads: each writes its own rows of the outputs).
+    threads: each writes its own rows of the outputs).  ``progress(fraction)``, if
+    given, is called in this thread after every ``_CHUNKS_PER_REPORT`` chunks
+    (the engine then lets go of the pages it has read of mapped inputs).
 
     Returns
     -------
@@ -95,6 +133,7 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None
     count : numpy.ndarray
         uint8 number of images with a usable pixel.
     """
+    from . import crs_kernels as kernels  # numba: loaded by the science stage only
     shape = frames[0].exts[0].data.shape
     median = np.full(shape, np.nan, np.float32)
     has_var = all(f.exts[0].variance is not None for f in frames)
@@ -110,23 +149,21 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None
             return
         cols = slice(covered[0], covered[-1] + 1)
         stack = np.stack([np.where(ok[:, cols], f.exts[0].data[rows, cols] + np.float32(o), np.nan)
-                          for f, o, ok in zip(frames, offsets, usable)])
-        count = np.isfinite(stack).sum(axis=0)
+                          for f, o, ok in zip(frames, offsets, usable)], dtype=np.float32)
+        var_stack = (np.stack([f.exts[0].variance[rows, cols] for f in frames], dtype=np.float32)
+                     if has_var else np.zeros((0, 0, 0), np.float32))
+        med, var, count = kernels.stack_median(stack, var_stack, has_var)
+        median[rows, cols] = med
         counts[rows, cols] = count
-        ordered = np.sort(stack, axis=0)  # NaNs sort last
-        lo = np.maximum(count - 1, 0) // 2
-        hi = np.maximum(count, 1) // 2
-        pick = 0.5 * (np.take_along_axis(ordered, lo[None], 0)[0]
-                      + np.take_along_axis(ordered, np.minimum(hi, len(frames) - 1)[None], 0)[0])
-        median[rows, cols] = np.where(count > 0, pick, np.nan)
         if has_var:
-            var = np.stack([np.where(np.isfinite(s), f.exts[0].variance[rows, cols], 0)
-                            for f, s in zip(frames, stack)]).sum(axis=0)
-            n = np.maximum(count, 1)
-            variance[rows, cols] = np.where(count > 0, np.pi / 2 * var / n / n, np.inf)
+            variance[rows, cols] = var
 
     chunks = [slice(r0, min(r0 + _CHUNK_ROWS, shape[0])) for r0 in range(0, shape[0], _CHUNK_ROWS)]
-    (map_chunks or (lambda func, items: [func(item) for item in items]))(chunk, chunks)
+    for first in range(0, len(chunks), _CHUNKS_PER_REPORT):
+        (map_chunks or (lambda func, items: [func(item) for item in items]))(
+            chunk, chunks[first:first + _CHUNKS_PER_REPORT])
+        if progress is not None:
+            progress(min(first + _CHUNKS_PER_REPORT, len(chunks)) / len(chunks))
     return median, variance, counts
 
 
@@ -187,19 +224,32 @@ class _DiffTests:
     ``background`` of the differences by ``k`` sigma.  With two images the
     median is their mean and hides half of a hit: their difference is tested
     against its own noise instead (``k_pair`` sigma of the difference, i.e.
-    twice the difference against ``k_pair`` times ``sigma``).
+    twice the difference against ``k_pair`` times ``sigma``).  The
+    difference, sigma (``sqrt(VAR)``, or the constant ``sigma`` without VAR)
+    and candidacy are evaluated at the indices only, as numpy would on the
+    whole planes.
     """
 
-    def __init__(self, diff, sigma, count, candidates, background):
-        self.diff, self.sigma, self.count = diff, sigma, count
-        self.candidates, self.background = candidates, background
+    def __init__(self, ext, offset, median, count, sky, sigma, background):
+        self.ext, self.offset, self.median, self.count = ext, offset, median, count
+        self.sky, self.const_sigma, self.background = sky, sigma, background
+
+    def diff(self, index: np.ndarray) -> np.ndarray:
+        return self.ext.data.flat[index] + self.offset - self.median.flat[index]
+
+    def sigma(self, index: np.ndarray) -> np.ndarray:
+        """float32 sigma of the pixels ``index``."""
+        if self.ext.variance is None:
+            return np.full(index.shape, self.const_sigma, np.float32)
+        return np.sqrt(np.maximum(self.ext.variance.flat[index], 0))
 
     def above(self, index: np.ndarray, k: float, k_pair: float) -> np.ndarray:
         pair = self.count.flat[index] == 2
-        diff = self.diff.flat[index]
+        diff = self.diff(index)
         excess = np.where(pair, 2 * diff, diff)
-        threshold = np.where(pair, k_pair, k) * self.sigma.flat[index]
-        return self.candidates.flat[index] & (excess > self.background + threshold)
+        threshold = np.where(pair, k_pair, k) * self.sigma(index)
+        candidates = self.sky.flat[index] & _usable_at(self.ext, _EXCLUDE_BITS, index)
+        return candidates & (excess > self.background + threshold)
 
 
 def _offsets(structure: np.ndarray) -> np.ndarray:
@@ -264,17 +314,20 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     if len(shapes) != 1 or len(frames[0].exts) != 1:
         raise GmosError("flagCosmicRaysByStacking needs single-extension images on one grid; "
                         "run mosaicDetectors and resampleToCommonFrame first")
-    # the frames' and the median's row chunks on the executor's threads (numpy releases the GIL)
+    from . import crs_kernels as kernels  # numba: loaded by the science stage only
+    # the frames' and the median's row chunks on the executor's threads (numpy and the
+    # compiled kernels release the GIL)
     on_threads = partial(map_in_memory, ctx.executor)
-    lit = on_threads(lambda f: _usable(f.exts[0], _STACK_EXCLUDE_BITS), frames)
-    levels = on_threads(lambda i: _level(frames[i].exts[0].data[lit[i]]), range(len(frames)))
+    levels = on_threads(lambda f: _level(_sample(f.exts[0], _STACK_EXCLUDE_BITS)), frames)
     offsets = [levels[0] - level for level in levels]
-    median, median_var, count = median_stack(frames, offsets, map_chunks=on_threads)
+    median, median_var, count = median_stack(
+        frames, offsets, map_chunks=on_threads,
+        progress=lambda done: ctx.progress(_MEDIAN_PROGRESS * done, "median"))
     good_median = np.isfinite(median)
-    objects = object_mask(np.where(good_median, median, 0), median_var,
-                          np.where(good_median, 0, dqbits.NO_DATA).astype(dqbits.DTYPE),
-                          **MASK_DEFAULTS)
+    # the median's NaN pixels are its bad ones (as a NO_DATA DQ would make them)
+    objects = object_mask(median, median_var, None, **MASK_DEFAULTS)
     sky = good_median & ~ndimage.binary_dilation(objects, iterations=_OBJECT_GROW)
+    del objects, good_median
     # one image only: compare it with its own surroundings instead
     alone = np.flatnonzero(count == 1)
     grow = _offsets(_disk(dilation)) if dilation >= 1 else None
@@ -282,53 +335,61 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     def flag(i: int) -> np.ndarray:
         """Flat indices of the cosmic-ray pixels of frame ``i``."""
         ext = frames[i].exts[0]
-        diff = ext.data + np.float32(offsets[i]) - median
-        candidates = sky & _usable(ext)
-        background = _level(diff[candidates])
-        if ext.variance is not None:
-            sigma = np.sqrt(np.maximum(ext.variance, 0))
-        else:
-            sigma = np.full(diff.shape, sigma_clipped_stats(diff[candidates], sigma=3.0)[2],
-                            np.float32)
-        tests = _DiffTests(diff, sigma, count, candidates, background)
+        data, var, has_var, mask, has_mask = _planes(ext)
+        offset = np.float32(offsets[i])
+        # the differences from the median on the candidate pixels (on sky, usable)
+        candidates = (data, median, offset, True, mask, has_mask, _EXCLUDE_BITS, sky, True)
+        background = _level(kernels.select_values(*candidates, True, _LEVEL_SAMPLES))
+        sigma = np.float32(0 if has_var else sigma_clipped_stats(
+            kernels.select_values(*candidates, False, data.size), sigma=3.0)[2])
+        tests = _DiffTests(ext, offset, median, count, sky, sigma, background)
         # every pixel that can pass a test lies above this (with some margin for rounding)
         least = 0.99 * min(hsigma, _PAIR_SIGMA * math.sqrt(2.0), _NEIGHBOUR_SIGMA) / 2
         floor = min(background, background / 2) - 1e-3 * (1 + abs(background))
-        above = np.flatnonzero(candidates & (diff > floor + least * sigma))
+        args = (data, median, offset, var, has_var, sigma, mask, has_mask, _EXCLUDE_BITS, sky,
+                np.float32(floor), np.float32(least))
+        above = kernels.indices_above(*args)
         flagged = above[tests.above(above, hsigma, _PAIR_SIGMA * math.sqrt(2.0))
                         & (count.flat[above] != 1)]
-        single = alone[lit[i].flat[alone]]
+        single = alone[_usable_at(ext, _STACK_EXCLUDE_BITS, alone)]
         if single.size:
             flagged = np.union1d(flagged, _sharp_peaks(ext.data, single,
-                                                       hsigma * sigma.flat[single], levels[i]))
+                                                       hsigma * tests.sigma(single), levels[i]))
         # the fainter tail of a hit: the pixels above a lower threshold connected
         # to its core (as L.A.Cosmic's sigfrac, repeated along a streak)
         added = flagged
         while added.size:
-            near = np.setdiff1d(_around(added, _SQUARE, diff.shape), flagged, assume_unique=True)
+            near = np.setdiff1d(_around(added, _SQUARE, data.shape), flagged, assume_unique=True)
             tail = [near[tests.above(near, _NEIGHBOUR_SIGMA, _NEIGHBOUR_SIGMA)]]
             # where one image covers the sky its tail stands out of its own surroundings
-            near = near[(count.flat[near] == 1) & lit[i].flat[near]]
+            near = near[(count.flat[near] == 1) & _usable_at(ext, _STACK_EXCLUDE_BITS, near)]
             if near.size:
-                tail.append(near[_sharp(ext.data, near, _NEIGHBOUR_SIGMA * sigma.flat[near],
+                tail.append(near[_sharp(ext.data, near, _NEIGHBOUR_SIGMA * tests.sigma(near),
                                         levels[i])])
             added = np.unique(np.concatenate(tail))
             flagged = np.union1d(flagged, added)
         if grow is not None and flagged.size:
-            flagged = _around(flagged, grow, diff.shape)
+            flagged = _around(flagged, grow, data.shape)
         return flagged
 
+    # a few frames at a time (one per thread), reporting progress between them: the engine
+    # then lets go of the pages read of mapped inputs
     out = []
-    for i, (frame, flagged) in enumerate(zip(frames, on_threads(flag, range(len(frames))))):
-        ext = frame.exts[0]
-        mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
-        mask.flat[flagged] |= dqbits.COSMIC_RAY
-        ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
-                     frame.filename, flagged.size)
-        new = light_copy(frame)
-        new.exts[0].mask = mask
-        out.append(new)
-        ctx.progress((i + 1) / len(frames), frame.filename)
+    batch = max(getattr(ctx.executor, "max_workers", 1), 1)
+    for first in range(0, len(frames), batch):
+        indices = range(first, min(first + batch, len(frames)))
+        for i, flagged in zip(indices, on_threads(flag, indices)):
+            frame = frames[i]
+            ext = frame.exts[0]
+            mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
+            mask.flat[flagged] |= dqbits.COSMIC_RAY
+            ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
+                         frame.filename, flagged.size)
+            new = light_copy(frame)
+            new.exts[0].mask = mask
+            out.append(new)
+            ctx.progress(_MEDIAN_PROGRESS + (1 - _MEDIAN_PROGRESS) * (i + 1) / len(frames),
+                         frame.filename)
     return out
 
 

@@ -33,8 +33,7 @@ from ..gmos import geometry
 from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTAMP_KEYWORDS
 from ..numerics.covariance import record_resampling
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds,
-                                    remap_wcs_header, resample, resample_dq,
-                                    resample_variance)
+                                    remap_wcs_header, resample_planes)
 from ..sections import Section
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
@@ -245,13 +244,13 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
         to_tile = AffineMap.translation(bx0 + origin[0], by0 + origin[1]).then(amap.inverse())
         placements.append(((bx0, bx1, by0, by1),
                            AffineMap.translation(*origin).then(amap.inverse())))
-        resample([tile["data"]], to_tile, box_shape, interpolant, out=[sci[box]])
-        if var is not None:
-            resample_variance(tile["variance"], to_tile, box_shape, interpolant, out=var[box])
+        tile_mask = None
         if mask is not None:  # gaps are flagged no_data even if the input had no DQ
             tile_mask = tile["mask"] if tile["mask"] is not None else np.zeros(shape, dqbits.DTYPE)
-            resample_dq(tile_mask, to_tile, box_shape, DQ_THRESHOLD, out=mask[box],
-                        interpolant=interpolant)
+        resample_planes(tile["data"], None if var is None else tile["variance"], tile_mask,
+                        to_tile, box_shape, interpolant, threshold=DQ_THRESHOLD,
+                        out=(sci[box], None if var is None else var[box],
+                             None if mask is None else mask[box]))
     ref_index = geometry.reference_extension(frame, groups)
     ref_group = next(g for g in groups if ref_index in g.ext_indices)
     header = _mosaic_header(frame, ref_index, ref_group, origin, out_shape, xbin, ybin)

@@ -122,6 +122,18 @@ def world_positions(header: fits.Header, x_image: np.ndarray,
     return np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
 
 
+#: Stand-ins for an absent variance or DQ plane (the kernels take arrays, with a flag).
+_NO_FLOAT = np.zeros((0, 0), np.float32)
+_NO_MASK = np.zeros((0, 0), np.uint16)
+
+
+def _kernels():
+    """:mod:`.photometry_kernels`, imported on first use (numba: the bias and flat stages,
+    which never detect sources, do not load it)."""
+    from . import photometry_kernels
+    return photometry_kernels
+
+
 def _native(array, dtype=np.float32):
     """A C-contiguous native-byte-order, writable copy/view as sep needs (copied if read-only)."""
     out = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
@@ -178,27 +190,27 @@ def object_mask(data: np.ndarray, variance: np.ndarray | None = None,
     Takes the detection parameters of :func:`find_sources` (:data:`MASK_PARAMS`).
     """
     found = _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
-                    deblend_mincont, back_size, back_filtersize)
+                    deblend_mincont, back_size, back_filtersize, measure=False)
     return np.zeros(np.shape(data), dtype=bool) if found is None else found[1] > 0
 
 
 def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
-            deblend_mincont, back_size, back_filtersize):
+            deblend_mincont, back_size, back_filtersize, *, measure=True):
     """Background-subtract and extract; None when every pixel is flagged.
 
     Returns
     -------
     tuple
         ``(objects, segmap, background-subtracted image, per-pixel error,
-        ignored-pixel mask, background map)``.
+        ignored-pixel mask, background map)``; without ``measure`` the
+        background map is None (let go of before the extraction).
     """
+    kernels = _kernels()
     image = _native(data)
-    bad = np.zeros(image.shape, dtype=bool)
-    if dqmask is not None:
-        bad |= (np.asarray(dqmask) & int(replace_flags)) != 0
-    bad |= ~np.isfinite(image)
-    if variance is not None:
-        bad |= ~np.isfinite(variance) | (np.asarray(variance) <= 0)
+    var = None if variance is None else np.asarray(variance, np.dtype(np.float32).newbyteorder("="))
+    dq = None if dqmask is None else np.asarray(dqmask, np.dtype(np.uint16).newbyteorder("="))
+    bad = kernels.bad_pixels(image, _NO_FLOAT if var is None else var, var is not None,
+                             _NO_MASK if dq is None else dq, dq is not None, int(replace_flags))
     if bad.all():
         return None
     if mask and bad.any():
@@ -207,13 +219,11 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     bkg = sep.Background(image, mask=bad, bw=back_size, bh=back_size, fw=back_filtersize,
                          fh=back_filtersize)
     background = bkg.back()
-    sub = image - background
-    if variance is not None:
-        err = _native(np.where(bad, np.inf, variance))
-        np.sqrt(err, out=err)
-    else:
-        err = _native(np.full(image.shape, max(bkg.globalrms, np.finfo(np.float32).tiny)))
-    sub[bad] = 0.0
+    rms = np.float32(max(bkg.globalrms, np.finfo(np.float32).tiny))
+    sub, err = kernels.subtract_background(image, background, _NO_FLOAT if var is None else var,
+                                           var is not None, bad, rms)
+    if not measure:
+        background = None
     sep.set_extract_pixstack(max(sep.get_extract_pixstack(), image.size // 4))
     objects, segmap = sep.extract(sub, detect_thresh, err=err, mask=bad, minarea=detect_minarea,
                                   deblend_cont=deblend_mincont, filter_type="conv",
@@ -393,6 +403,7 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                    back_filtersize=back_filtersize)
     # sep holds the GIL: on threads the frames go to forked processes, which read them
     # without a copy and send back only the catalogues and the packed object masks
+    _kernels()  # imported here, once, not in each forked process
     found = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)
     outputs = []
     for frame, per_ext in zip(frames, found):

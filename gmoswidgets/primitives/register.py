@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
-from scipy.spatial import cKDTree
 
 from ..errors import GmosError
 from ..frame import Frame
@@ -115,6 +114,7 @@ def _brute_offset(src: np.ndarray, dst: np.ndarray, search: float, radius: float
     the most other votes within ``radius`` wins, and the mean of those
     votes is returned ((0, 0) when no pair is close enough).
     """
+    from scipy.spatial import cKDTree  # ~0.1 s to import: only the science stage matches
     pairs = cKDTree(dst).query_ball_point(src, search)
     offsets = np.array([dst[j] - src[i] for i, js in enumerate(pairs) for j in js]).reshape(-1, 2)
     if len(offsets) == 0:
@@ -150,6 +150,7 @@ def match_catalogs(src: np.ndarray, dst: np.ndarray, first_pass: float, match_ra
     pairs : numpy.ndarray
         (K, 2) indices (src, dst) of the matched pairs.
     """
+    from scipy.spatial import cKDTree
     offset = _brute_offset(src, dst, first_pass, match_radius)
     fit = AffineFit(np.eye(2), offset)
     tree = cKDTree(dst)

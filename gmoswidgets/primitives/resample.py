@@ -37,7 +37,7 @@ from ..gmos.keywords import AREATYPE, JFACTOR
 from ..numerics.covariance import clear_resampling, correlation_factor, prior_resampling
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
                                     fit_affine, output_bounds, remap_wcs_header, resample,
-                                    resample_dq, resample_variance)
+                                    resample_planes)
 from ..sections import Section
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
@@ -123,19 +123,17 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
     frame, to_input = job
     ext = frame.exts[0]
     data = _clean(ext) if clean_data else ext.data
-    [sci] = resample([data], to_input, out_shape, interpolant)
-    var = (None if ext.variance is None
-           else resample_variance(ext.variance, to_input, out_shape, interpolant))
+    mask_in = ext.mask if ext.mask is not None else np.zeros(ext.data.shape, dqbits.DTYPE)
+    sci, var, mask = resample_planes(data, ext.variance, mask_in, to_input, out_shape, interpolant,
+                                     threshold=dq_threshold)
     prior = prior_resampling(ext.header)
     if var is not None and prior is not None:   # the input was resampled before (mosaic)
-        var *= correlation_factor(prior, to_input, out_shape, interpolant)
+        correlation_factor(prior, to_input, out_shape, interpolant, scale=var)
     jfactor = to_input.jacobian
     if conserve and jfactor != 1.0:
         sci *= np.float32(jfactor)
         if var is not None:
             var *= np.float32(jfactor ** 2)
-    mask_in = ext.mask if ext.mask is not None else np.zeros(ext.data.shape, dqbits.DTYPE)
-    mask = resample_dq(mask_in, to_input, out_shape, dq_threshold, interpolant=interpolant)
     objmask = None
     if ext.objmask is not None:
         moved = resample([ext.objmask], to_input, out_shape, "nearest")[0]

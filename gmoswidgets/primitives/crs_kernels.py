@@ -1,0 +1,160 @@
+"""Compiled per-pixel kernels of :mod:`.crs` (numba): one pass each, no full-size temporaries.
+
+* :func:`stack_median`: the median (NaN last, as :func:`numpy.sort`), the
+  number of finite values and the sum of their variances, pixel by pixel,
+  of a row chunk of the aligned images;
+* :func:`select_values`, :func:`indices_above`: the
+  values of an image (or of its difference from the median) on the pixels a
+  DQ mask and an optional sky mask allow, and the flat indices of those
+  above a threshold of ``sqrt(VAR)``.
+
+Every operation is done in the precision and order numpy used in the
+code these kernels replace (float32 sums and products; the variance's
+``pi/2 / n^2`` in float64, rounded to float32), so the results are
+identical.  The kernels release the GIL (the executor runs frames and row
+chunks on threads); compiled code is cached on disk (``cache=True``).
+Arrays are passed with explicit read-only ``'A'`` signatures, so read-only
+(mapped) and writable planes share one compiled version; an absent plane
+is a ``(0, 0)`` array with its flag false.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+
+__all__ = ["stack_median", "select_values", "indices_above"]
+
+_F32_2D = types.Array(types.float32, 2, "A", readonly=True)
+_F32_3D = types.Array(types.float32, 3, "C", readonly=True)
+_U16_2D = types.Array(types.uint16, 2, "A", readonly=True)
+_BOOL_2D = types.Array(types.boolean, 2, "A", readonly=True)
+#: float32(pi / 2), as numpy rounds the Python float multiplying a float32 array.
+_HALF_PI = np.float32(np.pi / 2)
+
+
+@njit(types.Tuple((types.float32[:, ::1], types.float32[:, ::1], types.uint8[:, ::1]))(
+    _F32_3D, _F32_3D, types.boolean), nogil=True, cache=True)
+def stack_median(stack, var_stack, has_var):
+    """Median, variance of the median and count of the finite values along axis 0.
+
+    ``stack`` is (n, rows, cols) with NaN where an image has no usable pixel.
+    The median is the mean of the two middle finite values (NaN if none);
+    the variance ``pi/2 * sum(VAR) / count^2`` (inf if none) when
+    ``has_var`` (``var_stack`` then has ``stack``'s shape).
+    """
+    n, rows, cols = stack.shape
+    median = np.empty((rows, cols), np.float32)
+    variance = np.empty((rows, cols) if has_var else (0, 0), np.float32)
+    counts = np.empty((rows, cols), np.uint8)
+    ordered = np.empty(n, np.float32)
+    for y in range(rows):
+        for x in range(cols):
+            count = 0
+            total = np.float32(0.0)
+            for k in range(n):
+                value = stack[k, y, x]
+                if np.isfinite(value):
+                    count += 1
+                    if has_var:
+                        total += var_stack[k, y, x]
+                # insertion sort, NaN last (numpy's order)
+                j = k
+                while j > 0 and (np.isnan(ordered[j - 1]) and not np.isnan(value)
+                                 or ordered[j - 1] > value):
+                    ordered[j] = ordered[j - 1]
+                    j -= 1
+                ordered[j] = value
+            counts[y, x] = count
+            if count == 0:
+                median[y, x] = np.nan
+            else:
+                lo = (count - 1) // 2
+                hi = min(count // 2, n - 1)
+                median[y, x] = np.float32(0.5) * (ordered[lo] + ordered[hi])
+            if has_var:
+                if count == 0:
+                    variance[y, x] = np.inf
+                else:
+                    scaled = np.float64(_HALF_PI * total)
+                    variance[y, x] = np.float32(scaled / count / count)
+    return median, variance, counts
+
+
+# The loops are written out in each kernel: a call per pixel to a helper taking arrays
+# (not inlined across cached functions) made them 50x slower.
+
+@njit(types.float32[::1](_F32_2D, _F32_2D, types.float32, types.boolean, _U16_2D,
+                         types.boolean, types.int64, _BOOL_2D, types.boolean, types.boolean,
+                         types.int64), nogil=True, cache=True)
+def select_values(data, median, offset, has_median, mask, has_mask, bits, sky, has_sky,
+                  finite_only, most):
+    """The values of the pixels without DQ ``bits`` (``has_mask``) on ``sky`` (``has_sky``),
+    finite only if ``finite_only``, in flat order.
+
+    Values are ``data + offset - median`` in float32 (``has_median``) or
+    ``data``.  When there are more than ``most`` of them, every
+    ``ceil(count / most)``-th (a regular subsample, as ``values[::step]``).
+    """
+    rows, cols = data.shape
+    out = np.empty(0, np.float32)
+    count = 0
+    step = 0
+    for gather in (False, True):
+        if gather:
+            step = math.ceil(count / most) if count > most else 1
+            out = np.empty((count + step - 1) // step, np.float32)
+        n = 0
+        skip = 0
+        for y in range(rows):
+            for x in range(cols):
+                if has_mask and (mask[y, x] & bits) != 0 or has_sky and not sky[y, x]:
+                    continue
+                value = (data[y, x] + offset) - median[y, x] if has_median else data[y, x]
+                if finite_only and not np.isfinite(value):
+                    continue
+                if not gather:
+                    count += 1
+                elif skip == 0:
+                    out[n] = value
+                    n += 1
+                    skip = step - 1
+                else:
+                    skip -= 1
+    return out
+
+
+_ABOVE_SIGNATURE = (_F32_2D, _F32_2D, types.float32, _F32_2D, types.boolean, types.float32,
+                    _U16_2D, types.boolean, types.int64, _BOOL_2D, types.float32, types.float32)
+
+
+@njit(types.int64[::1](*_ABOVE_SIGNATURE), nogil=True, cache=True)
+def indices_above(data, median, offset, variance, has_var, sigma, mask, has_mask, bits, sky,
+                  floor, least):
+    """Flat indices of the sky pixels without DQ ``bits`` whose difference from the median
+    ``data + offset - median`` exceeds ``floor + least * sd`` (float32; ``sd`` is
+    ``sqrt(max(VAR, 0))``, or ``sigma`` without VAR)."""
+    rows, cols = data.shape
+    out = np.empty(0, np.int64)
+    count = 0
+    for gather in (False, True):
+        if gather:
+            out = np.empty(count, np.int64)
+        n = 0
+        for y in range(rows):
+            for x in range(cols):
+                if has_mask and (mask[y, x] & bits) != 0 or not sky[y, x]:
+                    continue
+                sd = sigma
+                if has_var:
+                    var = variance[y, x]
+                    if var < 0:  # numpy.maximum(VAR, 0): NaN stays NaN
+                        var = np.float32(0.0)
+                    sd = np.sqrt(var)
+                if (data[y, x] + offset) - median[y, x] > floor + least * sd:
+                    if gather:
+                        out[n] = y * cols + x
+                    n += 1
+        count = n
+    return out

@@ -1,0 +1,122 @@
+"""The compiled resampling kernels (numerics/kernels.py) against brute-force references.
+
+SCI, VAR and DQ of every Lagrange interpolant, resampled in one pass by
+``resample_planes``, are compared with per-pixel float64 loops written from
+the definitions (tests/resampling_reference.py), on random data and maps
+that cross the input's edges, rotate, shear onto exact integers and go far
+from the identity.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gmoswidgets import dq
+from gmoswidgets.numerics import covariance
+from gmoswidgets.numerics.covariance import PriorResampling, correlation_factor
+from gmoswidgets.numerics.interpolate import (AffineMap, covered, resample, resample_dq,
+                                             resample_planes, resample_variance)
+from resampling_reference import brute_force, brute_force_dq
+
+MAPS = [   # on a 20 x 26 input
+    (np.eye(2), (-3.25, 2.5), (24, 32)),                            # translation, partly outside
+    ([[0.9999, -0.003], [0.003, 0.9999]], (4.6, -5.2), (30, 36)),   # rotation, larger output
+    ([[1.0, 1 / 64], [0.0, 1.0]], (3.0, 0.0), (26, 28)),            # shear hitting exact integers
+    ([[0.7, -0.7], [0.7, 0.7]], (13.31, -8.13), (30, 36)),          # far from identity (no ties)
+]
+
+
+def _planes(shape=(20, 26), seed=5):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(100.0, 10.0, shape).astype(np.float32)
+    var = rng.uniform(1.0, 5.0, shape).astype(np.float32)
+    mask = (rng.random(shape) < 0.05).astype(np.uint16) * dq.BAD_PIXEL
+    mask[rng.random(shape) < 0.03] |= dq.SATURATED
+    mask[:, 21:] |= dq.UNILLUMINATED                      # an extended region: weights partly cancel
+    return data, var, mask
+
+
+@pytest.mark.parametrize("matrix,offset,out_shape", MAPS)
+@pytest.mark.parametrize("interpolant", ["nearest", "linear", "poly3", "poly5"])
+def test_one_pass_matches_brute_force(matrix, offset, out_shape, interpolant):
+    data, var, mask = _planes()
+    amap = AffineMap(np.asarray(matrix, float), np.asarray(offset, float))
+    sci, out_var, out_dq = resample_planes(data, var, mask, amap, out_shape, interpolant)
+    assert sci.dtype == out_var.dtype == np.float32 and out_dq.dtype == np.uint16
+    # float32 weights and sums: within a few float32 roundings of values ~100 (var ~5)
+    assert np.abs(sci - brute_force(data, amap, out_shape, interpolant)).max() < 1e-4
+    assert np.abs(out_var - brute_force(var, amap, out_shape, interpolant, squared=True)).max() < 1e-5
+    assert np.array_equal(out_dq, brute_force_dq(mask, amap, out_shape, interpolant))
+
+
+@pytest.mark.parametrize("interpolant", ["nearest", "linear", "poly3", "poly5", "spline3"])
+def test_one_pass_equals_plane_by_plane_into_windows(interpolant):
+    """mosaicDetectors writes into windows of larger arrays: the same values, the rest untouched."""
+    data, var, mask = _planes()
+    amap = AffineMap(np.array([[0.9999, -0.003], [0.003, 0.9999]]), np.array([1.3, -0.6]))
+    shape = (32, 36)
+    box = (slice(5, 37), slice(7, 43))       # the output reaches beyond the input on the right
+    big = [np.full((45, 50), -7.0, np.float32), np.full((45, 50), -7.0, np.float32),
+           np.full((45, 50), 999, np.uint16)]
+    resample_planes(data, var, mask, amap, shape, interpolant, out=[b[box] for b in big])
+    written = np.zeros((45, 50), bool)       # the output pixels whose centre maps into the input
+    written[box] = covered(amap, data.shape, shape)
+    assert 0 < written.sum() < written[box].size
+    assert np.all(big[0][~written] == -7.0) and np.all(big[1][~written] == -7.0)
+    assert np.all(big[2][~written] == 999)
+    inside = written[box]
+    assert np.array_equal(big[0][box][inside], resample([data], amap, shape, interpolant)[0][inside])
+    assert np.array_equal(big[1][box][inside],
+                          resample_variance(var, amap, shape, interpolant)[inside])
+    assert np.array_equal(big[2][box][inside],
+                          resample_dq(mask, amap, shape, interpolant=interpolant)[inside])
+    sci, none_var, none_dq = resample_planes(data, None, None, amap, shape, interpolant)
+    assert none_var is None and none_dq is None
+    assert np.array_equal(sci[inside], big[0][box][inside]) and np.all(sci[~inside] == 0)
+
+
+def test_output_must_be_a_window_of_a_contiguous_array():
+    data, var, mask = _planes()
+    target = np.zeros((40, 30), np.float32).T           # Fortran order: not a row-major window
+    with pytest.raises(ValueError, match="C-contiguous"):
+        resample([data], AffineMap.translation(0.5, 0.5), (30, 40), "poly3", out=[target])
+
+
+def test_correlation_factor_in_place_and_brute_force():
+    """The compiled factor: each pixel's earlier fractional offsets from the last recorded box
+    holding its nearest input pixel, 1 outside every box; ``scale=`` multiplies in place."""
+    boxes = ((0, 30, 0, 40), (20, 50, 5, 35))                 # overlapping: the second one wins
+    maps = ((0.9999, -0.003, 0.003, 0.9999, 0.37, -0.61), (1.0, 0.0, 0.0, 1.0, -19.55, -4.2))
+    prior = PriorResampling("poly3", boxes, maps)
+    amap = AffineMap(np.array([[1.00002, 0.0004], [-0.0004, 1.00002]]), np.array([-2.41, 1.63]))
+    shape = (42, 56)
+    factor = correlation_factor(prior, amap, shape, "poly3")
+    table, steps = covariance._table("poly3", "poly3"), covariance._TABLE_STEPS
+    expected = np.ones(shape, np.float32)
+    for r in range(shape[0]):
+        for c in range(shape[1]):
+            x, y = amap(c, r)
+            xi, yi = np.rint(x), np.rint(y)
+            owners = [b for b, (x0, x1, y0, y1) in enumerate(boxes) if x0 <= xi < x1 and y0 <= yi < y1]
+            if not owners:
+                continue
+            m = maps[owners[-1]]
+            tx, ty = m[0] * xi + m[1] * yi + m[4], m[2] * xi + m[3] * yi + m[5]
+            index = [int(np.rint((v - np.floor(v)) * steps)) for v in (tx, x, ty, y)]
+            expected[r, c] = table[index[0], index[1]] * table[index[2], index[3]]
+    assert np.array_equal(factor, expected)
+    assert np.any(factor == 1.0) and np.any(factor > 1.05)
+    var = np.full(shape, 3.0, np.float32)
+    assert correlation_factor(prior, amap, shape, "poly3", scale=var) is var
+    assert np.array_equal(var, np.float32(3.0) * factor)
+
+
+def test_numba_is_imported_only_when_resampling():
+    """The bias and flat stages import the primitives but never resample: no numba for them."""
+    code = ("import sys, numpy as np; import gmoswidgets.primitives, gmoswidgets.gmos.geometry; "
+            "assert 'numba' not in sys.modules, 'numba imported at start-up'; "
+            "from gmoswidgets.numerics.interpolate import AffineMap, resample; "
+            "resample([np.ones((5, 5), np.float32)], AffineMap.translation(0.5, 0), (5, 5)); "
+            "assert 'numba' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

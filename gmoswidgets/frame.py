@@ -373,6 +373,16 @@ def read_headers(path) -> HeaderSet:
     return HeaderSet(phu, headers, Path(path), shapes)
 
 
+def _native(data: np.ndarray) -> np.ndarray:
+    """``data`` in the machine's byte order (FITS stores big-endian; arithmetic on it is slower).
+
+    Read without memory mapping, astropy's arrays are the frame's own: no copy otherwise.
+    """
+    if data.dtype.isnative:
+        return data
+    return data.astype(data.dtype.newbyteorder("="))
+
+
 def read_frame(path) -> Frame:
     """Read a raw or processed GMOS file into a :class:`Frame`.
 
@@ -393,7 +403,7 @@ def read_frame(path) -> Frame:
     hdulist = _open(path)
     try:
         check_sections(path, hdulist)
-        phu = hdulist[0].header.copy()
+        phu = hdulist[0].header
         if not _is_gmos(phu):
             raise FileProblem(path, f"not a GMOS file (INSTRUME = {phu.get('INSTRUME')!r})")
         sci, planes, tables = _classify(hdulist)
@@ -405,12 +415,12 @@ def read_frame(path) -> Frame:
             data = hdu.data
             if data is None:
                 raise FileProblem(path, f"extension {index} has no data")
-            header = hdu.header.copy()
-            ext = Extension(np.array(data), header)
+            # the HDU list is closed and dropped: its headers and arrays need no copy
+            ext = Extension(_native(data), hdu.header)
             for name, attr in (("VAR", "variance"), ("DQ", "mask"), ("OBJMASK", "objmask")):
                 plane = planes.get((name, extver))
                 if plane is not None:
-                    arr = np.array(plane.data)
+                    arr = _native(plane.data)
                     if arr.shape != ext.data.shape:
                         raise FileProblem(path, f"{name} extension {extver} has shape {arr.shape}, "
                                                 f"SCI has {ext.data.shape}")

@@ -384,7 +384,21 @@ def test_flatCorrect_divides_and_propagates_variance():
     assert out[0].variance[1, 1] == pytest.approx(1000 / 0.64 + 1250 ** 2 * 1e-4 / 0.64, rel=1e-5)
     assert out[0].mask[1, 1] == dq.BAD_PIXEL
     assert out[0].data[0, 0] == 0.0 and out.phu["FLATIM"] == "flat.fits"
+    assert out[0].variance[0, 0] == 0.0 and out[0].mask[0, 0] == dq.BAD_PIXEL
     assert sci[0].data[1, 1] == 1000.0
+
+
+def test_flatCorrect_cuts_the_flat_for_each_frame_of_a_step():
+    """Frames of different readout windows in one step each get their own part of the flat."""
+    flat = _trimmed_frame(1.0, 0.0, detsec="[1:100,1:50]", name="flat.fits")
+    flat[0].data[:] = np.arange(100, dtype=np.float32)[None, :] + 1
+    left = _trimmed_frame(100.0, 1.0, detsec="[41:60,11:30]", shape=(20, 20), name="a.fits")
+    right = _trimmed_frame(100.0, 1.0, detsec="[61:80,11:30]", shape=(20, 20), name="b.fits")
+    again = _trimmed_frame(100.0, 1.0, detsec="[41:60,11:30]", shape=(20, 20), name="c.fits")
+    out = run([left, right, again], [("flatCorrect", {})], lambda f, c: (flat, None, ""))
+    np.testing.assert_allclose(out[0][0].data[0], 100.0 / np.arange(41, 61))
+    np.testing.assert_allclose(out[1][0].data[0], 100.0 / np.arange(61, 81))
+    np.testing.assert_array_equal(out[2][0].data, out[0][0].data)
 
 
 def test_flatCorrect_clips_a_full_frame_flat_to_the_science_roi():

@@ -10,10 +10,20 @@ from gmoswidgets import dq
 from gmoswidgets.errors import FileProblem, ParameterError
 from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.primitives import StepContext, get_primitive
+from gmoswidgets.numerics import combine
 from gmoswidgets.numerics.combine import _sorted_valid, combine_arrays
+from gmoswidgets.primitives import stack
 from gmoswidgets.primitives.stack import flat_rejection
 
 SHAPE = (40, 30)
+
+
+@pytest.fixture(autouse=True, params=["numpy", "compiled"])
+def combination(request, monkeypatch):
+    """Every test runs with the numpy combination and with the compiled kernel."""
+    monkeypatch.setattr(combine, "compiled_pays", lambda elements: request.param == "compiled")
+    monkeypatch.setattr(stack, "compiled_pays", lambda elements: request.param == "compiled")
+    return request.param
 
 
 def _noise(n, sigma=1.0, level=100.0, seed=0, shape=SHAPE):
@@ -308,3 +318,48 @@ def test_declared_defaults_are_dragons():
     assert biases["reject_method"] == "varclip" and "scale" not in biases
     flats = get_primitive("stackFlats").defaults()
     assert flats["reject_method"] == "minmax" and flats["nlow"] is None
+
+
+def _random_stack(n, seed, flagged, with_var, shape=(37, 53)):
+    """Noise with outliers, exact ties, NaNs and every DQ bit: the awkward cases of each step."""
+    rng = np.random.default_rng(seed)
+    datas = [rng.normal(100, 5, shape).astype(np.float32) for _ in range(n)]
+    for data in datas:
+        data[rng.random(shape) < 0.02] += 80
+        data[rng.random(shape) < 0.02] = 100.0
+        data[rng.random(shape) < 0.005] = np.nan
+    variances = ([np.abs(rng.normal(25, 3, shape)).astype(np.float32) for _ in range(n)]
+                 if with_var else None)
+    masks = None
+    if flagged:
+        bits = np.array([1, 2, 4, 8, 16, 32, 64], np.uint16)
+        masks = [np.where(rng.random(shape) < 0.05, rng.choice(bits, shape), 0).astype(np.uint16)
+                 for _ in range(n)]
+    return datas, variances, masks
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10, 12])
+@pytest.mark.parametrize("flagged, with_var", [(True, True), (False, False), (True, False)])
+def test_compiled_kernel_gives_the_bits_of_the_numpy_combination(n, flagged, with_var,
+                                                                 combination):
+    """Every operation, rejection and option: the compiled kernel's SCI, VAR and DQ are numpy's."""
+    if combination == "compiled":
+        pytest.skip("compares both paths itself")
+    datas, variances, masks = _random_stack(n, n, flagged, with_var)
+    rng = np.random.default_rng(n + 100)
+    rejections = [("none", {}), ("minmax", dict(nlow=1, nhigh=1)), ("minmax", dict(nlow=2, nhigh=3)),
+                  ("sigclip", {}), ("sigclip", dict(mclip=False)), ("varclip", {}),
+                  ("varclip", dict(mclip=False, max_iters=2)),
+                  ("sigclip", dict(lsigma=1.5, hsigma=2.0, apply_dq=False))]
+    for operation in ("mean", "wtmean", "median", "lmedian"):
+        if operation == "wtmean" and not with_var:
+            continue
+        for reject_method, extra in rejections:
+            for scaled in (False, True):
+                options = dict(operation=operation, reject_method=reject_method, **extra)
+                if scaled:
+                    options.update(scales=rng.uniform(0.8, 1.2, n), zeros=rng.uniform(-3, 3, n))
+                reference = combine_arrays(datas, variances, masks, compiled=False, **options)
+                kernel = combine_arrays(datas, variances, masks, compiled=True, **options)
+                for a, b in zip(reference, kernel):
+                    np.testing.assert_array_equal(a, b, err_msg=str(options))

@@ -15,6 +15,9 @@ Semantics follow DRAGONS' GMOS imaging ``normalizeFlat``
 """
 from __future__ import annotations
 
+from functools import partial
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import dq
@@ -102,23 +105,56 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
     return out
 
 
-def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
-    """flatCorrect of one frame (run by ``ctx.map``)."""
+class _Response(NamedTuple):
+    """What dividing by one flat extension needs, computed once for all the frames of a step."""
+
+    safe: np.ndarray                 # the response, 1 where unusable (float32)
+    unusable: np.ndarray | None      # not finite or not positive; None if every pixel is usable
+    ratio: np.ndarray | None         # the flat's VAR / safe**2 (None without a VAR)
+    squared: np.ndarray              # safe**2
+
+
+def _response(cal: Frame, number: int, planes) -> _Response:
+    response = planes.data
+    check_flat_usable(cal, response, number)
+    usable = np.isfinite(response) & (response > 0)
+    safe = np.where(usable, response, np.float32(1)).astype(np.float32, copy=False)
+    squared = safe * safe
+    ratio = None if planes.variance is None else planes.variance / squared
+    return _Response(safe, None if usable.all() else ~usable, ratio, squared)
+
+
+def _divide_by_flat(new: Frame, cal: Frame, _index: int, *, responses: dict) -> None:
+    """flatCorrect of one frame (run by ``ctx.map``); ``responses`` caches :class:`_Response`.
+
+    The arithmetic is DRAGONS': SCI / flat; VAR / flat**2 + SCI'**2 VAR_flat / flat**2
+    (SCI' the divided data); DQ OR-ed; unusable flat pixels give 0 and BAD_PIXEL.
+    """
     for number, (ext, planes) in enumerate(zip(new.exts, matched_planes(new, cal, "flat",
                                                                         fill=1.0)), start=1):
-        response = planes.data
-        check_flat_usable(cal, response, number)
-        usable = np.isfinite(response) & (response > 0)
-        safe = np.where(usable, response, np.float32(1)).astype(np.float32, copy=False)
-        ext.data = np.where(usable, ext.data / safe, np.float32(0))
+        key = (id(cal), number, ext.header.get("DETSEC"), ext.header.get("DATASEC"),
+               ext.data.shape)
+        if key not in responses:
+            responses[key] = (cal, _response(cal, number, planes))   # cal: its id stays taken
+        flat = responses[key][1]
+        data = ext.data / flat.safe
+        if flat.unusable is not None:
+            data[flat.unusable] = 0
+        ext.data = data
         if ext.variance is not None:
-            variance = ext.variance / (safe * safe)
-            if planes.variance is not None:
-                variance += ext.data * ext.data * (planes.variance / (safe * safe))
-            ext.variance = np.where(usable, variance, np.float32(0))
+            variance = ext.variance / flat.squared
+            if flat.ratio is not None:
+                term = data * data
+                term *= flat.ratio
+                variance += term
+            if flat.unusable is not None:
+                variance[flat.unusable] = 0
+            ext.variance = variance
         if ext.mask is not None:
             mask = ext.mask if planes.mask is None else ext.mask | planes.mask
-            ext.mask = np.where(usable, mask, mask | dq.BAD_PIXEL).astype(dq.DTYPE)
+            if flat.unusable is not None:
+                mask = mask | np.where(flat.unusable, dq.BAD_PIXEL, 0).astype(dq.DTYPE)
+            ext.mask = mask.astype(dq.DTYPE, copy=False)
 
 
 @primitive(
@@ -132,7 +168,7 @@ def flatCorrect(frames: list[Frame], ctx: StepContext, *, flat: str | None,
                 do_cal: str) -> list[Frame]:
     """Divide by the processed flat (clipped to the science ROI): VAR propagated, DQ OR-ed."""
     return apply_calibration(frames, ctx, "flatCorrect", "processed_flat", flat, do_cal,
-                             _divide_by_flat, FLATIM)
+                             partial(_divide_by_flat, responses={}), FLATIM)
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import FileProblem
 from ..frame import Extension, Frame
 from ..gmos.keywords import GAIN, NCOMBINE, RDNOISE, RELINT
-from ..numerics.combine import OPERATIONS, REJECT_METHODS, combine_arrays
+from ..numerics.combine import OPERATIONS, REJECT_METHODS, combine_arrays, compiled_pays
 from ..outputs import merge_provenance
 from ..sections import Section
 from ._calib import central_ccd_pixels, in_electrons
@@ -181,6 +181,7 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
     first = frames[0]
     exts = []
     workers = _combine_workers(ctx)
+    compiled = compiled_pays(nframes * sum(ext.data.size for ext in first.exts))
     for index in range(nexts):
         inputs = [frame.exts[index] for frame in frames]
         zeros = zero_table[:, index] / scale_table[:, index] if zero else None
@@ -192,7 +193,7 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
             [e.data for e in inputs], [e.variance for e in inputs], [e.mask for e in inputs],
             operation=operation, reject_method=reject_method,
             scales=scale_table[:, index] if (scale or scales is not None) else None, zeros=zeros,
-            progress=progress, workers=workers, **options)
+            progress=progress, workers=workers, compiled=compiled, **options)
         header = inputs[0].header.copy()
         noises = [float(e.header[RDNOISE]) for e in inputs if RDNOISE in e.header]
         if noises:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import functools
 import io
+import threading
 
 import numpy as np
 from astropy.io import fits
@@ -173,6 +174,26 @@ def illumination_mask(frame: Frame) -> list | None:
     return [cut.data != 0 for cut in cuts]
 
 
+#: :func:`illumination_mask` by mask name and readout layout, shared by the frames of a
+#: step (emptied when addDQ ends) and the threads that flag them.
+_UNLIT: dict = {}
+_UNLIT_LOCK = threading.Lock()
+
+
+def _unlit_planes(frame: Frame) -> tuple:
+    """:func:`illumination_mask` of ``frame``, computed once for the frames of one layout."""
+    key = (illumination_mask_name(frame),) + tuple(
+        (ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.header.get("CCDSUM"),
+         ext.data.shape) for ext in frame.exts)
+    with _UNLIT_LOCK:
+        planes = _UNLIT.get(key)
+    if planes is None:
+        planes = tuple(illumination_mask(frame))
+        with _UNLIT_LOCK:
+            planes = _UNLIT.setdefault(key, planes)
+    return planes
+
+
 def _rebinned_bpm(bpm: Frame, frame: Frame, path) -> Frame:
     """``bpm`` at the frame's binning: each block of finer pixels ORed (DRAGONS' rule).
 
@@ -262,7 +283,10 @@ def addDQ(frames: list[Frame], ctx: StepContext, *, static_bpm: str | None, user
         elif wants_illum:
             _illum_mask_frame(illumination_mask_name(frame))   # read once, before the threads
         items.append((frame, bpms, wants_illum))
-    flagged = iter(ctx.map(_dq_frame, items))
+    try:
+        flagged = iter(ctx.map(_dq_frame, items))
+    finally:
+        _UNLIT.clear()      # the planes were for this step's frames
     return [light_copy(frame) if skip else next(flagged) for frame, skip in zip(frames, done)]
 
 
@@ -274,18 +298,19 @@ def _dq_frame(item) -> Frame:
     """
     frame, bpms, wants_illum = item
     new = light_copy(frame)
+    illum = _unlit_planes(new) if wants_illum else None
     saturation = new.descriptor("saturation_level")
     nonlinear = new.descriptor("non_linear_level")
-    illum = illumination_mask(new) if wants_illum else None
     for index, ext in enumerate(new.exts):
-        mask = np.zeros(ext.data.shape, dtype=dq.DTYPE)
+        mask = (np.zeros(ext.data.shape, dtype=dq.DTYPE) if illum is None
+                else np.multiply(illum[index], dq.UNILLUMINATED, dtype=dq.DTYPE))
         if bpms[index] is not None:
             mask |= bpms[index]
         data = ext.data
-        mask[data >= saturation[index]] |= dq.SATURATED
-        mask[(data >= nonlinear[index]) & (data < saturation[index])] |= dq.NON_LINEAR
-        if illum is not None:
-            mask[illum[index]] |= dq.UNILLUMINATED
+        np.bitwise_or(mask, dq.SATURATED, out=mask, where=data >= saturation[index])
+        if nonlinear[index] < saturation[index]:    # equal on GMOS: no non-linear range
+            np.bitwise_or(mask, dq.NON_LINEAR, out=mask,
+                          where=(data >= nonlinear[index]) & (data < saturation[index]))
         ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
     return new
 
@@ -301,22 +326,27 @@ def _components(frame) -> list:
 
 
 def _add_variance(frame, components) -> None:
-    """Add the noise ``components`` to every extension's VAR (new arrays; inputs untouched)."""
+    """Add the noise ``components`` to every extension's VAR (new arrays; inputs untouched).
+
+    VAR = (VAR + read) + Poisson, each term only if there is one; the sums are
+    the same float32 operations as adding each term to a zero plane.
+    """
     electrons = in_electrons(frame)
     for ext, g, rn in zip(frame.exts, frame.descriptor("gain"), frame.descriptor("read_noise")):
         read_var = np.float32(rn ** 2 if electrons else (rn / g) ** 2)
         if ext.variance is None and components == [_READ]:     # a constant: no memory
             ext.variance = constant_plane(read_var, ext.data.shape, np.float32)
             continue
-        variance = (np.zeros(ext.data.shape, dtype=np.float32) if ext.variance is None
-                    else ext.variance.astype(np.float32))
+        variance = None if ext.variance is None else ext.variance.astype(np.float32, copy=False)
         if _READ in components:
-            variance += read_var
+            variance = read_var if variance is None else variance + read_var
         if _POISSON in components:
             poisson = np.maximum(ext.data, 0, dtype=np.float32)
             if not electrons:
                 poisson /= np.float32(g)
-            variance += poisson
+            if variance is not None:
+                poisson += variance
+            variance = poisson
         ext.variance = variance
 
 

@@ -363,3 +363,24 @@ def test_compiled_kernel_gives_the_bits_of_the_numpy_combination(n, flagged, wit
                 kernel = combine_arrays(datas, variances, masks, compiled=True, **options)
                 for a, b in zip(reference, kernel):
                     np.testing.assert_array_equal(a, b, err_msg=str(options))
+
+
+@pytest.mark.parametrize("operation, reject_method", [("mean", "varclip"), ("mean", "sigclip"),
+                                                      ("wtmean", "varclip"), ("median", "minmax"),
+                                                      ("mean", "none")])
+def test_constant_planes_give_the_result_of_full_planes(operation, reject_method):
+    """A bias's constant VAR and all-zero DQ (broadcast scalars) are not expanded: same bits."""
+    from gmoswidgets.primitives._calib import constant_plane
+    datas, _, _ = _random_stack(7, 21, flagged=False, with_var=False, shape=(120, 90))
+    datas[2][3:9, 4] += 300.0
+    noise = [4.0 + k for k in range(7)]
+    full_var = [np.full(datas[0].shape, v, np.float32) for v in noise]
+    full_dq = _ones(7, 0, np.uint16, shape=datas[0].shape)
+    const_var = [constant_plane(v, datas[0].shape, np.float32) for v in noise]
+    const_dq = [constant_plane(0, datas[0].shape, np.uint16) for _ in range(7)]
+    options = dict(operation=operation, reject_method=reject_method, nlow=1, nhigh=2,
+                   scales=np.linspace(0.9, 1.1, 7), memory=1e-4)
+    full = combine_arrays(datas, full_var, full_dq, **options)
+    const = combine_arrays(datas, const_var, const_dq, **options)
+    for a, b in zip(full, const):
+        np.testing.assert_array_equal(a, b)

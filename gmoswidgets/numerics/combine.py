@@ -188,13 +188,15 @@ def _clip(values, variances, valid, method, lsigma, hsigma, mclip, max_iters):
         safe = np.maximum(n, 1).astype(np.float32)
         mean = None if (mclip and method == "varclip") else _masked_sum(vals, ok, True) / safe
         centre = _median(vals, ok, n) if mclip else mean
-        if method == "varclip":
-            sigma = np.sqrt(variances[:, active])
+        if method == "varclip":     # VAR (N, P), or one value per input (N, 1)
+            sigma = np.sqrt(variances if variances.shape[1] == 1 else variances[:, active])
         else:
             dev = vals - mean
             sigma = np.sqrt(_masked_sum(dev * dev, ok) / safe)
         # ok & (vals >= centre - lsigma * sigma) & (vals <= centre + hsigma * sigma), in place
         bound = lsigma * sigma
+        if bound.shape[-1] != centre.shape[0]:     # sigma (N, 1): a bound per input and pixel
+            bound = np.broadcast_to(bound, vals.shape).copy()
         np.subtract(centre, bound, out=bound)
         new = np.greater_equal(vals, bound)
         np.multiply(sigma, hsigma, out=bound)
@@ -270,7 +272,9 @@ def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
     npix = ny * nx
     values = np.stack([a[rows] for a in datas]).astype(np.float32, copy=False).reshape(-1, npix)
     var = None
-    if variances is not None:
+    if isinstance(variances, np.ndarray):       # one value per input: (N, 1)
+        var = variances.copy()
+    elif variances is not None:
         var = np.stack([a[rows] for a in variances]).astype(np.float32, copy=False)
         var = var.reshape(-1, npix)
     if zeros is not None:
@@ -315,10 +319,16 @@ def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
 
 
 #: Input pixels (frames x pixels of all extensions) from which the compiled kernel repays
-#: loading numba: 0.5-0.8 s of CPU in a process that has not imported it, against 2-7 ns
-#: saved per input pixel (measured at 2x2: ten biases, 65e6 pixels, 0.93 -> 0.78 s; five
-#: flats, 33e6 pixels, 0.65 -> 0.43 s).
+#: loading numba: 0.5 s of CPU, serial, in a process that has not imported it (0.15 s the
+#: import, 0.35 s the first call, most of it numba importing scipy.linalg), against 5-8 ns
+#: of CPU saved per input pixel, half that in wall time on two cores (measured at 2x2: ten
+#: biases, 65e6 pixels, 0.71 -> 0.36 s CPU; five flats, 33e6 pixels, 0.79 -> 0.41 s).
 _COMPILED_MIN_ELEMENTS = 100_000_000
+
+
+def _is_constant(plane: np.ndarray) -> bool:
+    """Whether ``plane`` is one value broadcast (no strides), e.g. a bias's VAR or DQ."""
+    return plane.size > 0 and not any(plane.strides)
 
 
 def compiled_pays(elements: int) -> bool:
@@ -391,6 +401,12 @@ def combine_arrays(datas: Sequence[np.ndarray], variances: Sequence[np.ndarray] 
                              + ", ".join(str(a.shape) for a in datas))
     variances = None if variances is None or any(v is None for v in variances) else list(variances)
     masks = None if masks is None or any(m is None for m in masks) else list(masks)
+    # constant planes (one value broadcast, see primitives._calib.constant_plane) are not
+    # expanded: VAR becomes one value per input; DQ planes all 0 are no DQ (the same result)
+    if variances is not None and all(_is_constant(v) for v in variances):
+        variances = np.array([v.flat[0] for v in variances], np.float32)[:, None]
+    if masks is not None and all(_is_constant(m) and m.flat[0] == 0 for m in masks):
+        masks = None
     if variances is None and operation == "wtmean":
         raise ParameterError("operation='wtmean' needs the VAR planes of the inputs")
     if variances is None and reject_method == "varclip":

@@ -7,7 +7,10 @@ block's pixels that the compiler vectorises, instead of whole-chunk numpy
 temporaries.  The arithmetic is the numpy code's, operation by operation in
 float32: sums in input order, order statistics from a sorting network with
 unused inputs at +inf, the same thresholds, the same clipping iterations
-per pixel, IRAF's tie rule for minmax.
+per pixel, IRAF's tie rule for minmax.  Clipping runs its first iteration
+over the whole block; the few pixels that changed then iterate alone.
+A VAR plane that is one value per input (``variances`` of shape (N, 1)) is
+not expanded, and blocks without any DQ flag skip the DQ hierarchy.
 
 Imported only when frames are stacked (importing numba costs ~0.2 s).
 """
@@ -73,6 +76,19 @@ def _masked_mean(values, ok, base, m, n, out):
 
 
 @njit(nogil=True, cache=True)
+def _sum_squared_deviations(values, ok, base, m, centre, out):
+    """``out[:m]`` = sum over the used inputs (in input order) of (value - centre)**2, float32."""
+    nin = ok.shape[0]
+    for p in range(m):
+        out[p] = _ZERO
+    for i in range(nin):
+        for p in range(m):
+            if ok[i, p]:
+                dev = values[i, base + p] - centre[p]
+                out[p] += dev * dev
+
+
+@njit(nogil=True, cache=True)
 def _median(work, n, m, low, out):
     """Median (or low median) of each pixel from its sorted inputs (numpy code's rule)."""
     for p in range(m):
@@ -124,53 +140,102 @@ def _minmax(values, ok, base, m, n, nlow, nhigh, pairs, work, order):
 
 
 @njit(nogil=True, cache=True)
-def _clip(values, variances, ok, base, m, varclip, lsigma, hsigma, mclip, iterations, pairs,
-          work, new, n, mean, centre, sigma, active):
-    """Iterative sigma / variance clipping of a block; each pixel until it no longer changes."""
+def _clip_pixel(values, ok, base, p, sd, varclip, lsigma, hsigma, mclip, iterations, column):
+    """Further clipping iterations of one pixel of a block, until it no longer changes.
+
+    The arithmetic of :func:`_clip`'s, for one pixel: its used inputs
+    sorted in ``column`` for the median.
+    """
     nin = ok.shape[0]
-    for p in range(m):
-        active[p] = True
     for _ in range(iterations):
-        _count(ok, m, n)
-        _masked_mean(values, ok, base, m, n, mean)
-        if mclip:
-            _sort_block(values, ok, base, m, pairs, work)
-            _median(work, n, m, False, centre)
-        else:
-            for p in range(m):
-                centre[p] = mean[p]
-        if not varclip:
-            for p in range(m):
-                sigma[p] = _ZERO
-            for i in range(nin):
-                for p in range(m):
-                    if ok[i, p]:
-                        dev = values[i, base + p] - mean[p]
-                        sigma[p] += dev * dev
-            for p in range(m):
-                sigma[p] = np.sqrt(sigma[p] / np.float32(max(n[p], 1)))
+        count = 0
+        total = _ZERO
         for i in range(nin):
-            for p in range(m):
-                s = np.sqrt(variances[i, base + p]) if varclip else sigma[p]
-                v = values[i, base + p]
-                new[i, p] = ok[i, p] and v >= centre[p] - lsigma * s and v <= centre[p] + hsigma * s
-        any_active = False
-        for p in range(m):
-            if not active[p]:
-                continue
-            changed = False
-            kept = False
+            if ok[i, p]:
+                total += values[i, base + p]
+                count += 1
+        safe = np.float32(max(count, 1))
+        mean = total / safe
+        if mclip:
+            used = 0
             for i in range(nin):
-                changed |= new[i, p] != ok[i, p]
-                kept |= new[i, p]
-            if changed and kept:     # never reject every input of a pixel
-                for i in range(nin):
-                    ok[i, p] = new[i, p]
-                any_active = True
-            else:
-                active[p] = False
-        if not any_active:
+                if ok[i, p]:
+                    x = values[i, base + p]
+                    b = used - 1
+                    while b >= 0 and column[b] > x:
+                        column[b + 1] = column[b]
+                        b -= 1
+                    column[b + 1] = x
+                    used += 1
+            half = max(count, 1)
+            centre = _HALF * (column[(half - 1) // 2] + column[half // 2])
+        else:
+            centre = mean
+        sigma = _ZERO
+        if not varclip:
+            squares = _ZERO
+            for i in range(nin):
+                if ok[i, p]:
+                    dev = values[i, base + p] - mean
+                    squares += dev * dev
+            sigma = np.sqrt(squares / safe)
+        changed = False
+        kept = False
+        for i in range(nin):
+            s = sd[i, p] if varclip else sigma
+            v = values[i, base + p]
+            keep = ok[i, p] and v >= centre - lsigma * s and v <= centre + hsigma * s
+            changed |= keep != ok[i, p]
+            kept |= keep
+        if not (changed and kept):     # never reject every input of a pixel
             return
+        for i in range(nin):
+            s = sd[i, p] if varclip else sigma
+            v = values[i, base + p]
+            ok[i, p] = ok[i, p] and v >= centre - lsigma * s and v <= centre + hsigma * s
+
+
+@njit(nogil=True, cache=True)
+def _clip(values, sd, ok, base, m, varclip, lsigma, hsigma, mclip, iterations, pairs, work, new,
+          n, mean, centre, sigma, column):
+    """Iterative sigma / variance clipping of a block; each pixel until it no longer changes.
+
+    ``sd``: the inputs' standard deviations (sqrt VAR) for varclip.  The
+    first iteration runs over the whole block; a pixel that changed then
+    iterates alone (:func:`_clip_pixel`): few pixels need a second one.
+    """
+    nin = ok.shape[0]
+    if iterations < 1:
+        return
+    _count(ok, m, n)
+    if not (varclip and mclip):
+        _masked_mean(values, ok, base, m, n, mean)
+    if mclip:
+        _sort_block(values, ok, base, m, pairs, work)
+        _median(work, n, m, False, centre)
+    else:
+        for p in range(m):
+            centre[p] = mean[p]
+    if not varclip:
+        _sum_squared_deviations(values, ok, base, m, mean, sigma)
+        for p in range(m):
+            sigma[p] = np.sqrt(sigma[p] / np.float32(max(n[p], 1)))
+    for i in range(nin):
+        for p in range(m):
+            s = sd[i, p] if varclip else sigma[p]
+            v = values[i, base + p]
+            new[i, p] = ok[i, p] and v >= centre[p] - lsigma * s and v <= centre[p] + hsigma * s
+    for p in range(m):
+        changed = False
+        kept = False
+        for i in range(nin):
+            changed |= new[i, p] != ok[i, p]
+            kept |= new[i, p]
+        if changed and kept:     # never reject every input of a pixel
+            for i in range(nin):
+                ok[i, p] = new[i, p]
+            _clip_pixel(values, ok, base, p, sd, varclip, lsigma, hsigma, mclip, iterations - 1,
+                        column)
 
 
 @njit(nogil=True, cache=True)
@@ -183,8 +248,8 @@ def combine_pixels(values, variances, flags, has_var, has_flags, apply_dq, level
     ----------
     values : float32 array (N, P)
         The inputs (offsets and scales already applied).
-    variances : float32 array (N, P)
-        Their VAR (ignored when ``has_var`` is False).
+    variances : float32 array (N, P) or (N, 1)
+        Their VAR, or one VAR value per input (ignored when ``has_var`` is False).
     flags : uint16 array (N, P)
         Their DQ (ignored when ``has_flags`` is False).
     has_var, has_flags, apply_dq : bool
@@ -209,19 +274,43 @@ def combine_pixels(values, variances, flags, has_var, has_flags, apply_dq, level
     new = np.empty((nin, width), np.bool_)
     rank = np.empty((nin, width), np.uint8)
     work = np.empty((nin, width), np.float32)
+    var = np.zeros((nin, width), np.float32)     # the block's VAR
+    sd = np.zeros((nin, width), np.float32)      # and its square root (varclip)
     n = np.empty(width, np.int64)
     best = np.empty(width, np.uint8)
     mean = np.empty(width, np.float32)
     centre = np.empty(width, np.float32)
     sigma = np.empty(width, np.float32)
     wsum = np.empty(width, np.float32)
-    active = np.empty(width, np.bool_)
     order = np.empty(nin, np.intp)
+    column = np.empty(nin, np.float32)
     use_dq = has_flags and apply_dq
+    var_per_input = variances.shape[1] == 1
+    varclip = reject == 3
+    if has_var and var_per_input:
+        for i in range(nin):
+            for p in range(width):
+                var[i, p] = variances[i, 0]
+                sd[i, p] = np.sqrt(variances[i, 0])
     for base in range(0, npix, BLOCK):
         m = min(BLOCK, npix - base)
+        if has_var and not var_per_input:
+            for i in range(nin):
+                for p in range(m):
+                    var[i, p] = variances[i, base + p]
+            if varclip:
+                for i in range(nin):
+                    for p in range(m):
+                        sd[i, p] = np.sqrt(var[i, p])
+        flagged = False
+        if has_flags:
+            any_flag = np.uint16(0)
+            for i in range(nin):
+                for p in range(m):
+                    any_flag |= flags[i, base + p]
+            flagged = any_flag != 0
         # which inputs enter: the best quality available, finite
-        if use_dq:
+        if use_dq and flagged:
             for p in range(m):
                 best[p] = 255
             for i in range(nin):
@@ -239,8 +328,8 @@ def combine_pixels(values, variances, flags, has_var, has_flags, apply_dq, level
         if reject == 1:
             _minmax(values, ok, base, m, n, nlow, nhigh, pairs, work, order)
         elif reject >= 2:
-            _clip(values, variances, ok, base, m, reject == 3, lsigma, hsigma, mclip, iterations,
-                  pairs, work, new, n, mean, centre, sigma, active)
+            _clip(values, sd, ok, base, m, varclip, lsigma, hsigma, mclip, iterations, pairs,
+                  work, new, n, mean, centre, sigma, column)
         _count(ok, m, n)
         # combination
         if operation == 1:      # wtmean: inverse-variance weights
@@ -249,7 +338,7 @@ def combine_pixels(values, variances, flags, has_var, has_flags, apply_dq, level
                 mean[p] = _ZERO
             for i in range(nin):
                 for p in range(m):
-                    v = variances[i, base + p]
+                    v = var[i, p]
                     if ok[i, p] and v > 0:
                         weight = _ONE / v
                         wsum[p] += weight
@@ -269,21 +358,18 @@ def combine_pixels(values, variances, flags, has_var, has_flags, apply_dq, level
                 _median(work, n, m, operation == 3, mean)
             for p in range(m):
                 out_data[base + p] = mean[p]
-                sigma[p] = _ZERO
             if has_var:
+                for p in range(m):
+                    sigma[p] = _ZERO
                 for i in range(nin):
                     for p in range(m):
                         if ok[i, p]:
-                            sigma[p] += variances[i, base + p]
+                            sigma[p] += var[i, p]
                 for p in range(m):
                     safe = np.float32(max(n[p], 1))
                     sigma[p] = sigma[p] / (safe * safe)
             else:
-                for i in range(nin):
-                    for p in range(m):
-                        if ok[i, p]:
-                            dev = values[i, base + p] - mean[p]
-                            sigma[p] += dev * dev
+                _sum_squared_deviations(values, ok, base, m, mean, sigma)
                 for p in range(m):
                     safe = np.float32(max(n[p], 1))
                     sigma[p] = (sigma[p] / (safe * max(safe - _ONE, _ONE)) if n[p] > 1
@@ -295,7 +381,7 @@ def combine_pixels(values, variances, flags, has_var, has_flags, apply_dq, level
         # DQ of the result; no input left: 0 with the OR of all the flags and NO_DATA
         for p in range(m):
             out_mask[base + p] = 0
-        if has_flags:
+        if flagged:
             for i in range(nin):
                 for p in range(m):
                     if ok[i, p] or n[p] == 0:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -267,16 +268,30 @@ def _compiled_combination(values, var, flags, options):
     return data, out_var, out_mask
 
 
-def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
+def _stacked(planes, rows, dtype, workspace, name):
+    """``planes[:][rows]`` as one (N, pixels) array of ``dtype``, in a buffer of ``workspace``.
+
+    Each thread reuses its buffers from chunk to chunk: new chunk-sized
+    arrays would be page-faulted in again every time.
+    """
+    ny, nx = planes[0][rows].shape
+    size = len(planes) * ny * nx
+    buffer = workspace.get(name)
+    if buffer is None or buffer.size < size:
+        buffer = workspace[name] = np.empty(size, dtype)
+    out = buffer[:size].reshape(len(planes), ny, nx)
+    np.stack([a[rows] for a in planes], out=out, casting="unsafe")
+    return out.reshape(len(planes), ny * nx)
+
+
+def _combine_chunk(datas, variances, masks, rows, scales, zeros, options, workspace):
     ny, nx = datas[0][rows].shape
-    npix = ny * nx
-    values = np.stack([a[rows] for a in datas]).astype(np.float32, copy=False).reshape(-1, npix)
+    values = _stacked(datas, rows, np.float32, workspace, "values")
     var = None
     if isinstance(variances, np.ndarray):       # one value per input: (N, 1)
         var = variances.copy()
     elif variances is not None:
-        var = np.stack([a[rows] for a in variances]).astype(np.float32, copy=False)
-        var = var.reshape(-1, npix)
+        var = _stacked(variances, rows, np.float32, workspace, "variances")
     if zeros is not None:
         values += zeros[:, None]
     if scales is not None:
@@ -285,19 +300,21 @@ def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
             var *= (scales * scales)[:, None]
     flags = None
     if masks is not None:
-        flags = np.stack([m[rows] for m in masks]).reshape(-1, npix)
+        flags = _stacked(masks, rows, np.result_type(*masks), workspace, "masks")
     if options["compiled"]:
         data, out_var, out_mask = _compiled_combination(values, var, flags, options)
         return data.reshape(ny, nx), out_var.reshape(ny, nx), out_mask.reshape(ny, nx)
-    finite = np.isfinite(values)
-    if not finite.all():     # never used: zeros keep the masked sums finite
-        values[~finite] = 0
-    if flags is not None and options["apply_dq"] and flags.any():
-        rank = _quality_rank(flags)
-        valid = rank == rank.min(axis=0)
-        valid &= finite
-    else:
-        valid = finite
+    valid = np.isfinite(values)
+    if not valid.all():     # never used: zeros keep the masked sums finite
+        values[~valid] = 0
+    if flags is not None:
+        # where every input has the same flags (mostly 0, or UNILLUMINATED) the DQ hierarchy
+        # keeps them all and the result has those flags: only the other pixels are ranked
+        common = flags.max(axis=0)
+        mixed = np.flatnonzero(flags.min(axis=0) != common)
+        if options["apply_dq"] and mixed.size:
+            rank = _quality_rank(flags[:, mixed])
+            valid[:, mixed] &= rank == rank.min(axis=0)
     method = options["reject_method"]
     if method == "minmax":
         valid = _minmax(values, valid, options["nlow"], options["nhigh"], len(datas))
@@ -307,7 +324,10 @@ def _combine_chunk(datas, variances, masks, rows, scales, zeros, options):
     data, out_var, n = _combine(values, var, valid, options["operation"])
     empty = n == 0
     if flags is not None:
-        out_mask = np.bitwise_or.reduce(np.where(valid, flags, 0), axis=0).astype(dq.DTYPE)
+        out_mask = common.astype(dq.DTYPE, copy=False)
+        if mixed.size:
+            out_mask[mixed] = np.bitwise_or.reduce(np.where(valid[:, mixed], flags[:, mixed], 0),
+                                                   axis=0)
         if empty.any():
             out_mask[empty] = np.bitwise_or.reduce(flags[:, empty], axis=0) | dq.NO_DATA
     else:
@@ -427,10 +447,14 @@ def combine_arrays(datas: Sequence[np.ndarray], variances: Sequence[np.ndarray] 
     out_var = np.empty(shape, np.float32)
     out_mask = np.empty(shape, dq.DTYPE)
 
+    workspaces = threading.local()
+
     def combine_rows(start):
         rows = slice(start, min(start + chunk, ny))
+        if not hasattr(workspaces, "buffers"):
+            workspaces.buffers = {}
         out_data[rows], out_var[rows], out_mask[rows] = _combine_chunk(
-            datas, variances, masks, rows, scales, zeros, options)
+            datas, variances, masks, rows, scales, zeros, options, workspaces.buffers)
         return rows.stop
 
     starts = range(0, ny, chunk)

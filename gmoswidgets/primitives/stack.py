@@ -60,14 +60,31 @@ def _frame_statistics(frames, separate_ext, statsec):
 _MIN_OVERLAP = 100
 
 
+def _overlap_differences(frame, reference, ref_goods, region, separate_ext):
+    """Medians of ``reference - frame`` on their common good pixels, per extension (None: too few)."""
+    diffs = []
+    for ref, ref_good, ext in zip(reference.exts, ref_goods, frame.exts):
+        b = ext.data[region]
+        good = ref_good & np.isfinite(b)
+        if ext.mask is not None:
+            good &= ext.mask[region] == 0
+        diff = ref.data[region][good] - b[good]
+        diffs.append(diff[::max(1, diff.size // _STAT_SAMPLES)].astype(np.float64))
+    if not separate_ext:
+        diffs = [np.concatenate(diffs)]
+    offsets = [float(np.median(d)) if d.size >= _MIN_OVERLAP else None for d in diffs]
+    return offsets if separate_ext else offsets * len(reference.exts)
+
+
 def _overlap_offsets(frames, separate_ext, statsec):
     """Additive offsets bringing each frame to the first, from the pixels both have good.
 
     For each frame the offset is the median of ``first - frame`` over the
-    pixels good (DQ 0, finite) in both, so that sources, gradients and
-    different footprints cancel (DRAGONS normalises over the overlaps too);
-    where two frames share fewer than :data:`_MIN_OVERLAP` good pixels the
-    difference of their medians is used.
+    pixels good (DQ 0, finite) in both (every k-th of them, at most
+    :data:`_STAT_SAMPLES`), so that sources, gradients and different
+    footprints cancel (DRAGONS normalises over the overlaps too); where two
+    frames share fewer than :data:`_MIN_OVERLAP` good pixels the difference
+    of their medians is used.
 
     Returns
     -------
@@ -76,27 +93,24 @@ def _overlap_offsets(frames, separate_ext, statsec):
     """
     section = None if statsec is None else Section.from_string(statsec)
     region = (slice(None), slice(None)) if section is None else section.slices
+    reference = frames[0]
+    ref_goods = []
+    for ref in reference.exts:
+        good = np.isfinite(ref.data[region])
+        if ref.mask is not None:
+            good &= ref.mask[region] == 0
+        ref_goods.append(good)
+    measured = [_overlap_differences(frame, reference, ref_goods, region, separate_ext)
+                for frame in frames[1:]]
     medians = None
-    offsets = np.zeros((len(frames), len(frames[0].exts)))
-    for i, frame in enumerate(frames[1:], start=1):
-        diffs = []
-        for ref, ext in zip(frames[0].exts, frame.exts):
-            a, b = ref.data[region], ext.data[region]
-            good = np.isfinite(a) & np.isfinite(b)
-            for plane in (ref.mask, ext.mask):
-                if plane is not None:
-                    good &= plane[region] == 0
-            diff = (a[good] - b[good]).astype(np.float64)
-            diffs.append(diff[::max(1, diff.size // _STAT_SAMPLES)])
-        if not separate_ext:
-            diffs = [np.concatenate(diffs)] * len(diffs)
-        for index, diff in enumerate(diffs):
-            if diff.size >= _MIN_OVERLAP:
-                offsets[i, index] = float(np.median(diff))
-                continue
-            if medians is None:
-                medians = _frame_statistics(frames, separate_ext, statsec)
-            offsets[i, index] = medians[0, index] - medians[i, index]
+    offsets = np.zeros((len(frames), len(reference.exts)))
+    for i, row in enumerate(measured, start=1):
+        for index, value in enumerate(row):
+            if value is None:
+                if medians is None:
+                    medians = _frame_statistics(frames, separate_ext, statsec)
+                value = medians[0, index] - medians[i, index]
+            offsets[i, index] = value
     return offsets
 
 

@@ -100,7 +100,7 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
             if ext.variance is not None:
                 ext.variance = ext.variance * (factor * factor)
             if ext.mask is not None:
-                ext.data[(ext.mask & _RESET_FLAGS) != 0] = 1.0
+                np.copyto(ext.data, 1.0, where=(ext.mask & _RESET_FLAGS) != 0)
         out.append(new)
     return out
 
@@ -137,24 +137,42 @@ def _divide_by_flat(new: Frame, cal: Frame, _index: int, *, responses: dict) -> 
         if key not in responses:
             responses[key] = (cal, _response(cal, number, planes))   # cal: its id stays taken
         flat = responses[key][1]
-        data = ext.data / flat.safe
+        data = np.divide(ext.data, flat.safe)
         if flat.unusable is not None:
-            data[flat.unusable] = 0
+            np.copyto(data, 0, where=flat.unusable)
         ext.data = data
         if ext.variance is not None:
-            variance = ext.variance / flat.squared
+            variance = np.divide(ext.variance, flat.squared)
             if flat.ratio is not None:
-                term = data * data
-                term *= flat.ratio
-                variance += term
+                _add_squared_times(variance, data, flat.ratio)
             if flat.unusable is not None:
-                variance[flat.unusable] = 0
+                np.copyto(variance, 0, where=flat.unusable)
             ext.variance = variance
         if ext.mask is not None:
-            mask = ext.mask if planes.mask is None else ext.mask | planes.mask
+            if planes.mask is not None:
+                mask = np.bitwise_or(ext.mask, planes.mask, dtype=dq.DTYPE)
+            elif flat.unusable is not None:
+                mask = ext.mask.astype(dq.DTYPE)     # a copy: the input is not modified
+            else:
+                mask = ext.mask
             if flat.unusable is not None:
-                mask = mask | np.where(flat.unusable, dq.BAD_PIXEL, 0).astype(dq.DTYPE)
+                np.bitwise_or(mask, dq.BAD_PIXEL, out=mask, where=flat.unusable)
             ext.mask = mask.astype(dq.DTYPE, copy=False)
+
+
+#: Rows per block of :func:`_add_squared_times` (its scratch stays in the CPU caches).
+_BLOCK_ROWS = 64
+
+
+def _add_squared_times(out, values, factor):
+    """``out += values**2 * factor`` (same bits), block by block without a full-size temporary."""
+    scratch = np.empty(values[:_BLOCK_ROWS].shape, values.dtype)     # the dtype of values**2
+    for start in range(0, values.shape[0], _BLOCK_ROWS):
+        rows = slice(start, start + _BLOCK_ROWS)
+        part = scratch[:values[rows].shape[0]]
+        np.multiply(values[rows], values[rows], out=part)
+        part *= factor[rows]
+        out[rows] += part
 
 
 @primitive(

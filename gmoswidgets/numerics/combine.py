@@ -4,7 +4,8 @@ A library of plain functions on numpy arrays (as ccdproc's ``Combiner``),
 with DRAGONS' semantics (``gempy/library/nddops.py``):
 
 * the inputs are combined in **row chunks** sized so that the working
-  arrays stay within ``memory`` GB;
+  arrays stay within ``memory`` GB (each thread reuses its chunk buffers);
+  constant planes (a bias's read-noise VAR, an all-zero DQ) are not expanded;
 * **DQ hierarchy**: for each output pixel only the inputs of the best
   available quality are used — good pixels first, then non-linear or
   saturated, cosmic ray, overlap, bad pixel, unilluminated and finally

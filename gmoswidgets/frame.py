@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.io import fits
 
 from .atomic import atomic_path
 from .errors import FileProblem
 from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
 
-if TYPE_CHECKING:  # astropy.table is imported where a table is read (start-up time)
+if TYPE_CHECKING:  # astropy is imported where a file is read or written (start-up time)
+    from astropy.io import fits
     from astropy.table import Table
 
 __all__ = ["Extension", "Frame", "HeaderSet", "read_headers", "read_frame", "FRAME_TABLES"]
@@ -193,6 +193,7 @@ class Frame:
             PHU, then per extension SCI, VAR, DQ (and OBJMASK, OBJCAT) sharing
             EXTVER, then the frame-level tables.
         """
+        from astropy.io import fits
         phu = fits.PrimaryHDU(header=self.phu.copy())
         hdus = [phu]
         for extver, ext in enumerate(self.exts, start=1):
@@ -245,6 +246,7 @@ class Frame:
         if target in guarded:
             raise FileProblem(path, "refusing to overwrite an input file")
         path.parent.mkdir(parents=True, exist_ok=True)
+        from astropy.io import fits
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
@@ -260,6 +262,7 @@ def _clean_ext_header(header: fits.Header) -> fits.Header:
 
 
 def _plane_hdu(data, sci_header, name, extver) -> fits.ImageHDU:
+    from astropy.io import fits
     hdr = fits.Header()
     for key in ("CCDSUM", "DATASEC", "DETSEC", "CCDSEC", "AMPNAME", "CCDNAME"):
         if key in sci_header:
@@ -279,6 +282,7 @@ def _open(path) -> fits.HDUList:
         raise FileProblem(path, f"cannot read it ({exc.strerror})") from None
     if not start.startswith(b"SIMPLE  =") or b"T" not in start[9:30]:
         raise FileProblem(path, "not a FITS file")
+    from astropy.io import fits
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -322,6 +326,7 @@ def _is_gmos(phu: fits.Header) -> bool:
 
 def _classify(hdulist):
     """Split HDUs into science extensions (with their planes) and frame tables."""
+    from astropy.io import fits
     sci, planes, tables = [], {}, {}
     for hdu in hdulist[1:]:
         name = str(hdu.header.get("EXTNAME", "")).strip().upper()
@@ -399,6 +404,7 @@ def read_frame(path) -> Frame:
     FileProblem
         Not a FITS file, truncated, not GMOS, or inconsistent planes.
     """
+    from astropy.io import fits
     from astropy.table import Table
     hdulist = _open(path)
     try:

@@ -18,7 +18,6 @@ reduction reads and to what each of its steps produces.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from datetime import datetime, timezone
@@ -31,6 +30,7 @@ from astropy.table import Table
 from . import __version__
 from .atomic import atomic_path
 from .caldb.properties import caltype_of
+from .checksums import md5sum
 from .errors import ParameterError
 from .fitstext import from_header_text, to_header_text
 from .frame import Frame
@@ -52,8 +52,6 @@ HISTORY_COLUMNS = ("primitive", "args", "timestamp_start", "timestamp_stop")
 PROVENANCE_COLUMNS = ("timestamp", "filename", "md5", "provenance_added_by")
 #: Directory, relative to the working directory, of the calibration cache.
 CALIBRATION_DIR = "calibrations"
-
-_md5_cache: dict = {}
 
 
 def utc_now() -> datetime:
@@ -176,20 +174,6 @@ def add_history(frame: Frame, primitive: str, args: dict, start: datetime,
     text = json.dumps({k: _jsonable(v) for k, v in args.items()}, sort_keys=False)
     rows.append((primitive, text, _iso(start), _iso(stop)))
     frame.tables["HISTORY"] = _table(rows, HISTORY_COLUMNS)
-
-
-def md5sum(path: PathLike) -> str:
-    """MD5 checksum of a file (cached by path, size and modification time)."""
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _md5_cache:
-        digest = hashlib.md5()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _md5_cache[key] = digest.hexdigest()
-    return _md5_cache[key]
 
 
 def add_provenance(frame: Frame, path: PathLike, added_by: str,

@@ -388,6 +388,28 @@ def _native(data: np.ndarray) -> np.ndarray:
     return data.astype(data.dtype.newbyteorder("="))
 
 
+def _is_unsigned16(header) -> bool:
+    """True for 16-bit pseudo-unsigned pixels (raw GMOS, DQ): BZERO 32768, BSCALE 1."""
+    return (header.get("BITPIX") == 16 and header.get("BZERO") == 1 << 15
+            and header.get("BSCALE", 1) == 1)
+
+
+def _pixels(hdu, fh) -> np.ndarray | None:
+    """The image of ``hdu`` (read from the open file ``fh``) as astropy gives it, native order.
+
+    16-bit pseudo-unsigned pixels are read and made unsigned in one pass:
+    adding BZERO = 32768 modulo 2**16 flips the top bit, which is what astropy
+    computes (by a copy and a subtraction, ten times slower).  Other images
+    are astropy's.
+    """
+    shape = hdu.shape
+    if not _is_unsigned16(hdu.header) or not shape or not all(shape):
+        return None if hdu.data is None else _native(hdu.data)
+    fh.seek(hdu._data_offset)
+    raw = np.fromfile(fh, dtype=">u2", count=int(np.prod(shape))).reshape(shape)
+    return np.bitwise_xor(raw, np.uint16(1 << 15), dtype=np.uint16)
+
+
 def read_frame(path) -> Frame:
     """Read a raw or processed GMOS file into a :class:`Frame`.
 
@@ -416,25 +438,27 @@ def read_frame(path) -> Frame:
         if not sci:
             raise FileProblem(path, "no image extensions")
         exts = []
-        for index, hdu in enumerate(sci, start=1):
-            extver = hdu.header.get("EXTVER", index)
-            data = hdu.data
-            if data is None:
-                raise FileProblem(path, f"extension {index} has no data")
-            # the HDU list is closed and dropped: its headers and arrays need no copy
-            ext = Extension(_native(data), hdu.header)
-            for name, attr in (("VAR", "variance"), ("DQ", "mask"), ("OBJMASK", "objmask")):
-                plane = planes.get((name, extver))
-                if plane is not None:
-                    arr = _native(plane.data)
-                    if arr.shape != ext.data.shape:
-                        raise FileProblem(path, f"{name} extension {extver} has shape {arr.shape}, "
-                                                f"SCI has {ext.data.shape}")
-                    setattr(ext, attr, arr)
-            cat = planes.get(("OBJCAT", extver))
-            if cat is not None:
-                ext.objcat = Table(cat.data)
-            exts.append(ext)
+        with open(path, "rb") as fh:
+            for index, hdu in enumerate(sci, start=1):
+                extver = hdu.header.get("EXTVER", index)
+                data = _pixels(hdu, fh)
+                if data is None:
+                    raise FileProblem(path, f"extension {index} has no data")
+                # the HDU list is closed and dropped: its headers and arrays need no copy
+                ext = Extension(data, hdu.header)
+                for name, attr in (("VAR", "variance"), ("DQ", "mask"), ("OBJMASK", "objmask")):
+                    plane = planes.get((name, extver))
+                    if plane is not None:
+                        arr = _pixels(plane, fh)
+                        if arr is None or arr.shape != ext.data.shape:
+                            shown = None if arr is None else arr.shape
+                            raise FileProblem(path, f"{name} extension {extver} has shape "
+                                                    f"{shown}, SCI has {ext.data.shape}")
+                        setattr(ext, attr, arr)
+                cat = planes.get(("OBJCAT", extver))
+                if cat is not None:
+                    ext.objcat = Table(cat.data)
+                exts.append(ext)
         frame_tables = {name: Table(h.data) for name, h in tables.items()
                         if isinstance(h, (fits.BinTableHDU, fits.TableHDU))}
     finally:

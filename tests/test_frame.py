@@ -94,3 +94,33 @@ def test_bad_files(tmp_path):
         read_headers(other)
     with pytest.raises(FileProblem, match="no such file"):
         read_headers(tmp_path / "absent.fits")
+
+
+@pytest.mark.parametrize("bzero, bscale, dtype", [
+    (32768, 1, np.uint16),        # raw GMOS and DQ planes: read by gmoswidgets' own pass
+    (32768, 2, np.float32),       # scaled: astropy's conversion
+    (0, 1, np.int16),             # signed
+    (None, None, np.float32),     # BITPIX -32
+])
+def test_pixels_are_astropys_values(tmp_path, bzero, bscale, dtype):
+    rng = np.random.default_rng(5)
+    values = rng.integers(-32768, 32767, size=(2, 33, 17), dtype=np.int16)  # every bit pattern
+    hdus = [fits.PrimaryHDU()]
+    hdus[0].header["INSTRUME"] = "GMOS-S"
+    for extver, plane in enumerate(values, start=1):
+        for name in ("SCI", "DQ"):
+            data = plane.astype(np.float32) if bzero is None else plane
+            hdu = fits.ImageHDU(data, name=name, ver=extver, do_not_scale_image_data=True)
+            if bzero is not None:
+                hdu.header["BZERO"], hdu.header["BSCALE"] = bzero, bscale
+            hdus.append(hdu)
+    path = tmp_path / "planes.fits"
+    fits.HDUList(hdus).writeto(path)
+    frame = read_frame(path)
+    with fits.open(path) as expected:        # astropy's own reading, defaults
+        for index, ext in enumerate(frame):
+            for plane, hdu in ((ext.data, expected["SCI", index + 1]),
+                               (ext.mask, expected["DQ", index + 1])):
+                assert plane.dtype == dtype and plane.dtype.isnative
+                assert plane.dtype == hdu.data.dtype.newbyteorder("=")
+                np.testing.assert_array_equal(plane, hdu.data)

@@ -12,7 +12,7 @@ tables such as ``PROVENANCE`` and ``HISTORY``.  Both read into a
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import FileProblem
 from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
+from .fitsheader import HeaderSet
 
 if TYPE_CHECKING:  # astropy is imported where a file is read or written (start-up time)
     from astropy.io import fits
@@ -32,33 +33,6 @@ __all__ = ["Extension", "Frame", "HeaderSet", "read_headers", "read_frame", "FRA
 FRAME_TABLES = ("PROVENANCE", "HISTORY", "REFCAT")
 _PER_EXT_IMAGES = ("SCI", "VAR", "DQ", "OBJMASK")
 
-
-
-@dataclass
-class HeaderSet:
-    """Headers of one file, read without pixels.
-
-    Attributes
-    ----------
-    phu : astropy.io.fits.Header
-        The primary header.
-    ext_headers : list of astropy.io.fits.Header
-        One header per science extension (amplifier, CCD or mosaic), in order.
-    path : pathlib.Path or None
-        The file the headers came from.
-    shapes : list of tuple
-        The numpy shape of each science extension (from NAXISn).
-    """
-
-    phu: fits.Header
-    ext_headers: list
-    path: Path | None = None
-    shapes: list = field(default_factory=list)
-
-    @property
-    def filename(self) -> str:
-        """Base name of the file, or '' if unknown."""
-        return self.path.name if self.path else ""
 
 
 @dataclass

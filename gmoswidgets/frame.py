@@ -27,12 +27,35 @@ if TYPE_CHECKING:  # astropy is imported where a file is read or written (start-
     from astropy.io import fits
     from astropy.table import Table
 
-__all__ = ["Extension", "Frame", "HeaderSet", "read_headers", "read_frame", "FRAME_TABLES"]
+__all__ = ["Extension", "Frame", "HeaderSet", "copy_header", "read_headers", "read_frame",
+           "FRAME_TABLES"]
 
 #: Frame-level table extensions (not attached to one amplifier / CCD).
 FRAME_TABLES = ("PROVENANCE", "HISTORY", "REFCAT")
 _PER_EXT_IMAGES = ("SCI", "VAR", "DQ", "OBJMASK")
 
+
+
+def copy_header(header: fits.Header) -> fits.Header:
+    """``header.copy()``, about ten times faster: the copy every step makes of every header.
+
+    astropy's copy re-appends each card to a new header (re-checking its
+    keyword); this copies the cards (shallow, as :func:`copy.copy` does) and
+    the keyword indices of a header astropy has already checked.
+    ``tests/test_frame.py`` compares both copies, card by card and index by index.
+    """
+    new = type(header)()
+    new._cards = [_copy_card(card) for card in header._cards]
+    new._keyword_indices.update((key, list(where))
+                                for key, where in header._keyword_indices.items())
+    new._rvkc_indices.update((key, list(where)) for key, where in header._rvkc_indices.items())
+    return new
+
+
+def _copy_card(card):
+    twin = object.__new__(type(card))
+    twin.__dict__.update(card.__dict__)
+    return twin
 
 
 @dataclass
@@ -70,7 +93,7 @@ class Extension:
     def copy(self) -> "Extension":
         """A deep copy (arrays, header and table)."""
         return Extension(
-            self.data.copy(), self.header.copy(),
+            self.data.copy(), copy_header(self.header),
             None if self.variance is None else self.variance.copy(),
             None if self.mask is None else self.mask.copy(),
             None if self.objcat is None else self.objcat.copy(),
@@ -137,7 +160,7 @@ class Frame:
 
     def copy(self) -> "Frame":
         """A deep copy that remembers the same origin path."""
-        new = Frame(self.phu.copy(), [ext.copy() for ext in self.exts], self.path,
+        new = Frame(copy_header(self.phu), [ext.copy() for ext in self.exts], self.path,
                     {k: v.copy() for k, v in self.tables.items()})
         new.filename = self.filename
         return new
@@ -168,7 +191,7 @@ class Frame:
             EXTVER, then the frame-level tables.
         """
         from astropy.io import fits
-        phu = fits.PrimaryHDU(header=self.phu.copy())
+        phu = fits.PrimaryHDU(header=copy_header(self.phu))
         hdus = [phu]
         for extver, ext in enumerate(self.exts, start=1):
             hdr = _clean_ext_header(ext.header)
@@ -228,7 +251,7 @@ class Frame:
 
 
 def _clean_ext_header(header: fits.Header) -> fits.Header:
-    hdr = header.copy()
+    hdr = copy_header(header)
     for key in ("XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT", "GCOUNT",
                 "BZERO", "BSCALE", "CHECKSUM", "DATASUM"):
         hdr.remove(key, ignore_missing=True, remove_all=True)

@@ -33,7 +33,7 @@ from .caldb.properties import caltype_of
 from .checksums import md5sum
 from .errors import ParameterError
 from .fitstext import from_header_text, to_header_text
-from .frame import Frame
+from .frame import Frame, copy_header
 from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
 from .logutils import get_logger
 from .overwrite import replacing
@@ -279,7 +279,7 @@ def stamp_input(frame: Frame, path: PathLike, primitive: str) -> Frame:
 
 def _shallow_copy(frame: Frame) -> Frame:
     """A new Frame sharing pixel arrays but with its own PHU and tables."""
-    new = Frame(frame.phu.copy(), frame.exts, frame.path,
+    new = Frame(copy_header(frame.phu), frame.exts, frame.path,
                 {name: table.copy() for name, table in frame.tables.items()})
     new.filename = frame.filename
     return new

@@ -26,8 +26,8 @@ def _files(tmp_path, sizes):
 
 
 def test_started_checksums_equal_md5sum_of_the_files(tmp_path):
-    # 0 bytes, one block boundary, more than one 16 MB read
-    paths = _files(tmp_path, [0, 2880, (16 << 20) + 5])
+    # 0 bytes, one FITS block, more than one 4 MB read
+    paths = _files(tmp_path, [0, 2880, (4 << 20) * 2 + 5])
     checksums.start_md5sums(paths + [tmp_path / "missing.fits"])   # a missing file: skipped
     for path in paths:
         assert checksums.md5sum(path) == _coreutils_md5(path)

@@ -25,6 +25,7 @@ from pathlib import Path
 from os import PathLike as _OsPathLike
 from typing import Callable, Iterable, Sequence, Union
 
+import numpy as np
 from astropy.table import Table
 
 from . import __version__
@@ -130,12 +131,12 @@ def mark_history(frame: Frame, primitive: str, when: datetime) -> None:
 
 
 def _rows(table, columns) -> list:
+    """The rows of ``table`` as tuples of text, one item per column ('' for a missing column)."""
     if table is None:
         return []
-    rows = []
-    for row in table:
-        rows.append(tuple(_text(row[c]) if c in table.colnames else "" for c in columns))
-    return rows
+    texts = [[_text(value) for value in table[c].tolist()] if c in table.colnames
+             else [""] * len(table) for c in columns]
+    return list(zip(*texts))
 
 
 def _text(value) -> str:
@@ -145,7 +146,7 @@ def _text(value) -> str:
 def _table(rows, columns) -> Table:
     if not rows:
         return Table(names=columns, dtype=[str] * len(columns))
-    return Table(rows=rows, names=columns, dtype=[str] * len(columns))
+    return Table([np.array(texts, dtype=str) for texts in zip(*rows)], names=columns, copy=False)
 
 
 def _jsonable(value):

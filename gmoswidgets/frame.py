@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # astropy is imported where a file is read or written (start-
     from astropy.io import fits
     from astropy.table import Table
 
-__all__ = ["Extension", "Frame", "HeaderSet", "copy_header", "read_headers", "read_frame",
-           "FRAME_TABLES"]
+__all__ = ["Extension", "Frame", "HeaderSet", "copy_header", "image_pixels", "read_headers",
+           "read_frame", "FRAME_TABLES"]
 
 #: Frame-level table extensions (not attached to one amplifier / CCD).
 FRAME_TABLES = ("PROVENANCE", "HISTORY", "REFCAT")
@@ -391,19 +391,31 @@ def _is_unsigned16(header) -> bool:
             and header.get("BSCALE", 1) == 1)
 
 
-def _pixels(hdu, fh) -> np.ndarray | None:
-    """The image of ``hdu`` (read from the open file ``fh``) as astropy gives it, native order.
+def image_pixels(hdu, fh) -> np.ndarray | None:
+    """The image of ``hdu`` (read from ``fh``, the open FITS file) as astropy gives it, native order.
 
-    16-bit pseudo-unsigned pixels are read and made unsigned in one pass:
-    adding BZERO = 32768 modulo 2**16 flips the top bit, which is what astropy
-    computes (by a copy and a subtraction, ten times slower).  Other images
-    are astropy's.
+    16-bit pseudo-unsigned pixels (raw GMOS, DQ planes, DRAGONS' masks) are
+    read and made unsigned in one pass: adding BZERO = 32768 modulo 2**16
+    flips the top bit, which is what astropy computes (by a copy and a
+    subtraction, ten times slower).  Other images are astropy's.
+
+    Parameters
+    ----------
+    hdu : astropy.io.fits.ImageHDU or PrimaryHDU
+        An HDU of a file opened without memory mapping.
+    fh : binary file object
+        The same file, open for reading (a file or :class:`io.BytesIO`).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        None when the HDU has no data.
     """
     shape = hdu.shape
     if not _is_unsigned16(hdu.header) or not shape or not all(shape):
         return None if hdu.data is None else _native(hdu.data)
     fh.seek(hdu._data_offset)
-    raw = np.fromfile(fh, dtype=">u2", count=int(np.prod(shape))).reshape(shape)
+    raw = np.frombuffer(fh.read(2 * int(np.prod(shape))), dtype=">u2").reshape(shape)
     return np.bitwise_xor(raw, np.uint16(1 << 15), dtype=np.uint16)
 
 
@@ -438,7 +450,7 @@ def read_frame(path) -> Frame:
         with open(path, "rb") as fh:
             for index, hdu in enumerate(sci, start=1):
                 extver = hdu.header.get("EXTVER", index)
-                data = _pixels(hdu, fh)
+                data = image_pixels(hdu, fh)
                 if data is None:
                     raise FileProblem(path, f"extension {index} has no data")
                 # the HDU list is closed and dropped: its headers and arrays need no copy
@@ -446,7 +458,7 @@ def read_frame(path) -> Frame:
                 for name, attr in (("VAR", "variance"), ("DQ", "mask"), ("OBJMASK", "objmask")):
                     plane = planes.get((name, extver))
                     if plane is not None:
-                        arr = _pixels(plane, fh)
+                        arr = image_pixels(plane, fh)
                         if arr is None or arr.shape != ext.data.shape:
                             shown = None if arr is None else arr.shape
                             raise FileProblem(path, f"{name} extension {extver} has shape "

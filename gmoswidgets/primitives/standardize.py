@@ -26,7 +26,7 @@ from astropy.io import fits
 
 from .. import dq
 from ..errors import CalibrationNotFoundError, FileProblem
-from ..frame import Extension, Frame, read_frame
+from ..frame import Extension, Frame, image_pixels, read_frame
 from ..gmos import geometry, lookups
 from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
@@ -131,9 +131,10 @@ def _illum_mask_frame(name: str) -> Frame:
 
     Its SCI extensions are the mask (0 lit, 64 unilluminated), one per amplifier.
     """
-    with fits.open(io.BytesIO(lookups.illum_mask_fits(name))) as hdus:
-        exts = [Extension(np.array(hdu.data), hdu.header.copy()) for hdu in hdus[1:]]
-        frame = Frame(hdus[0].header.copy(), exts)
+    raw = io.BytesIO(lookups.illum_mask_fits(name))
+    with fits.open(raw, memmap=False, lazy_load_hdus=False) as hdus:   # its headers: no copy
+        exts = [Extension(image_pixels(hdu, raw), hdu.header) for hdu in hdus[1:]]
+        frame = Frame(hdus[0].header, exts)
     frame.filename = name
     return frame
 

@@ -20,7 +20,7 @@ def test_mask_is_decompressed_once_then_read_from_the_cache(tmp_path, monkeypatc
 
     def no_decompression(_data):
         raise AssertionError("decompressed again")
-    monkeypatch.setattr(lookups.bz2, "decompress", no_decompression)
+    monkeypatch.setattr(bz2, "decompress", no_decompression)
     assert lookups.illum_mask_fits(NAME) == expected
 
 

@@ -18,17 +18,13 @@ a full-frame readout uses.
 """
 from __future__ import annotations
 
-import bz2
 import datetime as _dt
 import functools
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-from ..atomic import atomic_path
 
 __all__ = [
     "ADC_LIMIT", "DetectorType", "DETECTOR_TYPES", "detector_type", "amp_table", "amp_value",
@@ -380,6 +376,10 @@ def illum_mask_fits(name: str) -> bytes:
     holding the MD5 of the vendored file: a changed mask is never read
     stale.  A cache that cannot be written or read is skipped.
     """
+    import bz2          # here: `caldb` and `dataselect` read the tables, not the masks
+    import hashlib
+
+    from ..atomic import atomic_path
     packed = illum_mask_path(name).read_bytes()
     cached = _cache_dir() / f"{name.removesuffix('.bz2')}.{hashlib.md5(packed).hexdigest()}"
     try:

@@ -3,9 +3,11 @@
 Importing :mod:`astropy.io.fits` costs 0.2-0.3 s (it imports numpy and
 astropy.units), more than a command that only looks at a few keywords of a
 few files needs.  :func:`scan_headers` reads the 2880-byte header blocks
-itself and returns a :class:`ScannedHeaders` (``phu``, ``ext_headers``,
+itself and returns a :class:`HeaderSet` (``phu``, ``ext_headers``,
 ``shapes``, ``path``: what tags, descriptors and the calibration properties
 read) whose headers map each keyword to its value as astropy gives it.
+:class:`HeaderSet` is also what :func:`gmoswidgets.frame.read_headers`
+returns, with astropy headers.
 
 It only reads files it can read exactly as astropy does: every card
 printable ASCII with a plain value (string, integer, real or logical; the
@@ -24,10 +26,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .fitscheck import MAX_AXIS, MAX_PIXELS, check_regular_file, is_plain_card
 
-__all__ = ["HeaderValues", "ScannedHeaders", "scan_headers", "header_values"]
+__all__ = ["HeaderSet", "HeaderValues", "scan_headers", "header_values"]
 
 _BLOCK, _CARD = 2880, 80
 #: Keywords whose cards are commentary (astropy gives their texts as a list).
@@ -60,10 +63,26 @@ class HeaderValues(dict):
 
 
 @dataclass
-class ScannedHeaders:
-    """The headers of one file (as :class:`gmoswidgets.frame.HeaderSet`, values only)."""
+class HeaderSet:
+    """Headers of one file, read without pixels.
 
-    phu: HeaderValues
+    :func:`scan_headers` gives values only (:class:`HeaderValues`);
+    :func:`gmoswidgets.frame.read_headers` gives astropy headers.  Tags,
+    descriptors and the calibration properties read either.
+
+    Attributes
+    ----------
+    phu : astropy.io.fits.Header or HeaderValues
+        The primary header.
+    ext_headers : list of astropy.io.fits.Header or HeaderValues
+        One header per science extension (amplifier, CCD or mosaic), in order.
+    path : pathlib.Path or None
+        The file the headers came from.
+    shapes : list of tuple
+        The numpy shape of each science extension (from NAXISn).
+    """
+
+    phu: Any
     ext_headers: list
     path: Path | None = None
     shapes: list = field(default_factory=list)
@@ -150,7 +169,7 @@ def _data_bytes(header: HeaderValues, shape: tuple) -> int | None:
     return -(-size // _BLOCK) * _BLOCK
 
 
-def scan_headers(path) -> ScannedHeaders | None:
+def scan_headers(path) -> HeaderSet | None:
     """The headers of a plain GMOS FITS file, or None if it must be read by astropy.
 
     Parameters
@@ -159,8 +178,8 @@ def scan_headers(path) -> ScannedHeaders | None:
 
     Returns
     -------
-    ScannedHeaders or None
-        None when the file is not plain (see the module's description):
+    HeaderSet or None
+        Its headers are :class:`HeaderValues`; None when the file is not plain (see the module's description):
         :func:`gmoswidgets.frame.read_headers` reads it, or names its problem.
 
     Raises
@@ -206,7 +225,7 @@ def scan_headers(path) -> ScannedHeaders | None:
                and str(h.get("EXTNAME", "")).strip().upper() in _SCIENCE_NAMES]
     if not science:
         return None
-    return ScannedHeaders(headers[0], [h for h, _ in science], path,
+    return HeaderSet(headers[0], [h for h, _ in science], path,
                           [(h.get("NAXIS2", 0), h.get("NAXIS1", 0)) for h, _ in science])
 
 

@@ -18,7 +18,6 @@ reduction reads and to what each of its steps produces.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from datetime import datetime, timezone
@@ -26,14 +25,16 @@ from pathlib import Path
 from os import PathLike as _OsPathLike
 from typing import Callable, Iterable, Sequence, Union
 
+import numpy as np
 from astropy.table import Table
 
 from . import __version__
 from .atomic import atomic_path
 from .caldb.properties import caltype_of
+from .checksums import md5sum
 from .errors import ParameterError
 from .fitstext import from_header_text, to_header_text
-from .frame import Frame
+from .frame import Frame, copy_header
 from .gmos.keywords import GEM_TLM, ORIGINAL_FILENAME, TIMESTAMP_KEYWORDS
 from .logutils import get_logger
 from .overwrite import replacing
@@ -52,8 +53,6 @@ HISTORY_COLUMNS = ("primitive", "args", "timestamp_start", "timestamp_stop")
 PROVENANCE_COLUMNS = ("timestamp", "filename", "md5", "provenance_added_by")
 #: Directory, relative to the working directory, of the calibration cache.
 CALIBRATION_DIR = "calibrations"
-
-_md5_cache: dict = {}
 
 
 def utc_now() -> datetime:
@@ -132,12 +131,12 @@ def mark_history(frame: Frame, primitive: str, when: datetime) -> None:
 
 
 def _rows(table, columns) -> list:
+    """The rows of ``table`` as tuples of text, one item per column ('' for a missing column)."""
     if table is None:
         return []
-    rows = []
-    for row in table:
-        rows.append(tuple(_text(row[c]) if c in table.colnames else "" for c in columns))
-    return rows
+    texts = [[_text(value) for value in table[c].tolist()] if c in table.colnames
+             else [""] * len(table) for c in columns]
+    return list(zip(*texts))
 
 
 def _text(value) -> str:
@@ -147,7 +146,7 @@ def _text(value) -> str:
 def _table(rows, columns) -> Table:
     if not rows:
         return Table(names=columns, dtype=[str] * len(columns))
-    return Table(rows=rows, names=columns, dtype=[str] * len(columns))
+    return Table([np.array(texts, dtype=str) for texts in zip(*rows)], names=columns, copy=False)
 
 
 def _jsonable(value):
@@ -176,20 +175,6 @@ def add_history(frame: Frame, primitive: str, args: dict, start: datetime,
     text = json.dumps({k: _jsonable(v) for k, v in args.items()}, sort_keys=False)
     rows.append((primitive, text, _iso(start), _iso(stop)))
     frame.tables["HISTORY"] = _table(rows, HISTORY_COLUMNS)
-
-
-def md5sum(path: PathLike) -> str:
-    """MD5 checksum of a file (cached by path, size and modification time)."""
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _md5_cache:
-        digest = hashlib.md5()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _md5_cache[key] = digest.hexdigest()
-    return _md5_cache[key]
 
 
 def add_provenance(frame: Frame, path: PathLike, added_by: str,
@@ -295,7 +280,7 @@ def stamp_input(frame: Frame, path: PathLike, primitive: str) -> Frame:
 
 def _shallow_copy(frame: Frame) -> Frame:
     """A new Frame sharing pixel arrays but with its own PHU and tables."""
-    new = Frame(frame.phu.copy(), frame.exts, frame.path,
+    new = Frame(copy_header(frame.phu), frame.exts, frame.path,
                 {name: table.copy() for name, table in frame.tables.items()})
     new.filename = frame.filename
     return new

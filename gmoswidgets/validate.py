@@ -25,6 +25,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .checksums import start_md5sums
 from .errors import FileProblem
 from .gmos.descriptors import descriptor_value
 from .gmos.tags import tags_of
@@ -72,6 +73,10 @@ def _check_binning(headers) -> None:
 def read_inputs(files) -> list:
     """The headers of a reduction's inputs, read once (values only) and checked together.
 
+    The files' checksums for ``PROVENANCE`` are started on another thread
+    (:func:`gmoswidgets.checksums.start_md5sums`): they are ready when the
+    inputs are stamped.
+
     Parameters
     ----------
     files : list of path-like
@@ -87,6 +92,7 @@ def read_inputs(files) -> list:
         An unreadable input, or inputs refused by :func:`check_inputs`.
     """
     from .fitsheader import header_values
+    start_md5sums(files)
     headers_list = [header_values(path) for path in files]
     check_inputs(headers_list)
     return headers_list

@@ -96,3 +96,18 @@ def test_logutils_config_is_idempotent_and_logs_once(tmp_path, capsys):
                 logutils.config(mode="loud")
     finally:
         logging.getLogger().removeHandler(root_handler)
+
+
+def test_provenance_tables_as_astropy_builds_them_and_back_through_fits(tmp_path):
+    from astropy.table import Table
+    from gmoswidgets.outputs import PROVENANCE_COLUMNS, _rows, _table
+    rows = [("2026-11-30T19:00:00.000001", "N20170614S0201.fits", "0" * 32, "prepare"),
+            ("2026-11-30T19:00:01.000002", "N20170613S0180_bias.fits", "f" * 32, "")]
+    table = _table(rows, PROVENANCE_COLUMNS)
+    expected = Table(rows=rows, names=PROVENANCE_COLUMNS, dtype=[str] * 4)   # the old way
+    assert table.colnames == expected.colnames and len(table) == 2
+    for name in PROVENANCE_COLUMNS:
+        assert table[name].dtype == expected[name].dtype and list(table[name]) == list(expected[name])
+    table.write(tmp_path / "p.fits")
+    assert _rows(Table.read(tmp_path / "p.fits"), PROVENANCE_COLUMNS) == rows   # bytes read back
+    assert _rows(table[["filename"]], PROVENANCE_COLUMNS) == [("", r[1], "", "") for r in rows]

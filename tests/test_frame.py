@@ -94,3 +94,83 @@ def test_bad_files(tmp_path):
         read_headers(other)
     with pytest.raises(FileProblem, match="no such file"):
         read_headers(tmp_path / "absent.fits")
+
+
+@pytest.mark.parametrize("bzero, bscale, dtype", [
+    (32768, 1, np.uint16),        # raw GMOS and DQ planes: read by gmoswidgets' own pass
+    (32768, 2, np.float32),       # scaled: astropy's conversion
+    (0, 1, np.int16),             # signed
+    (None, None, np.float32),     # BITPIX -32
+])
+def test_pixels_are_astropys_values(tmp_path, bzero, bscale, dtype):
+    rng = np.random.default_rng(5)
+    values = rng.integers(-32768, 32767, size=(2, 33, 17), dtype=np.int16)  # every bit pattern
+    hdus = [fits.PrimaryHDU()]
+    hdus[0].header["INSTRUME"] = "GMOS-S"
+    for extver, plane in enumerate(values, start=1):
+        for name in ("SCI", "DQ"):
+            data = plane.astype(np.float32) if bzero is None else plane
+            hdu = fits.ImageHDU(data, name=name, ver=extver, do_not_scale_image_data=True)
+            if bzero is not None:
+                hdu.header["BZERO"], hdu.header["BSCALE"] = bzero, bscale
+            hdus.append(hdu)
+    path = tmp_path / "planes.fits"
+    fits.HDUList(hdus).writeto(path)
+    frame = read_frame(path)
+    with fits.open(path) as expected:        # astropy's own reading, defaults
+        for index, ext in enumerate(frame):
+            for plane, hdu in ((ext.data, expected["SCI", index + 1]),
+                               (ext.mask, expected["DQ", index + 1])):
+                assert plane.dtype == dtype and plane.dtype.isnative
+                assert plane.dtype == hdu.data.dtype.newbyteorder("=")
+                np.testing.assert_array_equal(plane, hdu.data)
+
+
+def _varied_header():
+    header = fits.Header()
+    header["SIMPLE"] = True
+    header["EXPTIME"] = (10.0, "seconds")
+    header["OBJECT"] = "starfield"
+    header.add_history("first")
+    header.add_comment("a comment")
+    header.append(fits.Card("", "blank commentary"), end=True)
+    header["HIERARCH ESO DET CHIP"] = 3
+    header["LONGSTR"] = "x" * 150                                 # CONTINUE cards
+    header.append(fits.Card.fromstring("DP1     = 'AXIS.1: 1'".ljust(80)))   # record-valued
+    header.append(fits.Card.fromstring("DP1     = 'AXIS.2: 2'".ljust(80)))
+    header.append(("DUPL", 1), end=True)
+    header.append(("DUPL", 2), end=True)
+    header.add_history("second")
+    return header
+
+
+def _edit(header):
+    header["EXPTIME"] = 20.0
+    header["NEWKEY"] = ("new", "added")
+    del header["OBJECT"]
+    header.add_history("third")
+    header["DP1.AXIS.1"] = 5
+    header.insert("DUPL", ("BEFORE", 0))
+    header.remove("DUPL")
+
+
+def _state(header):
+    return (header.tostring(), list(header.keys()), dict(header._keyword_indices),
+            dict(header._rvkc_indices), header["DP1.AXIS.2"], header[("DUPL", 0)],
+            header["HISTORY"][:], header.get("DP1.AXIS.1"))
+
+
+@pytest.mark.parametrize("source", ["varied", "read"])
+def test_copy_header_equals_astropys_copy(tmp_path, source):
+    from gmoswidgets.frame import copy_header
+    header = _varied_header()
+    if source == "read":      # as parsed from a file (cards not yet parsed)
+        fits.PrimaryHDU(header=header).writeto(tmp_path / "h.fits")
+        header = fits.getheader(tmp_path / "h.fits")
+    before = header.tostring()
+    ours, theirs = copy_header(header), header.copy()
+    assert _state(ours) == _state(theirs) and ours._modified == theirs._modified
+    _edit(ours)
+    _edit(theirs)
+    assert _state(ours) == _state(theirs)
+    assert header.tostring() == before        # the original is untouched

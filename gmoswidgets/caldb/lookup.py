@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
+from ..checksums import start_md5sums
 from ..errors import CalibrationNotFoundError
 from ..frame import Frame, read_frame
 from ..logutils import get_logger
@@ -154,6 +155,7 @@ class CalibrationLookup:
         self.log.info("%s: using %s %s: %s", frame.filename, caltype, path.name, match.reason)
         key = (str(path.resolve()), path.stat().st_mtime_ns)
         if key not in self._cache:
+            start_md5sums([path])    # for the PROVENANCE row of the step, while it runs
             self._cache[key] = read_frame(path)
         return self._cache[key], path, match.reason
 

@@ -15,14 +15,19 @@ from __future__ import annotations
 import os
 import sys
 
-from ..caldb.lookup import default_service
-from ..logutils import config as configure_logging
-from ..logutils import get_logger
+from typing import TYPE_CHECKING
+
+from ..checksums import start_md5sums
 from ..errors import CalibrationNotFoundError, FileProblem, GmosError
 from ..executor import SCHEDULER_ENV, get_executor
-from ..reduction import FAILED, KEEP_MODES, Reduction
+from ..logutils import config as configure_logging
+from ..logutils import get_logger
+from ..storage import KEEP_MODES
 from ..validate import check_writable_file
 from .common import Parser, UsageError, expand_inputs, readable_files, run
+
+if TYPE_CHECKING:  # imported once the inputs' checksums are started (they overlap the import)
+    from ..reduction import Reduction
 
 __all__ = ["main", "build_parser"]
 
@@ -119,6 +124,8 @@ class _ProgressBar:
 
 def _reduction(files, args) -> Reduction:
     """The reduction of ``files`` as the command line asks."""
+    from ..caldb.lookup import default_service
+    from ..reduction import Reduction
     return Reduction(files, recipe=args.recipe, uparms=args.param,
                      user_cals=args.user_cal or None, calservice=default_service(),
                      suffix=args.suffix, keep=args.keep)
@@ -131,6 +138,8 @@ def _reduce(argv) -> int:
     if not files:
         raise UsageError("no input files (give FILE ... or @list.txt)")
     check_writable_file(args.logfile)
+    start_md5sums(files)    # for PROVENANCE, on another thread while the imports run
+    from ..reduction import FAILED
     log = configure_logging(file_name=args.logfile)
     get_logger("reduce").info("reduce " + " ".join(argv))
     try:     # the usual case, every input readable: their headers are read once, here

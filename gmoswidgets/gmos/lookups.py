@@ -21,15 +21,17 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 __all__ = [
     "ADC_LIMIT", "DetectorType", "DETECTOR_TYPES", "detector_type", "amp_table", "amp_value",
     "well_depth", "bias_removed", "CCDPlacement", "MosaicGeometry", "MOSAIC_GEOMETRY",
     "ROI_SETTINGS", "roi_name", "FRINGE_FILTERS", "READ_SPEED_AMPINTEG_SLOW",
     "READ_SPEED_AMPINTEG_SLOW_EEV", "GAIN_SETTING_THRESHOLD", "READ_MODES", "illum_mask_name",
-    "illum_mask_path", "ILLUM_MASK_NAMES", "tables",
+    "illum_mask_path", "illum_mask_fits", "ILLUM_MASK_NAMES", "tables",
 ]
 
 
@@ -358,3 +360,37 @@ def illum_mask_path(name: str):
     """Path (a :class:`importlib.resources` traversable) of a vendored illumination mask."""
     return resources.files(__package__).joinpath("dragons", "illum", name)
 
+
+
+def _cache_dir() -> Path:
+    """Where decompressed masks are kept: ``$XDG_CACHE_HOME/gmoswidgets``, else ``~/.cache/...``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gmoswidgets"
+
+
+def illum_mask_fits(name: str) -> bytes:
+    """The FITS file of a vendored illumination mask, decompressed (the bytes DRAGONS reads).
+
+    Decompressing bzip2 costs 0.1 s for a 2x2 mask and 1 s for a 1x1 one,
+    in every ``reduce`` that flags unilluminated pixels, so the result is
+    kept in the user's cache directory (:func:`_cache_dir`), under a name
+    holding the MD5 of the vendored file: a changed mask is never read
+    stale.  A cache that cannot be written or read is skipped.
+    """
+    import bz2          # here: `caldb` and `dataselect` read the tables, not the masks
+    import hashlib
+
+    from ..atomic import atomic_path
+    packed = illum_mask_path(name).read_bytes()
+    cached = _cache_dir() / f"{name.removesuffix('.bz2')}.{hashlib.md5(packed).hexdigest()}"
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
+    raw = bz2.decompress(packed)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp:    # whole or absent, whoever else writes it
+            tmp.write_bytes(raw)
+    except OSError:
+        pass
+    return raw

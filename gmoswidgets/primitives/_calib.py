@@ -20,7 +20,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import CalibrationNotFoundError, FileProblem
-from ..frame import Extension, Frame, read_frame
+from ..frame import Extension, Frame, copy_header, read_frame
 from ..gmos import geometry, lookups
 from ..gmos.descriptors import ccdsum_binning
 from ..gmos.keywords import BUNIT, BUNIT_ELECTRON_ALIASES
@@ -43,9 +43,10 @@ def light_copy(frame: Frame) -> Frame:
     then assign new arrays (``ext.data = ext.data * g``), never modify the
     shared ones in place.
     """
-    exts = [Extension(e.data, e.header.copy(), e.variance, e.mask, e.objcat, e.objmask)
+    exts = [Extension(e.data, copy_header(e.header), e.variance, e.mask, e.objcat, e.objmask)
             for e in frame.exts]
-    new = Frame(frame.phu.copy(), exts, frame.path, {k: v.copy() for k, v in frame.tables.items()})
+    new = Frame(copy_header(frame.phu), exts, frame.path,
+                {k: v.copy() for k, v in frame.tables.items()})
     new.filename = frame.filename
     return new
 

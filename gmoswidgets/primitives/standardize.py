@@ -17,7 +17,6 @@ Semantics and defaults follow DRAGONS (``core/primitives_standardize.py``,
 """
 from __future__ import annotations
 
-import bz2
 import functools
 import io
 import threading
@@ -27,7 +26,7 @@ from astropy.io import fits
 
 from .. import dq
 from ..errors import CalibrationNotFoundError, FileProblem
-from ..frame import Extension, Frame, read_frame
+from ..frame import Extension, Frame, image_pixels, read_frame
 from ..gmos import geometry, lookups
 from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
@@ -128,15 +127,14 @@ def _prepare_frame(frame: Frame) -> Frame:
 
 @functools.lru_cache(maxsize=2)
 def _illum_mask_frame(name: str) -> Frame:
-    """A vendored DRAGONS illumination mask (bzip2-compressed FITS), read once.
+    """A vendored DRAGONS illumination mask, read once (:func:`~..gmos.lookups.illum_mask_fits`).
 
     Its SCI extensions are the mask (0 lit, 64 unilluminated), one per amplifier.
     """
-    # decompress in one go: astropy's seeks in a bz2 stream decompress it again each time
-    raw = bz2.decompress(lookups.illum_mask_path(name).read_bytes())
-    with fits.open(io.BytesIO(raw)) as hdus:
-        exts = [Extension(np.array(hdu.data), hdu.header.copy()) for hdu in hdus[1:]]
-        frame = Frame(hdus[0].header.copy(), exts)
+    raw = io.BytesIO(lookups.illum_mask_fits(name))
+    with fits.open(raw, memmap=False, lazy_load_hdus=False) as hdus:   # its headers: no copy
+        exts = [Extension(image_pixels(hdu, raw), hdu.header) for hdu in hdus[1:]]
+        frame = Frame(hdus[0].header, exts)
     frame.filename = name
     return frame
 

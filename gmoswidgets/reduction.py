@@ -33,7 +33,7 @@ from . import validate
 from .caldb.lookup import CalibrationLookup, LookupFunction, StepCalibrations
 from .errors import GmosError
 from .events import EVENT_KINDS, Event, EventHub
-from .executor import Executor
+from .executor import Executor, trim_heap
 from .frame import Frame, read_frame
 from .gmos.tags import tags_of
 from .logutils import get_logger
@@ -45,7 +45,7 @@ from .recipes import Recipe, RecipeBook
 from .steps import (DONE, FAILED, PENDING, PER_FRAME, RUNNING, SKIPPED, ParamState, Step,
                     StepKey, build_steps, choose_recipe, find_step, package_primitives, parse_uparms,
                     set_user_value, split_assignment, summary_text, user_targets)
-from .storage import KEEP_MODES, STREAM_BATCH, StepStore
+from .storage import KEEP_MODES, STREAM_BATCH, StepStore, expected_step_bytes
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
            "split_assignment", "choose_recipe", "PENDING", "RUNNING", "DONE", "SKIPPED",
@@ -88,10 +88,10 @@ class Reduction:
         else paths under it.
     keep : {'all', 'last', 'spill', 'stream'}
         Memory policy (:class:`~gmoswidgets.storage.StepStore`): every step's
-        outputs in memory, only the latest ones (earlier ones are recomputed
-        if needed), each step's written to a temporary directory and mapped
-        back on demand, or only the latest on disk with per-frame steps run
-        a few frames at a time (memory bounded whatever the number of frames).
+        outputs in memory, only the latest ones (on disk if the inputs are
+        large; earlier ones are recomputed if needed), each step's written to
+        a temporary directory and mapped back on demand, or only the latest on
+        disk; the last two run per-frame steps a few frames at a time.
     spill_dir : path-like, optional
         Parent directory for ``keep='spill'`` or ``'stream'`` (default: the
         system's temporary one).
@@ -125,10 +125,10 @@ class Reduction:
         if not self.files:
             raise GmosError("no input files to reduce")
         self.keep = keep
-        self._store = StepStore(keep, spill_dir)
         self.log = logger or get_logger("reduce")
         self.primitives = primitives if primitives is not None else package_primitives()
         self.headers = validate.read_inputs(self.files)
+        self._store = StepStore(keep, spill_dir, expected_bytes=expected_step_bytes(self.headers))
         self.tags = tags_of(self.headers[0])
         self.recipe = choose_recipe(self.headers, recipe, recipes=recipes)
         self.steps = build_steps(self.recipe, self.primitives)
@@ -354,6 +354,7 @@ class Reduction:
             if status == SKIPPED:
                 self.log.info("%s skipped (skip_primitive=True)", step.label)
             self._store.discard(index)
+            trim_heap()  # the pages the last step freed: this step's peak is its own
             for first, total, inputs in self._batches(step):
                 outputs = list(inputs) if status == SKIPPED else self._call(step, inputs,
                                                                             (first, total))

@@ -29,9 +29,10 @@ PENDING, RUNNING, DONE, SKIPPED, FAILED = "pending", "running", "done", "skipped
 _KIND_TAGS = frozenset({"BIAS", "FLAT", "FRINGE", "DARK", "BPM", "CAL", "PROCESSED", "IMAGE",
                         "SPECT"})
 #: Primitives whose output for a frame depends on that frame alone (and its calibrations):
-#: the engine may run them a few frames at a time (``keep='stream'``) with the same result.
+#: the engine may run them a few frames at a time (``keep='last'``, ``'stream'``) with the
+#: same result.
 PER_FRAME = frozenset({"prepare", "addDQ", "addVAR", "overscanCorrect", "biasCorrect",
-                       "ADUToElectrons", "flatCorrect"})
+                       "ADUToElectrons", "flatCorrect", "mosaicDetectors"})
 
 
 def package_primitives() -> PrimitiveTable:

@@ -228,3 +228,20 @@ def test_last_in_memory_lets_go_of_a_per_frame_steps_inputs_as_it_goes(tutorial4
     assert alive[-1] == [False, False, True]            # the second: the first batch's inputs gone
     assert not red.has_outputs(step.index - 1) and red.has_outputs(step.index)
     assert red._store.bytes_written == 0                # all in memory
+
+
+def test_per_frame_steps_stream_as_one_chain_and_only_its_last_outputs_are_written(tutorial4,
+                                                                                   tmp_path):
+    files = [str(p) for p in tutorial4.bias[:3]]
+    ref, _ = _bias_run(files, "all", tmp_path)
+    red, events = _bias_run(files, "stream", tmp_path)
+    chain = [s.index for s in red.steps if s.primitive in PER_FRAME]
+    assert chain == [0, 1, 2, 3]                        # prepare .. overscanCorrect
+    order = [(e.kind, e.step_index) for e in events if e.kind in ("step_started", "step_finished")]
+    assert order.index(("step_started", 3)) < order.index(("step_finished", 0))  # batch by batch
+    assert [s.status for s in red.steps] == [s.status for s in ref.steps]
+    assert all(s.elapsed > 0 for s in red.steps)
+    weights = [sum(f.nbytes for f in ref.outputs(s.index)) for s in ref.steps]
+    assert 0 < red._store.bytes_written <= sum(weights[3:])  # not the chain's first steps'
+    for step in ref.steps:
+        _assert_same_frames(red.outputs(step.index), ref.outputs(step.index), step.label)

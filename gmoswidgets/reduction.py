@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -46,7 +47,7 @@ from .steps import (DONE, FAILED, PENDING, PER_FRAME, RUNNING, SKIPPED, ParamSta
                     StepKey, build_steps, call_step, choose_recipe, find_step, package_primitives,
                     parse_uparms, set_user_value, split_assignment, stream_chain, summary_text,
                     user_targets)
-from .storage import KEEP_MODES, STREAM_BATCH, StepStore, expected_step_bytes
+from .storage import KEEP_MODES, StepStore, expected_frame_bytes
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
            "split_assignment", "choose_recipe", "PENDING", "RUNNING", "DONE", "SKIPPED",
@@ -127,7 +128,7 @@ class Reduction:
         self.log = logger or get_logger("reduce")
         self.primitives = primitives if primitives is not None else package_primitives()
         self.headers = validate.read_inputs(self.files)
-        self._store = StepStore(keep, spill_dir, expected_bytes=expected_step_bytes(self.headers))
+        self._store = StepStore(keep, spill_dir, frame_bytes=expected_frame_bytes(self.headers))
         self.tags = tags_of(self.headers[0])
         self.recipe = choose_recipe(self.headers, recipe, recipes=recipes)
         self.steps = build_steps(self.recipe, self.primitives)
@@ -331,9 +332,9 @@ class Reduction:
             yield 0, len(inputs), inputs
             return
         total = len(self.files) if step.index == 0 else self._store.count(step.index - 1)
-        for first in range(0, total, STREAM_BATCH):  # inputs consumed as they go: no recompute
-            yield first, total, (self._load_inputs(first, first + STREAM_BATCH) if step.index == 0
-                                 else self._store.load(step.index - 1, first, first + STREAM_BATCH))
+        load = self._load_inputs if step.index == 0 else partial(self._store.load, step.index - 1)
+        for first in range(0, total, self._store.batch):  # inputs consumed as they go
+            yield first, total, load(first, first + self._store.batch)
 
     def _execute(self, index: int, until: int | None = None) -> None:
         """Run step ``index``, and under ``'last'``/``'stream'`` the per-frame steps after it
@@ -349,13 +350,13 @@ class Reduction:
             self._check_cancel()
             trim_heap()  # the pages the last step freed: this step's peak is its own
             self._store.discard(chain[-1])
-            for first, total, inputs in self._batches(self.steps[index]):
-                frames = inputs
+            for first, total, frames in self._batches(self.steps[index]):
+                count = len(frames)  # each step's inputs are let go of once it is done
                 for i in chain:
                     frames = self._step_batch(self.steps[i], frames, (first, total), elapsed,
                                               keep=i == chain[-1])
                 self._store.append(chain[-1], frames)
-                self._store.consume(index - 1, first, first + len(inputs))
+                self._store.consume(index - 1, first, first + count)
             self._store.finish(chain[-1])
             if chain[-1] == len(self.steps) - 1:
                 self._write_final(self._store.load(chain[-1]))
@@ -445,5 +446,4 @@ class Reduction:
         """The steps with their status and elapsed time, as a text table."""
         return summary_text(self.recipe.name, self.files, self.steps, self.output_filenames)
 
-    def __repr__(self) -> str:
-        return self.summary()
+    __repr__ = summary

@@ -24,8 +24,8 @@ from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
            "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes",
-           "user_targets", "set_user_value", "summary_text", "stream_chain", "call_step", "PER_FRAME",
-           "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
+           "user_targets", "set_user_value", "summary_text", "stream_chain", "call_step",
+           "PER_FRAME", "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
 #: Step statuses.
 PENDING, RUNNING, DONE, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"

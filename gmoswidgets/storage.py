@@ -6,14 +6,16 @@ Four policies (:data:`KEEP_MODES`):
 * ``'last'``: only the latest step's outputs are held; earlier ones are
   forgotten (the engine recomputes them when asked), and the steps that work
   frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) run
-  :data:`STREAM_BATCH` frames at a time, letting go of each batch's inputs
-  once used, so that a step holds its outputs and what is left of its
-  inputs, not both whole.  The outputs are held in memory when one step's
-  outputs are expected to weigh at most :data:`LAST_IN_MEMORY`
-  (:func:`expected_step_bytes`, decided before the first step from the
-  inputs' sizes), else on disk as under ``'stream'``, so that memory holds a
-  few frames whatever their number (also from the first step whose outputs
-  turn out to weigh more than expected);
+  :data:`STREAM_BATCH` frames at a time (one if a frame weighs more than
+  half of :data:`STREAM_BYTES`), each batch through all the per-frame steps
+  that follow one another, letting go of each batch's inputs once used, so
+  that a step holds its outputs and what is left of its inputs, not both
+  whole.  The outputs are held in memory when one step's outputs are
+  expected to weigh at most :data:`LAST_IN_MEMORY` (:func:`expected_frame_bytes`,
+  decided before the first step from the inputs' sizes), else on disk as
+  under ``'stream'``, so that memory holds a few frames whatever their
+  number (also from the first step whose outputs turn out to weigh more than
+  expected);
 * ``'spill'``: each step's outputs are written to a temporary directory as
   soon as the step ends and mapped back (read-only, lazily) when asked for,
   the next step's inputs included; the frames that per-frame work
@@ -51,7 +53,7 @@ import numpy as np
 from .frame import Extension, Frame
 
 __all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "LAST_IN_MEMORY", "PROCESSED_PIXEL_BYTES",
-           "StepStore", "expected_step_bytes"]
+           "STREAM_BYTES", "StepStore", "expected_frame_bytes"]
 
 #: Memory policies: every step's outputs in memory, only the last, on disk, on disk and streamed.
 KEEP_MODES = ("all", "last", "spill", "stream")
@@ -59,11 +61,14 @@ KEEP_MODES = ("all", "last", "spill", "stream")
 ON_DISK = ("spill", "stream")
 #: Frames a per-frame step processes at once under ``keep='stream'`` (one per core here).
 STREAM_BATCH = 2
+#: Bytes of processed frames a streamed batch may hold (a batch has one frame at least): each
+#: frame in flight holds its inputs and outputs of a step, and per-frame steps run in a chain.
+STREAM_BYTES = 256 * 2**20
 #: Executors running in this process, whose per-frame results can be spilled as they come.
 IN_PROCESS = ("sync", "threads")
 #: Bytes of pixel planes of one step's outputs that ``'last'`` holds in memory; above, on disk.
 LAST_IN_MEMORY = 2**30
-#: Bytes per pixel of a processed frame at most: SCI and VAR (float32), DQ (uint16), OBJMASK (uint8).
+#: Bytes per pixel of a processed frame at most: SCI, VAR (float32), DQ (uint16), OBJMASK (uint8).
 PROCESSED_PIXEL_BYTES = 4 + 4 + 2 + 1
 #: Mapped bytes above which a progress report lets the system drop the mapped pages.
 TRIM_ABOVE = 512 * 2**20
@@ -73,8 +78,8 @@ _ALIGN = 64
 _PLANES = tuple(f.name for f in dataclasses.fields(Extension) if f.name not in ("header", "objcat"))
 
 
-def expected_step_bytes(headers) -> int:
-    """What one step's outputs may weigh: the inputs' pixels as processed frames.
+def expected_frame_bytes(headers) -> list[int]:
+    """What each input may weigh once processed (and so one step's outputs, in all).
 
     Parameters
     ----------
@@ -84,14 +89,15 @@ def expected_step_bytes(headers) -> int:
 
     Returns
     -------
-    int
-        Every input pixel (overscan included) times :data:`PROCESSED_PIXEL_BYTES`:
-        raw frames become float32 SCI and VAR and uint16 DQ, and no step of
-        the package's recipes makes a frame much larger (a mosaic's gaps and a
-        common frame's margins take fewer pixels than the trimmed overscan).
+    list of int
+        Per input, every pixel (overscan included) times
+        :data:`PROCESSED_PIXEL_BYTES`: raw frames become float32 SCI and VAR
+        and uint16 DQ, and no step of the package's recipes makes a frame much
+        larger (a mosaic's gaps and a common frame's margins take fewer pixels
+        than the trimmed overscan).
     """
-    return PROCESSED_PIXEL_BYTES * sum(int(np.prod(shape, dtype=np.int64))
-                                       for header in headers for shape in header.shapes)
+    return [PROCESSED_PIXEL_BYTES * sum(int(np.prod(shape, dtype=np.int64))
+                                        for shape in header.shapes) for header in headers]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,9 +248,10 @@ class StepStore:
         Parent of the temporary directory of ``'spill'`` and ``'stream'``
         (default: the system's temporary directory).  The directory is
         deleted by :meth:`close` or when the store is garbage-collected.
-    expected_bytes : int
-        What one step's outputs are expected to weigh (:func:`expected_step_bytes`):
-        above :data:`LAST_IN_MEMORY`, ``'last'`` holds them on disk from the first step.
+    frame_bytes : list of int
+        What each input is expected to weigh once processed (:func:`expected_frame_bytes`):
+        above :data:`LAST_IN_MEMORY` in all, ``'last'`` holds the outputs on disk from the
+        first step; they set :attr:`batch`.
 
     Raises
     ------
@@ -252,7 +259,7 @@ class StepStore:
         An unknown policy.
     """
 
-    def __init__(self, keep: str = "all", spill_dir=None, *, expected_bytes: int = 0):
+    def __init__(self, keep: str = "all", spill_dir=None, *, frame_bytes=()):
         if keep not in KEEP_MODES:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
         self.keep = keep
@@ -260,7 +267,9 @@ class StepStore:
         self._files: _SpillFiles | None = None
         self._stored: dict[int, _Stored] = {}
         self._scratch: list[set] = []   # files of frames written by the running step's work
-        self._on_disk = keep in ON_DISK or (keep == "last" and expected_bytes > LAST_IN_MEMORY)
+        self._on_disk = keep in ON_DISK or (keep == "last" and sum(frame_bytes) > LAST_IN_MEMORY)
+        #: Frames a streamed step takes at once: :data:`STREAM_BATCH`, fewer if they are large.
+        self.batch = max(1, min(STREAM_BATCH, STREAM_BYTES // max(max(frame_bytes, default=1), 1)))
 
     @property
     def on_disk(self) -> bool:

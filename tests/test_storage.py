@@ -190,9 +190,12 @@ def test_last_decides_before_the_first_step_from_the_inputs_size(tutorial4, tmp_
     files = [str(p) for p in tutorial4.bias[:3]]
     ref = Reduction(files, keep="all", workdir=tmp_path / "all")
     ref.run_all()
-    expected = storage.expected_step_bytes(ref.headers)
+    per_frame = storage.expected_frame_bytes(ref.headers)
+    expected = sum(per_frame)
     weights = [sum(f.nbytes for f in ref.outputs(s.index)) for s in ref.steps[:-1]]
     assert max(weights) <= expected < 2 * max(weights)  # an upper bound, not far above
+    assert StepStore("last", frame_bytes=per_frame).batch == STREAM_BATCH
+    assert StepStore("last", frame_bytes=[storage.STREAM_BYTES] * 3).batch == 1  # large frames
 
     monkeypatch.setattr(storage, "LAST_IN_MEMORY", expected * 2 // 3)  # two frames' worth
     large = Reduction(files, keep="last", spill_dir=tmp_path / "tmp", workdir=tmp_path / "large")

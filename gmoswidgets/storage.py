@@ -24,10 +24,9 @@ Four policies (:data:`KEEP_MODES`):
   progress report: memory holds a few frames, not whole steps;
 * ``'stream'``: for many frames.  Only the latest step's outputs are held
   (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
-  work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`)
-  :data:`STREAM_BATCH` frames at a time, deleting each batch's inputs once
-  used.  Memory then does not grow with the number of frames; the disk holds
-  about one step's outputs.
+  work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) in batches as
+  under ``'last'``, deleting each batch's inputs once used.  Memory then does
+  not grow with the number of frames; the disk holds about one step's outputs.
 
 On disk, each frame's pixel planes are raw arrays in the machine's byte
 order, one file per frame, mapped with :mod:`mmap` so that looking at one

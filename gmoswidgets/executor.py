@@ -277,7 +277,7 @@ class ThreadExecutor(_PoolExecutor):
         global _FORKED
         with _FORK_LOCK:  # one forked map at a time: the processes read _FORKED
             _FORKED = (func, items)
-            trim_heap()
+            _trim_heap()
             pool = futures.ProcessPoolExecutor(workers,
                                                mp_context=multiprocessing.get_context("fork"))
             try:
@@ -313,12 +313,11 @@ def _one_malloc_arena() -> None:
         _libc().mallopt(_M_ARENA_MAX, 1)
 
 
-def trim_heap() -> None:
+def _trim_heap() -> None:
     """Return the free pages of glibc's heap to the system (``malloc_trim``), if glibc.
 
-    Freed frame-sized blocks stay in the heap, resident: before forking (a
-    forked process's peak memory counts the pages it inherits) and before
-    each step under ``keep='last'`` (a step's peak is then its own data).
+    Before forking: a forked process's peak memory (RSS) counts the pages it
+    inherits, and freed frame-sized blocks stay in the heap, resident.
     """
     if _libc() is not None:
         _libc().malloc_trim(0)

@@ -34,7 +34,7 @@ from . import validate
 from .caldb.lookup import CalibrationLookup, LookupFunction
 from .errors import GmosError
 from .events import EVENT_KINDS, Event, EventHub
-from .executor import Executor, trim_heap
+from .executor import Executor
 from .frame import Frame, read_frame
 from .gmos.tags import tags_of
 from .logutils import get_logger
@@ -348,7 +348,6 @@ class Reduction:
         elapsed, start = dict.fromkeys(chain, 0.0), time.perf_counter()
         try:
             self._check_cancel()
-            trim_heap()  # the pages the last step freed: this step's peak is its own
             self._store.discard(chain[-1])
             for first, total, frames in self._batches(self.steps[index]):
                 count = len(frames)  # each step's inputs are let go of once it is done

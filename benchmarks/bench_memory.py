@@ -52,16 +52,20 @@ def _children_peak_mb() -> float:
 
 
 def _profile_steps(profile: list) -> None:
-    """Record each step's peak RSS into ``profile`` (wraps ``Reduction._execute``)."""
+    """Record each step's peak RSS into ``profile`` (wraps ``Reduction._execute``; per-frame
+    steps streamed together as one chain are one entry, ``first..last``)."""
     from gmoswidgets.reduction import Reduction
     execute = Reduction._execute
 
-    def measured(self, index):
+    def measured(self, index, until=None):
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
         before, start = _children_peak_mb(), time.perf_counter()
-        execute(self, index)
+        pending = {s.index for s in self.steps if s.status not in ("done", "skipped")}
+        execute(self, index, until)
         children = _children_peak_mb()
-        profile.append({"step": self.steps[index].label,
+        ran = [s.label for s in self.steps
+               if s.index in pending and s.status in ("done", "skipped")]
+        profile.append({"step": "..".join(ran[::len(ran) - 1] if len(ran) > 1 else ran),
                         "s": round(time.perf_counter() - start, 2),
                         "peak_mb": round(_vm_hwm_mb()),
                         "children_peak_mb": round(children) if children > before else None})

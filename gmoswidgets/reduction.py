@@ -25,27 +25,29 @@ import threading
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import validate
-from .caldb.lookup import CalibrationLookup, LookupFunction, StepCalibrations
+from .caldb.lookup import CalibrationLookup, LookupFunction
 from .errors import GmosError
 from .events import EVENT_KINDS, Event, EventHub
 from .executor import Executor
 from .frame import Frame, read_frame
 from .gmos.tags import tags_of
 from .logutils import get_logger
-from .outputs import (normalize_suffix, original_name, output_filename, stamp_input,
-                      stamp_outputs, store_calibration_copy, utc_now, write_frame)
+from .outputs import (normalize_suffix, output_filename, stamp_input, store_calibration_copy,
+                      write_frame)
 from .overwrite import replacing
-from .primitives.base import PrimitiveTable, StepContext
+from .primitives.base import PrimitiveTable
 from .recipes import Recipe, RecipeBook
 from .steps import (DONE, FAILED, PENDING, PER_FRAME, RUNNING, SKIPPED, ParamState, Step,
-                    StepKey, build_steps, choose_recipe, find_step, package_primitives, parse_uparms,
-                    set_user_value, split_assignment, summary_text, user_targets)
-from .storage import KEEP_MODES, STREAM_BATCH, StepStore
+                    StepKey, build_steps, call_step, choose_recipe, find_step, package_primitives,
+                    parse_uparms, set_user_value, split_assignment, stream_chain, summary_text,
+                    user_targets)
+from .storage import KEEP_MODES, StepStore, expected_frame_bytes
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
            "split_assignment", "choose_recipe", "PENDING", "RUNNING", "DONE", "SKIPPED",
@@ -88,10 +90,10 @@ class Reduction:
         else paths under it.
     keep : {'all', 'last', 'spill', 'stream'}
         Memory policy (:class:`~gmoswidgets.storage.StepStore`): every step's
-        outputs in memory, only the latest ones (earlier ones are recomputed
-        if needed), each step's written to a temporary directory and mapped
-        back on demand, or only the latest on disk with per-frame steps run
-        a few frames at a time (memory bounded whatever the number of frames).
+        outputs in memory, only the latest ones (on disk if the inputs are
+        large; earlier ones are recomputed if needed), each step's written to
+        a temporary directory and mapped back on demand, or only the latest on
+        disk; the last two run per-frame steps a few frames at a time.
     spill_dir : path-like, optional
         Parent directory for ``keep='spill'`` or ``'stream'`` (default: the
         system's temporary one).
@@ -119,16 +121,14 @@ class Reduction:
                  suffix: str | None = None, workdir=None, keep: str = "all", spill_dir=None,
                  recipes: RecipeBook | None = None, primitives: PrimitiveTable | None = None,
                  logger: logging.Logger | None = None, executor: Executor | None = None):
-        if isinstance(files, (str, Path)):
-            files = [files]
-        self.files = [Path(f) for f in files]
+        self.files = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
         if not self.files:
             raise GmosError("no input files to reduce")
         self.keep = keep
-        self._store = StepStore(keep, spill_dir)
         self.log = logger or get_logger("reduce")
         self.primitives = primitives if primitives is not None else package_primitives()
         self.headers = validate.read_inputs(self.files)
+        self._store = StepStore(keep, spill_dir, frame_bytes=expected_frame_bytes(self.headers))
         self.tags = tags_of(self.headers[0])
         self.recipe = choose_recipe(self.headers, recipe, recipes=recipes)
         self.steps = build_steps(self.recipe, self.primitives)
@@ -305,12 +305,8 @@ class Reduction:
 
     def _run_through(self, last: int) -> None:
         for step in self.steps[: last + 1]:
-            if step.status not in (DONE, SKIPPED):
-                if self._cancel.is_set():
-                    self.log.warning("reduction cancelled before %s", step.label)
-                    self._hub.emit(Event("cancelled", step.index, step.label))
-                    raise ReductionCancelled("reduction cancelled by the user")
-                self._execute(step.index)
+            if step.status not in (DONE, SKIPPED):  # a cancel request stops it before a step
+                self._execute(step.index, last)
 
     def _frames_after(self, index: int) -> list[Frame]:
         """Outputs of step ``index`` (-1: the inputs), recomputing them if freed."""
@@ -336,78 +332,83 @@ class Reduction:
             yield 0, len(inputs), inputs
             return
         total = len(self.files) if step.index == 0 else self._store.count(step.index - 1)
-        for first in range(0, total, STREAM_BATCH):  # inputs consumed as they go: no recompute
-            yield first, total, (self._load_inputs(first, first + STREAM_BATCH) if step.index == 0
-                                 else self._store.load(step.index - 1, first, first + STREAM_BATCH))
+        load = self._load_inputs if step.index == 0 else partial(self._store.load, step.index - 1)
+        for first in range(0, total, self._store.batch):  # inputs consumed as they go
+            yield first, total, load(first, first + self._store.batch)
 
-    def _execute(self, index: int) -> None:
-        step = self.steps[index]
+    def _execute(self, index: int, until: int | None = None) -> None:
+        """Run step ``index``, and under ``'last'``/``'stream'`` the per-frame steps after it
+        up to ``until`` with it (:func:`~gmoswidgets.steps.stream_chain`): each batch of
+        frames goes through all of them and only the last one's outputs are held.  Reading
+        the inputs and holding or writing the outputs count to the last one's time."""
         if index > 0 and index - 1 not in self._store:
             self._execute(index - 1)
         self._current = index
-        step.status, step.error, step.elapsed = RUNNING, None, None
-        self._hub.emit(Event("step_started", index, step.label))
-        self.log.info("Step %d/%d: %s", index + 1, len(self.steps), step.describe())
-        start = time.perf_counter()
+        chain = stream_chain(self.steps, index, until) if self._store.streams else [index]
+        elapsed, start = dict.fromkeys(chain, 0.0), time.perf_counter()
         try:
-            status = SKIPPED if step.values["skip_primitive"] else DONE
-            if status == SKIPPED:
-                self.log.info("%s skipped (skip_primitive=True)", step.label)
-            self._store.discard(index)
-            for first, total, inputs in self._batches(step):
-                outputs = list(inputs) if status == SKIPPED else self._call(step, inputs,
-                                                                            (first, total))
-                self._store.append(index, outputs)
-                self._store.consume(index - 1, first, first + len(inputs))
-                if step.values["write_outputs"] and status == DONE:
-                    for frame in outputs:
-                        self._write(frame, frame.filename)
-            self._store.finish(index)
-            if index == len(self.steps) - 1:
-                self._write_final(self._store.load(index))
-        except ReductionCancelled:
-            step.status = PENDING
-            self._store.discard(index)
-            self.log.warning("reduction cancelled during %s", step.label)
-            self._hub.emit(Event("cancelled", index, step.label))
-            raise
+            self._check_cancel()
+            self._store.discard(chain[-1])
+            for first, total, frames in self._batches(self.steps[index]):
+                count = len(frames)  # each step's inputs are let go of once it is done
+                for i in chain:
+                    frames = self._step_batch(self.steps[i], frames, (first, total), elapsed,
+                                              keep=i == chain[-1])
+                self._store.append(chain[-1], frames)
+                self._store.consume(index - 1, first, first + count)
+            self._store.finish(chain[-1])
+            if chain[-1] == len(self.steps) - 1:
+                self._write_final(self._store.load(chain[-1]))
+            elapsed[chain[-1]] += time.perf_counter() - start - sum(elapsed.values())
         except Exception as exc:
-            step.status, step.error = FAILED, exc
-            step.elapsed = time.perf_counter() - start
-            self._store.discard(index)
+            step = self.steps[self._current]
+            for i in chain:
+                self.steps[i].status = PENDING
+                self._store.discard(i)
+            if isinstance(exc, ReductionCancelled):
+                self.log.warning("reduction cancelled at %s", step.label)
+                self._hub.emit(Event("cancelled", step.index, step.label))
+                raise
+            step.status, step.error, step.elapsed = FAILED, exc, elapsed[step.index]
             self.log.error("%s failed: %s", step.label, exc)
             if not isinstance(exc, GmosError):  # a bug, not bad input: keep the traceback
                 self.log.debug("%s traceback", step.label, exc_info=True)
-            self._hub.emit(Event("step_failed", index, str(exc), error=exc, elapsed=step.elapsed))
+            self._hub.emit(Event("step_failed", step.index, str(exc), error=exc,
+                                 elapsed=step.elapsed))
             raise
         if self.keep != "all" and isinstance(self._lookup, CalibrationLookup):
             self._lookup.release()  # a master bias or flat is not held for the whole reduction
-        step.status = status
-        step.elapsed = time.perf_counter() - start
-        self.log.debug("%s took %.2f s", step.label, step.elapsed)
-        self._hub.emit(Event("step_finished", index, step.label, elapsed=step.elapsed))
+        for step in (self.steps[i] for i in chain):
+            step.status = SKIPPED if step.values["skip_primitive"] else DONE
+            step.elapsed = elapsed[step.index]
+            self.log.debug("%s took %.2f s", step.label, step.elapsed)
+            self._hub.emit(Event("step_finished", step.index, step.label, elapsed=step.elapsed))
 
-    def _call(self, step: Step, inputs: list[Frame], part: tuple[int, int]) -> list[Frame]:
-        """Run ``step`` on ``inputs``, frames ``part = (first, total)`` of its inputs."""
-        used = StepCalibrations(self._lookup, original_name)
-        first, total = part
-        ctx = StepContext(logger=self.log, calibration_lookup=used, executor=self.executor,
-                          keep_result=self._store.result_keeper(self.executor, step.index),
-                          progress_callback=lambda f, m: self._progress(
-                              step.index, m, (first + f * len(inputs)) / max(total, 1)),
-                          cancel_check=self._check_cancel, workdir=self.workdir)
-        params = step.params
-        started = utc_now()
-        result = step.definition(list(inputs), ctx, **params)
-        stopped = utc_now()
-        if not isinstance(result, (list, tuple)) or not all(isinstance(f, Frame) for f in result):
-            raise GmosError(f"{step.primitive} returned {type(result).__name__}, "
-                            "expected a list of Frame")
-        if not result:
-            self.log.warning("%s produced no output", step.label)
-        return stamp_outputs(result, inputs, primitive=step.primitive, params=params,
-                             suffix=step.suffix, started=started, stopped=stopped,
-                             calibrations_for=lambda sources: used.paths_for(sources, inputs))
+    def _step_batch(self, step: Step, inputs: list[Frame], part: tuple[int, int], elapsed: dict,
+                    *, keep: bool) -> list[Frame]:
+        """Run ``step`` on ``inputs`` (its first batch starts it) and write its outputs if asked;
+        ``keep``: its per-frame results may go to disk as they come (its outputs are held)."""
+        self._current = step.index
+        if step.status != RUNNING:
+            step.status, step.error = RUNNING, None
+            self._hub.emit(Event("step_started", step.index, step.label))
+            self.log.info("Step %d/%d: %s", step.index + 1, len(self.steps), step.describe())
+            if step.values["skip_primitive"]:
+                self.log.info("%s skipped (skip_primitive=True)", step.label)
+        start = time.perf_counter()
+        try:
+            if step.values["skip_primitive"]:
+                return list(inputs)
+            outputs = call_step(
+                step, inputs, part=part, lookup=self._lookup, logger=self.log,
+                executor=self.executor, workdir=self.workdir, cancel_check=self._check_cancel,
+                keep_result=self._store.result_keeper(self.executor, step.index) if keep else None,
+                progress=lambda fraction, message: self._progress(step.index, message, fraction))
+            for frame in outputs if step.values["write_outputs"] else ():
+                self._write(frame, frame.filename)
+            return outputs
+        finally:
+            elapsed[step.index] += time.perf_counter() - start
 
     def _progress(self, index: int, message: str, fraction: float) -> None:
         self._store.trim()  # what a step has read of its mapped inputs need not stay resident
@@ -444,5 +445,4 @@ class Reduction:
         """The steps with their status and elapsed time, as a text table."""
         return summary_text(self.recipe.name, self.files, self.steps, self.output_filenames)
 
-    def __repr__(self) -> str:
-        return self.summary()
+    __repr__ = summary

@@ -14,14 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .errors import ParameterError, RecipeError
+from .caldb.lookup import StepCalibrations
+from .errors import GmosError, ParameterError, RecipeError
+from .frame import Frame
 from .gmos.tags import tags_of
-from .primitives.base import Param, Primitive, PrimitiveTable
+from .outputs import original_name, stamp_outputs, utc_now
+from .primitives.base import Param, Primitive, PrimitiveTable, StepContext
 from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
            "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes",
-           "user_targets", "set_user_value", "summary_text", "PER_FRAME", "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
+           "user_targets", "set_user_value", "summary_text", "stream_chain", "call_step",
+           "PER_FRAME", "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
 #: Step statuses.
 PENDING, RUNNING, DONE, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"
@@ -29,9 +33,10 @@ PENDING, RUNNING, DONE, SKIPPED, FAILED = "pending", "running", "done", "skipped
 _KIND_TAGS = frozenset({"BIAS", "FLAT", "FRINGE", "DARK", "BPM", "CAL", "PROCESSED", "IMAGE",
                         "SPECT"})
 #: Primitives whose output for a frame depends on that frame alone (and its calibrations):
-#: the engine may run them a few frames at a time (``keep='stream'``) with the same result.
+#: the engine may run them a few frames at a time (``keep='last'``, ``'stream'``) with the
+#: same result.
 PER_FRAME = frozenset({"prepare", "addDQ", "addVAR", "overscanCorrect", "biasCorrect",
-                       "ADUToElectrons", "flatCorrect"})
+                       "ADUToElectrons", "flatCorrect", "mosaicDetectors"})
 
 
 def package_primitives() -> PrimitiveTable:
@@ -306,6 +311,66 @@ def steps_table(steps: list[Step]) -> list[str]:
             line += f"  {type(step.error).__name__}: {step.error}"
         lines.append(line)
     return lines
+
+
+def stream_chain(steps: list[Step], index: int, until: int | None) -> list[int]:
+    """Indices of step ``index`` and of the per-frame steps not done that follow it, up to
+    ``until``.
+
+    When step ``index`` works frame by frame (:data:`PER_FRAME`), so do the
+    steps of the chain: a batch of frames can go through all of them before
+    the next batch starts, and only the last one's outputs need be kept.
+    Otherwise (or without ``until``) the chain is step ``index`` alone.
+    """
+    chain = [index]
+    while (until is not None and chain[-1] < until
+           and {steps[chain[-1]].primitive, steps[chain[-1] + 1].primitive} <= PER_FRAME
+           and steps[chain[-1] + 1].status not in (DONE, SKIPPED)):
+        chain.append(chain[-1] + 1)
+    return chain
+
+
+def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None = None, lookup,
+              progress, **context) -> list[Frame]:
+    """Run ``step``'s primitive on ``inputs``; its outputs stamped with the step.
+
+    Parameters
+    ----------
+    step : Step
+    inputs : list of Frame
+    part : tuple of int, optional
+        ``(first, total)``: ``inputs`` are frames ``first:first + len(inputs)``
+        of the step's ``total`` inputs (a streamed batch); default all of them.
+    lookup : callable
+        ``lookup(frame, caltype)``: the calibrations (each output's PROVENANCE
+        lists those used for its inputs).
+    progress : callable
+        ``progress(fraction, message)``, the fraction of the whole step done.
+    **context
+        The other arguments of the primitive's
+        :class:`~gmoswidgets.primitives.base.StepContext` (``logger``, ...).
+
+    Raises
+    ------
+    GmosError
+        The primitive did not return a list of frames.
+    """
+    first, total = part or (0, len(inputs))
+    used = StepCalibrations(lookup, original_name)
+    ctx = StepContext(calibration_lookup=used, **context, progress_callback=lambda f, m: progress(
+        (first + f * len(inputs)) / max(total, 1), m))
+    params = step.params
+    started = utc_now()
+    result = step.definition(list(inputs), ctx, **params)
+    stopped = utc_now()
+    if not isinstance(result, (list, tuple)) or not all(isinstance(f, Frame) for f in result):
+        raise GmosError(f"{step.primitive} returned {type(result).__name__}, "
+                        "expected a list of Frame")
+    if not result:
+        ctx.log.warning("%s produced no output", step.label)
+    return stamp_outputs(result, inputs, primitive=step.primitive, params=params,
+                         suffix=step.suffix, started=started, stopped=stopped,
+                         calibrations_for=lambda sources: used.paths_for(sources, inputs))
 
 
 def summary_text(recipe: str, files: list, steps: list[Step], outputs: list[str]) -> str:

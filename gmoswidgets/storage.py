@@ -4,11 +4,18 @@ Four policies (:data:`KEEP_MODES`):
 
 * ``'all'``: every step's outputs stay in memory (interactive inspection);
 * ``'last'``: only the latest step's outputs are held; earlier ones are
-  forgotten (the engine recomputes them when asked).  They are held in
-  memory while a step's outputs weigh at most :data:`LAST_IN_MEMORY`; from
-  the first step whose outputs weigh more (large frames, many frames) they
-  are held on disk and the steps run as under ``'stream'``, so that memory
-  holds a few frames, not two steps' worth;
+  forgotten (the engine recomputes them when asked), and the steps that work
+  frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) run
+  :data:`STREAM_BATCH` frames at a time (one if a frame weighs more than
+  half of :data:`STREAM_BYTES`), each batch through all the per-frame steps
+  that follow one another, letting go of each batch's inputs once used, so
+  that a step holds its outputs and what is left of its inputs, not both
+  whole.  The outputs are held in memory when one step's outputs are
+  expected to weigh at most :data:`LAST_IN_MEMORY` (:func:`expected_frame_bytes`,
+  decided before the first step from the inputs' sizes), else on disk as
+  under ``'stream'``, so that memory holds a few frames whatever their
+  number (also from the first step whose outputs turn out to weigh more than
+  expected);
 * ``'spill'``: each step's outputs are written to a temporary directory as
   soon as the step ends and mapped back (read-only, lazily) when asked for,
   the next step's inputs included; the frames that per-frame work
@@ -17,10 +24,9 @@ Four policies (:data:`KEEP_MODES`):
   progress report: memory holds a few frames, not whole steps;
 * ``'stream'``: for many frames.  Only the latest step's outputs are held
   (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
-  work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`)
-  :data:`STREAM_BATCH` frames at a time, deleting each batch's inputs once
-  used.  Memory then does not grow with the number of frames; the disk holds
-  about one step's outputs.
+  work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) in batches as
+  under ``'last'``, deleting each batch's inputs once used.  Memory then does
+  not grow with the number of frames; the disk holds about one step's outputs.
 
 On disk, each frame's pixel planes are raw arrays in the machine's byte
 order, one file per frame, mapped with :mod:`mmap` so that looking at one
@@ -45,7 +51,8 @@ import numpy as np
 
 from .frame import Extension, Frame
 
-__all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "LAST_IN_MEMORY", "StepStore"]
+__all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "LAST_IN_MEMORY", "PROCESSED_PIXEL_BYTES",
+           "STREAM_BYTES", "StepStore", "expected_frame_bytes"]
 
 #: Memory policies: every step's outputs in memory, only the last, on disk, on disk and streamed.
 KEEP_MODES = ("all", "last", "spill", "stream")
@@ -53,16 +60,43 @@ KEEP_MODES = ("all", "last", "spill", "stream")
 ON_DISK = ("spill", "stream")
 #: Frames a per-frame step processes at once under ``keep='stream'`` (one per core here).
 STREAM_BATCH = 2
+#: Bytes of processed frames a streamed batch may hold (a batch has one frame at least): each
+#: frame in flight holds its inputs and outputs of a step, and per-frame steps run in a chain.
+STREAM_BYTES = 256 * 2**20
 #: Executors running in this process, whose per-frame results can be spilled as they come.
 IN_PROCESS = ("sync", "threads")
 #: Bytes of pixel planes of one step's outputs that ``'last'`` holds in memory; above, on disk.
 LAST_IN_MEMORY = 2**30
+#: Bytes per pixel of a processed frame at most: SCI, VAR (float32), DQ (uint16), OBJMASK (uint8).
+PROCESSED_PIXEL_BYTES = 4 + 4 + 2 + 1
 #: Mapped bytes above which a progress report lets the system drop the mapped pages.
 TRIM_ABOVE = 512 * 2**20
 #: Alignment of each plane in a spill file (bytes).
 _ALIGN = 64
 #: The Extension attributes that hold pixel planes.
 _PLANES = tuple(f.name for f in dataclasses.fields(Extension) if f.name not in ("header", "objcat"))
+
+
+def expected_frame_bytes(headers) -> list[int]:
+    """What each input may weigh once processed (and so one step's outputs, in all).
+
+    Parameters
+    ----------
+    headers : list of HeaderSet
+        The inputs' headers (:func:`gmoswidgets.validate.read_inputs`), whose
+        ``shapes`` are the science extensions' ``(NAXIS2, NAXIS1)``.
+
+    Returns
+    -------
+    list of int
+        Per input, every pixel (overscan included) times
+        :data:`PROCESSED_PIXEL_BYTES`: raw frames become float32 SCI and VAR
+        and uint16 DQ, and no step of the package's recipes makes a frame much
+        larger (a mosaic's gaps and a common frame's margins take fewer pixels
+        than the trimmed overscan).
+    """
+    return [PROCESSED_PIXEL_BYTES * sum(int(np.prod(shape, dtype=np.int64))
+                                        for shape in header.shapes) for header in headers]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +247,10 @@ class StepStore:
         Parent of the temporary directory of ``'spill'`` and ``'stream'``
         (default: the system's temporary directory).  The directory is
         deleted by :meth:`close` or when the store is garbage-collected.
+    frame_bytes : list of int
+        What each input is expected to weigh once processed (:func:`expected_frame_bytes`):
+        above :data:`LAST_IN_MEMORY` in all, ``'last'`` holds the outputs on disk from the
+        first step; they set :attr:`batch`.
 
     Raises
     ------
@@ -220,7 +258,7 @@ class StepStore:
         An unknown policy.
     """
 
-    def __init__(self, keep: str = "all", spill_dir=None):
+    def __init__(self, keep: str = "all", spill_dir=None, *, frame_bytes=()):
         if keep not in KEEP_MODES:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
         self.keep = keep
@@ -228,13 +266,20 @@ class StepStore:
         self._files: _SpillFiles | None = None
         self._stored: dict[int, _Stored] = {}
         self._scratch: list[set] = []   # files of frames written by the running step's work
-        self._on_disk = keep in ON_DISK  # 'last' goes on disk once a step's outputs are large
+        self._on_disk = keep in ON_DISK or (keep == "last" and sum(frame_bytes) > LAST_IN_MEMORY)
+        #: Frames a streamed step takes at once: :data:`STREAM_BATCH`, fewer if they are large.
+        self.batch = max(1, min(STREAM_BATCH, STREAM_BYTES // max(max(frame_bytes, default=1), 1)))
+
+    @property
+    def on_disk(self) -> bool:
+        """True if the outputs are held on disk (``'spill'``, ``'stream'``, a large ``'last'``)."""
+        return self._on_disk
 
     @property
     def streams(self) -> bool:
-        """True if per-frame steps should run a few frames at a time: ``keep='stream'``, and
-        ``'last'`` once it holds the outputs on disk (it forgets the earlier steps anyway)."""
-        return self.keep == "stream" or (self.keep == "last" and self._on_disk)
+        """True if per-frame steps should run a few frames at a time, letting go of their
+        inputs as they go: ``keep='last'`` or ``'stream'`` (they forget earlier steps anyway)."""
+        return self.keep in ("last", "stream")
 
     @property
     def bytes_written(self) -> int:
@@ -304,14 +349,18 @@ class StepStore:
     def consume(self, index: int, start: int, stop: int) -> None:
         """Frames ``start:stop`` of step ``index`` have been used by the next step.
 
-        Under ``'stream'`` (which forgets earlier steps anyway) their files
-        are deleted now if nothing else uses them, so that the disk holds
-        about one step; step ``index`` is then no longer held.
+        Under ``'last'`` and ``'stream'`` (which forget earlier steps anyway)
+        they are let go of now (their files deleted if nothing else uses
+        them), so that memory or disk holds about one step; step ``index``
+        is then no longer held.
         """
         stored = self._stored.get(index)
         if not self.streams or stored is None:
             return
-        for i in range(start, min(stop, len(stored.records))):
+        for i in range(start, min(stop, len(stored))):
+            if stored.frames:
+                stored.frames[i] = None
+                continue
             record, files = stored.records[i]
             if files is not None:
                 self._files.release(files)

@@ -1,6 +1,8 @@
 """The engine's memory policies on the simulated tutorial: spilled and streamed results are
 the in-memory ones, byte for byte; spill files are read lazily, shared when a step passes a
 plane on unchanged, and deleted with the steps that used them."""
+import weakref
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -168,16 +170,81 @@ def test_last_holds_large_outputs_on_disk_from_the_first_large_step(tmp_path, mo
     small = [_frame(1.0, "a.fits"), _frame(2.0, "b.fits")]
     store.put(0, small)
     assert store.load(0)[0] is small[0] and not list(tmp_path.rglob("*.bin"))
-    assert store.result_keeper(None, 1) is None and not store.streams  # all in memory
+    assert store.result_keeper(None, 1) is None and not store.on_disk  # all in memory
     store.put(1, [_frame(3.0, "a.fits"), _frame(4.0, "b.fits"), _frame(5.0, "c.fits")])
     assert 0 not in store                               # 'last': the earlier step is forgotten
     held = store.load(1)
     assert [f[0].data[0, 0] for f in held] == [3.0, 4.0, 5.0]
     assert not held[0][0].data.flags.writeable          # mapped from disk
     assert len(list(tmp_path.rglob("*.bin"))) == 3
-    assert store.result_keeper(None, 2) is not None     # and so are later steps' results,
-    assert store.streams                                # which run as under 'stream'
+    assert store.result_keeper(None, 2) is not None     # and so are later steps' results
+    assert store.on_disk and store.streams
     store.put(2, [_frame(6.0, "a.fits")])               # small again, but still on disk
     assert not store.load(2)[0][0].data.flags.writeable
     assert len(list(tmp_path.rglob("*.bin"))) == 1
     store.close()
+
+
+def test_last_decides_before_the_first_step_from_the_inputs_size(tutorial4, tmp_path,
+                                                                 monkeypatch):
+    files = [str(p) for p in tutorial4.bias[:3]]
+    ref = Reduction(files, keep="all", workdir=tmp_path / "all")
+    ref.run_all()
+    per_frame = storage.expected_frame_bytes(ref.headers)
+    expected = sum(per_frame)
+    weights = [sum(f.nbytes for f in ref.outputs(s.index)) for s in ref.steps[:-1]]
+    assert max(weights) <= expected < 2 * max(weights)  # an upper bound, not far above
+    assert StepStore("last", frame_bytes=per_frame).batch == STREAM_BATCH
+    assert StepStore("last", frame_bytes=[storage.STREAM_BYTES] * 3).batch == 1  # large frames
+
+    monkeypatch.setattr(storage, "LAST_IN_MEMORY", expected * 2 // 3)  # two frames' worth
+    large = Reduction(files, keep="last", spill_dir=tmp_path / "tmp", workdir=tmp_path / "large")
+    small = Reduction(files[:2], keep="last", spill_dir=tmp_path / "tmp",
+                      workdir=tmp_path / "small")
+    assert large._store.on_disk and not small._store.on_disk
+    large.run_next()                                    # prepare, two frames at a time:
+    assert 0 < large._store.bytes_written <= weights[0]  # on disk from the first step
+    assert not large.outputs(0)[0][0].data.flags.writeable
+    small.run_all()
+    assert small._store.bytes_written == 0
+    large.run_all()
+    _assert_same_frames(large.outputs(len(large.steps) - 1), ref.outputs(len(ref.steps) - 1),
+                        "final")
+    large.close()
+
+
+def test_last_in_memory_lets_go_of_a_per_frame_steps_inputs_as_it_goes(tutorial4, tmp_path):
+    files = [str(p) for p in tutorial4.bias[:3]]        # a batch of 2, then 1
+    red = Reduction(files, keep="last", workdir=tmp_path)
+    step = red.step("overscanCorrect")
+    assert step.primitive in PER_FRAME
+    red.run_to(step.index - 1)
+    inputs = [weakref.ref(frame) for frame in red.outputs(step.index - 1)]
+    alive = []
+
+    def watch(event):
+        if event.kind == "progress" and event.step_index == step.index:
+            alive.append([ref() is not None for ref in inputs])
+    red.subscribe(watch)
+    red.run_next()
+    assert alive[0] == [True, True, True]               # the first batch is running
+    assert alive[-1] == [False, False, True]            # the second: the first batch's inputs gone
+    assert not red.has_outputs(step.index - 1) and red.has_outputs(step.index)
+    assert red._store.bytes_written == 0                # all in memory
+
+
+def test_per_frame_steps_stream_as_one_chain_and_only_its_last_outputs_are_written(tutorial4,
+                                                                                   tmp_path):
+    files = [str(p) for p in tutorial4.bias[:3]]
+    ref, _ = _bias_run(files, "all", tmp_path)
+    red, events = _bias_run(files, "stream", tmp_path)
+    chain = [s.index for s in red.steps if s.primitive in PER_FRAME]
+    assert chain == [0, 1, 2, 3]                        # prepare .. overscanCorrect
+    order = [(e.kind, e.step_index) for e in events if e.kind in ("step_started", "step_finished")]
+    assert order.index(("step_started", 3)) < order.index(("step_finished", 0))  # batch by batch
+    assert [s.status for s in red.steps] == [s.status for s in ref.steps]
+    assert all(s.elapsed > 0 for s in red.steps)
+    weights = [sum(f.nbytes for f in ref.outputs(s.index)) for s in ref.steps]
+    assert 0 < red._store.bytes_written <= sum(weights[3:])  # not the chain's first steps'
+    for step in ref.steps:
+        _assert_same_frames(red.outputs(step.index), ref.outputs(step.index), step.label)

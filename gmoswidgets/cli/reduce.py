@@ -115,8 +115,10 @@ class _ProgressBar:
             self._move(event.step_index + 1)
 
     def _move(self, position: float) -> None:
-        """Move to ``position`` steps; tqdm limits how often it redraws."""
-        self.bar.update(position - self.bar.n)
+        """Move forward to ``position`` steps (per-frame steps streamed together report in
+        turn: the bar follows the furthest); tqdm limits how often it redraws."""
+        if position > self.bar.n:
+            self.bar.update(position - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()

@@ -25,7 +25,7 @@ import numpy as np
 __all__ = ["DEFAULT_SPILL_BUDGET", "MemoryBudget", "held_bytes", "spill_budget"]
 
 #: Bytes of pixel planes the process keeps in memory under ``keep='spill'`` (see benchmarks/README.md).
-DEFAULT_SPILL_BUDGET = 512 * 2**20
+DEFAULT_SPILL_BUDGET = 384 * 2**20
 
 
 class _Entry:

@@ -52,6 +52,7 @@ class MemoryBudget:
         self.limit = int(limit)
         self._entries: OrderedDict = OrderedDict()   # key -> _Entry, least recently used first
         self._counts: dict[int, list] = {}            # id(array) -> [nbytes, entries holding it]
+        self._bytes = 0                               # of the arrays in _counts
         self._reserved: dict = {}                     # owner -> bytes promised to a running step
         self._lock = threading.RLock()
 
@@ -59,7 +60,7 @@ class MemoryBudget:
     def held(self) -> int:
         """Bytes of distinct planes held in memory by the steps, plus those reserved."""
         with self._lock:
-            return sum(n for n, _ in self._counts.values()) + sum(self._reserved.values())
+            return self._bytes + sum(self._reserved.values())
 
     def admit(self, key, arrays: Iterable[np.ndarray], spill: Callable[[], None]) -> None:
         """Hold a step's planes in memory (the most recently used), then keep to the limit.
@@ -76,7 +77,9 @@ class MemoryBudget:
             self.forget(key)
             self._entries[key] = _Entry(owned, spill)
             for ident, nbytes in owned.items():
-                self._counts.setdefault(ident, [nbytes, 0])[1] += 1
+                count = self._counts.setdefault(ident, [nbytes, 0])
+                self._bytes += nbytes if not count[1] else 0
+                count[1] += 1
             self._spill_beyond(self.limit)
 
     def reserve(self, owner, nbytes: int, *, protect=()) -> bool:
@@ -111,6 +114,7 @@ class MemoryBudget:
                 count[1] -= 1
                 if not count[1]:
                     del self._counts[ident]
+                    self._bytes -= count[0]
 
     def forget_owner(self, owner) -> None:
         """Forget every step of ``owner`` (its store closed) and its reservation."""

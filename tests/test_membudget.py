@@ -158,3 +158,30 @@ def test_a_spill_reduction_under_a_small_or_large_budget_equals_the_in_memory_on
                             f"re-run {step.label}")
     red.close()
     assert spill_budget().held == 0 and not list((tmp_path / "tmp").rglob("*.bin"))
+
+
+@pytest.mark.slow
+def test_science_under_a_budget_of_half_a_step_equals_the_in_memory_one(tutorial4, masters4,
+                                                                       tmp_path, monkeypatch):
+    """Per-frame results beyond the budget are written as they come: a step is then part in
+    memory, part mapped, and goes to disk whole; every step reloads as computed."""
+    ref = Reduction(tutorial4.science, keep="all", user_cals=masters4, workdir=tmp_path / "all")
+    ref.run_all()
+    sizes = [held_bytes(p for f in ref.outputs(s.index) for e in f.exts
+                        for p in (e.data, e.variance, e.mask, e.objmask) if p is not None)
+             for s in ref.steps]
+    monkeypatch.setattr(spill_budget(), "limit", max(sizes) // 2)
+    answers = []
+    reserve = MemoryBudget.reserve
+    monkeypatch.setattr(MemoryBudget, "reserve",
+                        lambda *a, **k: answers.append(reserve(*a, **k)) or answers[-1])
+    red = Reduction(tutorial4.science, keep="spill", user_cals=masters4,
+                    spill_dir=tmp_path / "tmp", workdir=tmp_path / "spill")
+    red.run_all()
+    assert True in answers and False in answers        # results kept, and results written
+    assert 0 < red._store.bytes_written < sum(sizes)
+    assert spill_budget().held <= spill_budget().limit
+    for step in ref.steps:
+        _assert_same_frames(red.outputs(step.index), ref.outputs(step.index), step.label)
+    red.close()
+    assert spill_budget().held == 0

@@ -19,7 +19,11 @@ Goals (issue 11): dashboard within 1.2x the shell;
 RSS <= 1.5 GB after the tutorial and a re-run; selecting a step <= 0.5 s;
 re-run of one step + redraw <= 1 s.
 
-    python benchmarks/bench_dashboard.py [--binning 2]
+    python benchmarks/bench_dashboard.py [--binning 2] [--spill-budget MB]
+
+``--spill-budget`` sets the kernel's in-memory budget of ``keep='spill'``
+(:mod:`gmoswidgets.membudget`; 0: every step on disk); the result reports it
+with the bytes of pixel planes written to the spill files.
 """
 from __future__ import annotations
 
@@ -78,11 +82,15 @@ def shell(playground: Path) -> dict:
     return {k: round(v, 2) for k, v in times.items()}
 
 
-def dashboard(data_dir: Path, workdir: Path) -> dict:
+def dashboard(data_dir: Path, workdir: Path, spill_budget_mb: float | None = None) -> dict:
     """The tutorial clicked in a ReductionApp (this process is the kernel)."""
     import logging
     logging.getLogger("gmoswidgets").setLevel(logging.WARNING)
     from gmoswidgets import ReductionApp
+    from gmoswidgets.membudget import spill_budget
+    if spill_budget_mb is not None:
+        spill_budget().limit = int(spill_budget_mb * 2**20)
+    written = 0    # bytes of pixel planes written to the spill files, by the three stages
     app = ReductionApp(data_dir, workdir=workdir, database_dir=workdir / "db", background=True)
     out = {"rss_start_mb": _rss_mb()[0]}
     total = total_cpu = 0.0
@@ -93,6 +101,7 @@ def dashboard(data_dir: Path, workdir: Path) -> dict:
         app.step_panel.wait_drawn()
         out[stage] = round(time.perf_counter() - start, 2)
         out[f"{stage}_cpu"] = round(time.process_time() - cpu, 2)
+        written += app.step_panel.reduction._store.bytes_written   # before the next stage's
         total += out[stage]
         total_cpu += out[f"{stage}_cpu"]
         assert stage in app.outputs, (app.status.value, app.step_panel.error.value)
@@ -118,6 +127,7 @@ def dashboard(data_dir: Path, workdir: Path) -> dict:
                             "cached_median": round(statistics.median(again), 3)}
     # re-run the last step (one step) and redraw it (the step panel is on screen; tab 6 not)
     last = len(red.steps) - 1
+    before_rerun = red._store.bytes_written
     panel.select(last)
     start, cpu = time.perf_counter(), time.process_time()
     panel.rerun_from(last)
@@ -126,6 +136,7 @@ def dashboard(data_dir: Path, workdir: Path) -> dict:
     out["rerun_last_step_and_redraw_s"] = round(time.perf_counter() - start, 2)
     out["rerun_last_step_and_redraw_cpu"] = round(time.process_time() - cpu, 2)
     out["rerun_engine_s"] = round(red.steps[last].elapsed, 2)
+    out["rerun_spill_written_mb"] = round((red._store.bytes_written - before_rerun) / 2**20)
     # then open tab 6: the new stack and the sky view drawn
     start, cpu = time.perf_counter(), time.process_time()
     app.tabs.selected_index = len(app.tabs.children) - 1
@@ -133,17 +144,22 @@ def dashboard(data_dir: Path, workdir: Path) -> dict:
     out["open_stack_tab_cpu"] = round(time.process_time() - cpu, 2)
     out["rss_after_rerun_mb"], out["rss_peak_mb"] = _rss_mb()
     out["keep"] = red.keep
+    out["spill_budget_mb"] = round(spill_budget().limit / 2**20)
+    out["spill_written_mb"] = round(written / 2**20)
     return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binning", type=int, default=2)
+    parser.add_argument("--spill-budget", type=float, metavar="MB",
+                        help="the kernel's in-memory budget of keep='spill' (default: its own)")
     parser.add_argument("--dashboard-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dashboard_only:
         print(json.dumps(dashboard(args.dashboard_only / "playdata",
-                                   args.dashboard_only / "playground_dashboard")))
+                                   args.dashboard_only / "playground_dashboard",
+                                   args.spill_budget)))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -153,7 +169,8 @@ def main(argv=None) -> int:
                        stdout=subprocess.DEVNULL)
         result = {"binning": args.binning, "shell": shell(tmp / "playground")}
         (tmp / "playground_dashboard").mkdir()
-        proc = subprocess.run([sys.executable, __file__, "--dashboard-only", str(tmp)],
+        budget = [] if args.spill_budget is None else ["--spill-budget", str(args.spill_budget)]
+        proc = subprocess.run([sys.executable, __file__, "--dashboard-only", str(tmp), *budget],
                               capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f"the dashboard run failed:\n{proc.stderr}")

@@ -16,12 +16,15 @@ Four policies (:data:`KEEP_MODES`):
   under ``'stream'``, so that memory holds a few frames whatever their
   number (also from the first step whose outputs turn out to weigh more than
   expected);
-* ``'spill'``: each step's outputs are written to a temporary directory as
-  soon as the step ends and mapped back (read-only, lazily) when asked for,
-  the next step's inputs included; the frames that per-frame work
-  (``ctx.map``) returns are written as they come and handed back mapped, and
-  a step's mapped inputs are let go of (:meth:`StepStore.trim`) at each
-  progress report: memory holds a few frames, not whole steps;
+* ``'spill'``: every step's outputs are kept.  They stay in memory (with
+  read-only planes) while the process's steps weigh at most its budget
+  (:func:`gmoswidgets.membudget.spill_budget`, shared by all its ``'spill'``
+  reductions); beyond, the least recently used steps are written to a
+  temporary directory and mapped back (read-only, lazily) when asked for.
+  Once the budget is full, the frames that per-frame work (``ctx.map``)
+  returns are written as they come and handed back mapped, and a step's
+  mapped inputs are let go of (:meth:`StepStore.trim`) at each progress
+  report: memory holds the budget and a few frames, not whole steps;
 * ``'stream'``: for many frames.  Only the latest step's outputs are held
   (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
   work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) in batches as
@@ -38,6 +41,7 @@ points at the file it came from.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import mmap
 import pickle
@@ -50,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from .frame import Extension, Frame
+from .membudget import held_bytes, spill_budget
 
 __all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "LAST_IN_MEMORY", "PROCESSED_PIXEL_BYTES",
            "STREAM_BYTES", "StepStore", "expected_frame_bytes"]
@@ -101,12 +106,14 @@ def expected_frame_bytes(headers) -> list[int]:
 
 @dataclasses.dataclass(frozen=True)
 class _Plane:
-    """Where one pixel plane lies: file, byte offset, dtype (with byte order) and shape."""
+    """Where one pixel plane lies: file, byte offset, dtype (with byte order) and shape; or, for
+    a constant plane (one value broadcast, as addDQ and addVAR may make), its value (no file)."""
 
-    path: Path
+    path: Path | None
     offset: int
     dtype: str
     shape: tuple
+    fill: object = None
 
     @property
     def nbytes(self) -> int:
@@ -142,11 +149,13 @@ class _SpillFiles:
                 if arr is None:
                     planes[attr] = None
                     continue
-                plane = self._unchanged(arr)
+                plane = self._unchanged(arr) or _constant(arr)
                 if plane is None:
-                    arr = np.ascontiguousarray(arr)
                     offset = -(-offset // _ALIGN) * _ALIGN
                     plane = _Plane(path, offset, arr.dtype.str, arr.shape)
+                    if not arr.flags.writeable:   # a kept plane: not written again while kept
+                        self._remember(arr, plane)
+                    arr = np.ascontiguousarray(arr)
                     new.append((offset, arr))
                     offset += arr.nbytes
                 planes[attr] = plane
@@ -158,7 +167,8 @@ class _SpillFiles:
                     fh.write(arr.data if arr.size else b"")
         skeleton = Frame(frame.phu, exts, frame.path, frame.tables)
         skeleton.filename = frame.filename
-        files = {p.path for e in exts for p in (getattr(e, a) for a in _PLANES) if p is not None}
+        files = {p.path for e in exts for p in (getattr(e, a) for a in _PLANES)
+                 if p is not None and p.path is not None}
         with self._lock:
             self.bytes_written += sum(arr.nbytes for _, arr in new)
             for used in files:
@@ -166,7 +176,8 @@ class _SpillFiles:
         return pickle.dumps(skeleton, protocol=pickle.HIGHEST_PROTOCOL), files
 
     def _unchanged(self, arr: np.ndarray) -> _Plane | None:
-        """The plane ``arr`` was mapped from, if it is that very (read-only) array and still kept."""
+        """The plane ``arr`` was mapped from or written to, if it is that very (read-only) array
+        and still kept."""
         hit = self._origin.get(id(arr))
         if hit is None or hit[0]() is not arr:
             return None
@@ -184,6 +195,8 @@ class _SpillFiles:
         return frame
 
     def _map(self, plane: _Plane) -> np.ndarray:
+        if plane.path is None:
+            return np.broadcast_to(np.array(plane.fill, plane.dtype), plane.shape)
         if plane.nbytes == 0:
             return np.empty(plane.shape, plane.dtype)
         with self._lock:
@@ -194,10 +207,14 @@ class _SpillFiles:
                 self._maps[plane.path] = mapped
         count = int(np.prod(plane.shape, dtype=np.int64))
         arr = np.frombuffer(mapped, plane.dtype, count, plane.offset).reshape(plane.shape)
+        self._remember(arr, plane)
+        return arr
+
+    def _remember(self, arr: np.ndarray, plane: _Plane) -> None:
+        """``arr`` (read-only) holds what ``plane`` holds on disk."""
         key = id(arr)
         self._origin[key] = (weakref.ref(arr, lambda _, key=key: self._origin.pop(key, None)),
                              plane)
-        return arr
 
     def release(self, files: set) -> None:
         """A record using ``files`` is gone: delete the files no record uses any more."""
@@ -269,6 +286,10 @@ class StepStore:
         self._on_disk = keep in ON_DISK or (keep == "last" and sum(frame_bytes) > LAST_IN_MEMORY)
         #: Frames a streamed step takes at once: :data:`STREAM_BATCH`, fewer if they are large.
         self.batch = max(1, min(STREAM_BATCH, STREAM_BYTES // max(max(frame_bytes, default=1), 1)))
+        self._budget = spill_budget() if keep == "spill" else None   # steps in memory within it
+        self._owner = object()           # this store's steps in the budget
+        if self._budget is not None:
+            weakref.finalize(self, self._budget.forget_owner, self._owner)
 
     @property
     def on_disk(self) -> bool:
@@ -302,10 +323,14 @@ class StepStore:
         if not self._on_disk or (executor is not None and executor.name not in IN_PROCESS):
             return None
         files, name = self._spill_files(), f"step{index:02d}_map"
+        budget, inputs = self._budget, {(self._owner, index - 1)}
 
         def keep(result):
             if not isinstance(result, Frame):
                 return result
+            if budget is not None and budget.reserve(self._owner, held_bytes(_planes([result])),
+                                                     protect=inputs):
+                return result   # in memory: admitted with the step's other outputs (append)
             record, used = files.write(result, name)
             self._scratch.append(used)
             return files.read(record)
@@ -321,6 +346,8 @@ class StepStore:
     def append(self, index: int, frames: list[Frame]) -> None:
         """Add frames to the outputs of step ``index`` (a streamed step, a few at a time)."""
         stored = self._stored.setdefault(index, _Stored())
+        if self._budget is not None and not stored and self._admit(index, stored, frames):
+            return
         if not self._on_disk:
             stored.frames.extend(frames)
             if self.keep != "last" or sum(f.nbytes for f in stored.frames) <= LAST_IN_MEMORY:
@@ -342,8 +369,11 @@ class StepStore:
         planes mapped from the spill files.
         """
         stored = self._stored[index]
-        if stored.frames:
-            return stored.frames if (start, stop) == (0, None) else stored.frames[start:stop]
+        frames = stored.frames   # (spill: a step may go to disk meanwhile, records first)
+        if frames:
+            if self._budget is not None:
+                self._budget.touch((self._owner, index))
+            return frames if (start, stop) == (0, None) else frames[start:stop]
         return [self._files.read(record) for record, _ in stored.records[start:stop]]
 
     def consume(self, index: int, start: int, stop: int) -> None:
@@ -371,10 +401,37 @@ class StepStore:
         """Forget the outputs of step ``index`` (and delete files nothing else uses), if held."""
         self._release_scratch()
         stored = self._stored.pop(index, None)
+        if self._budget is not None:
+            self._budget.forget((self._owner, index))
+            self._budget.release(self._owner)
         if stored is not None and self._files is not None:
             for _, files in stored.records:
                 if files is not None:
                     self._files.release(files)
+
+    def _admit(self, index: int, stored: _Stored, frames: list[Frame]) -> bool:
+        """Hold ``frames`` (all of step ``index``) in memory under the budget, read-only; False
+        (the step goes to disk) if some of their planes are already mapped from the disk."""
+        planes = _planes(frames)
+        if any(_mapped(arr) for arr in planes):
+            self._budget.release(self._owner)
+            return False
+        for arr in planes:
+            arr.flags.writeable = False   # as if mapped: a kept step is never changed
+        stored.frames.extend(frames)
+        self._budget.admit((self._owner, index), planes,
+                           functools.partial(_spill_step, weakref.ref(self), index))
+        return True
+
+    def _spill(self, index: int) -> None:
+        """Write step ``index``, held in memory, to disk; its frames are then mapped back."""
+        stored = self._stored.get(index)
+        if stored is None or not stored.frames:
+            return
+        files = self._spill_files()
+        stored.records = [files.write(frame, f"step{index:02d}_{i:03d}")
+                          for i, frame in enumerate(stored.frames)]
+        stored.frames = []
 
     def _release_scratch(self) -> None:
         while self._scratch:
@@ -394,6 +451,36 @@ class StepStore:
     def close(self) -> None:
         """Forget every output and delete the spill directory, if any."""
         self._stored.clear()
+        if self._budget is not None:
+            self._budget.forget_owner(self._owner)
         if self._files is not None:
             self._files.close()
             self._files = None
+
+
+def _planes(frames: list[Frame]) -> list[np.ndarray]:
+    """The pixel planes of ``frames``."""
+    return [arr for frame in frames for ext in frame.exts
+            for arr in (getattr(ext, attr) for attr in _PLANES) if arr is not None]
+
+
+def _constant(arr: np.ndarray) -> _Plane | None:
+    """A plane of no file for ``arr`` if it is one value broadcast (every stride 0)."""
+    if arr.size and not any(arr.strides):
+        return _Plane(None, 0, arr.dtype.str, arr.shape, arr[(0,) * arr.ndim].item())
+    return None
+
+
+def _mapped(arr: np.ndarray) -> bool:
+    """True if ``arr`` is mapped from a file."""
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    base = arr.base.obj if isinstance(arr.base, memoryview) else arr.base
+    return isinstance(base, mmap.mmap)
+
+
+def _spill_step(store_ref, index: int) -> None:
+    """The budget's way to spill step ``index`` of a store (not kept alive by the budget)."""
+    store = store_ref()
+    if store is not None:
+        store._spill(index)

@@ -405,8 +405,6 @@ def test_reduce_science_shows_the_stack_and_the_sky(walk):
         walk.timings["sky_field_arcmin"] = {"shown": shown, "footprints": [width, height]}
 
 
-@pytest.mark.xfail(strict=False, reason="Aladin Lite sometimes resets the field of view after "
-                   "the one set once it is drawn (seen in 2 of 8 walks): a race not yet fixed")
 def test_sky_view_shows_every_footprint(walk):
     """The sky view covers every CCD footprint of every frame, both ways, with little else."""
     field = walk.timings.get("sky_field_arcmin")

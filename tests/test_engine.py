@@ -14,6 +14,7 @@ from gmoswidgets.caldb.lookup import CalibrationLookup, DefaultService
 from gmoswidgets.errors import CalibrationNotFoundError, GmosError, ParameterError, RecipeError
 from gmoswidgets.frame import read_frame
 from gmoswidgets.logutils import show_info
+from gmoswidgets.membudget import spill_budget
 from gmoswidgets.reduction import DONE, FAILED, PENDING, SKIPPED, ReductionCancelled, parse_uparms
 
 
@@ -234,7 +235,8 @@ def test_skip_primitive_and_write_outputs(fake_env):
 
 
 @pytest.mark.parametrize("keep", ["last", "spill", "stream"])
-def test_memory_policies_give_the_same_result(fake_env, keep, tmp_path):
+def test_memory_policies_give_the_same_result(fake_env, keep, tmp_path, monkeypatch):
+    monkeypatch.setattr(spill_budget(), "limit", 0)   # 'spill': every step on disk (no budget)
     reference = fake_env.reduction(workdir=tmp_path / "ref")
     reference.run_all()
     red = fake_env.reduction(keep=keep, spill_dir=tmp_path / "spill",

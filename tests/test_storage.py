@@ -11,7 +11,15 @@ from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.reduction import PENDING, Reduction, ReductionCancelled
 from gmoswidgets import storage
 from gmoswidgets.storage import STREAM_BATCH, StepStore
+from gmoswidgets.membudget import spill_budget
 from gmoswidgets.steps import PER_FRAME
+
+
+@pytest.fixture(autouse=True)
+def _spill_every_step(monkeypatch):
+    """These tests are about the spill files: 'spill' holds no step in memory (the in-memory
+    budget of 'spill': tests/test_membudget.py)."""
+    monkeypatch.setattr(spill_budget(), "limit", 0)
 
 _PLANES = ("data", "variance", "mask", "objmask")
 #: Keywords holding the time a step ran: they differ between any two runs.

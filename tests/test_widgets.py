@@ -212,6 +212,16 @@ def test_skyview_field_fits_every_footprint_both_ways(science4):
     sky.aladin.fov = fov / 2                      # as the browser reports its own field
     sky.aladin._is_loaded = True
     assert sky.aladin.fov.deg == fov
+    # drawn as wide as the page, then given its width: Aladin Lite keeps its scale, so the
+    # browser reports a smaller field and the view's new size; the field is set again
+    wcs = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "NAXIS2": sky.aladin.height}
+    sky.aladin._wcs = {**wcs, "NAXIS1": 1366}
+    sky.aladin.fov = fov * sky.width / 1366
+    sky.aladin._wcs = {**wcs, "NAXIS1": sky.width}
+    assert sky.aladin.fov.deg == fov
+    sky.aladin.fov = fov / 2                      # the user zooms in: the size is the same
+    sky.aladin._wcs = {**wcs, "NAXIS1": sky.width, "CDELT1": -1e-4}
+    assert sky.aladin.fov.deg == fov / 2
 
 
 def test_skyview_says_when_the_survey_cannot_be_reached(science4, monkeypatch):

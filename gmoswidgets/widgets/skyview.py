@@ -99,6 +99,8 @@ class SkyView(W.VBox):
         self.aladin.layout = W.Layout(width=f"{width}px", max_width="100%")
         self.aladin.observe(self._on_loaded, names="_is_loaded")
         self.aladin.observe(self._on_shown, names="_is_reduced")
+        self.aladin.observe(self._on_resized, names="_wcs")
+        self._view_size: tuple | None = None   # (width, height) of the view, as last reported
         self.footprints: list = []     # (label, STC-S) drawn
         self.field: tuple | None = None   # (ra, dec, fov) in degrees, once there are footprints
         self.sources: Table | None = None
@@ -225,6 +227,23 @@ class SkyView(W.VBox):
         Aladin Lite keeps its scale, not its field, when its div is resized.
         """
         if not change["new"] and self.field is not None:
+            self._set_fov()
+
+    def _on_resized(self, change) -> None:
+        """When the view's size changes, fit the field again: Aladin Lite keeps its scale.
+
+        Aladin Lite may be drawn as wide as the page, before the view's own
+        width applies; the field set then shrank by that ratio (760 / 1366 px)
+        when the view took its width.  The browser reports the view's size in
+        its WCS (NAXIS1, NAXIS2) after every change of it; a zoom or a pan
+        keeps the size, so the user's own zoom is left alone.
+        """
+        wcs = change["new"] or {}
+        size = (wcs.get("NAXIS1"), wcs.get("NAXIS2"))
+        if None in size or size == self._view_size:
+            return
+        self._view_size = size
+        if self.field is not None:
             self._set_fov()
 
     def _set_fov(self) -> None:

@@ -80,7 +80,9 @@ class StepPanel(W.VBox):
         The reduction to drive; or give ``files`` (and ``recipe``).
     files : list of path-like, optional
         Input files; a :class:`Reduction` is made (``keep='spill'`` unless
-        given: the newest step's outputs in memory, earlier ones on disk).
+        given: every step's outputs kept, in memory within the process's
+        budget, :func:`gmoswidgets.membudget.spill_budget`, the least recently
+        used on disk beyond it).
     recipe : str, optional
         Recipe name (default: the inputs' default recipe).
     background : bool

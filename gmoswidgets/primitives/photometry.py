@@ -26,7 +26,6 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import dq
 from ..frame import Frame
-from ..numerics import preload
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
 
@@ -126,11 +125,6 @@ def _world_positions(wcs: WCS | None, x_image, y_image) -> tuple[np.ndarray, np.
     ra, dec = wcs.all_pix2world(x_image, np.asarray(y_image, dtype=float), 1)
     return np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
 
-
-# every science recipe imports this module when it builds its steps (fringe, crs, register
-# import it too): the compiled kernels (numba) load in the background from now on, during the
-# first steps, not in mosaicDetectors
-preload.start()
 
 #: Stand-ins for an absent variance or DQ plane (the kernels take arrays, with a flag).
 _NO_FLOAT = np.zeros((0, 0), np.float32)

@@ -205,3 +205,36 @@ def test_flux_scaling_rejects_outliers():
     y[-1] *= 3  # a variable star
     assert flux_scaling(x, y, np.sqrt(x), np.sqrt(y)) == pytest.approx(1.25, rel=1e-6)
     assert flux_scaling(x[:-1], y[:-1]) == pytest.approx(1.25)
+
+
+def test_object_mask_growth_is_scipys_binary_dilation():
+    from scipy import ndimage
+
+    from gmoswidgets.primitives.crs import _grow
+    rng = np.random.default_rng(5)
+    objects = rng.random((61, 47)) > 0.97
+    objects[0, 5] = objects[-1, -1] = objects[30, 0] = True     # at the edges
+    for times in (1, 2, 3):
+        assert np.array_equal(_grow(objects, times),
+                              ndimage.binary_dilation(objects, iterations=times))
+
+
+def test_sharpness_windows_repeat_the_edge_pixels():
+    """_sharp's 5x5 windows are those of the image padded with its edge pixels."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from gmoswidgets.primitives.crs import _sharp
+    rng = np.random.default_rng(6)
+    data = rng.normal(100, 5, (40, 30)).astype(np.float32)
+    index = np.arange(data.size)
+    data.flat[rng.choice(data.size, 60, replace=False)] += 400   # hits, some at the edges
+    threshold = np.full(index.size, 30, np.float32)
+    ys, xs = np.unravel_index(index, data.shape)
+    windows = sliding_window_view(np.pad(data, 2, mode="edge"), (5, 5))[ys, xs]
+    m5 = np.median(windows.reshape(-1, 25), axis=1)
+    m3 = np.median(windows[:, 1:4, 1:4].reshape(-1, 9), axis=1)
+    excess = data.flat[index] - m5
+    expected = ((excess > threshold) & (excess > 5.0 * np.maximum(m3 - m5, 0))
+                & (excess > 0.5 * (data.flat[index] - 100.0)))
+    assert expected.sum() > 20
+    assert np.array_equal(_sharp(data, index, threshold, 100.0), expected)

@@ -221,3 +221,19 @@ def test_variance_of_a_frame_corrected_by_its_own_fringe_frame(pattern):
     # leave-one-out: VAR_S (1 - 1/5) is the truth, DRAGONS' VAR_S (1 + 1/5) overstates it by ~22 %
     assert np.median(own) == pytest.approx(1.0, abs=0.05)
     assert np.median(other) < 0.88
+
+
+def test_science_recipe_does_not_import_scipy_ndimage():
+    """Building the science recipe's steps imports its modules (fringe, crs, resample,
+    mosaic...) but not scipy.ndimage (0.2 s), which only fringe frames, cleaning and the
+    B-spline interpolants use."""
+    from test_startup import loaded_after
+    code = """
+        from gmoswidgets.primitives import default_table
+        from gmoswidgets.recipes import RECIPES
+        from gmoswidgets.steps import build_steps
+        steps = build_steps(RECIPES.get('reduce'), default_table())
+        assert 'fringeCorrect' in [step.primitive for step in steps]
+        """
+    assert loaded_after(code, ("scipy.ndimage", "gmoswidgets.primitives.fringe")) == [
+        "gmoswidgets.primitives.fringe"]

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
-from scipy import ndimage
 
 from .. import dq as dqbits
 
@@ -368,6 +367,7 @@ def resample(planes: Sequence[np.ndarray], amap: AffineMap, out_shape: tuple[int
         for plane, target in zip(planes, outs):
             _shifted_copy(plane, shift, target)
     elif interpolant in _SPLINE_ORDER:
+        from scipy import ndimage  # ~0.2 s to import: only for the B-spline interpolants
         # ndimage works in (row, column) order.
         inside = covered(amap, planes[0].shape, outs[0].shape)
         for plane, target in zip(planes, outs):
@@ -440,6 +440,7 @@ def resample_variance(variance: np.ndarray, amap: AffineMap, out_shape: tuple[in
 @functools.lru_cache(maxsize=256)
 def _spline_power(order: int, frac: float) -> float:
     """Sum of the squared 1-D B-spline interpolation weights at a fractional shift."""
+    from scipy import ndimage  # ~0.2 s to import: only for the B-spline interpolants
     frac = round(frac, 3)
     delta = np.zeros(64)
     delta[32] = 1.0
@@ -569,6 +570,7 @@ def resample_planes(data: np.ndarray, variance: np.ndarray | None, mask: np.ndar
 
 def _spline_dq(mask, amap, target, order: int, threshold: float) -> None:
     """:func:`resample_dq` for the B-spline interpolants (through scipy.ndimage)."""
+    from scipy import ndimage  # ~0.2 s to import: only for the B-spline interpolants
     inside = covered(amap, mask.shape, target.shape)
     bits = np.zeros(target.shape, dqbits.DTYPE)
     present = int(np.bitwise_or.reduce(mask, axis=None))

@@ -25,17 +25,15 @@ import math
 from functools import partial
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.stats import sigma_clipped_stats
-from scipy import ndimage
 
 from .. import dq as dqbits
 from ..errors import GmosError
 from ..executor import map_in_memory
 from ..frame import Extension, Frame
 from ..gmos.keywords import EXPTIME, ORIGTEXP
+from ..numerics.stats import clipped_median
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
 from .photometry import MASK_DEFAULTS, object_mask
@@ -63,7 +61,7 @@ def _level(values: np.ndarray) -> float:
     """Sigma-clipped median of a regular subsample of values (:func:`_sample`); 0 if none."""
     if values.size == 0:
         return 0.0
-    return float(sigma_clipped_stats(values, sigma=3.0, maxiters=10)[1])
+    return clipped_median(values, sigma=3.0, maxiters=10)
 
 
 #: Stand-ins for the planes a frame lacks (the kernels take arrays, with a flag).
@@ -194,7 +192,11 @@ def _sharp(data: np.ndarray, index: np.ndarray, threshold: np.ndarray, level: fl
     be much brighter than the 5x5 one (a star's is; ``_SHARPNESS``).
     """
     ys, xs = np.unravel_index(index, data.shape)
-    windows = sliding_window_view(np.pad(data, 2, mode="edge"), (5, 5))[ys, xs]
+    # the 5x5 windows, edge pixels repeated beyond the image
+    steps = np.arange(-2, 3)
+    rows = np.clip(ys[:, None] + steps, 0, data.shape[0] - 1)
+    cols = np.clip(xs[:, None] + steps, 0, data.shape[1] - 1)
+    windows = data[rows[:, :, None], cols[:, None, :]]
     m5 = np.median(windows.reshape(ys.size, 25), axis=1)
     m3 = np.median(windows[:, 1:4, 1:4].reshape(ys.size, 9), axis=1)
     value = data[ys, xs]
@@ -266,6 +268,19 @@ def _around(index: np.ndarray, offsets: np.ndarray, shape: tuple) -> np.ndarray:
     return np.unique(np.ravel_multi_index((ys[inside], xs[inside]), shape))
 
 
+def _grow(mask: np.ndarray, times: int) -> np.ndarray:
+    """``mask`` grown ``times`` times by a pixel's four neighbours (scipy's
+    ``binary_dilation(mask, iterations=times)``: every pixel within ``times`` steps)."""
+    for _ in range(times):
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= mask[:, :-1]
+        grown[:, :-1] |= mask[:, 1:]
+        mask = grown
+    return mask
+
+
 def _disk(radius: float) -> np.ndarray:
     r = int(math.floor(radius))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
@@ -326,7 +341,7 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     good_median = np.isfinite(median)
     # the median's NaN pixels are its bad ones (as a NO_DATA DQ would make them)
     objects = object_mask(median, median_var, None, **MASK_DEFAULTS)
-    sky = good_median & ~ndimage.binary_dilation(objects, iterations=_OBJECT_GROW)
+    sky = good_median & ~_grow(objects, _OBJECT_GROW)
     del objects, good_median
     # one image only: compare it with its own surroundings instead
     alone = np.flatnonzero(count == 1)
@@ -433,6 +448,7 @@ def flux_scaling(flux: np.ndarray, ref_flux: np.ndarray, flux_err: np.ndarray | 
 
 def _catalogue(frame: Frame):
     """(SkyCoord, flux, flux error or None) from a frame's OBJCAT(s), or None."""
+    from astropy.coordinates import SkyCoord  # ~0.1 s to import: only when scaling by flux
     cats = [ext.objcat for ext in frame.exts if ext.objcat is not None
             and {"X_WORLD", "Y_WORLD", "FLUX_AUTO"} <= set(ext.objcat.colnames) and len(ext.objcat)]
     if not cats:

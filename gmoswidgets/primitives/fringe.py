@@ -25,8 +25,6 @@ import logging
 from functools import partial
 
 import numpy as np
-from astropy.coordinates import SkyCoord
-from scipy import ndimage
 
 from .. import dq
 from ..errors import FileProblem, ParameterError
@@ -249,8 +247,9 @@ def fringeCorrect(frames: list[Frame], ctx: StepContext, *, fringe: str | None, 
 
 # -- makeFringeFrame --------------------------------------------------------------
 
-def _pointing(frame) -> SkyCoord:
-    """Sky position of the centre of the frame's first extension (WCS, else RA/DEC)."""
+def _pointing(frame):
+    """Sky position (a SkyCoord) of the centre of the frame's first extension (WCS, else RA/DEC)."""
+    from astropy.coordinates import SkyCoord  # ~0.1 s to import: only when making a fringe frame
     ext = frame.exts[0]
     wcs = extension_wcs(ext.header)
     if wcs is not None:
@@ -411,6 +410,7 @@ def makeFringeFrame(frames: list[Frame], ctx: StepContext, *, subtract_median_im
         structure = _disk(radius) if radius >= 1 else None
         for ext, objects in zip(frame.exts, frame_masks):
             if structure is not None:
+                from scipy import ndimage  # ~0.2 s to import: only when making a fringe frame
                 objects = ndimage.binary_dilation(objects, structure=structure)
             ext.mask |= objects.astype(dq.DTYPE) * dq.DTYPE(dq.BAD_PIXEL)
             ext.objmask = ext.objcat = None

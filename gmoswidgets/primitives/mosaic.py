@@ -25,7 +25,6 @@ import math
 from functools import partial
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
 
 from .. import dq as dqbits
 from ..frame import Extension, Frame
@@ -34,6 +33,7 @@ from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTA
 from ..numerics.covariance import record_resampling
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds,
                                     remap_wcs_header, resample_planes)
+from ..numerics.stats import clipped_median
 from ..sections import Section
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
@@ -74,8 +74,7 @@ def ccd_background(frame: Frame, group: geometry.CCDGroup) -> tuple[float | None
         values = values[::math.ceil(values.size / _BACKGROUND_SAMPLES)]
     if values.size < _MIN_BACKGROUND_SAMPLES:
         return None, int(values.size)
-    _, median, _ = sigma_clipped_stats(values, sigma=3.0, maxiters=10)
-    return float(median), int(values.size)
+    return clipped_median(values, sigma=3.0, maxiters=10), int(values.size)
 
 
 def _qe_factors(frame: Frame, *, log):

@@ -177,7 +177,11 @@ def match_catalogs(src: np.ndarray, dst: np.ndarray, first_pass: float, match_ra
 
 def _linear_wcs(header):
     """The 2x2 CD matrix of a header (from CDi_j, or PCi_j x CDELTi)."""
-    wcs = extension_wcs(header)
+    return _cd_matrix(extension_wcs(header))
+
+
+def _cd_matrix(wcs):
+    """The 2x2 CD matrix of a celestial WCS (None for None)."""
     if wcs is None:
         return None
     return wcs.wcs.cd.copy() if wcs.wcs.has_cd() else wcs.wcs.get_pc() * wcs.wcs.cdelt[:, None]
@@ -218,22 +222,22 @@ def apply_affine_to_header(header: fits.Header, fit: AffineFit,
             header[f"CD{i}_{j}"] = float(new_cd[i - 1, j - 1])
 
 
-def _pixel_scale_arcsec(header) -> float:
-    return float(np.sqrt(abs(np.linalg.det(_linear_wcs(header))))) * 3600.0
+def _pixel_scale_arcsec(wcs) -> float:
+    """Pixel scale (arcsec) of a celestial WCS."""
+    return float(np.sqrt(abs(np.linalg.det(_cd_matrix(wcs))))) * 3600.0
 
 
-def _sources_fit(ref_header, ref_cat, header, cat, first_pass, match_radius, rotate, scale):
-    """Fit the correction of the image with ``header``/``cat`` from the reference's sources.
+def _sources_fit(ref_wcs, ref_cat, wcs, cat, first_pass, match_radius, rotate, scale):
+    """Fit the correction of the image with ``wcs``/``cat`` from the reference's sources.
 
     Returns None when either catalogue is missing or empty.
     """
     if ref_cat is None or cat is None or len(ref_cat) == 0 or len(cat) == 0:
         return None
-    ref_wcs, wcs = extension_wcs(ref_header), extension_wcs(header)
     ra, dec = ref_wcs.all_pix2world(*_positions(ref_cat).T, 1)
     dst = np.column_stack(wcs.all_world2pix(ra, dec, 1))
     src = _positions(cat)
-    pixscale = _pixel_scale_arcsec(header)
+    pixscale = _pixel_scale_arcsec(wcs)
     fit, _ = match_catalogs(src, dst, first_pass / pixscale, match_radius / pixscale,
                             rotate, scale)
     return fit
@@ -299,8 +303,10 @@ def adjustWCSToReference(frames: list[Frame], ctx: StepContext, *, method: str,
     if multi:
         raise GmosError("adjustWCSToReference needs single-extension images (run "
                         "mosaicDetectors first); not so: " + ", ".join(multi))
-    for f in frames:
-        if extension_wcs(f.exts[0].header) is None:
+    # each input's WCS, made once (~5 ms each from a header)
+    wcses = [extension_wcs(f.exts[0].header) for f in frames]
+    for f, wcs in zip(frames, wcses):
+        if wcs is None:
             raise GmosError(f"{f.filename} has no celestial WCS; cannot align it")
     ref_ext = frames[0].exts[0]
     ref_cat = _culled(ref_ext.objcat) if cull_sources else ref_ext.objcat
@@ -311,9 +317,8 @@ def adjustWCSToReference(frames: list[Frame], ctx: StepContext, *, method: str,
         fit, used = None, method
         if method == "sources":
             cat = frame.exts[0].objcat
-            fit = _sources_fit(ref_ext.header, ref_cat, frame.exts[0].header,
-                               _culled(cat) if cull_sources else cat, first_pass, match_radius,
-                               rotate, scale)
+            fit = _sources_fit(wcses[0], ref_cat, wcses[n], _culled(cat) if cull_sources else cat,
+                               first_pass, match_radius, rotate, scale)
             nmatch = 0 if fit is None else fit.nmatched
             if nmatch < min_sources:
                 ctx.log.warning("%s: only %d source(s) matched the reference (min_sources=%d); "
@@ -322,7 +327,7 @@ def adjustWCSToReference(frames: list[Frame], ctx: StepContext, *, method: str,
                                 "WCS left unchanged")
                 fit, used = None, fallback
         header = out.exts[0].header
-        pixscale = _pixel_scale_arcsec(header)
+        pixscale = _pixel_scale_arcsec(wcses[n])
         if used == "sources":
             apply_affine_to_header(header, fit)
             ctx.log.info("%s: %s sources matched; shift (%+.3f, %+.3f) pix = (%+.3f\", %+.3f\"), "

@@ -28,7 +28,6 @@ from functools import partial
 
 import numpy as np
 from astropy.wcs import WCS
-from scipy import ndimage
 
 from .. import dq as dqbits
 from ..errors import GmosError, ParameterError
@@ -90,6 +89,7 @@ def _clean(ext: Extension) -> np.ndarray:
         return ext.data
     bad = (ext.mask & CLEAN_BITS) != 0
     filled = np.where(bad, np.median(ext.data[~bad]), ext.data).astype(np.float32)
+    from scipy import ndimage  # ~0.2 s to import: only when cleaning
     local = ndimage.median_filter(filled, size=_CLEAN_BOX, mode="nearest")
     return np.where(bad, local, ext.data).astype(np.float32)
 

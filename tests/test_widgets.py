@@ -16,6 +16,7 @@ from gmoswidgets.caldb import CalibrationService
 from gmoswidgets.caldb.testing import write_calibration
 from gmoswidgets.errors import ExpressionError, GmosError
 from gmoswidgets.frame import read_frame
+from gmoswidgets.membudget import spill_budget
 from gmoswidgets.select import expr_parser, select_data
 from gmoswidgets.widgets import _aladin_offline
 from gmoswidgets.widgets import preview as display
@@ -459,7 +460,10 @@ def test_steppanel_before_after_difference(bias_panel):
 
 
 @pytest.mark.slow
-def test_steppanel_spills_earlier_steps_to_disk_by_default(tutorial4, tmp_path):
+def test_steppanel_shows_steps_spilled_beyond_the_budget(tutorial4, tmp_path, monkeypatch):
+    """The panel's reductions keep every step ('spill'); with no in-memory budget left, earlier
+    steps are written and read back from disk, for the engine and for the view."""
+    monkeypatch.setattr(spill_budget(), "limit", 0)
     files = select_data(tutorial4.files, ["BIAS"])[:2]
     panel = StepPanel(files=files, background=False, workdir=tmp_path)
     red = panel.reduction

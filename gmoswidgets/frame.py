@@ -114,7 +114,9 @@ class Frame:
         The file this frame was read from; :meth:`write` refuses to write
         over it.
     tables : dict, optional
-        Frame-level tables by name (``PROVENANCE``, ``HISTORY``, ...).
+        Frame-level tables by name (``PROVENANCE``, ``HISTORY``, ...): astropy
+        ``FITS_rec`` as read from a file or made by :mod:`gmoswidgets.outputs`,
+        or astropy ``Table``.
     """
 
     def __init__(self, phu, extensions, path=None, tables=None):
@@ -205,11 +207,11 @@ class Frame:
             if ext.objmask is not None:
                 hdus.append(_plane_hdu(ext.objmask.astype(np.uint8, copy=False), hdr, "OBJMASK", extver))
             if ext.objcat is not None:
-                cat = fits.BinTableHDU(ext.objcat, name="OBJCAT")
+                cat = _table_hdu(ext.objcat, "OBJCAT")
                 cat.header["EXTVER"] = extver
                 hdus.append(cat)
         for name, table in self.tables.items():
-            hdus.append(fits.BinTableHDU(table, name=name))
+            hdus.append(_table_hdu(table, name))
         hdulist = fits.HDUList(hdus)
         hdulist[0].header["NEXTEND"] = (len(hdulist) - 1, "Number of extensions")
         return hdulist
@@ -256,6 +258,21 @@ def _clean_ext_header(header: fits.Header) -> fits.Header:
                 "BZERO", "BSCALE", "CHECKSUM", "DATASUM"):
         hdr.remove(key, ignore_missing=True, remove_all=True)
     return hdr
+
+
+def _table_hdu(table, name: str) -> fits.BinTableHDU:
+    """A binary table HDU of ``table`` (a ``FITS_rec`` or an astropy ``Table``) named ``name``.
+
+    A ``FITS_rec`` is set as the data of an empty HDU: given as ``data``,
+    astropy (8.0) would import :mod:`astropy.table` (~0.1 s) only to check
+    whether it is a ``Table``.
+    """
+    from astropy.io import fits
+    if isinstance(table, fits.FITS_rec):
+        hdu = fits.BinTableHDU(name=name)
+        hdu.data = table
+        return hdu
+    return fits.BinTableHDU(table, name=name)
 
 
 def _plane_hdu(data, sci_header, name, extver) -> fits.ImageHDU:
@@ -375,6 +392,16 @@ def read_headers(path) -> HeaderSet:
     return HeaderSet(phu, headers, Path(path), shapes)
 
 
+def _frame_table(hdu):
+    """A frame-level table as read: a binary table's ``FITS_rec`` (no :mod:`astropy.table`
+    import, ~0.1 s), an ASCII table converted to an astropy ``Table`` (written back binary)."""
+    from astropy.io import fits
+    if isinstance(hdu, fits.BinTableHDU):
+        return hdu.data
+    from astropy.table import Table
+    return Table(hdu.data)
+
+
 def _native(data: np.ndarray) -> np.ndarray:
     """``data`` in the machine's byte order (FITS stores big-endian; arithmetic on it is slower).
 
@@ -436,7 +463,6 @@ def read_frame(path) -> Frame:
         Not a FITS file, truncated, not GMOS, or inconsistent planes.
     """
     from astropy.io import fits
-    from astropy.table import Table
     hdulist = _open(path)
     try:
         check_sections(path, hdulist)
@@ -466,9 +492,10 @@ def read_frame(path) -> Frame:
                         setattr(ext, attr, arr)
                 cat = planes.get(("OBJCAT", extver))
                 if cat is not None:
+                    from astropy.table import Table  # the primitives that use sources need one
                     ext.objcat = Table(cat.data)
                 exts.append(ext)
-        frame_tables = {name: Table(h.data) for name, h in tables.items()
+        frame_tables = {name: _frame_table(h) for name, h in tables.items()
                         if isinstance(h, (fits.BinTableHDU, fits.TableHDU))}
     finally:
         hdulist.close()

@@ -98,16 +98,25 @@ def test_logutils_config_is_idempotent_and_logs_once(tmp_path, capsys):
         logging.getLogger().removeHandler(root_handler)
 
 
-def test_provenance_tables_as_astropy_builds_them_and_back_through_fits(tmp_path):
+def test_provenance_tables_written_as_astropy_writes_tables_and_read_back(tmp_path):
+    """The FITS_rec tables the engine builds write the same bytes as astropy Tables would."""
+    from astropy.io import fits
     from astropy.table import Table
+    from gmoswidgets.frame import _table_hdu
     from gmoswidgets.outputs import PROVENANCE_COLUMNS, _rows, _table
     rows = [("2026-11-30T19:00:00.000001", "N20170614S0201.fits", "0" * 32, "prepare"),
             ("2026-11-30T19:00:01.000002", "N20170613S0180_bias.fits", "f" * 32, "")]
     table = _table(rows, PROVENANCE_COLUMNS)
     expected = Table(rows=rows, names=PROVENANCE_COLUMNS, dtype=[str] * 4)   # the old way
-    assert table.colnames == expected.colnames and len(table) == 2
+    assert table.dtype.names == tuple(expected.colnames) and len(table) == 2
     for name in PROVENANCE_COLUMNS:
-        assert table[name].dtype == expected[name].dtype and list(table[name]) == list(expected[name])
-    table.write(tmp_path / "p.fits")
-    assert _rows(Table.read(tmp_path / "p.fits"), PROVENANCE_COLUMNS) == rows   # bytes read back
-    assert _rows(table[["filename"]], PROVENANCE_COLUMNS) == [("", r[1], "", "") for r in rows]
+        assert list(table[name]) == list(expected[name])
+    for hdu, path in ((_table_hdu(table, "PROVENANCE"), "new.fits"),
+                      (fits.BinTableHDU(expected, name="PROVENANCE"), "old.fits")):
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / path)
+    assert (tmp_path / "new.fits").read_bytes() == (tmp_path / "old.fits").read_bytes()
+    with fits.open(tmp_path / "new.fits") as hdulist:
+        assert [hdulist[1].header[f"TFORM{i}"] for i in (1, 2, 3, 4)] == ["26A", "24A", "32A", "7A"]
+        assert _rows(hdulist[1].data, PROVENANCE_COLUMNS) == rows          # FITS_rec read back
+    assert _rows(Table.read(tmp_path / "new.fits"), PROVENANCE_COLUMNS) == rows   # Table, bytes
+    assert _rows(expected[["filename"]], PROVENANCE_COLUMNS) == [("", r[1], "", "") for r in rows]

@@ -56,6 +56,22 @@ def test_processed_round_trip(tmp_path):
     assert "PROVENANCE" in back.tables
 
 
+def test_frame_tables_read_as_fits_rec_write_back_unchanged(tmp_path):
+    """A table read (a FITS_rec, units and all) is written back with the same cards and rows."""
+    path = _raw_file(tmp_path / "raw.fits")
+    frame = read_frame(path)
+    frame.tables["REFCAT"] = Table({"RA": [150.1, 150.2], "name": ["s1", "s22"]},
+                                   units={"RA": "deg"})
+    first = frame.write(tmp_path / "first.fits")
+    back = read_frame(first)
+    assert isinstance(back.tables["REFCAT"], fits.FITS_rec)
+    second = back.write(tmp_path / "second.fits")
+    with fits.open(first) as one, fits.open(second) as two:
+        assert one["REFCAT"].header.tostring() == two["REFCAT"].header.tostring()
+        assert one["REFCAT"].header["TUNIT1"] == "deg" and one["REFCAT"].header["TFORM2"] == "3A"
+        assert one["REFCAT"].data.tolist() == two["REFCAT"].data.tolist()
+
+
 def test_write_never_overwrites_input(tmp_path):
     path = _raw_file(tmp_path / "raw.fits")
     before = path.read_bytes()

@@ -143,3 +143,28 @@ def test_caldb_add_and_dataselect_read_headers_without_astropy(tmp_path, tutoria
         """
     assert loaded_after(code, HEAVY) == []
     assert (tmp_path / "list.txt").read_text().split() == [str(p) for p in tutorial4.bias[:3]]
+
+
+def test_calibration_reductions_write_their_tables_without_astropy_table(tmp_path, tutorial4,
+                                                                         monkeypatch):
+    """HISTORY / PROVENANCE are built, written and read back as FITS_rec (astropy.table ~0.1 s)."""
+    config = tmp_path / "rsys.cfg"
+    config.write_text(f"[calibs]\nstandalone = True\ndatabase_dir = {tmp_path}\n")
+    monkeypatch.setenv("GMOSWIDGETS_CONFIG", str(config))
+    bias = tmp_path / f"{tutorial4.bias[0].stem}_bias.fits"
+    code = f"""
+        import os
+        os.chdir({str(tmp_path)!r})
+        from gmoswidgets.cli import caldb, reduce
+        assert caldb.main(["init"]) == 0
+        assert reduce.main([*{[str(p) for p in tutorial4.bias]!r}, "--no-progress"]) == 0
+        assert reduce.main([*{[str(p) for p in tutorial4.flat]!r}, "--no-progress",
+                            "--user_cal", "processed_bias:{bias}"]) == 0
+        """
+    assert loaded_after(code, ("astropy.table", "yaml")) == []
+    from astropy.io import fits
+    with fits.open(tmp_path / f"{tutorial4.flat[0].stem}_flat.fits") as hdulist:
+        history = hdulist["HISTORY"].data
+        assert list(history["primitive"])[-1] == "storeProcessedFlat"
+        names = set(hdulist["PROVENANCE"].data["filename"])
+    assert {p.name for p in tutorial4.flat} | {bias.name} <= names

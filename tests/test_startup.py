@@ -168,3 +168,43 @@ def test_calibration_reductions_write_their_tables_without_astropy_table(tmp_pat
         assert list(history["primitive"])[-1] == "storeProcessedFlat"
         names = set(hdulist["PROVENANCE"].data["filename"])
     assert {p.name for p in tutorial4.flat} | {bias.name} <= names
+
+
+def test_start_up_pauses_the_collector_then_freezes_only_from_the_shell():
+    import gc
+    from gmoswidgets.cli.common import start_up
+    frozen = gc.get_freeze_count()
+    with start_up(False):
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+    code = """
+        import gc, sys
+        from gmoswidgets.cli.common import start_up
+        with start_up(True):
+            assert not gc.isenabled()
+            made = [[i] for i in range(1000)]
+        assert gc.isenabled() and gc.get_freeze_count() >= 1000
+        """
+    assert loaded_after(code, ()) == []
+
+
+def test_reduce_from_the_shell_runs_its_steps_with_the_collector_on(tmp_path, tutorial4,
+                                                                    monkeypatch):
+    config = tmp_path / "rsys.cfg"
+    config.write_text(f"[calibs]\nstandalone = True\ndatabase_dir = {tmp_path}\n")
+    monkeypatch.setenv("GMOSWIDGETS_CONFIG", str(config))
+    code = f"""
+        import gc, os, sys
+        os.chdir({str(tmp_path)!r})
+        from gmoswidgets.cli import caldb, reduce
+        from gmoswidgets.reduction import Reduction
+        assert caldb.main(["init"]) == 0
+        seen = []
+        run_all = Reduction.run_all
+        Reduction.run_all = lambda self: seen.append((gc.isenabled(), gc.get_freeze_count())) \\
+            or run_all(self)
+        sys.argv = ["reduce", *{[str(p) for p in tutorial4.bias[:3]]!r}, "--no-progress"]
+        assert reduce.main() == 0
+        assert seen[0][0] and seen[0][1] > 50_000, seen   # the imports' objects frozen
+        """
+    assert loaded_after(code, ()) == []

@@ -2,7 +2,8 @@
 
 * :func:`run` wraps a tool's body: user errors become one line on stderr and
   exit code 1, never a traceback; run from the shell, the process then
-  ends without the garbage collector's last pass (:func:`quick_exit`).
+  ends without the garbage collector's last pass (:func:`quick_exit`), and
+  :func:`start_up` starts it without collector passes over the imports.
 * :class:`Parser` is an ``argparse`` parser whose usage errors follow the
   same rule.
 * :func:`expand_inputs` expands ``@list.txt`` arguments (one file per line,
@@ -19,10 +20,11 @@ import glob
 import os
 import re
 import sys
+from contextlib import contextmanager
 
 from ..errors import FileProblem, GmosError
 
-__all__ = ["UsageError", "Parser", "run", "quick_exit", "split_list", "expand_inputs",
+__all__ = ["UsageError", "Parser", "run", "quick_exit", "start_up", "split_list", "expand_inputs",
            "read_stdin_names", "fits_files", "report_problem", "readable_files",
            "check_list_target", "write_list", "FITS_NAME"]
 
@@ -76,6 +78,30 @@ def quick_exit() -> None:
     scipy).  Files, logs and ``atexit`` handlers are closed and run as usual.
     """
     gc.freeze()
+
+
+@contextmanager
+def start_up(from_shell: bool):
+    """The start-up of a command run from the shell: no cyclic garbage collection, then frozen.
+
+    Importing numpy, astropy (and for a science reduction scipy, numba, sep) and
+    reading the inputs' headers make a few hundred thousand objects that live as
+    long as the process: the collector's passes over them while they are made
+    cost ~0.03 s, and every later full collection traverses them again (0.05-0.2 s
+    in a science reduction).  From the shell, the collector is paused while
+    starting and what was made is then frozen (:func:`gc.freeze`): later
+    collections see only the objects the work makes.  Called from Python (a
+    notebook, the tests: ``from_shell`` False) nothing changes.
+    """
+    if not from_shell:
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _run(prog: str, body, argv: list) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..checksums import start_md5sums
@@ -24,7 +24,7 @@ from ..logutils import config as configure_logging
 from ..logutils import get_logger
 from ..storage import KEEP_MODES
 from ..validate import check_writable_file
-from .common import Parser, UsageError, expand_inputs, readable_files, run
+from .common import Parser, UsageError, expand_inputs, readable_files, run, start_up
 
 if TYPE_CHECKING:  # imported once the inputs' checksums are started (they overlap the import)
     from ..reduction import Reduction
@@ -133,7 +133,8 @@ def _reduction(files, args) -> Reduction:
                      suffix=args.suffix, keep=args.keep)
 
 
-def _reduce(argv) -> int:
+def _start(argv):
+    """Parse ``argv``, set up the log and read the inputs: ``(args, log, reduction)``."""
     args = build_parser().parse_args(argv)
     _split_stray_files(args)
     files = expand_inputs(args.files)
@@ -141,7 +142,6 @@ def _reduce(argv) -> int:
         raise UsageError("no input files (give FILE ... or @list.txt)")
     check_writable_file(args.logfile)
     start_md5sums(files)    # for PROVENANCE, on another thread while the imports run
-    from ..reduction import FAILED
     log = configure_logging(file_name=args.logfile)
     get_logger("reduce").info("reduce " + " ".join(argv))
     try:     # the usual case, every input readable: their headers are read once, here
@@ -151,11 +151,18 @@ def _reduce(argv) -> int:
         if len(readable) == len(files):
             raise
         reduction = _reduction(readable, args)
-    reduction.executor = executor = get_executor(args.scheduler)  # once the inputs are fine
+    reduction.executor = get_executor(args.scheduler)  # once the inputs are fine
     log.info("Recipe %s on %d file(s), per-frame work on %r", reduction.recipe.name,
-             len(reduction.files), executor)
-    bar = _ProgressBar(reduction, enabled=not args.no_progress)
-    reduction.subscribe(bar)
+             len(reduction.files), reduction.executor)
+    return args, log, reduction
+
+
+def _reduce(argv, *, from_shell: bool = False) -> int:
+    with start_up(from_shell):     # imports and set-up without garbage-collector passes
+        args, log, reduction = _start(argv)
+        executor = reduction.executor
+        bar = _ProgressBar(reduction, enabled=not args.no_progress)
+        reduction.subscribe(bar)
     try:
         outputs = reduction.run_all()
     except CalibrationNotFoundError as exc:
@@ -163,6 +170,7 @@ def _reduce(argv) -> int:
     except GmosError:
         raise
     except Exception as exc:
+        from ..reduction import FAILED
         failed = next((s.label for s in reduction.steps if s.status == FAILED), "the reduction")
         raise GmosError(f"{failed} failed: {type(exc).__name__}: {exc} "
                         f"(traceback in {args.logfile})") from exc
@@ -177,7 +185,7 @@ def _reduce(argv) -> int:
 
 def main(argv=None) -> int:
     """Entry point of the ``reduce`` command."""
-    return run(PROG, _reduce, argv)
+    return run(PROG, partial(_reduce, from_shell=argv is None), argv)
 
 
 if __name__ == "__main__":

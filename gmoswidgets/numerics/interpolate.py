@@ -282,10 +282,14 @@ def _lagrange(amap: AffineMap, in_shape, out_shape, interpolant: str, *, data=No
         base, origin = _window(target)
         outputs.append(base)
         origins.extend(origin)
-    lagrange_resample(tuple(int(n) for n in in_shape), tuple(int(n) for n in out_shape),
-                      np.asarray(amap.matrix, np.float64), np.asarray(amap.offset, np.float64),
-                      _LAGRANGE_NODES[interpolant], 0.5 if interpolant == "nearest" else 0.0,
-                      float(threshold), planes, *inputs, *outputs, tuple(map(int, origins)))
+    from ..executor import map_bands
+    arguments = (tuple(int(n) for n in in_shape), tuple(int(n) for n in out_shape),
+                 np.asarray(amap.matrix, np.float64), np.asarray(amap.offset, np.float64),
+                 _LAGRANGE_NODES[interpolant], 0.5 if interpolant == "nearest" else 0.0,
+                 float(threshold), planes, *inputs, *outputs, tuple(map(int, origins)))
+    # bands of output rows on every core (the kernel releases the GIL; each row is
+    # computed alone, so the bands give the one-call result bit for bit)
+    map_bands(lambda first, stop: lagrange_resample(*arguments, (first, stop)), int(out_shape[0]))
 
 
 def _window(array: np.ndarray) -> tuple:

@@ -174,7 +174,7 @@ def _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, planes, data, v
 
 @njit(nogil=True, cache=True)
 def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, threshold, planes,
-                      data, variance, mask, out_data, out_variance, out_mask, origins):
+                      data, variance, mask, out_data, out_variance, out_mask, origins, rows):
     """Separable Lagrange resampling of SCI, VAR and DQ through one affine map, in one pass.
 
     Parameters
@@ -200,6 +200,9 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
         through their squares; beyond the input edges the edge pixels are repeated.
     origins : tuple of int
         Row and column of each output's first pixel in its array (SCI, VAR, DQ).
+    rows : tuple of int
+        ``(first, stop)``: the output rows to do (a band: bands done on several
+        threads give the result of one call over all rows, bit for bit).
 
     Notes
     -----
@@ -225,7 +228,7 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
     values = np.empty((ntaps, ntaps), np.int64)
     inside = np.empty((ntaps, ntaps), np.bool_)
     last_col, last_row = nx - ntaps, ny - ntaps
-    for r in range(out_rows):
+    for r in range(max(rows[0], 0), min(rows[1], out_rows)):
         rest_x = m01 * r + o0
         rest_y = m11 * r + o1
         c = 0

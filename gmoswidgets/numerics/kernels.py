@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["lagrange_resample", "scale_by_correlation"]
+__all__ = ["lagrange_resample", "nearest_flags", "scale_by_correlation"]
 
 
 #: Output pixels of a run handled at once (the scratch arrays stay in the L1 cache).
@@ -273,6 +273,44 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
                 _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside,
                           out_mask[origins[4] + r, start:start + n])
             c += n
+
+
+@njit(nogil=True, cache=True)
+def nearest_flags(plane, matrix, offset, out, rows):
+    """``out = 1`` where the input pixel nearest to an output pixel's position is nonzero.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        2-D input (e.g. a uint8 OBJMASK).
+    matrix, offset : numpy.ndarray
+        The map ``p_in = matrix @ p_out + offset`` between (x, y) pixels.
+    out : numpy.ndarray
+        uint8 output, written where the output pixel's centre maps inside the
+        input (the nearest pixel of a centre within half a pixel beyond the
+        last row or column is that row or column).
+    rows : tuple of int
+        ``(first, stop)``: the output rows to do.
+
+    Notes
+    -----
+    Positions are computed as in :func:`lagrange_resample`, so the result is
+    that of its ``nearest`` interpolant on the plane followed by ``> 0.5``.
+    """
+    ny, nx = plane.shape
+    out_rows, out_cols = out.shape
+    m00, m01, m10, m11 = matrix[0, 0], matrix[0, 1], matrix[1, 0], matrix[1, 1]
+    o0, o1 = offset[0], offset[1]
+    for r in range(max(rows[0], 0), min(rows[1], out_rows)):
+        rest_x = m01 * r + o0
+        rest_y = m11 * r + o1
+        for c in range(out_cols):
+            x = m00 * c + rest_x
+            y = m10 * c + rest_y
+            if x >= -0.5 and x <= nx - 0.5 and y >= -0.5 and y <= ny - 0.5:
+                col = min(max(int(np.floor(x + 0.5)), 0), nx - 1)
+                row = min(max(int(np.floor(y + 0.5)), 0), ny - 1)
+                out[r, c] = 1 if plane[row, col] != 0 else 0
 
 
 @njit(nogil=True, cache=True)

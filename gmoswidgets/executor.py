@@ -239,7 +239,8 @@ class ThreadExecutor(_PoolExecutor):
     sep) runs instead in processes forked for the map (as many as there
     are threads): they inherit the function and the items (nothing is
     pickled on the way in, so lambdas and unpicklable items are fine) and
-    send back only the results, which should be small.  Such work should
+    send back only the results, which should be small (see
+    :func:`_balanced_workers` for their number).  Such work should
     use only numpy-level code (a forked copy of a multi-threaded process
     may find a lock held).  Where ``fork`` is not available, in a daemonic
     process (a Dask or multiprocessing worker) or for a single item or
@@ -270,7 +271,7 @@ class ThreadExecutor(_PoolExecutor):
             pool = self._get_pool()
             return _collect(lambda i: pool.submit(contextvars.copy_context().run, func, items[i]),
                             items, label, on_done, cancel_check)
-        workers = min(self.max_workers, len(items))
+        workers = _balanced_workers(len(items), self.max_workers)
         # a daemonic process (e.g. a Dask worker running a whole reduction) may not have children
         if (workers < 2 or "fork" not in multiprocessing.get_all_start_methods()
                 or multiprocessing.current_process().daemon):
@@ -287,6 +288,21 @@ class ThreadExecutor(_PoolExecutor):
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
                 _FORKED = None
+
+
+def _balanced_workers(items: int, cores: int) -> int:
+    """Processes for ``items`` calls of about equal cost that hold the GIL, on ``cores`` cores.
+
+    One per core, unless the last round would leave a core idle (5 frames on
+    2 cores: 2 + 2 + 1): then the fewest processes, up to one per item, whose
+    rounds each keep every core busy (3 for 5 frames: 3 + 2), the system
+    sharing the cores between them.  Each process holds one item's
+    temporaries at a time: the memory of the map grows by as many items.
+    """
+    for workers in range(cores, items):
+        if items % workers == 0 or items % workers >= cores:
+            return workers
+    return items
 
 
 #: ``(func, items)`` of the forked map under way (read by the forked processes).

@@ -313,9 +313,11 @@ def nearest_flags(plane, matrix, offset, out, rows):
                 out[r, c] = 1 if plane[row, col] != 0 else 0
 
 
-@njit(nogil=True, cache=True)
 def scale_by_correlation(variance, matrix, offset, boxes, maps, table, steps):
     """Multiply each pixel of ``variance`` by the correlation factor of a second resampling.
+
+    In bands of rows on every core (:func:`~gmoswidgets.executor.map_bands`);
+    each row is computed alone, so the result does not depend on the bands.
 
     Parameters
     ----------
@@ -332,13 +334,21 @@ def scale_by_correlation(variance, matrix, offset, boxes, maps, table, steps):
         ``R(f1, f2)`` at fractional offsets ``i / steps``.
     steps : int
     """
+    from ..executor import map_bands
+    map_bands(lambda first, stop: _scale_rows(variance, matrix, offset, boxes, maps, table,
+                                              steps, first, stop), variance.shape[0])
+
+
+@njit(nogil=True, cache=True)
+def _scale_rows(variance, matrix, offset, boxes, maps, table, steps, first, stop):
+    """:func:`scale_by_correlation` of the rows ``first`` to ``stop`` (excluded)."""
     out_rows, out_cols = variance.shape
     xs = np.empty(out_cols)
     ys = np.empty(out_cols)
     owner = np.empty(out_cols, np.int64)
     first_x = np.empty(out_cols, np.int64)
     first_y = np.empty(out_cols, np.int64)
-    for r in range(out_rows):
+    for r in range(max(first, 0), min(stop, out_rows)):
         # Row by row, each loop without branches (vectorised by the compiler).
         for c in range(out_cols):
             xs[c] = matrix[0, 0] * c + matrix[0, 1] * r + offset[0]

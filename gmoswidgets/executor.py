@@ -293,16 +293,18 @@ class ThreadExecutor(_PoolExecutor):
 def _balanced_workers(items: int, cores: int) -> int:
     """Processes for ``items`` calls of about equal cost that hold the GIL, on ``cores`` cores.
 
-    One per core, unless the last round would leave a core idle (5 frames on
-    2 cores: 2 + 2 + 1): then the fewest processes, up to one per item, whose
-    rounds each keep every core busy (3 for 5 frames: 3 + 2), the system
-    sharing the cores between them.  Each process holds one item's
-    temporaries at a time: the memory of the map grows by as many items.
+    One per core (at most one per item), or one more when that keeps every
+    core busy to the end where one per core would not: 5 frames on 2 cores
+    run as 3 + 2 on 3 processes (the system sharing the cores) instead of
+    2 + 2 + 1 with a core idle for the last frame.  Each process holds one
+    item's temporaries at a time, so at most one item more than with one
+    process per core.
     """
-    for workers in range(cores, items):
-        if items % workers == 0 or items % workers >= cores:
-            return workers
-    return items
+    if items <= cores:
+        return items
+    if items % cores and (items % (cores + 1) == 0 or items % (cores + 1) >= cores):
+        return cores + 1
+    return cores
 
 
 #: ``(func, items)`` of the forked map under way (read by the forked processes).

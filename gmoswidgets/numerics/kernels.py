@@ -100,17 +100,37 @@ def _partial_bits(values, inside, wx, wy, p, anyset, allset, threshold):
 
 
 @njit(nogil=True, cache=True)
-def _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside, target):
-    """DQ of output pixels with one integer offset, every tap inside the input."""
+def _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside, target,
+              column_any, column_all):
+    """DQ of output pixels with one integer offset, every tap inside the input.
+
+    The bits set in some / every tap of a pixel are the OR / AND, over its
+    ``ntaps`` columns, of each column's OR / AND over the run's ``ntaps`` rows
+    (``column_any``, ``column_all``: scratch of ``n + ntaps - 1`` values); a run
+    without any bit set is done there.
+    """
     ntaps = len(nodes)
-    for p in range(n):
+    present = 0
+    for q in range(n + ntaps - 1):
         some = 0
         every = 0xFFFF
         for j in range(ntaps):
-            for i in range(ntaps):
-                value = mask[row0 + j, col0 + i + p]
-                some |= value
-                every &= value
+            value = mask[row0 + j, col0 + q]
+            some |= value
+            every &= value
+        column_any[q] = some
+        column_all[q] = every
+        present |= some
+    if present == 0:
+        for p in range(n):
+            target[p] = 0
+        return
+    for p in range(n):
+        some = 0
+        every = 0xFFFF
+        for i in range(ntaps):
+            some |= column_any[p + i]
+            every &= column_all[p + i]
         anyset[p] = some
         target[p] = every
     inside[:, :] = True
@@ -225,6 +245,8 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
     wx = np.empty((ntaps, _CHUNK), np.float32)
     wy = np.empty((ntaps, _CHUNK), np.float32)
     anyset = np.empty(_CHUNK, np.uint16)
+    column_any = np.empty(_CHUNK + ntaps - 1, np.int64)
+    column_all = np.empty(_CHUNK + ntaps - 1, np.int64)
     values = np.empty((ntaps, ntaps), np.int64)
     inside = np.empty((ntaps, ntaps), np.bool_)
     last_col, last_row = nx - ntaps, ny - ntaps
@@ -271,7 +293,7 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
             if do_mask:
                 start = origins[5] + c
                 _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside,
-                          out_mask[origins[4] + r, start:start + n])
+                          out_mask[origins[4] + r, start:start + n], column_any, column_all)
             c += n
 
 

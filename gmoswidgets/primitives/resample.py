@@ -35,7 +35,7 @@ from ..frame import Extension, Frame
 from ..gmos.keywords import AREATYPE, JFACTOR
 from ..numerics.covariance import clear_resampling, correlation_factor, prior_resampling
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
-                                    fit_affine, output_bounds, remap_wcs_header, resample,
+                                    fit_affine, output_bounds, remap_wcs_header, resample_flags,
                                     resample_planes)
 from ..sections import Section
 from ._calib import light_copy
@@ -136,8 +136,7 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
             var *= np.float32(jfactor ** 2)
     objmask = None
     if ext.objmask is not None:
-        moved = resample([ext.objmask], to_input, out_shape, "nearest")[0]
-        objmask = (moved > 0.5).astype(np.uint8)
+        objmask = resample_flags(ext.objmask, to_input, out_shape)
     to_output = to_input.inverse()
     header = ext.header.copy()
     clear_resampling(header)

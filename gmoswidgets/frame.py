@@ -114,9 +114,9 @@ class Frame:
         The file this frame was read from; :meth:`write` refuses to write
         over it.
     tables : dict, optional
-        Frame-level tables by name (``PROVENANCE``, ``HISTORY``, ...): astropy
-        ``FITS_rec`` as read from a file or made by :mod:`gmoswidgets.outputs`,
-        or astropy ``Table``.
+        Frame-level tables by name (``PROVENANCE``, ``HISTORY``, ...): numpy
+        structured arrays (made by :mod:`gmoswidgets.outputs`), astropy
+        ``FITS_rec`` (as read from a file) or astropy ``Table``.
     """
 
     def __init__(self, phu, extensions, path=None, tables=None):
@@ -261,18 +261,19 @@ def _clean_ext_header(header: fits.Header) -> fits.Header:
 
 
 def _table_hdu(table, name: str) -> fits.BinTableHDU:
-    """A binary table HDU of ``table`` (a ``FITS_rec`` or an astropy ``Table``) named ``name``.
+    """A binary table HDU named ``name`` of ``table``: a numpy structured array, a
+    ``FITS_rec`` or an astropy ``Table``.
 
-    A ``FITS_rec`` is set as the data of an empty HDU: given as ``data``,
-    astropy (8.0) would import :mod:`astropy.table` (~0.1 s) only to check
-    whether it is a ``Table``.
+    An array is set as the data of an empty HDU: given as ``data``, astropy
+    (8.0) would import :mod:`astropy.table` (~0.1 s) only to check whether it
+    is a ``Table``.  A str column is written ``nA``, as astropy writes a ``Table``'s.
     """
     from astropy.io import fits
-    if isinstance(table, fits.FITS_rec):
-        hdu = fits.BinTableHDU(name=name)
-        hdu.data = table
-        return hdu
-    return fits.BinTableHDU(table, name=name)
+    if not isinstance(table, np.ndarray):
+        return fits.BinTableHDU(table, name=name)
+    hdu = fits.BinTableHDU(name=name)
+    hdu.data = table if isinstance(table, fits.FITS_rec) else fits.FITS_rec.from_columns(table)
+    return hdu
 
 
 def _plane_hdu(data, sci_header, name, extver) -> fits.ImageHDU:

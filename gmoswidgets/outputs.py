@@ -132,7 +132,8 @@ def mark_history(frame: Frame, primitive: str, when: datetime) -> None:
 def _rows(table, columns) -> list:
     """The rows of ``table`` as tuples of text, one item per column ('' for a missing column).
 
-    ``table`` is a ``FITS_rec`` (as read or built here) or an astropy ``Table``.
+    ``table`` is a numpy structured array (built here), a ``FITS_rec`` (read) or an
+    astropy ``Table``.
     """
     if table is None:
         return []
@@ -145,18 +146,20 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _table(rows, columns):
-    """A table of text ``rows`` (at least one) as a ``FITS_rec``, one ``nA`` column each.
+def _table(rows, columns) -> np.ndarray:
+    """A table of text ``rows`` (at least one): a numpy structured array, one str column each.
 
-    Not an astropy ``Table``: importing :mod:`astropy.table` costs a reduction
-    of calibrations ~0.1 s, and :meth:`Frame.write <gmoswidgets.frame.Frame.write>`
-    writes a ``FITS_rec`` as astropy writes the same ``Table`` (same TFORMs, same bytes).
+    Made at every step for every frame, so the cheapest table there is (a few
+    microseconds; an astropy ``Table`` ~0.15 ms and needs :mod:`astropy.table`,
+    ~0.1 s to import, a ``FITS_rec`` ~1 ms).  :meth:`Frame.write
+    <gmoswidgets.frame.Frame.write>` writes it as astropy writes the same
+    ``Table`` (``nA`` columns, same bytes).
     """
-    from astropy.io import fits
     arrays = [np.array(texts, dtype=str) for texts in zip(*rows)]
-    return fits.FITS_rec.from_columns(
-        [fits.Column(name=name, format=f"{array.dtype.itemsize // 4}A", array=array)
-         for name, array in zip(columns, arrays)])
+    table = np.empty(len(rows), dtype=[(name, array.dtype) for name, array in zip(columns, arrays)])
+    for name, array in zip(columns, arrays):
+        table[name] = array
+    return table
 
 
 def _jsonable(value):

@@ -122,6 +122,11 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
     """Resample one ``(frame, map from output to input pixels)`` onto the common grid."""
     frame, to_input = job
     ext = frame.exts[0]
+    objmask = None
+    if ext.objmask is not None:   # first: its float32 temporaries go before the planes come
+        moved = resample([ext.objmask], to_input, out_shape, "nearest")[0]
+        objmask = (moved > 0.5).astype(np.uint8)
+        del moved
     data = _clean(ext) if clean_data else ext.data
     mask_in = ext.mask if ext.mask is not None else np.zeros(ext.data.shape, dqbits.DTYPE)
     sci, var, mask = resample_planes(data, ext.variance, mask_in, to_input, out_shape, interpolant,
@@ -134,10 +139,6 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
         sci *= np.float32(jfactor)
         if var is not None:
             var *= np.float32(jfactor ** 2)
-    objmask = None
-    if ext.objmask is not None:
-        moved = resample([ext.objmask], to_input, out_shape, "nearest")[0]
-        objmask = (moved > 0.5).astype(np.uint8)
     to_output = to_input.inverse()
     header = ext.header.copy()
     clear_resampling(header)
@@ -204,8 +205,9 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
     if not frames:
         return []
     ref = frames[_reference_index(frames, reference)]
-    ref_wcs = _wcs(ref)
+    ref_wcs, ref_header, ref_name = _wcs(ref), ref.exts[0].header, ref.filename
     ref_shape = ref.exts[0].data.shape
+    del ref
     # Affine maps from each input's pixels to reference pixels, for the output bounds.
     to_ref = []
     for frame in frames:
@@ -217,7 +219,7 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
         origin, out_shape = output_bounds(
             [(amap, f.exts[0].data.shape) for amap, f in zip(to_ref, frames)])
     ctx.log.info("resampleToCommonFrame: output grid %s x %s, origin %s in %s's pixels",
-                 out_shape[1], out_shape[0], origin, ref.filename)
+                 out_shape[1], out_shape[0], origin, ref_name)
     jobs = []
     for frame in frames:
         func = pixel_map(ref_wcs, _wcs(frame))
@@ -227,9 +229,12 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
             ctx.log.warning("resampleToCommonFrame: affine approximation for %s is off by up to "
                             "%.3f pixel", frame.filename, residual)
         jobs.append((frame, to_input))
-    return ctx.map(partial(resample_frame, out_shape=out_shape, ref_header=ref.exts[0].header,
+    # the grid is set: each input may go once resampled (only the jobs hold them now)
+    del frame
+    frames.clear()
+    return ctx.map(partial(resample_frame, out_shape=out_shape, ref_header=ref_header,
                            origin=origin, interpolant=interpolant, conserve=conserve,
-                           clean_data=clean_data, dq_threshold=dq_threshold), jobs)
+                           clean_data=clean_data, dq_threshold=dq_threshold), jobs, consume=True)
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -45,9 +45,9 @@ from .overwrite import replacing
 from .primitives.base import PrimitiveTable
 from .recipes import Recipe, RecipeBook
 from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
-                    batch_bounds, build_steps, call_step, choose_recipe, find_step,
+                    apply_uparms, batch_bounds, build_steps, call_step, choose_recipe, find_step,
                     package_primitives, parse_uparms, report_failure, set_user_value,
-                    split_assignment, stream_chain, summary_text, user_targets)
+                    split_assignment, stream_chain, summary_text)
 from .storage import KEEP_MODES, StepStore, expected_frame_bytes
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
@@ -137,9 +137,7 @@ class Reduction:
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         validate.check_writable_dir(self.workdir)
         self._shown_dir = Path(workdir) if workdir is not None else None
-        for prim, par, value in parse_uparms(uparms, self.primitives):
-            for step in user_targets(self.steps, prim, par, recipe=self.recipe.name, log=self.log):
-                set_user_value(step, par, value, recipe=self.recipe.name, log=self.log)
+        apply_uparms(self.steps, uparms, self.primitives, recipe=self.recipe.name, log=self.log)
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice,
                                                                logger=self.log)
         validate.check_user_calibrations(getattr(self._lookup, "user_cals", None))
@@ -329,17 +327,22 @@ class Reduction:
     def _batches(self, step: Step) -> Iterator[tuple[int, int, list[Frame]]]:
         """(first, total, frames): the step's inputs, all at once or under ``'last'`` and
         ``'stream'`` in :func:`~gmoswidgets.steps.batch_bounds`, each handed over to the step
-        (the store lets go of it first) so that its frames go as the step is done with them."""
+        (the store lets go of it first if in memory) so that its frames go as it goes.  Mapped
+        inputs are let go of once used: their files are kept for the planes passed on."""
         if not self._store.streams:
             inputs = self._frames_after(step.index - 1)
             yield 0, len(inputs), inputs
             return
         total = len(self.files) if step.index == 0 else self._store.count(step.index - 1)
         load = self._load_inputs if step.index == 0 else partial(self._store.load, step.index - 1)
+        mapped = self._store.on_disk
         for first, stop in batch_bounds(step, total, self._store.batch):
             frames = load(first, stop)
-            self._store.consume(step.index - 1, first, stop)
+            if not mapped:
+                self._store.consume(step.index - 1, first, stop)
             yield first, total, frames
+            if mapped:
+                self._store.consume(step.index - 1, first, stop)
 
     def _execute(self, index: int, until: int | None = None) -> None:
         """Run step ``index``, and under ``'last'``/``'stream'`` the per-frame steps after it

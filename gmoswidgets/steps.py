@@ -26,7 +26,7 @@ from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
            "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes",
-           "user_targets", "set_user_value", "summary_text", "stream_chain", "batch_bounds",
+           "user_targets", "apply_uparms", "set_user_value", "summary_text", "stream_chain", "batch_bounds",
            "call_step", "report_failure",
            "PER_FRAME", "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
@@ -296,6 +296,14 @@ def user_targets(steps: list[Step], prim: str, par: str, *, recipe: str, log) ->
     return targets
 
 
+def apply_uparms(steps: list[Step], uparms, primitives: PrimitiveTable | None = None, *,
+                 recipe: str, log) -> None:
+    """Set the user's parameter overrides (:func:`parse_uparms`) on every step they apply to."""
+    for prim, par, value in parse_uparms(uparms, primitives):
+        for step in user_targets(steps, prim, par, recipe=recipe, log=log):
+            set_user_value(step, par, value, recipe=recipe, log=log)
+
+
 def set_user_value(step: Step, par: str, value, *, recipe: str, log) -> None:
     """Set the user's value of ``par`` on ``step``; warn if it overrides the recipe's value."""
     if par in step.fixed and step.fixed[par] != value:
@@ -388,7 +396,7 @@ def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None =
     stopped = utc_now()
     del frames
     if handover:  # an input passed through is alive (and is its output): stamping copies it
-        inputs = [alive() or bare for alive, bare in sources]
+        inputs = [bare if alive() is None else alive() for alive, bare in sources]
     if not isinstance(result, (list, tuple)) or not all(isinstance(f, Frame) for f in result):
         raise GmosError(f"{step.primitive} returned {type(result).__name__}, "
                         "expected a list of Frame")

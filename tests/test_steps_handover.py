@@ -172,3 +172,14 @@ def test_map_consume_names_a_failed_item_and_keeps_the_task_name():
     assert _Unboxed(partial(_square)).__name__ == "_square"   # Dask names its tasks after it
     items = [Item(2)]
     assert ctx.map(_square, items) == [4] and len(items) == 1  # without consume: left alone
+
+
+def test_on_disk_the_planes_a_step_passes_on_are_not_written_again(env, tmp_path):
+    reduction, _ = env
+    red = reduction("stream", spill_dir=tmp_path)
+    red.run_to(1)
+    written = red._store.bytes_written
+    assert written > 0
+    red.run_all()                                     # passThrough: its inputs' planes
+    assert red._store.bytes_written == written
+    assert not red.has_outputs(1) and red.has_outputs(2)

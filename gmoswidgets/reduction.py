@@ -281,7 +281,7 @@ class Reduction:
         if step.status not in (DONE, SKIPPED):
             raise GmosError(f"step {step.label} is {step.status}: run it first (run_to({index}))")
         if index in self._store:
-            return list(self._store.load(index))   # (the store may let go of its frames)
+            return self._store.load(index)
         with self._running():
             return self._frames_after(index)
 

@@ -317,13 +317,15 @@ class _Unboxed:
 
     def __init__(self, func: Callable):
         self.func = func
-        self.__name__ = getattr(func, "__name__", None) or getattr(func, "func").__name__
+        work = getattr(func, "func", func)   # a partial's function
+        self.__name__ = getattr(func, "__name__", None) or getattr(work, "__name__", "work")
 
     def __call__(self, box: list):
         return self.func(box[0])
 
 
 def _boxed_name(name: Callable, box: list) -> str:
+    """``name`` of the item of a one-item list (an emptied one: its item is done)."""
     return name(box[0]) if box else ""
 
 

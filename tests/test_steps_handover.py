@@ -182,3 +182,34 @@ def test_on_disk_the_planes_a_step_passes_on_are_not_written_again(env, tmp_path
     red.run_all()                                     # passThrough: its inputs' planes
     assert red._store.bytes_written == written
     assert not red.has_outputs(1) and red.has_outputs(2)
+
+
+# -- giving the freed memory back ----------------------------------------------------------------
+def test_trim_heap_if_grown_waits_for_the_process_to_grow(monkeypatch):
+    from gmoswidgets import heaptrim
+    resident, trims = [500 * 2**20], []
+    monkeypatch.setattr(heaptrim, "resident_bytes", lambda: resident[0])
+    monkeypatch.setattr(heaptrim, "_trim_heap", lambda: trims.append(resident[0]))
+    heaptrim.trim_heap()                              # before a step: always
+    assert len(trims) == 1
+    resident[0] += heaptrim.TRIM_GROWTH // 2
+    heaptrim.trim_heap(if_grown=True)                 # a progress report: not grown enough
+    assert len(trims) == 1
+    resident[0] += heaptrim.TRIM_GROWTH
+    heaptrim.trim_heap(if_grown=True)
+    assert len(trims) == 2
+    heaptrim.trim_heap(if_grown=True)                 # measured from the last trim
+    assert len(trims) == 2
+    monkeypatch.setattr(heaptrim, "resident_bytes", lambda: None)   # unknown (not Linux)
+    heaptrim.trim_heap(if_grown=True)
+    assert len(trims) == 2
+
+
+def test_resident_bytes_is_this_process_s_memory():
+    from gmoswidgets.heaptrim import resident_bytes
+    before = resident_bytes()
+    if before is None:
+        pytest.skip("no /proc/self/statm here")
+    block = np.ones(64 * 2**20, np.uint8)             # 64 MB touched
+    assert resident_bytes() - before > 48 * 2**20
+    del block

@@ -39,7 +39,8 @@ from .frame import Frame, read_frame
 
 __all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
            "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV", "SHARED_DIR_ENV",
-           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item", "map_in_memory"]
+           "LOCAL_SCHEDULERS", "DEFAULT_SCHEDULER", "describe_item", "map_in_memory",
+           "map_bands"]
 
 #: Environment variable naming the scheduler when none is given.
 SCHEDULER_ENV = "GMOSWIDGETS_SCHEDULER"
@@ -238,7 +239,8 @@ class ThreadExecutor(_PoolExecutor):
     sep) runs instead in processes forked for the map (as many as there
     are threads): they inherit the function and the items (nothing is
     pickled on the way in, so lambdas and unpicklable items are fine) and
-    send back only the results, which should be small.  Such work should
+    send back only the results, which should be small (see
+    :func:`_balanced_workers` for their number).  Such work should
     use only numpy-level code (a forked copy of a multi-threaded process
     may find a lock held).  Where ``fork`` is not available, in a daemonic
     process (a Dask or multiprocessing worker) or for a single item or
@@ -269,7 +271,7 @@ class ThreadExecutor(_PoolExecutor):
             pool = self._get_pool()
             return _collect(lambda i: pool.submit(contextvars.copy_context().run, func, items[i]),
                             items, label, on_done, cancel_check)
-        workers = min(self.max_workers, len(items))
+        workers = _balanced_workers(len(items), self.max_workers)
         # a daemonic process (e.g. a Dask worker running a whole reduction) may not have children
         if (workers < 2 or "fork" not in multiprocessing.get_all_start_methods()
                 or multiprocessing.current_process().daemon):
@@ -286,6 +288,23 @@ class ThreadExecutor(_PoolExecutor):
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
                 _FORKED = None
+
+
+def _balanced_workers(items: int, cores: int) -> int:
+    """Processes for ``items`` calls of about equal cost that hold the GIL, on ``cores`` cores.
+
+    One per core (at most one per item), or one more when that keeps every
+    core busy to the end where one per core would not: 5 frames on 2 cores
+    run as 3 + 2 on 3 processes (the system sharing the cores) instead of
+    2 + 2 + 1 with a core idle for the last frame.  Each process holds one
+    item's temporaries at a time, so at most one item more than with one
+    process per core.
+    """
+    if items <= cores:
+        return items
+    if items % cores and (items % (cores + 1) == 0 or items % (cores + 1) >= cores):
+        return cores + 1
+    return cores
 
 
 #: ``(func, items)`` of the forked map under way (read by the forked processes).
@@ -497,6 +516,60 @@ def map_in_memory(executor: Executor, func: Callable, items: Iterable) -> list:
         calls = [pool.submit(contextvars.copy_context().run, func, item) for item in items]
         return [call.result() for call in calls]
     return [func(item) for item in items]
+
+
+#: Fewest rows of a band of :func:`map_bands` (a hand-off to a thread costs ~0.1 ms).
+MIN_BAND_ROWS = 32
+#: ``(pool, number of threads)`` of this process's band threads, once made.
+_BANDS: tuple[futures.ThreadPoolExecutor, int] | None = None
+_BANDS_LOCK = threading.Lock()
+
+
+def _band_pool() -> tuple[futures.ThreadPoolExecutor, int]:
+    """This process's band threads, one per core it may use (made on first use)."""
+    global _BANDS
+    with _BANDS_LOCK:
+        if _BANDS is None:
+            _one_malloc_arena()
+            workers = len(os.sched_getaffinity(0))
+            _BANDS = (futures.ThreadPoolExecutor(workers, thread_name_prefix="gmoswidgets-band"),
+                      workers)
+        return _BANDS
+
+
+def _forget_band_pool() -> None:
+    """In a forked child: the parent's band threads do not exist there."""
+    global _BANDS, _BANDS_LOCK
+    _BANDS, _BANDS_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_band_pool)
+
+
+def map_bands(func: Callable, nrows: int, *, min_rows: int = MIN_BAND_ROWS) -> None:
+    """Call ``func(first, stop)`` over bands of rows ``0 .. nrows``, one per core, on threads.
+
+    For a compiled kernel that releases the GIL and writes each output row
+    independently: the bands together give the result of ``func(0, nrows)``
+    bit for bit.  The band threads are this process's own, shared by every
+    caller (the frames a step runs on an executor's threads queue their bands
+    there): when fewer frames than cores are left (the last of five frames on
+    two cores), one frame's rows still keep every core busy.  Without a
+    second core, or with fewer than ``2 * min_rows`` rows, ``func`` runs
+    once, in the calling thread.  The first error propagates as it is.
+    """
+    pool, workers = _band_pool()
+    count = min(workers, nrows // max(min_rows, 1))
+    if count < 2 or threading.current_thread().name.startswith("gmoswidgets-band"):
+        func(0, nrows)
+        return
+    edges = [nrows * k // count for k in range(count + 1)]
+    calls = [pool.submit(func, first, stop) for first, stop in zip(edges[:-1], edges[1:])]
+    try:
+        for call in calls:
+            call.result()
+    finally:
+        futures.wait(calls)
 
 
 def get_executor(scheduler=None, *, max_workers: int | None = None) -> Executor:

@@ -15,8 +15,9 @@ import pytest
 from gmoswidgets import dq
 from gmoswidgets.numerics import covariance
 from gmoswidgets.numerics.covariance import PriorResampling, correlation_factor
+from gmoswidgets import executor
 from gmoswidgets.numerics.interpolate import (AffineMap, covered, resample, resample_dq,
-                                             resample_planes, resample_variance)
+                                             resample_flags, resample_planes, resample_variance)
 from resampling_reference import brute_force, brute_force_dq
 
 MAPS = [   # on a 20 x 26 input
@@ -74,6 +75,69 @@ def test_one_pass_equals_plane_by_plane_into_windows(interpolant):
     sci, none_var, none_dq = resample_planes(data, None, None, amap, shape, interpolant)
     assert none_var is None and none_dq is None
     assert np.array_equal(sci[inside], big[0][box][inside]) and np.all(sci[~inside] == 0)
+
+
+@pytest.mark.parametrize("matrix,offset,out_shape", MAPS + [(np.eye(2), (-3.0, 2.0), (24, 32))])
+def test_flags_are_the_nearest_pixel_above_half(matrix, offset, out_shape):
+    """OBJMASK's resampling: 1 where the nearest input pixel is set (edge pixels repeated
+    within half a pixel of the input), 0 elsewhere; as the float nearest resampling > 0.5."""
+    rng = np.random.default_rng(3)
+    plane = (rng.random((20, 26)) < 0.3).astype(np.uint8)
+    amap = AffineMap(np.asarray(matrix, float), np.asarray(offset, float))
+    flags = resample_flags(plane, amap, out_shape)
+    assert flags.dtype == np.uint8
+    expected = brute_force(plane.astype(float), amap, out_shape, "nearest") > 0.5
+    assert np.array_equal(flags, expected.astype(np.uint8))
+    old = resample([plane], amap, out_shape, "nearest")[0] > 0.5
+    assert np.array_equal(flags, old.astype(np.uint8))
+    assert np.array_equal(resample_flags(plane.astype(bool), amap, out_shape), flags)
+
+
+def test_row_bands_on_threads_equal_one_call(monkeypatch):
+    """The kernels run in bands of rows on every core: bit for bit the result of one call."""
+    rng = np.random.default_rng(8)
+    shape = (301, 97)
+    data = rng.normal(100.0, 10.0, shape).astype(np.float32)
+    var = rng.uniform(1.0, 5.0, shape).astype(np.float32)
+    mask = (rng.random(shape) < 0.05).astype(np.uint16) * dq.BAD_PIXEL
+    flags = (rng.random(shape) < 0.2).astype(np.uint8)
+    amap = AffineMap(np.array([[0.9999, -0.003], [0.003, 0.9999]]), np.array([1.37, -2.61]))
+    calls = []
+    real = executor.map_bands
+
+    def counted(func, nrows, **kwargs):
+        calls.append(nrows)
+        real(func, nrows, min_rows=8)
+    monkeypatch.setattr(executor, "map_bands", counted)
+    prior = PriorResampling("poly3", ((0, 50, 0, 300), (55, 97, 0, 300)),
+                            ((0.9999, -0.003, 0.003, 0.9999, 0.37, -0.61),
+                             (1.0, 0.0, 0.0, 1.0, -55.3, 0.2)))
+
+    def run():
+        return resample_planes(data, var, mask, amap, (310, 100), "poly3") + (
+            resample_flags(flags, amap, (310, 100)), correlation_factor(prior, amap, (310, 100),
+                                                                        "poly3"))
+    banded = run()
+    monkeypatch.setattr(executor, "map_bands", lambda func, nrows, **kwargs: func(0, nrows))
+    whole = run()
+    assert [n for n in calls if n > 1] == [310, 310, 310]   # (1-row: the tabulated kernels)
+    assert np.any(whole[-1] > 1.05)
+    for a, b in zip(banded, whole):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_map_bands_covers_every_row_once_and_propagates_errors():
+    seen = []
+    executor.map_bands(lambda first, stop: seen.extend(range(first, stop)), 1000, min_rows=10)
+    assert sorted(seen) == list(range(1000))
+    seen.clear()
+    executor.map_bands(lambda first, stop: seen.append((first, stop)), 30, min_rows=32)
+    assert seen == [(0, 30)]                      # too few rows: one call, in this thread
+
+    def fail(first, stop):
+        raise ValueError(f"band {first}")
+    with pytest.raises(ValueError, match="band"):
+        executor.map_bands(fail, 1000, min_rows=10)
 
 
 def test_output_must_be_a_window_of_a_contiguous_array():

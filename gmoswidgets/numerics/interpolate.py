@@ -40,7 +40,7 @@ from astropy.io import fits
 from .. import dq as dqbits
 
 __all__ = ["AffineMap", "INTERPOLANTS", "resample", "resample_variance", "resample_dq",
-           "resample_planes",
+           "resample_planes", "resample_flags",
            "covered", "fit_affine", "remap_wcs_header", "DQ_THRESHOLD", "output_bounds",
            "copy_wcs_keywords"]
 
@@ -282,10 +282,14 @@ def _lagrange(amap: AffineMap, in_shape, out_shape, interpolant: str, *, data=No
         base, origin = _window(target)
         outputs.append(base)
         origins.extend(origin)
-    lagrange_resample(tuple(int(n) for n in in_shape), tuple(int(n) for n in out_shape),
-                      np.asarray(amap.matrix, np.float64), np.asarray(amap.offset, np.float64),
-                      _LAGRANGE_NODES[interpolant], 0.5 if interpolant == "nearest" else 0.0,
-                      float(threshold), planes, *inputs, *outputs, tuple(map(int, origins)))
+    from ..executor import map_bands
+    arguments = (tuple(int(n) for n in in_shape), tuple(int(n) for n in out_shape),
+                 np.asarray(amap.matrix, np.float64), np.asarray(amap.offset, np.float64),
+                 _LAGRANGE_NODES[interpolant], 0.5 if interpolant == "nearest" else 0.0,
+                 float(threshold), planes, *inputs, *outputs, tuple(map(int, origins)))
+    # bands of output rows on every core (the kernel releases the GIL; each row is
+    # computed alone, so the bands give the one-call result bit for bit)
+    map_bands(lambda first, stop: lagrange_resample(*arguments, (first, stop)), int(out_shape[0]))
 
 
 def _window(array: np.ndarray) -> tuple:
@@ -435,6 +439,43 @@ def resample_variance(variance: np.ndarray, amap: AffineMap, out_shape: tuple[in
         return target
     _lagrange(amap, variance.shape, target.shape, interpolant, variance=variance, out_variance=target)
     return target
+
+
+def resample_flags(plane: np.ndarray, amap: AffineMap, out_shape: tuple[int, int]) -> np.ndarray:
+    """Resample a 0/nonzero plane (e.g. OBJMASK) by nearest neighbour, into uint8 0/1.
+
+    The result equals ``resample([plane], amap, out_shape, "nearest")[0] > 0.5``
+    as uint8, for planes of non-negative integers, in one pass without a float
+    copy of the plane.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        2-D input of a non-negative integer or boolean type.
+    amap : AffineMap
+        Output (x, y) pixel -> input (x, y) pixel.
+    out_shape : tuple of int
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 output: 1 where the nearest input pixel is nonzero, 0 elsewhere
+        and where the input does not cover.
+    """
+    plane = np.ascontiguousarray(plane)
+    if plane.dtype == bool:
+        plane = plane.view(np.uint8)
+    out = np.zeros(tuple(int(n) for n in out_shape), np.uint8)
+    shift = _integer_shift(amap)
+    if shift is not None:
+        _shifted_copy(plane != 0, shift, out)
+        return out
+    from ..executor import map_bands
+    from .kernels import nearest_flags  # numba is loaded only by the stages that resample
+    matrix, offset = np.asarray(amap.matrix, np.float64), np.asarray(amap.offset, np.float64)
+    map_bands(lambda first, stop: nearest_flags(plane, matrix, offset, out, (first, stop)),
+              out.shape[0])
+    return out
 
 
 @functools.lru_cache(maxsize=256)

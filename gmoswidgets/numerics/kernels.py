@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["lagrange_resample", "scale_by_correlation"]
+__all__ = ["lagrange_resample", "nearest_flags", "scale_by_correlation"]
 
 
 #: Output pixels of a run handled at once (the scratch arrays stay in the L1 cache).
@@ -100,17 +100,37 @@ def _partial_bits(values, inside, wx, wy, p, anyset, allset, threshold):
 
 
 @njit(nogil=True, cache=True)
-def _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside, target):
-    """DQ of output pixels with one integer offset, every tap inside the input."""
+def _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside, target,
+              column_any, column_all):
+    """DQ of output pixels with one integer offset, every tap inside the input.
+
+    The bits set in some / every tap of a pixel are the OR / AND, over its
+    ``ntaps`` columns, of each column's OR / AND over the run's ``ntaps`` rows
+    (``column_any``, ``column_all``: scratch of ``n + ntaps - 1`` values); a run
+    without any bit set is done there.
+    """
     ntaps = len(nodes)
-    for p in range(n):
+    present = 0
+    for q in range(n + ntaps - 1):
         some = 0
         every = 0xFFFF
         for j in range(ntaps):
-            for i in range(ntaps):
-                value = mask[row0 + j, col0 + i + p]
-                some |= value
-                every &= value
+            value = mask[row0 + j, col0 + q]
+            some |= value
+            every &= value
+        column_any[q] = some
+        column_all[q] = every
+        present |= some
+    if present == 0:
+        for p in range(n):
+            target[p] = 0
+        return
+    for p in range(n):
+        some = 0
+        every = 0xFFFF
+        for i in range(ntaps):
+            some |= column_any[p + i]
+            every &= column_all[p + i]
         anyset[p] = some
         target[p] = every
     inside[:, :] = True
@@ -174,7 +194,7 @@ def _edge_pixel(in_shape, x, y, shift, nodes, scales, threshold, planes, data, v
 
 @njit(nogil=True, cache=True)
 def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, threshold, planes,
-                      data, variance, mask, out_data, out_variance, out_mask, origins):
+                      data, variance, mask, out_data, out_variance, out_mask, origins, rows):
     """Separable Lagrange resampling of SCI, VAR and DQ through one affine map, in one pass.
 
     Parameters
@@ -200,6 +220,9 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
         through their squares; beyond the input edges the edge pixels are repeated.
     origins : tuple of int
         Row and column of each output's first pixel in its array (SCI, VAR, DQ).
+    rows : tuple of int
+        ``(first, stop)``: the output rows to do (a band: bands done on several
+        threads give the result of one call over all rows, bit for bit).
 
     Notes
     -----
@@ -222,10 +245,12 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
     wx = np.empty((ntaps, _CHUNK), np.float32)
     wy = np.empty((ntaps, _CHUNK), np.float32)
     anyset = np.empty(_CHUNK, np.uint16)
+    column_any = np.empty(_CHUNK + ntaps - 1, np.int64)
+    column_all = np.empty(_CHUNK + ntaps - 1, np.int64)
     values = np.empty((ntaps, ntaps), np.int64)
     inside = np.empty((ntaps, ntaps), np.bool_)
     last_col, last_row = nx - ntaps, ny - ntaps
-    for r in range(out_rows):
+    for r in range(max(rows[0], 0), min(rows[1], out_rows)):
         rest_x = m01 * r + o0
         rest_y = m11 * r + o1
         c = 0
@@ -268,13 +293,53 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
             if do_mask:
                 start = origins[5] + c
                 _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside,
-                          out_mask[origins[4] + r, start:start + n])
+                          out_mask[origins[4] + r, start:start + n], column_any, column_all)
             c += n
 
 
 @njit(nogil=True, cache=True)
+def nearest_flags(plane, matrix, offset, out, rows):
+    """``out = 1`` where the input pixel nearest to an output pixel's position is nonzero.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        2-D input (e.g. a uint8 OBJMASK).
+    matrix, offset : numpy.ndarray
+        The map ``p_in = matrix @ p_out + offset`` between (x, y) pixels.
+    out : numpy.ndarray
+        uint8 output, written where the output pixel's centre maps inside the
+        input (the nearest pixel of a centre within half a pixel beyond the
+        last row or column is that row or column).
+    rows : tuple of int
+        ``(first, stop)``: the output rows to do.
+
+    Notes
+    -----
+    Positions are computed as in :func:`lagrange_resample`, so the result is
+    that of its ``nearest`` interpolant on the plane followed by ``> 0.5``.
+    """
+    ny, nx = plane.shape
+    out_rows, out_cols = out.shape
+    m00, m01, m10, m11 = matrix[0, 0], matrix[0, 1], matrix[1, 0], matrix[1, 1]
+    o0, o1 = offset[0], offset[1]
+    for r in range(max(rows[0], 0), min(rows[1], out_rows)):
+        rest_x = m01 * r + o0
+        rest_y = m11 * r + o1
+        for c in range(out_cols):
+            x = m00 * c + rest_x
+            y = m10 * c + rest_y
+            if x >= -0.5 and x <= nx - 0.5 and y >= -0.5 and y <= ny - 0.5:
+                col = min(max(int(np.floor(x + 0.5)), 0), nx - 1)
+                row = min(max(int(np.floor(y + 0.5)), 0), ny - 1)
+                out[r, c] = 1 if plane[row, col] != 0 else 0
+
+
 def scale_by_correlation(variance, matrix, offset, boxes, maps, table, steps):
     """Multiply each pixel of ``variance`` by the correlation factor of a second resampling.
+
+    In bands of rows on every core (:func:`~gmoswidgets.executor.map_bands`);
+    each row is computed alone, so the result does not depend on the bands.
 
     Parameters
     ----------
@@ -291,13 +356,21 @@ def scale_by_correlation(variance, matrix, offset, boxes, maps, table, steps):
         ``R(f1, f2)`` at fractional offsets ``i / steps``.
     steps : int
     """
+    from ..executor import map_bands
+    map_bands(lambda first, stop: _scale_rows(variance, matrix, offset, boxes, maps, table,
+                                              steps, first, stop), variance.shape[0])
+
+
+@njit(nogil=True, cache=True)
+def _scale_rows(variance, matrix, offset, boxes, maps, table, steps, first, stop):
+    """:func:`scale_by_correlation` of the rows ``first`` to ``stop`` (excluded)."""
     out_rows, out_cols = variance.shape
     xs = np.empty(out_cols)
     ys = np.empty(out_cols)
     owner = np.empty(out_cols, np.int64)
     first_x = np.empty(out_cols, np.int64)
     first_y = np.empty(out_cols, np.int64)
-    for r in range(out_rows):
+    for r in range(max(first, 0), min(stop, out_rows)):
         # Row by row, each loop without branches (vectorised by the compiler).
         for c in range(out_cols):
             xs[c] = matrix[0, 0] * c + matrix[0, 1] * r + offset[0]

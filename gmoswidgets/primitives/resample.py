@@ -35,7 +35,7 @@ from ..frame import Extension, Frame
 from ..gmos.keywords import AREATYPE, JFACTOR
 from ..numerics.covariance import clear_resampling, correlation_factor, prior_resampling
 from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_wcs_keywords,
-                                    fit_affine, output_bounds, remap_wcs_header, resample,
+                                    fit_affine, output_bounds, remap_wcs_header, resample_flags,
                                     resample_planes)
 from ..sections import Section
 from ._calib import light_copy
@@ -122,11 +122,6 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
     """Resample one ``(frame, map from output to input pixels)`` onto the common grid."""
     frame, to_input = job
     ext = frame.exts[0]
-    objmask = None
-    if ext.objmask is not None:   # first: its float32 temporaries go before the planes come
-        moved = resample([ext.objmask], to_input, out_shape, "nearest")[0]
-        objmask = (moved > 0.5).astype(np.uint8)
-        del moved
     data = _clean(ext) if clean_data else ext.data
     mask_in = ext.mask if ext.mask is not None else np.zeros(ext.data.shape, dqbits.DTYPE)
     sci, var, mask = resample_planes(data, ext.variance, mask_in, to_input, out_shape, interpolant,
@@ -139,6 +134,9 @@ def resample_frame(job: tuple, *, out_shape, ref_header, origin, interpolant, co
         sci *= np.float32(jfactor)
         if var is not None:
             var *= np.float32(jfactor ** 2)
+    objmask = None
+    if ext.objmask is not None:
+        objmask = resample_flags(ext.objmask, to_input, out_shape)
     to_output = to_input.inverse()
     header = ext.header.copy()
     clear_resampling(header)

@@ -37,16 +37,17 @@ from .events import EVENT_KINDS, Event, EventHub
 from .executor import Executor
 from .frame import Frame, read_frame
 from .gmos.tags import tags_of
+from .heaptrim import trim_heap
 from .logutils import get_logger
 from .outputs import (normalize_suffix, output_filename, stamp_input, store_calibration_copy,
                       write_frame)
 from .overwrite import replacing
 from .primitives.base import PrimitiveTable
 from .recipes import Recipe, RecipeBook
-from .steps import (DONE, FAILED, PENDING, PER_FRAME, RUNNING, SKIPPED, ParamState, Step,
-                    StepKey, build_steps, call_step, choose_recipe, find_step, package_primitives,
-                    parse_uparms, set_user_value, split_assignment, stream_chain, summary_text,
-                    user_targets)
+from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
+                    apply_uparms, batch_bounds, build_steps, call_step, choose_recipe, find_step,
+                    package_primitives, parse_uparms, report_failure, set_user_value,
+                    split_assignment, stream_chain, summary_text)
 from .storage import KEEP_MODES, StepStore, expected_frame_bytes
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
@@ -136,9 +137,7 @@ class Reduction:
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         validate.check_writable_dir(self.workdir)
         self._shown_dir = Path(workdir) if workdir is not None else None
-        for prim, par, value in parse_uparms(uparms, self.primitives):
-            for step in user_targets(self.steps, prim, par, recipe=self.recipe.name, log=self.log):
-                set_user_value(step, par, value, recipe=self.recipe.name, log=self.log)
+        apply_uparms(self.steps, uparms, self.primitives, recipe=self.recipe.name, log=self.log)
         self._lookup = calibration_lookup or CalibrationLookup(user_cals, calservice,
                                                                logger=self.log)
         validate.check_user_calibrations(getattr(self._lookup, "user_cals", None))
@@ -326,15 +325,24 @@ class Reduction:
         return frames
 
     def _batches(self, step: Step) -> Iterator[tuple[int, int, list[Frame]]]:
-        """(first, total, frames): the step's inputs all at once, or streamed a few at a time."""
-        if not (self._store.streams and step.primitive in PER_FRAME):
+        """(first, total, frames): the step's inputs, all at once or under ``'last'`` and
+        ``'stream'`` in :func:`~gmoswidgets.steps.batch_bounds`, each handed over to the step
+        (the store lets go of it first if in memory) so that its frames go as it goes.  Mapped
+        inputs are let go of once used: their files are kept for the planes passed on."""
+        if not self._store.streams:
             inputs = self._frames_after(step.index - 1)
             yield 0, len(inputs), inputs
             return
         total = len(self.files) if step.index == 0 else self._store.count(step.index - 1)
         load = self._load_inputs if step.index == 0 else partial(self._store.load, step.index - 1)
-        for first in range(0, total, self._store.batch):  # inputs consumed as they go
-            yield first, total, load(first, first + self._store.batch)
+        mapped = self._store.on_disk
+        for first, stop in batch_bounds(step, total, self._store.batch):
+            frames = load(first, stop)
+            if not mapped:
+                self._store.consume(step.index - 1, first, stop)
+            yield first, total, frames
+            if mapped:
+                self._store.consume(step.index - 1, first, stop)
 
     def _execute(self, index: int, until: int | None = None) -> None:
         """Run step ``index``, and under ``'last'``/``'stream'`` the per-frame steps after it
@@ -345,36 +353,26 @@ class Reduction:
             self._execute(index - 1)
         self._current = index
         chain = stream_chain(self.steps, index, until) if self._store.streams else [index]
+        trim_heap()  # what the previous steps let go of need not stay resident
         elapsed, start = dict.fromkeys(chain, 0.0), time.perf_counter()
         try:
             self._check_cancel()
             self._store.discard(chain[-1])
             for first, total, frames in self._batches(self.steps[index]):
-                count = len(frames)  # each step's inputs are let go of once it is done
                 for i in chain:
                     frames = self._step_batch(self.steps[i], frames, (first, total), elapsed,
                                               keep=i == chain[-1])
                 self._store.append(chain[-1], frames)
-                self._store.consume(index - 1, first, first + count)
             self._store.finish(chain[-1])
             if chain[-1] == len(self.steps) - 1:
                 self._write_final(self._store.load(chain[-1]))
             elapsed[chain[-1]] += time.perf_counter() - start - sum(elapsed.values())
         except Exception as exc:
-            step = self.steps[self._current]
             for i in chain:
                 self.steps[i].status = PENDING
                 self._store.discard(i)
-            if isinstance(exc, ReductionCancelled):
-                self.log.warning("reduction cancelled at %s", step.label)
-                self._hub.emit(Event("cancelled", step.index, step.label))
-                raise
-            step.status, step.error, step.elapsed = FAILED, exc, elapsed[step.index]
-            self.log.error("%s failed: %s", step.label, exc)
-            if not isinstance(exc, GmosError):  # a bug, not bad input: keep the traceback
-                self.log.debug("%s traceback", step.label, exc_info=True)
-            self._hub.emit(Event("step_failed", step.index, str(exc), error=exc,
-                                 elapsed=step.elapsed))
+            report_failure(self.steps[self._current], exc, elapsed[self._current], log=self.log,
+                           emit=self._hub.emit, cancelled=isinstance(exc, ReductionCancelled))
             raise
         if self.keep != "all" and isinstance(self._lookup, CalibrationLookup):
             self._lookup.release()  # a master bias or flat is not held for the whole reduction
@@ -400,8 +398,9 @@ class Reduction:
             if step.values["skip_primitive"]:
                 return list(inputs)
             outputs = call_step(
-                step, inputs, part=part, lookup=self._lookup, logger=self.log,
-                executor=self.executor, workdir=self.workdir, cancel_check=self._check_cancel,
+                step, inputs, part=part, handover=self._store.streams, lookup=self._lookup,
+                logger=self.log, executor=self.executor, workdir=self.workdir,
+                cancel_check=self._check_cancel,
                 keep_result=self._store.result_keeper(self.executor, step.index) if keep else None,
                 progress=lambda fraction, message: self._progress(step.index, message, fraction))
             for frame in outputs if step.values["write_outputs"] else ():
@@ -412,6 +411,7 @@ class Reduction:
 
     def _progress(self, index: int, message: str, fraction: float) -> None:
         self._store.trim()  # what a step has read of its mapped inputs need not stay resident
+        trim_heap(if_grown=True)  # nor what it has let go of
         self._hub.emit(Event("progress", index, message, fraction=fraction))
 
     def _write(self, frame: Frame, filename: str) -> Path:

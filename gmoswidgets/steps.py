@@ -11,11 +11,13 @@
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Union
 
 from .caldb.lookup import StepCalibrations
 from .errors import GmosError, ParameterError, RecipeError
+from .events import Event
 from .frame import Frame
 from .gmos.tags import tags_of
 from .outputs import original_name, stamp_outputs, utc_now
@@ -24,7 +26,8 @@ from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
            "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes",
-           "user_targets", "set_user_value", "summary_text", "stream_chain", "call_step",
+           "user_targets", "apply_uparms", "set_user_value", "summary_text", "stream_chain", "batch_bounds",
+           "call_step", "report_failure",
            "PER_FRAME", "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
 #: Step statuses.
@@ -293,6 +296,14 @@ def user_targets(steps: list[Step], prim: str, par: str, *, recipe: str, log) ->
     return targets
 
 
+def apply_uparms(steps: list[Step], uparms, primitives: PrimitiveTable | None = None, *,
+                 recipe: str, log) -> None:
+    """Set the user's parameter overrides (:func:`parse_uparms`) on every step they apply to."""
+    for prim, par, value in parse_uparms(uparms, primitives):
+        for step in user_targets(steps, prim, par, recipe=recipe, log=log):
+            set_user_value(step, par, value, recipe=recipe, log=log)
+
+
 def set_user_value(step: Step, par: str, value, *, recipe: str, log) -> None:
     """Set the user's value of ``par`` on ``step``; warn if it overrides the recipe's value."""
     if par in step.fixed and step.fixed[par] != value:
@@ -330,8 +341,17 @@ def stream_chain(steps: list[Step], index: int, until: int | None) -> list[int]:
     return chain
 
 
+def batch_bounds(step: Step, total: int, batch: int) -> list[tuple[int, int]]:
+    """``(first, stop)`` of the batches in which ``step`` takes its ``total`` inputs when the
+    engine streams: ``batch`` frames at a time for a per-frame step (:data:`PER_FRAME`), else
+    all at once (once, even with no input)."""
+    if step.primitive in PER_FRAME:
+        return [(first, min(first + batch, total)) for first in range(0, total, batch)]
+    return [(0, total)]
+
+
 def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None = None, lookup,
-              progress, **context) -> list[Frame]:
+              progress, handover: bool = False, **context) -> list[Frame]:
     """Run ``step``'s primitive on ``inputs``; its outputs stamped with the step.
 
     Parameters
@@ -346,6 +366,12 @@ def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None =
         lists those used for its inputs).
     progress : callable
         ``progress(fraction, message)``, the fraction of the whole step done.
+    handover : bool
+        The caller hands the frames over (nothing else holds them): they are
+        taken out of ``inputs``, which is left empty, so that each is freed
+        as soon as the primitive lets go of it (the primitive gets its own
+        list of the frames, which it may empty as it goes, as always); the
+        outputs are stamped from the inputs' headers and tables.
     **context
         The other arguments of the primitive's
         :class:`~gmoswidgets.primitives.base.StepContext` (``logger``, ...).
@@ -356,13 +382,21 @@ def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None =
         The primitive did not return a list of frames.
     """
     first, total = part or (0, len(inputs))
+    count = len(inputs)
     used = StepCalibrations(lookup, original_name)
     ctx = StepContext(calibration_lookup=used, **context, progress_callback=lambda f, m: progress(
-        (first + f * len(inputs)) / max(total, 1), m))
+        (first + f * count) / max(total, 1), m))
     params = step.params
+    frames = list(inputs)
+    if handover:
+        sources = [(weakref.ref(frame), _bare(frame)) for frame in frames]
+        inputs.clear()
     started = utc_now()
-    result = step.definition(list(inputs), ctx, **params)
+    result = step.definition.func(frames, ctx, **step.definition.arguments(params))
     stopped = utc_now()
+    del frames
+    if handover:  # an input passed through is alive (and is its output): stamping copies it
+        inputs = [bare if alive() is None else alive() for alive, bare in sources]
     if not isinstance(result, (list, tuple)) or not all(isinstance(f, Frame) for f in result):
         raise GmosError(f"{step.primitive} returned {type(result).__name__}, "
                         "expected a list of Frame")
@@ -371,6 +405,28 @@ def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None =
     return stamp_outputs(result, inputs, primitive=step.primitive, params=params,
                          suffix=step.suffix, started=started, stopped=stopped,
                          calibrations_for=lambda sources: used.paths_for(sources, inputs))
+
+
+def _bare(frame: Frame) -> Frame:
+    """``frame`` without its pixel planes: what stamping its outputs reads (headers, tables)."""
+    bare = Frame(frame.phu, [], frame.path, frame.tables)
+    bare.filename = frame.filename
+    return bare
+
+
+def report_failure(step: Step, exc: BaseException, elapsed: float, *, log, emit,
+                   cancelled: bool) -> None:
+    """Log and announce (``emit(Event)``) that ``step`` was cancelled, or failed with ``exc``
+    after ``elapsed`` seconds (its status, error and time then say so)."""
+    if cancelled:
+        log.warning("reduction cancelled at %s", step.label)
+        emit(Event("cancelled", step.index, step.label))
+        return
+    step.status, step.error, step.elapsed = FAILED, exc, elapsed
+    log.error("%s failed: %s", step.label, exc)
+    if not isinstance(exc, GmosError):  # a bug, not bad input: keep the traceback
+        log.debug("%s traceback", step.label, exc_info=True)
+    emit(Event("step_failed", step.index, str(exc), error=exc, elapsed=elapsed))
 
 
 def summary_text(recipe: str, files: list, steps: list[Step], outputs: list[str]) -> str:

@@ -4,7 +4,9 @@ Stars are drawn at known sky positions through each image's own WCS, so
 the expected output positions come from the reference WCS, not from the
 code under test.
 """
+import gc
 import logging
+import weakref
 
 import numpy as np
 import pytest
@@ -189,6 +191,34 @@ def test_inputs_not_modified():
     for frame, data, header in zip(frames, copies, headers):
         assert np.array_equal(frame.exts[0].data, data)
         assert frame.exts[0].header == header
+
+
+def test_inputs_handed_over_go_as_they_are_resampled():
+    """Given frames nothing else holds (the engine's hand-over under keep='last'), each input
+    is freed once resampled: the grid needs them all, their planes only their own frame."""
+    def images():
+        frames = [make_image("a.fits"), make_image("b.fits", dx=12.4, dy=-7.7),
+                  make_image("c.fits", dx=-20.2, dy=15.6)]
+        for frame in frames:
+            frame.exts[0].objmask = (frame.exts[0].data > 500).astype(np.uint8)
+        return frames
+
+    frames = images()
+    refs = [weakref.ref(f) for f in frames]
+    alive = []
+
+    def progress(fraction, message):
+        gc.collect()
+        alive.append([ref() is not None for ref in refs])
+
+    step = StepContext(logger=logging.getLogger("test"), progress_callback=progress)
+    out = resampleToCommonFrame.func(frames, step, **resampleToCommonFrame.arguments({}))
+    assert frames == [] and alive == [[False, True, True], [False, False, True], [False] * 3]
+    for got, want in zip(out, resampleToCommonFrame(images(), ctx())):   # the same result
+        for plane in ("data", "variance", "mask", "objmask"):
+            np.testing.assert_array_equal(getattr(got.exts[0], plane),
+                                          getattr(want.exts[0], plane))
+        assert got.exts[0].objmask.dtype == np.uint8 and got.exts[0].objmask.any()
 
 
 # -- the kernel -----------------------------------------------------------------------

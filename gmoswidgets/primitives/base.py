@@ -311,6 +311,24 @@ def _kept(func: Callable, keep: Callable, item):
     return keep(func(item))
 
 
+class _Unboxed:
+    """``func`` of the item of a one-item list (how :meth:`StepContext.map` hands out items it
+    may let go of), named after the work (the Dask executor names its tasks so)."""
+
+    def __init__(self, func: Callable):
+        self.func = func
+        work = getattr(func, "func", func)   # a partial's function
+        self.__name__ = getattr(func, "__name__", None) or getattr(work, "__name__", "work")
+
+    def __call__(self, box: list):
+        return self.func(box[0])
+
+
+def _boxed_name(name: Callable, box: list) -> str:
+    """``name`` of the item of a one-item list (an emptied one: its item is done)."""
+    return name(box[0]) if box else ""
+
+
 class StepContext:
     """What a running primitive may use besides its inputs and parameters.
 
@@ -347,7 +365,7 @@ class StepContext:
         self.executor = executor or SequentialExecutor()
 
     def map(self, func: Callable, items, *, label: Callable | None = None,
-            holds_gil: bool = False) -> list:
+            holds_gil: bool = False, consume: bool = False) -> list:
         """``[func(item) for item in items]``, run by the reduction's executor.
 
         For per-frame work: ``func`` gets one item (a frame, or a tuple of a
@@ -356,23 +374,35 @@ class StepContext:
         function or a :func:`functools.partial` of one.  Progress is reported
         as items finish; a cancel drops the items not started.  ``holds_gil``
         says that ``func`` holds the GIL (threads would only take turns).
+        ``consume``: the caller hands the items over; ``items`` (a list) is
+        emptied and each item is let go of as soon as its result is in, so
+        that what it holds (an input frame nothing else holds) is freed
+        while the others are worked on.
 
         Raises
         ------
         TaskError
             Naming the item that failed (a GmosError if the original was one).
         """
-        items = list(items)
         name = label or describe_item
+        if consume:   # one-item lists, emptied once their item is done
+            given, items = items, [[item] for item in items]
+            given.clear()
+            func, name = _Unboxed(func), partial(_boxed_name, name)
+        else:
+            items = list(items)
+        if self._keep_result is not None:
+            func = partial(_kept, func, self._keep_result)
         finished = 0
 
         def done(index, _result):
             nonlocal finished
             finished += 1
-            self.progress(finished / len(items), name(items[index]))
+            message = name(items[index])
+            if consume:
+                items[index].clear()
+            self.progress(finished / len(items), message)
 
-        if self._keep_result is not None:
-            func = partial(_kept, func, self._keep_result)
         return self.executor.map(func, items, label=name, on_done=done, cancel_check=self._cancel,
                                  holds_gil=holds_gil)
 

@@ -338,11 +338,11 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
     median, median_var, count = median_stack(
         frames, offsets, map_chunks=on_threads,
         progress=lambda done: ctx.progress(_MEDIAN_PROGRESS * done, "median"))
-    good_median = np.isfinite(median)
     # the median's NaN pixels are its bad ones (as a NO_DATA DQ would make them)
     objects = object_mask(median, median_var, None, **MASK_DEFAULTS)
-    sky = good_median & ~_grow(objects, _OBJECT_GROW)
-    del objects, good_median
+    del median_var
+    sky = np.isfinite(median) & ~_grow(objects, _OBJECT_GROW)
+    del objects
     # one image only: compare it with its own surroundings instead
     alone = np.flatnonzero(count == 1)
     grow = _offsets(_disk(dilation)) if dilation >= 1 else None

@@ -203,8 +203,9 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
     if not frames:
         return []
     ref = frames[_reference_index(frames, reference)]
-    ref_wcs = _wcs(ref)
+    ref_wcs, ref_header, ref_name = _wcs(ref), ref.exts[0].header, ref.filename
     ref_shape = ref.exts[0].data.shape
+    del ref
     # Affine maps from each input's pixels to reference pixels, for the output bounds.
     to_ref = []
     for frame in frames:
@@ -216,7 +217,7 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
         origin, out_shape = output_bounds(
             [(amap, f.exts[0].data.shape) for amap, f in zip(to_ref, frames)])
     ctx.log.info("resampleToCommonFrame: output grid %s x %s, origin %s in %s's pixels",
-                 out_shape[1], out_shape[0], origin, ref.filename)
+                 out_shape[1], out_shape[0], origin, ref_name)
     jobs = []
     for frame in frames:
         func = pixel_map(ref_wcs, _wcs(frame))
@@ -226,9 +227,12 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
             ctx.log.warning("resampleToCommonFrame: affine approximation for %s is off by up to "
                             "%.3f pixel", frame.filename, residual)
         jobs.append((frame, to_input))
-    return ctx.map(partial(resample_frame, out_shape=out_shape, ref_header=ref.exts[0].header,
+    # the grid is set: each input may go once resampled (only the jobs hold them now)
+    del frame
+    frames.clear()
+    return ctx.map(partial(resample_frame, out_shape=out_shape, ref_header=ref_header,
                            origin=origin, interpolant=interpolant, conserve=conserve,
-                           clean_data=clean_data, dq_threshold=dq_threshold), jobs)
+                           clean_data=clean_data, dq_threshold=dq_threshold), jobs, consume=True)
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -1,0 +1,57 @@
+"""Giving back to the system the memory a running reduction has let go of.
+
+glibc keeps freed blocks the size of a frame's planes (tens of MB, under
+its largest mmap threshold) in its heap, resident: the frames a step lets
+go of as it goes (:func:`~gmoswidgets.steps.call_step`'s hand-over) would
+otherwise not lower the process's peak memory, the next blocks asked for
+being of other sizes.  The engine calls :func:`trim_heap` before every
+step (the previous one's inputs have just gone) and at every progress
+report, where it trims only if the process has grown by
+:data:`TRIM_GROWTH` since the last trim: a trim costs milliseconds when
+there is much to return, and the pages returned cost a fault (a few
+tenths of a second per GiB) when reused.  Measured on the 2x2 science
+stage with ``keep='last'``: peak 1.06 GB with the hand-over alone,
+0.88-0.92 GB with the trims (~30 trims, 0.1-0.16 s; CPU time within the
+noise of a loaded machine).
+"""
+from __future__ import annotations
+
+import os
+
+from .executor import _trim_heap
+
+__all__ = ["trim_heap", "TRIM_GROWTH"]
+
+#: Growth of the process's resident memory since the last trim above which a report trims.
+TRIM_GROWTH = 64 * 2**20
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: The process's resident bytes after the last trim.
+_trimmed_at = 0
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (Linux' ``/proc/self/statm``), or None where unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def trim_heap(*, if_grown: bool = False) -> None:
+    """Return the heap's free pages to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Parameters
+    ----------
+    if_grown : bool
+        Only if the process's resident memory has grown by :data:`TRIM_GROWTH`
+        since the last trim (of any reduction of the process: memory is the
+        process's).
+    """
+    global _trimmed_at
+    if if_grown:
+        resident = resident_bytes()
+        if resident is None or resident < _trimmed_at + TRIM_GROWTH:
+            return
+    _trim_heap()
+    _trimmed_at = resident_bytes() or 0

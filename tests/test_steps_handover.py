@@ -185,12 +185,15 @@ def test_on_disk_the_planes_a_step_passes_on_are_not_written_again(env, tmp_path
 
 
 # -- giving the freed memory back ----------------------------------------------------------------
-def test_trim_heap_if_grown_waits_for_the_process_to_grow(monkeypatch):
+def test_trim_heap_only_above_its_floor_and_if_grown_waits_for_the_process_to_grow(monkeypatch):
     from gmoswidgets import heaptrim
-    resident, trims = [500 * 2**20], []
+    resident, trims = [heaptrim.TRIM_ABOVE - 2**20], []
     monkeypatch.setattr(heaptrim, "resident_bytes", lambda: resident[0])
     monkeypatch.setattr(heaptrim, "_trim_heap", lambda: trims.append(resident[0]))
-    heaptrim.trim_heap()                              # before a step: always
+    heaptrim.trim_heap()                              # a small process keeps its heap
+    assert trims == []
+    resident[0] = heaptrim.TRIM_ABOVE + 500 * 2**20
+    heaptrim.trim_heap()                              # before a step: always, above TRIM_ABOVE
     assert len(trims) == 1
     resident[0] += heaptrim.TRIM_GROWTH // 2
     heaptrim.trim_heap(if_grown=True)                 # a progress report: not grown enough
@@ -202,6 +205,7 @@ def test_trim_heap_if_grown_waits_for_the_process_to_grow(monkeypatch):
     assert len(trims) == 2
     monkeypatch.setattr(heaptrim, "resident_bytes", lambda: None)   # unknown (not Linux)
     heaptrim.trim_heap(if_grown=True)
+    heaptrim.trim_heap()
     assert len(trims) == 2
 
 

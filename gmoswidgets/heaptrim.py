@@ -4,15 +4,17 @@ glibc keeps freed blocks the size of a frame's planes (tens of MB, under
 its largest mmap threshold) in its heap, resident: the frames a step lets
 go of as it goes (:func:`~gmoswidgets.steps.call_step`'s hand-over) would
 otherwise not lower the process's peak memory, the next blocks asked for
-being of other sizes.  The engine calls :func:`trim_heap` before every
-step (the previous one's inputs have just gone) and at every progress
-report, where it trims only if the process has grown by
+being of other sizes.  Under the policies that let go of frames as they go (``keep='last'``
+and ``'stream'``; under ``'all'`` nothing is let go of, and trimming a
+large heap for nothing costs: ~15 s over the fast test suite) the engine
+calls :func:`trim_heap` before every step (the previous one's inputs have
+just gone) and at every progress report (through ``StepStore.trim``), where it trims only if the process has grown by
 :data:`TRIM_GROWTH` since the last trim: a trim costs milliseconds when
 there is much to return, and the pages returned cost a fault (a few
 tenths of a second per GiB) when reused.  Measured on the 2x2 science
 stage with ``keep='last'``: peak 1.06 GB with the hand-over alone,
 0.88-0.92 GB with the trims (~30 trims, 0.1-0.16 s; CPU time within the
-noise of a loaded machine).  Below :data:`TRIM_ABOVE` resident it does
+noise of a loaded machine).  Below :data:`RESIDENT_FLOOR` resident it does
 not trim at all: there the pages glibc keeps are cheaper to keep than to
 fault back (on the project's machine, pages given back are taken by the
 host and cost ~1.5-2.8 s CPU per GiB to touch again after a few seconds):
@@ -25,10 +27,10 @@ import os
 
 from .executor import _trim_heap
 
-__all__ = ["trim_heap", "TRIM_GROWTH", "TRIM_ABOVE"]
+__all__ = ["trim_heap", "TRIM_GROWTH", "RESIDENT_FLOOR"]
 
 #: Resident memory of the process below which nothing is trimmed.
-TRIM_ABOVE = 640 * 2**20
+RESIDENT_FLOOR = 640 * 2**20
 
 #: Growth of the process's resident memory since the last trim above which a report trims.
 TRIM_GROWTH = 64 * 2**20
@@ -48,7 +50,7 @@ def resident_bytes() -> int | None:
 
 def trim_heap(*, if_grown: bool = False) -> None:
     """Return the heap's free pages to the system (glibc's ``malloc_trim``; nothing elsewhere),
-    if the process's resident memory is above :data:`TRIM_ABOVE`.
+    if the process's resident memory is above :data:`RESIDENT_FLOOR`.
 
     Parameters
     ----------
@@ -59,7 +61,7 @@ def trim_heap(*, if_grown: bool = False) -> None:
     """
     global _trimmed_at
     resident = resident_bytes()
-    if resident is None or resident < TRIM_ABOVE:
+    if resident is None or resident < RESIDENT_FLOOR:
         return
     if if_grown and resident < _trimmed_at + TRIM_GROWTH:
         return

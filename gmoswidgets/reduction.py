@@ -353,7 +353,8 @@ class Reduction:
             self._execute(index - 1)
         self._current = index
         chain = stream_chain(self.steps, index, until) if self._store.streams else [index]
-        trim_heap()  # what the previous steps let go of need not stay resident
+        if self._store.streams:
+            trim_heap()  # what the previous steps let go of need not stay resident
         elapsed, start = dict.fromkeys(chain, 0.0), time.perf_counter()
         try:
             self._check_cancel()
@@ -410,8 +411,7 @@ class Reduction:
             elapsed[step.index] += time.perf_counter() - start
 
     def _progress(self, index: int, message: str, fraction: float) -> None:
-        self._store.trim()  # what a step has read of its mapped inputs need not stay resident
-        trim_heap(if_grown=True)  # nor what it has let go of
+        self._store.trim()  # what a step has read of its mapped inputs or let go of need not stay resident
         self._hub.emit(Event("progress", index, message, fraction=fraction))
 
     def _write(self, frame: Frame, filename: str) -> Path:

@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from .frame import Extension, Frame
+from .heaptrim import trim_heap
 from .membudget import held_bytes, spill_budget
 
 __all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "LAST_IN_MEMORY", "PROCESSED_PIXEL_BYTES",
@@ -438,9 +439,13 @@ class StepStore:
             self._files.release(self._scratch.pop())
 
     def trim(self) -> None:
-        """Drop the pages of mapped outputs from this process's memory (they stay on disk)."""
+        """Drop the pages of mapped outputs from this process's memory (they stay on disk);
+        where frames are let go of as steps go (:attr:`streams`), give the heap's free pages
+        back too if the process has grown (:func:`~gmoswidgets.heaptrim.trim_heap`)."""
         if self._files is not None:
             self._files.trim()
+        if self.streams:
+            trim_heap(if_grown=True)
 
     def _spill_files(self) -> _SpillFiles:
         if self._files is None:

@@ -121,7 +121,8 @@ def test_work_holding_the_gil_goes_to_forked_processes_without_pickling():
     assert sorted(done) == list(range(5))
 
 
-@pytest.mark.parametrize("items,processes", [(4, 2), (5, 3), (6, 2), (7, 2), (3, 3), (9, 3), (2, 2)])
+@pytest.mark.parametrize("items,processes", [(4, 2), (5, 3), (3, 3), (2, 2)] + [
+    pytest.param(*case, marks=pytest.mark.slow) for case in [(6, 2), (7, 2), (9, 3)]])
 def test_forked_processes_keep_both_cores_busy_to_the_end(items, processes):
     """5 frames on 2 cores: 3 processes (3 + 2 at once), not 2 (2 + 2 + 1, a core idle)."""
     with ThreadExecutor(2) as ex:

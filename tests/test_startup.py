@@ -145,6 +145,7 @@ def test_caldb_add_and_dataselect_read_headers_without_astropy(tmp_path, tutoria
     assert (tmp_path / "list.txt").read_text().split() == [str(p) for p in tutorial4.bias[:3]]
 
 
+@pytest.mark.slow
 def test_calibration_reductions_write_their_tables_without_astropy_table(tmp_path, tutorial4,
                                                                          monkeypatch):
     """HISTORY / PROVENANCE are built, written and read back as FITS_rec (astropy.table ~0.1 s)."""

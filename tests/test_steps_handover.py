@@ -88,6 +88,7 @@ def test_under_all_and_spill_the_inputs_stay_held(env, keep, tmp_path):
     assert red.has_outputs(0)
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_the_hand_over(env):
     reduction, _ = env
     results = {}
@@ -117,6 +118,7 @@ def test_a_frame_passed_through_is_copied_and_a_held_frame_is_left_alone(env):
     np.testing.assert_array_equal(outputs[0][0].data, held[0][0].data)   # pixels shared
 
 
+@pytest.mark.slow
 def test_a_failed_step_recomputes_the_inputs_it_was_handed(env):
     reduction, _ = env
     red = reduction("last")
@@ -145,7 +147,7 @@ def _square(item):
     return item.value ** 2
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_map_consume_empties_the_list_and_lets_each_item_go_when_done(workers):
     items = [Item(v) for v in (0, 1, 2, 4)]
     refs = [weakref.ref(i) for i in items]
@@ -187,13 +189,13 @@ def test_on_disk_the_planes_a_step_passes_on_are_not_written_again(env, tmp_path
 # -- giving the freed memory back ----------------------------------------------------------------
 def test_trim_heap_only_above_its_floor_and_if_grown_waits_for_the_process_to_grow(monkeypatch):
     from gmoswidgets import heaptrim
-    resident, trims = [heaptrim.TRIM_ABOVE - 2**20], []
+    resident, trims = [heaptrim.RESIDENT_FLOOR - 2**20], []
     monkeypatch.setattr(heaptrim, "resident_bytes", lambda: resident[0])
     monkeypatch.setattr(heaptrim, "_trim_heap", lambda: trims.append(resident[0]))
     heaptrim.trim_heap()                              # a small process keeps its heap
     assert trims == []
-    resident[0] = heaptrim.TRIM_ABOVE + 500 * 2**20
-    heaptrim.trim_heap()                              # before a step: always, above TRIM_ABOVE
+    resident[0] = heaptrim.RESIDENT_FLOOR + 500 * 2**20
+    heaptrim.trim_heap()                              # before a step: always, above RESIDENT_FLOOR
     assert len(trims) == 1
     resident[0] += heaptrim.TRIM_GROWTH // 2
     heaptrim.trim_heap(if_grown=True)                 # a progress report: not grown enough
@@ -214,6 +216,8 @@ def test_resident_bytes_is_this_process_s_memory():
     before = resident_bytes()
     if before is None:
         pytest.skip("no /proc/self/statm here")
-    block = np.ones(64 * 2**20, np.uint8)             # 64 MB touched
+    import mmap
+    block = mmap.mmap(-1, 64 * 2**20)                 # 64 MB of new pages (not heap the
+    np.frombuffer(block, np.uint8)[::4096] = 1        # process may hold already), touched
     assert resident_bytes() - before > 48 * 2**20
-    del block
+    block.close()

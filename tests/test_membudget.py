@@ -133,7 +133,7 @@ def bias_all(tutorial4, tmp_path_factory):
     return red
 
 
-@pytest.mark.parametrize("limit", ["small", "large"])
+@pytest.mark.parametrize("limit", ["small", pytest.param("large", marks=pytest.mark.slow)])
 def test_a_spill_reduction_under_a_small_or_large_budget_equals_the_in_memory_one(
         bias_all, tutorial4, tmp_path, monkeypatch, limit):
     per_step = max(held_bytes(p for f in bias_all.outputs(s.index) for e in f.exts

@@ -21,8 +21,6 @@ pickled only when there is no such directory.
 from __future__ import annotations
 
 import contextvars
-import ctypes
-import functools
 import multiprocessing
 import os
 import shutil
@@ -36,6 +34,7 @@ from typing import Callable, Iterable
 
 from .errors import GmosError, ParameterError
 from .frame import Frame, read_frame
+from .heaptrim import one_malloc_arena, release_free_heap
 
 __all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
            "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV", "SHARED_DIR_ENV",
@@ -50,8 +49,6 @@ SHARED_DIR_ENV = "GMOSWIDGETS_SHARED_DIR"
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 #: The scheduler used when neither an argument nor the environment names one.
 DEFAULT_SCHEDULER = "threads"
-#: glibc's mallopt parameter for the number of malloc arenas (malloc.h).
-_M_ARENA_MAX = -8
 #: Prefix of the Dask task keys of mapped work (shows which work a cluster did).
 TASK_PREFIX = "gmoswidgets"
 
@@ -261,7 +258,7 @@ class ThreadExecutor(_PoolExecutor):
     _pool_class = futures.ThreadPoolExecutor
 
     def _get_pool(self):
-        _one_malloc_arena()
+        one_malloc_arena()
         return super()._get_pool()
 
     def _map(self, func, items, label, on_done, cancel_check, holds_gil):
@@ -279,7 +276,7 @@ class ThreadExecutor(_PoolExecutor):
         global _FORKED
         with _FORK_LOCK:  # one forked map at a time: the processes read _FORKED
             _FORKED = (func, items)
-            _trim_heap()
+            release_free_heap()  # a forked process's peak counts the resident pages it inherits
             pool = futures.ProcessPoolExecutor(workers,
                                                mp_context=multiprocessing.get_context("fork"))
             try:
@@ -316,30 +313,6 @@ def _call_forked(index: int):
     """What a forked process runs: the map's function on its inherited item ``index``."""
     func, items = _FORKED
     return func(items[index])
-
-
-@functools.cache
-def _libc():
-    """glibc's functions (through the process's own symbols), or None where there is no glibc."""
-    libc = ctypes.CDLL(None)
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-
-
-@functools.cache
-def _one_malloc_arena() -> None:
-    """Ask glibc, once, to give new threads no arena of their own (``M_ARENA_MAX`` = 1)."""
-    if _libc() is not None:  # else not glibc: its allocator decides
-        _libc().mallopt(_M_ARENA_MAX, 1)
-
-
-def _trim_heap() -> None:
-    """Return the free pages of glibc's heap to the system (``malloc_trim``), if glibc.
-
-    Before forking: a forked process's peak memory (RSS) counts the pages it
-    inherits, and freed frame-sized blocks stay in the heap, resident.
-    """
-    if _libc() is not None:
-        _libc().malloc_trim(0)
 
 
 class ProcessExecutor(_PoolExecutor):
@@ -530,7 +503,7 @@ def _band_pool() -> tuple[futures.ThreadPoolExecutor, int]:
     global _BANDS
     with _BANDS_LOCK:
         if _BANDS is None:
-            _one_malloc_arena()
+            one_malloc_arena()
             workers = len(os.sched_getaffinity(0))
             _BANDS = (futures.ThreadPoolExecutor(workers, thread_name_prefix="gmoswidgets-band"),
                       workers)

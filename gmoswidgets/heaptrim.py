@@ -1,4 +1,4 @@
-"""Giving back to the system the memory a running reduction has let go of.
+"""glibc's heap: giving back to the system the memory a running reduction has let go of.
 
 glibc keeps freed blocks the size of a frame's planes (tens of MB, under
 its largest mmap threshold) in its heap, resident: the frames a step lets
@@ -8,8 +8,9 @@ being of other sizes.  Under the policies that let go of frames as they go (``ke
 and ``'stream'``; under ``'all'`` nothing is let go of, and trimming a
 large heap for nothing costs: ~15 s over the fast test suite) the engine
 calls :func:`trim_heap` before every step (the previous one's inputs have
-just gone) and at every progress report (through ``StepStore.trim``), where it trims only if the process has grown by
-:data:`TRIM_GROWTH` since the last trim: a trim costs milliseconds when
+just gone) and at every progress report (through ``StepStore.trim``),
+where it trims only if the process has grown by :data:`TRIM_GROWTH` since
+the last trim: a trim costs milliseconds when
 there is much to return, and the pages returned cost a fault (a few
 tenths of a second per GiB) when reused.  Measured on the 2x2 science
 stage with ``keep='last'``: peak 1.06 GB with the hand-over alone,
@@ -20,14 +21,22 @@ fault back (on the project's machine, pages given back are taken by the
 host and cost ~1.5-2.8 s CPU per GiB to touch again after a few seconds):
 the 2x2 bias and flat stages (peaks ~0.4 and ~0.58 GB) ran 0.1-0.2 s
 slower with the trims and lost nothing of their goal without them.
+
+The executors use the same glibc calls: :func:`release_free_heap` before
+forking (a forked process's peak counts the resident pages it inherits)
+and :func:`one_malloc_arena` before starting threads.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 
-from .executor import _trim_heap
+__all__ = ["trim_heap", "release_free_heap", "one_malloc_arena", "resident_bytes", "TRIM_GROWTH",
+           "RESIDENT_FLOOR"]
 
-__all__ = ["trim_heap", "TRIM_GROWTH", "RESIDENT_FLOOR"]
+#: glibc's mallopt parameter for the number of malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
 
 #: Resident memory of the process below which nothing is trimmed.
 RESIDENT_FLOOR = 640 * 2**20
@@ -37,6 +46,26 @@ TRIM_GROWTH = 64 * 2**20
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 #: The process's resident bytes after the last trim.
 _trimmed_at = 0
+
+
+@functools.cache
+def _libc():
+    """glibc's functions (through the process's own symbols), or None where there is no glibc."""
+    libc = ctypes.CDLL(None)
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@functools.cache
+def one_malloc_arena() -> None:
+    """Ask glibc, once, to give new threads no arena of their own (``M_ARENA_MAX`` = 1)."""
+    if _libc() is not None:  # else not glibc: its allocator decides
+        _libc().mallopt(_M_ARENA_MAX, 1)
+
+
+def release_free_heap() -> None:
+    """Return the free pages of glibc's heap to the system (``malloc_trim``), if glibc."""
+    if _libc() is not None:
+        _libc().malloc_trim(0)
 
 
 def resident_bytes() -> int | None:
@@ -65,5 +94,5 @@ def trim_heap(*, if_grown: bool = False) -> None:
         return
     if if_grown and resident < _trimmed_at + TRIM_GROWTH:
         return
-    _trim_heap()
+    release_free_heap()
     _trimmed_at = resident_bytes() or 0

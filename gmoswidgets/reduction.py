@@ -411,7 +411,7 @@ class Reduction:
             elapsed[step.index] += time.perf_counter() - start
 
     def _progress(self, index: int, message: str, fraction: float) -> None:
-        self._store.trim()  # what a step has read of its mapped inputs or let go of need not stay resident
+        self._store.trim()  # what a step has read (mapped) or let go of need not stay resident
         self._hub.emit(Event("progress", index, message, fraction=fraction))
 
     def _write(self, frame: Frame, filename: str) -> Path:

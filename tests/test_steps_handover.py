@@ -191,7 +191,7 @@ def test_trim_heap_only_above_its_floor_and_if_grown_waits_for_the_process_to_gr
     from gmoswidgets import heaptrim
     resident, trims = [heaptrim.RESIDENT_FLOOR - 2**20], []
     monkeypatch.setattr(heaptrim, "resident_bytes", lambda: resident[0])
-    monkeypatch.setattr(heaptrim, "_trim_heap", lambda: trims.append(resident[0]))
+    monkeypatch.setattr(heaptrim, "release_free_heap", lambda: trims.append(resident[0]))
     heaptrim.trim_heap()                              # a small process keeps its heap
     assert trims == []
     resident[0] = heaptrim.RESIDENT_FLOOR + 500 * 2**20

@@ -75,11 +75,11 @@ def _padding(size: int) -> bytes:
 
 
 def _kept_cards(header) -> list:
-    """The cards of ``header`` that ``Header.extend(header, strip=True, ...)`` appends."""
-    naxis, tfields = header.get("NAXIS", 0), header.get("TFIELDS", 0)
-    dropped = {f"NAXIS{i + 1}" for i in range(naxis if isinstance(naxis, int) else 0)}
-    dropped.update(f"{name}{i + 1}" for name in _COLUMN_KEYS
-                   for i in range(tfields if isinstance(tfields, int) else 0))
+    """The cards of ``header`` (:func:`writable`: no ``NAXIS``) that
+    ``Header.extend(header, strip=True, ...)`` appends."""
+    tfields = header.get("TFIELDS", 0)
+    dropped = {f"{name}{i + 1}" for name in _COLUMN_KEYS
+               for i in range(tfields if isinstance(tfields, int) else 0)}
     dropped.update(_STRIPPED)
     cards = []
     for card in header.cards:

@@ -42,6 +42,9 @@ def _unusual_header():
     header.append(("DUPL", 2), end=True)
     header.append(("EXTEND", True), end=True)
     header.append(("EXTEND", False), end=True)
+    header.append(("TFIELDS", 1), end=True)
+    header.append(("TTYPE1", "first goes"), end=True)
+    header.append(("TTYPE1", "second stays"), end=True)
     header["DATASEC"] = "[1:10,1:20]"
     header["EXTNAME"] = "OLD"
     header.add_history("second")

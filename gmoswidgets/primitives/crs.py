@@ -22,7 +22,6 @@ Semantics follow DRAGONS (``core/primitives_image.py`` and
 from __future__ import annotations
 
 import math
-import threading
 from functools import partial
 
 import numpy as np
@@ -139,8 +138,6 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
     variance = np.full(shape, np.inf, np.float32) if has_var else None
     counts = np.zeros(shape, np.uint8)
 
-    buffers = threading.local()   # each thread's chunk of the stack, reused (fresh memory is slow)
-
     def chunk(rows: slice) -> None:
         usable = [_usable(f.exts[0], _STACK_EXCLUDE_BITS, rows) for f in frames]
         # only the columns some image covers (the dark amplifiers and the sky
@@ -150,8 +147,8 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
             return
         cols = slice(covered[0], covered[-1] + 1)
         size = (len(frames), rows.stop - rows.start, cols.stop - cols.start)
-        stack = _scratch(buffers, "stack", size)
-        var_stack = _scratch(buffers, "var", size) if has_var else np.zeros((0, 0, 0), np.float32)
+        stack = np.empty(size, np.float32)
+        var_stack = np.empty(size, np.float32) if has_var else np.zeros((0, 0, 0), np.float32)
         for k, (f, o, ok) in enumerate(zip(frames, offsets, usable)):
             # the image plus its offset, NaN where it has no usable pixel
             np.add(f.exts[0].data[rows, cols], np.float32(o), out=stack[k])
@@ -171,16 +168,6 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
         if progress is not None:
             progress(min(first + _CHUNKS_PER_REPORT, len(chunks)) / len(chunks))
     return median, variance, counts
-
-
-def _scratch(buffers: threading.local, name: str, shape: tuple) -> np.ndarray:
-    """A float32 array of ``shape`` in this thread's buffer ``name`` (grown when too small)."""
-    size = math.prod(shape)
-    buffer = getattr(buffers, name, None)
-    if buffer is None or buffer.size < size:
-        buffer = np.empty(size, np.float32)
-        setattr(buffers, name, buffer)
-    return buffer[:size].reshape(shape)
 
 
 #: Threshold (in sigma of the difference) where only two images cover a pixel.

@@ -22,6 +22,7 @@ from .atomic import atomic_path
 from .errors import FileProblem
 from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
 from .fitsheader import HeaderSet
+from .fitswrite import writable, write_fits
 
 if TYPE_CHECKING:  # astropy is imported where a file is read or written (start-up time)
     from astropy.io import fits
@@ -33,6 +34,8 @@ __all__ = ["Extension", "Frame", "HeaderSet", "copy_header", "image_pixels", "re
 #: Frame-level table extensions (not attached to one amplifier / CCD).
 FRAME_TABLES = ("PROVENANCE", "HISTORY", "REFCAT")
 _PER_EXT_IMAGES = ("SCI", "VAR", "DQ", "OBJMASK")
+#: SCI header keywords copied (values only) into its VAR, DQ and OBJMASK headers.
+_PLANE_KEYS = ("CCDSUM", "DATASEC", "DETSEC", "CCDSEC", "AMPNAME", "CCDNAME")
 
 
 
@@ -190,34 +193,48 @@ class Frame:
         -------
         astropy.io.fits.HDUList
             PHU, then per extension SCI, VAR, DQ (and OBJMASK, OBJCAT) sharing
-            EXTVER, then the frame-level tables.
+            EXTVER, then the frame-level tables: the file :meth:`write` writes.
         """
         from astropy.io import fits
+        layout = self._layout()
+        hdus = [fits.ImageHDU(part[1], header=part[0]) if isinstance(part, tuple) else part
+                for part in layout]
+        return fits.HDUList([self._primary_hdu(len(hdus)), *hdus])
+
+    def _primary_hdu(self, extensions: int) -> fits.PrimaryHDU:
+        from astropy.io import fits
         phu = fits.PrimaryHDU(header=copy_header(self.phu))
-        hdus = [phu]
+        phu.header["NEXTEND"] = (extensions, "Number of extensions")
+        return phu
+
+    def _layout(self) -> list:
+        """The extensions of the file in order: ``(header, array)`` per image, table HDUs."""
+        layout = []
         for extver, ext in enumerate(self.exts, start=1):
             hdr = _clean_ext_header(ext.header)
             hdr["EXTNAME"] = ("SCI", "Extension name")
             hdr["EXTVER"] = (extver, "Extension version")
-            hdus.append(fits.ImageHDU(ext.data, header=hdr))
-            if ext.variance is not None:
-                hdus.append(_plane_hdu(ext.variance.astype(np.float32, copy=False), hdr, "VAR", extver))
-            if ext.mask is not None:
-                hdus.append(_plane_hdu(ext.mask.astype(np.uint16, copy=False), hdr, "DQ", extver))
-            if ext.objmask is not None:
-                hdus.append(_plane_hdu(ext.objmask.astype(np.uint8, copy=False), hdr, "OBJMASK", extver))
+            layout.append((hdr, ext.data))
+            for plane, name, dtype in ((ext.variance, "VAR", np.float32),
+                                       (ext.mask, "DQ", np.uint16),
+                                       (ext.objmask, "OBJMASK", np.uint8)):
+                if plane is not None:
+                    layout.append((_plane_header(hdr, name, extver),
+                                   plane.astype(dtype, copy=False)))
             if ext.objcat is not None:
                 cat = _table_hdu(ext.objcat, "OBJCAT")
                 cat.header["EXTVER"] = extver
-                hdus.append(cat)
-        for name, table in self.tables.items():
-            hdus.append(_table_hdu(table, name))
-        hdulist = fits.HDUList(hdus)
-        hdulist[0].header["NEXTEND"] = (len(hdulist) - 1, "Number of extensions")
-        return hdulist
+                layout.append(cat)
+        layout.extend(_table_hdu(table, name) for name, table in self.tables.items())
+        return layout
 
     def write(self, path, protect=()) -> Path:
         """Write the frame to ``path`` atomically (temporary name, then rename).
+
+        The bytes are those of ``to_hdulist().writeto(path, output_verify='silentfix')``;
+        :func:`gmoswidgets.fitswrite.write_fits` writes the image extensions
+        without astropy's cost per extension (astropy writes a frame with any image
+        it does not take: :func:`~gmoswidgets.fitswrite.writable`).
 
         Parameters
         ----------
@@ -246,9 +263,15 @@ class Frame:
             raise FileProblem(path, "refusing to overwrite an input file")
         path.parent.mkdir(parents=True, exist_ok=True)
         from astropy.io import fits
+        layout = self._layout()
+        images = [part for part in layout if isinstance(part, tuple)]
+        direct = all(writable(header, array) for header, array in images)
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
+            if direct:
+                write_fits(tmp, self._primary_hdu(len(layout)), layout)
+            else:
+                self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
         return path
 
 
@@ -276,15 +299,11 @@ def _table_hdu(table, name: str) -> fits.BinTableHDU:
     return hdu
 
 
-def _plane_hdu(data, sci_header, name, extver) -> fits.ImageHDU:
+def _plane_header(sci_header, name, extver) -> fits.Header:
+    """The header of a VAR, DQ or OBJMASK plane: the SCI's sections and names, EXTNAME, EXTVER."""
     from astropy.io import fits
-    hdr = fits.Header()
-    for key in ("CCDSUM", "DATASEC", "DETSEC", "CCDSEC", "AMPNAME", "CCDNAME"):
-        if key in sci_header:
-            hdr[key] = sci_header[key]
-    hdr["EXTNAME"] = name
-    hdr["EXTVER"] = extver
-    return fits.ImageHDU(data, header=hdr)
+    return fits.Header([*((key, sci_header[key]) for key in _PLANE_KEYS if key in sci_header),
+                        ("EXTNAME", name), ("EXTVER", extver)])
 
 
 def _open(path) -> fits.HDUList:

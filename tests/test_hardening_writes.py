@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from gmoswidgets import fitswrite
 from gmoswidgets.caldb.testing import write_calibration
 from gmoswidgets.frame import Extension, Frame, read_frame
 from gmoswidgets.outputs import store_calibration_copy
@@ -63,11 +64,11 @@ def test_disk_full_leaves_no_temporary_file(tmp_path, monkeypatch):
         store_calibration_copy(bias, frame, tmp_path / "work")
     monkeypatch.undo()
 
-    def partial_write(self, fileobj, *args, **kwargs):
-        Path(fileobj).write_bytes(b"SIMPLE  =" + b" " * 100)
+    def partial_write(fd, *args, **kwargs):   # the pixels of the first extension
+        os.write(fd, b"\0" * 100)
         _disk_full()
 
-    monkeypatch.setattr(fits.HDUList, "writeto", partial_write)
+    monkeypatch.setattr(fitswrite, "_write_pixels", partial_write)
     with pytest.raises(OSError, match="No space left"):
         _frame().write(tmp_path / "work" / "out.fits")
     assert _hidden(tmp_path) == []

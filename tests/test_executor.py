@@ -121,6 +121,25 @@ def test_work_holding_the_gil_goes_to_forked_processes_without_pickling():
     assert sorted(done) == list(range(5))
 
 
+def _huge_pages_asked() -> bool:
+    """Whether numpy asks for transparent huge pages for its large arrays (setting kept)."""
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _set_madvise_hugepage
+    asked = _set_madvise_hugepage(True)
+    _set_madvise_hugepage(asked)
+    return asked
+
+
+def test_forked_processes_ask_numpy_for_no_huge_pages():
+    """They start with no freed memory: huge pages would cost their compaction at each touch."""
+    before = _huge_pages_asked()
+    with ThreadExecutor(2) as ex:
+        assert ex.map(lambda x: _huge_pages_asked(), range(3), holds_gil=True) == [False] * 3
+    assert _huge_pages_asked() == before     # the calling process keeps its setting
+
+
 @pytest.mark.parametrize("items,processes", [(4, 2), (5, 3), (3, 3), (2, 2)] + [
     pytest.param(*case, marks=pytest.mark.slow) for case in [(6, 2), (7, 2), (9, 3)]])
 def test_forked_processes_keep_both_cores_busy_to_the_end(items, processes):

@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 from gmoswidgets import dq
 from gmoswidgets.frame import Extension, Frame
 from gmoswidgets.primitives import StepContext, get_primitive
-from gmoswidgets.primitives.photometry import find_sources
+from gmoswidgets.primitives.photometry import MASK_DEFAULTS, find_sources, object_mask
 
 PIXSCALE = 0.0807 * 2  # GMOS-N Hamamatsu, 2x2 binning (arcsec)
 
@@ -174,6 +174,27 @@ def test_objmask_and_columns(field):
                 "THETA_IMAGE", "FLAGS", "ISOAREA_IMAGE"):
         assert col in cat.colnames
     assert np.all(cat["ISOAREA_IMAGE"] >= 8)
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_planes_sep_cannot_take_give_the_same_sources_and_stay_unchanged(field, mask):
+    """Read-only (spilled) and big-endian planes are copied, and the copy holds the
+    subtracted image: same catalogue and segmentation as from writable planes."""
+    frame, *_ = field
+    ext = frame.exts[0]
+    params = dict(get_primitive("detectSources").defaults(), mask=mask)
+    table, segmap = find_sources(ext.data, ext.variance, ext.mask, **params)
+    read_only = ext.data.copy()
+    read_only.flags.writeable = False
+    for data in (read_only, ext.data.astype(">f4")):
+        before = data.copy()
+        other, other_segmap = find_sources(data, ext.variance, ext.mask, **params)
+        assert np.array_equal(data, before)
+        assert np.array_equal(other_segmap, segmap)
+        for name in table.colnames:
+            assert np.array_equal(other[name], table[name], equal_nan=True), name
+        masked = object_mask(data, ext.variance, ext.mask, **dict(MASK_DEFAULTS, mask=mask))
+        assert np.array_equal(masked, segmap > 0)    # sep's in-place subtraction: same detections
 
 
 def test_threshold_controls_number_of_detections(field):

@@ -211,6 +211,9 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     """
     kernels = _kernels()
     image = _native(data)
+    # a copy made here (of read-only or non-native planes) is ours: the subtracted image
+    # goes into it (each large array is memory touched for the first time, in a forked child)
+    owned = not np.may_share_memory(image, data)
     var = None if variance is None else np.asarray(variance, np.dtype(np.float32).newbyteorder("="))
     dq = None if dqmask is None else np.asarray(dqmask, np.dtype(np.uint16).newbyteorder("="))
     bad = kernels.bad_pixels(image, _NO_FLOAT if var is None else var, var is not None,
@@ -218,16 +221,26 @@ def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_
     if bad.all():
         return None
     if mask and bad.any():
-        image = image.copy()
+        image = image if owned else image.copy()
+        owned = True
         image[bad] = np.median(image[~bad])
     bkg = sep.Background(image, mask=bad, bw=back_size, bh=back_size, fw=back_filtersize,
                          fh=back_filtersize)
-    background = bkg.back()
     rms = np.float32(max(bkg.globalrms, np.finfo(np.float32).tiny))
-    sub, err = kernels.subtract_background(image, background, _NO_FLOAT if var is None else var,
-                                           var is not None, bad, rms)
-    if not measure:
+    sub = image if owned else np.empty_like(image)
+    if measure:
+        background = bkg.back()
+        unsubtracted = image
+    else:  # no background map: sep subtracts it row by row, in the same float32 arithmetic
         background = None
+        if sub is not image:
+            np.copyto(sub, image)
+        bkg.subfrom(sub)
+        unsubtracted = sub
+    err = np.empty_like(image)
+    kernels.subtract_background(unsubtracted, _NO_FLOAT if background is None else background,
+                                background is not None, _NO_FLOAT if var is None else var,
+                                var is not None, bad, rms, sub, err)
     sep.set_extract_pixstack(max(sep.get_extract_pixstack(), image.size // 4))
     objects, segmap = sep.extract(sub, detect_thresh, err=err, mask=bad, minarea=detect_minarea,
                                   deblend_cont=deblend_mincont, filter_type="conv",

@@ -2,8 +2,10 @@
 
 :func:`bad_pixels` and :func:`subtract_background` do in one pass each what
 numpy did in several (with a full-size temporary per operation), in the
-same float32 arithmetic, so the results are identical.  They release the
-GIL and are cached on disk; arrays are passed with read-only ``'A'``
+same float32 arithmetic, so the results are identical; the latter writes
+into arrays the caller gives (which may be its input: the first touch of a
+fresh large array costs time).  They release the GIL and are cached on
+disk; arrays are passed with read-only ``'A'``
 signatures (one compiled version for read-only and writable planes), an
 absent plane as a ``(0, 0)`` array with its flag false.
 """
@@ -36,24 +38,29 @@ def bad_pixels(image, variance, has_var, dqmask, has_mask, flags):
     return bad
 
 
-@njit(types.Tuple((types.float32[:, ::1], types.float32[:, ::1]))(
-    _F32_2D, _F32_2D, _F32_2D, types.boolean, _BOOL_2D, types.float32), nogil=True, cache=True)
-def subtract_background(image, background, variance, has_var, bad, rms):
-    """The background-subtracted image (0 on bad pixels) and the per-pixel error:
-    ``sqrt(VAR)`` (inf on bad pixels), or ``rms`` everywhere without VAR."""
+@njit(types.void(_F32_2D, _F32_2D, types.boolean, _F32_2D, types.boolean, _BOOL_2D, types.float32,
+                 types.float32[:, ::1], types.float32[:, ::1]), nogil=True, cache=True)
+def subtract_background(image, background, has_back, variance, has_var, bad, rms, sub, err):
+    """Write the background-subtracted image (0 on bad pixels) into ``sub`` and the
+    per-pixel error into ``err``: ``sqrt(VAR)`` (inf on bad pixels), or ``rms``
+    everywhere without VAR.
+
+    Without ``has_back`` the image is already background-subtracted (``sep``'s
+    ``Background.subfrom``) and is copied.  ``sub`` may be ``image`` itself
+    (each pixel is read before it is written).
+    """
     rows, cols = image.shape
-    sub = np.empty((rows, cols), np.float32)
-    err = np.empty((rows, cols), np.float32)
     for y in range(rows):
         for x in range(cols):
             if bad[y, x]:
                 sub[y, x] = 0.0
-            else:
+            elif has_back:
                 sub[y, x] = image[y, x] - background[y, x]
+            else:
+                sub[y, x] = image[y, x]
             if not has_var:
                 err[y, x] = rms
             elif bad[y, x]:
                 err[y, x] = np.inf
             else:
                 err[y, x] = np.sqrt(variance[y, x])
-    return sub, err

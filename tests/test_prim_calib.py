@@ -401,6 +401,35 @@ def test_flatCorrect_cuts_the_flat_for_each_frame_of_a_step():
     np.testing.assert_array_equal(out[2][0].data, out[0][0].data)
 
 
+def test_flatCorrect_measures_a_flat_once_for_frames_divided_in_separate_calls(monkeypatch):
+    """A streamed step divides its frames a few at a time: the flat's response is computed
+    once (not once per batch), gives the same result, and is let go of with the flat."""
+    import gc
+    from gmoswidgets.primitives import flat as flat_module
+    calls = []
+    measure = flat_module._response
+
+    def counted(cal, number, planes):
+        calls.append(number)
+        return measure(cal, number, planes)
+    monkeypatch.setattr(flat_module, "_response", counted)
+    flat = _trimmed_frame(0.8, 1e-4, name="flat.fits")
+    flat[0].data[0, 0] = 0.0
+    frames = [_trimmed_frame(1000.0 + i, 1000.0, name=f"s{i}.fits") for i in range(3)]
+    together = run(frames, [("flatCorrect", {})], lambda f, c: (flat, None, ""))
+    assert len(calls) == 1
+    apart = [run([frame], [("flatCorrect", {})], lambda f, c: (flat, None, ""))[0]
+             for frame in frames]
+    assert len(calls) == 1
+    for one, other in zip(together, apart):
+        for plane in ("data", "variance", "mask"):
+            np.testing.assert_array_equal(getattr(one[0], plane), getattr(other[0], plane))
+    assert together[0][0].data[1, 1] == pytest.approx(1250.0)
+    del flat, together, apart
+    gc.collect()
+    assert len(flat_module._RESPONSES) == 0
+
+
 def test_flatCorrect_clips_a_full_frame_flat_to_the_science_roi():
     flat = _trimmed_frame(1.0, 0.0, detsec="[1:100,1:50]", name="flat.fits")
     flat[0].data[:] = np.arange(100, dtype=np.float32)[None, :] + 1

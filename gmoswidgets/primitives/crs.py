@@ -146,10 +146,15 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
         if covered.size == 0:
             return
         cols = slice(covered[0], covered[-1] + 1)
-        stack = np.stack([np.where(ok[:, cols], f.exts[0].data[rows, cols] + np.float32(o), np.nan)
-                          for f, o, ok in zip(frames, offsets, usable)], dtype=np.float32)
-        var_stack = (np.stack([f.exts[0].variance[rows, cols] for f in frames], dtype=np.float32)
-                     if has_var else np.zeros((0, 0, 0), np.float32))
+        size = (len(frames), rows.stop - rows.start, cols.stop - cols.start)
+        stack = np.empty(size, np.float32)
+        var_stack = np.empty(size, np.float32) if has_var else np.zeros((0, 0, 0), np.float32)
+        for k, (f, o, ok) in enumerate(zip(frames, offsets, usable)):
+            # the image plus its offset, NaN where it has no usable pixel
+            np.add(f.exts[0].data[rows, cols], np.float32(o), out=stack[k])
+            np.copyto(stack[k], np.float32(np.nan), where=~ok[:, cols])
+            if has_var:
+                var_stack[k] = f.exts[0].variance[rows, cols]
         med, var, count = kernels.stack_median(stack, var_stack, has_var)
         median[rows, cols] = med
         counts[rows, cols] = count

@@ -134,27 +134,25 @@ def indices_above(data, median, offset, variance, has_var, sigma, mask, has_mask
                   floor, least):
     """Flat indices of the sky pixels without DQ ``bits`` whose difference from the median
     ``data + offset - median`` exceeds ``floor + least * sd`` (float32; ``sd`` is
-    ``sqrt(max(VAR, 0))``, or ``sigma`` without VAR)."""
+    ``sqrt(max(VAR, 0))``, or ``sigma`` without VAR).
+
+    One pass: the indices go to a buffer the size of the image, of which only
+    the pages written are touched, and are copied out.
+    """
     rows, cols = data.shape
-    out = np.empty(0, np.int64)
-    count = 0
-    for gather in (False, True):
-        if gather:
-            out = np.empty(count, np.int64)
-        n = 0
-        for y in range(rows):
-            for x in range(cols):
-                if has_mask and (mask[y, x] & bits) != 0 or not sky[y, x]:
-                    continue
-                sd = sigma
-                if has_var:
-                    var = variance[y, x]
-                    if var < 0:  # numpy.maximum(VAR, 0): NaN stays NaN
-                        var = np.float32(0.0)
-                    sd = np.sqrt(var)
-                if (data[y, x] + offset) - median[y, x] > floor + least * sd:
-                    if gather:
-                        out[n] = y * cols + x
-                    n += 1
-        count = n
-    return out
+    out = np.empty(rows * cols, np.int64)
+    n = 0
+    for y in range(rows):
+        for x in range(cols):
+            if has_mask and (mask[y, x] & bits) != 0 or not sky[y, x]:
+                continue
+            sd = sigma
+            if has_var:
+                var = variance[y, x]
+                if var < 0:  # numpy.maximum(VAR, 0): NaN stays NaN
+                    var = np.float32(0.0)
+                sd = np.sqrt(var)
+            if (data[y, x] + offset) - median[y, x] > floor + least * sd:
+                out[n] = y * cols + x
+                n += 1
+    return out[:n].copy()

@@ -15,7 +15,8 @@ Semantics follow DRAGONS' GMOS imaging ``normalizeFlat``
 """
 from __future__ import annotations
 
-from functools import partial
+import threading
+import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -116,27 +117,36 @@ class _Response(NamedTuple):
 
 def _response(cal: Frame, number: int, planes) -> _Response:
     response = planes.data
-    check_flat_usable(cal, response, number)
     usable = np.isfinite(response) & (response > 0)
+    if not usable.any():
+        check_flat_usable(cal, response, number)   # raises: no usable pixel
     safe = np.where(usable, response, np.float32(1)).astype(np.float32, copy=False)
     squared = safe * safe
     ratio = None if planes.variance is None else planes.variance / squared
     return _Response(safe, None if usable.all() else ~usable, ratio, squared)
 
 
-def _divide_by_flat(new: Frame, cal: Frame, _index: int, *, responses: dict) -> None:
-    """flatCorrect of one frame (run by ``ctx.map``); ``responses`` caches :class:`_Response`.
+#: :class:`_Response` of each flat in use, by extension: computed once for all the frames it
+#: divides, also when a step takes them a few at a time (``keep='last'``), and let go of with
+#: the flat (the calibration lookup holds it while the step runs).
+_RESPONSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_RESPONSES_LOCK = threading.Lock()
+
+
+def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
+    """flatCorrect of one frame (run by ``ctx.map``); the flat's :class:`_Response` is cached.
 
     The arithmetic is DRAGONS': SCI / flat; VAR / flat**2 + SCI'**2 VAR_flat / flat**2
     (SCI' the divided data); DQ OR-ed; unusable flat pixels give 0 and BAD_PIXEL.
     """
+    with _RESPONSES_LOCK:
+        responses = _RESPONSES.setdefault(cal, {})
     for number, (ext, planes) in enumerate(zip(new.exts, matched_planes(new, cal, "flat",
                                                                         fill=1.0)), start=1):
-        key = (id(cal), number, ext.header.get("DETSEC"), ext.header.get("DATASEC"),
-               ext.data.shape)
+        key = (number, ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.data.shape)
         if key not in responses:
-            responses[key] = (cal, _response(cal, number, planes))   # cal: its id stays taken
-        flat = responses[key][1]
+            responses[key] = _response(cal, number, planes)
+        flat = responses[key]
         data = np.divide(ext.data, flat.safe)
         if flat.unusable is not None:
             np.copyto(data, 0, where=flat.unusable)
@@ -186,7 +196,7 @@ def flatCorrect(frames: list[Frame], ctx: StepContext, *, flat: str | None,
                 do_cal: str) -> list[Frame]:
     """Divide by the processed flat (clipped to the science ROI): VAR propagated, DQ OR-ed."""
     return apply_calibration(frames, ctx, "flatCorrect", "processed_flat", flat, do_cal,
-                             partial(_divide_by_flat, responses={}), FLATIM)
+                             _divide_by_flat, FLATIM)
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -222,6 +222,7 @@ def test_selection(monkeypatch):
         get_executor(" ")
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_a_one_line_error():
     with pytest.raises(GmosError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         DaskExecutor(address="tcp://127.0.0.1:9", timeout="1s")

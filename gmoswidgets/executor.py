@@ -318,8 +318,11 @@ def _no_huge_pages() -> None:
     """
     try:
         from numpy._core.multiarray import _set_madvise_hugepage
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _set_madvise_hugepage
+    except ImportError:
+        try:  # numpy < 2
+            from numpy.core.multiarray import _set_madvise_hugepage
+        except ImportError:  # a numpy without the switch (private): its default stands
+            return
     _set_madvise_hugepage(False)
 
 

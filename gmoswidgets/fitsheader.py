@@ -30,9 +30,11 @@ from typing import Any
 
 from .fitscheck import MAX_AXIS, MAX_PIXELS, check_regular_file, is_plain_card
 
-__all__ = ["HeaderSet", "HeaderValues", "scan_headers", "header_values"]
+__all__ = ["BLOCK", "HeaderSet", "HeaderValues", "scan_headers", "header_values"]
 
-_BLOCK, _CARD = 2880, 80
+#: Bytes of a FITS block (logical record): headers and data are padded to whole blocks.
+BLOCK = 2880
+_CARD = 80
 #: Keywords whose cards are commentary (astropy gives their texts as a list).
 _COMMENTARY = ("COMMENT", "HISTORY", "")
 _VALUE = re.compile(r"""\ *(?:
@@ -135,16 +137,16 @@ def _read_header(fh) -> tuple[HeaderValues | None, int]:
     """The next header and the number of bytes it took (0 at the end of the file)."""
     blocks = []
     while True:
-        block = fh.read(_BLOCK)
+        block = fh.read(BLOCK)
         if not block:
             return (None, 0) if blocks else (HeaderValues(), 0)
-        if len(block) < _BLOCK:
+        if len(block) < BLOCK:
             return None, -1
         blocks.append(block)
-        for start in range(0, _BLOCK, _CARD):
+        for start in range(0, BLOCK, _CARD):
             card = block[start:start + _CARD]
             if card.startswith(b"END") and not card[3:].strip():
-                return _parse_header(b"".join(blocks)), _BLOCK * len(blocks)
+                return _parse_header(b"".join(blocks)), BLOCK * len(blocks)
 
 
 def _shape(header: HeaderValues) -> tuple | None:
@@ -166,7 +168,7 @@ def _data_bytes(header: HeaderValues, shape: tuple) -> int | None:
     if not shape:
         return 0
     size = abs(bitpix) // 8 * gcount * (pcount + math.prod(shape))
-    return -(-size // _BLOCK) * _BLOCK
+    return -(-size // BLOCK) * BLOCK
 
 
 def scan_headers(path) -> HeaderSet | None:

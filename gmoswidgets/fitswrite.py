@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
+from .fitsheader import BLOCK
+
 if TYPE_CHECKING:
     from astropy.io import fits
 
 __all__ = ["BITPIX", "writable", "write_fits"]
 
-_BLOCK = 2880
 #: FITS ``BITPIX`` and ``BZERO`` (0: none) of each pixel type written here, as astropy's.
 BITPIX = {np.dtype(np.uint8): (8, 0), np.dtype(np.int16): (16, 0), np.dtype(np.int32): (32, 0),
           np.dtype(np.int64): (64, 0), np.dtype(np.float32): (-32, 0),
@@ -71,7 +72,7 @@ def writable(header, array) -> bool:
 
 
 def _padding(size: int) -> bytes:
-    return bytes(-size % _BLOCK)
+    return bytes(-size % BLOCK)
 
 
 def _kept_cards(header) -> list:
@@ -102,7 +103,7 @@ def _image_header(header, array) -> bytes:
     text = "".join(_card_text(*card) for card in first)
     text += "".join(str(card) for card in _kept_cards(header))
     text += "END".ljust(80)
-    return (text + " " * (-len(text) % _BLOCK)).encode("ascii")
+    return (text + " " * (-len(text) % BLOCK)).encode("ascii")
 
 
 @functools.lru_cache(maxsize=256, typed=True)

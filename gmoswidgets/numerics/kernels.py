@@ -55,24 +55,33 @@ def _weights(fracs, n, nodes, scales, out):
 
 
 @njit(nogil=True, cache=True)
-def _tap_sums(plane, row0, col0, wx, wy, n, nodes, squared, target):
+def _tap_sums(plane, row0, col0, wx, wy, n, nodes, squared, target, total):
     """``target[p] = sum_j wy[j] sum_i wx[i] plane[row0 + j, col0 + i + p]`` for ``p < n``
-    (weights squared if ``squared``): output pixels with one integer offset, taps inside."""
+    (weights squared if ``squared``): output pixels with one integer offset, taps inside.
+
+    Each pixel's sums are accumulated from 0 in the order of ``j`` and ``i``; the loop
+    over the pixels is inside the one over ``j`` (vectorised by the compiler), with
+    ``total`` (float32 scratch of at least ``n`` values) holding the partial sums.
+    """
     ntaps = len(nodes)
     for p in range(n):
-        total = np.float32(0)
-        for j in range(ntaps):
+        total[p] = 0
+    for j in range(ntaps):
+        source = plane[row0 + j, col0:col0 + n + ntaps - 1]
+        row_weights = wy[j]
+        for p in range(n):
             line = np.float32(0)
             for i in range(ntaps):
                 weight = wx[i, p]
                 if squared:
                     weight = weight * weight
-                line += weight * plane[row0 + j, col0 + i + p]
-            weight = wy[j, p]
+                line += weight * source[i + p]
+            weight = row_weights[p]
             if squared:
                 weight = weight * weight
-            total += weight * line
-        target[p] = total
+            total[p] += weight * line
+    for p in range(n):
+        target[p] = total[p]
 
 
 @njit(nogil=True, cache=True)
@@ -110,17 +119,18 @@ def _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, ins
     without any bit set is done there.
     """
     ntaps = len(nodes)
+    width = n + ntaps - 1
+    for q in range(width):
+        column_any[q] = 0
+        column_all[q] = 0xFFFF
+    for j in range(ntaps):
+        source = mask[row0 + j, col0:col0 + width]
+        for q in range(width):
+            column_any[q] |= source[q]
+            column_all[q] &= source[q]
     present = 0
-    for q in range(n + ntaps - 1):
-        some = 0
-        every = 0xFFFF
-        for j in range(ntaps):
-            value = mask[row0 + j, col0 + q]
-            some |= value
-            every &= value
-        column_any[q] = some
-        column_all[q] = every
-        present |= some
+    for q in range(width):
+        present |= column_any[q]
     if present == 0:
         for p in range(n):
             target[p] = 0
@@ -241,6 +251,7 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
     threshold = np.float32(threshold)
     scales = _scales(nodes)
     fracs = np.empty(_CHUNK, np.float32)
+    total = np.empty(_CHUNK, np.float32)
     same = np.empty(_CHUNK, np.bool_)
     wx = np.empty((ntaps, _CHUNK), np.float32)
     wy = np.empty((ntaps, _CHUNK), np.float32)
@@ -285,11 +296,11 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
             if do_data:
                 start = origins[1] + c
                 _tap_sums(data, row0, col0, wx, wy, n, nodes, False,
-                          out_data[origins[0] + r, start:start + n])
+                          out_data[origins[0] + r, start:start + n], total)
             if do_variance:
                 start = origins[3] + c
                 _tap_sums(variance, row0, col0, wx, wy, n, nodes, True,
-                          out_variance[origins[2] + r, start:start + n])
+                          out_variance[origins[2] + r, start:start + n], total)
             if do_mask:
                 start = origins[5] + c
                 _run_bits(mask, row0, col0, wx, wy, n, nodes, threshold, anyset, values, inside,

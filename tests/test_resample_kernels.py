@@ -93,6 +93,26 @@ def test_flags_are_the_nearest_pixel_above_half(matrix, offset, out_shape):
     assert np.array_equal(resample_flags(plane.astype(bool), amap, out_shape), flags)
 
 
+@pytest.mark.parametrize("interpolant", ["nearest", "poly3", "poly5"])
+def test_long_runs_of_a_near_translation_match_brute_force(interpolant):
+    """Rows longer than the kernels' chunks of 256 pixels, a map near a translation (the
+    runs of SCI/VAR/DQ and of the OBJMASK flags, cut where y crosses an integer)."""
+    rng = np.random.default_rng(11)
+    shape = (12, 600)
+    data = rng.normal(100.0, 10.0, shape).astype(np.float32)
+    var = rng.uniform(1.0, 5.0, shape).astype(np.float32)
+    mask = (rng.random(shape) < 0.05).astype(np.uint16) * dq.BAD_PIXEL
+    flags = (rng.random(shape) < 0.3).astype(np.uint8)
+    amap = AffineMap(np.array([[1 - 2e-4, -3e-4], [4e-4, 1 - 2e-4]]), np.array([-2.3, 0.37]))
+    out_shape = (14, 610)
+    sci, out_var, out_dq = resample_planes(data, var, mask, amap, out_shape, interpolant)
+    assert np.abs(sci - brute_force(data, amap, out_shape, interpolant)).max() < 1e-4
+    assert np.abs(out_var - brute_force(var, amap, out_shape, interpolant, squared=True)).max() < 1e-5
+    assert np.array_equal(out_dq, brute_force_dq(mask, amap, out_shape, interpolant))
+    expected = brute_force(flags.astype(float), amap, out_shape, "nearest") > 0.5
+    assert np.array_equal(resample_flags(flags, amap, out_shape), expected.astype(np.uint8))
+
+
 def test_row_bands_on_threads_equal_one_call(monkeypatch):
     """The kernels run in bands of rows on every core: bit for bit the result of one call."""
     rng = np.random.default_rng(8)

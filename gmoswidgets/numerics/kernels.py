@@ -23,6 +23,8 @@ __all__ = ["lagrange_resample", "nearest_flags", "scale_by_correlation"]
 
 #: Output pixels of a run handled at once (the scratch arrays stay in the L1 cache).
 _CHUNK = 256
+#: Largest ``|m00 - 1|`` and ``|m10|`` of a map for which :func:`nearest_flags` looks for runs.
+_RUN_SLOPE = 1e-3
 
 
 @njit(nogil=True, cache=True)
@@ -329,21 +331,49 @@ def nearest_flags(plane, matrix, offset, out, rows):
     -----
     Positions are computed as in :func:`lagrange_resample`, so the result is
     that of its ``nearest`` interpolant on the plane followed by ``> 0.5``.
+    For a map near a translation (``x`` advancing by 1 and ``y`` by less than
+    ``_RUN_SLOPE`` per output column) each output row is cut into runs of pixels
+    whose nearest input pixels are consecutive pixels of one input row, copied in
+    one loop; the other pixels (within half a pixel beyond the input's edges), and
+    every pixel of other maps (runs of a pixel or two), are handled one by one.
     """
     ny, nx = plane.shape
     out_rows, out_cols = out.shape
     m00, m01, m10, m11 = matrix[0, 0], matrix[0, 1], matrix[1, 0], matrix[1, 1]
     o0, o1 = offset[0], offset[1]
+    runs = abs(m00 - 1.0) < _RUN_SLOPE and abs(m10) < _RUN_SLOPE
+    same = np.empty(_CHUNK, np.bool_)
     for r in range(max(rows[0], 0), min(rows[1], out_rows)):
         rest_x = m01 * r + o0
         rest_y = m11 * r + o1
-        for c in range(out_cols):
+        c = 0
+        while c < out_cols:
             x = m00 * c + rest_x
             y = m10 * c + rest_y
-            if x >= -0.5 and x <= nx - 0.5 and y >= -0.5 and y <= ny - 0.5:
-                col = min(max(int(np.floor(x + 0.5)), 0), nx - 1)
-                row = min(max(int(np.floor(y + 0.5)), 0), ny - 1)
-                out[r, c] = 1 if plane[row, col] != 0 else 0
+            ix = np.floor(x + 0.5)
+            iy = np.floor(y + 0.5)
+            col = int(ix)
+            row = int(iy)
+            if not (runs and 0 <= col < nx and 0 <= row < ny):
+                if x >= -0.5 and x <= nx - 0.5 and y >= -0.5 and y <= ny - 0.5:
+                    col = min(max(col, 0), nx - 1)
+                    row = min(max(row, 0), ny - 1)
+                    out[r, c] = 1 if plane[row, col] != 0 else 0
+                c += 1
+                continue
+            # The run: the following pixels whose nearest input pixel is the next one.
+            most = min(_CHUNK, out_cols - c, nx - col)
+            for p in range(most):
+                same[p] = (np.floor(m00 * (c + p) + rest_x + 0.5) == ix + p
+                           and np.floor(m10 * (c + p) + rest_y + 0.5) == iy)
+            n = 1
+            while n < most and same[n]:
+                n += 1
+            source = plane[row, col:col + n]
+            target = out[r, c:c + n]
+            for p in range(n):
+                target[p] = 1 if source[p] != 0 else 0
+            c += n
 
 
 def scale_by_correlation(variance, matrix, offset, boxes, maps, table, steps):

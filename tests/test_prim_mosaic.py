@@ -219,3 +219,48 @@ def test_mosaic_without_variance_or_dq_still_flags_gaps():
     assert ext.variance is None
     gaps = (ext.mask & dq.NO_DATA).all(axis=0)
     assert 30 <= gaps.sum() <= 40 and np.all(ext.data[:, gaps] == 0)
+
+
+def test_central_ccd_is_copied_verbatim():
+    """CCD2 is placed by whole pixels: each amplifier's SCI, VAR and DQ appear unchanged in
+    the mosaic, side by side, in one row (pasted straight from the extensions)."""
+    frame = make_frame(STARS, bad=[(1, 10, 20), (1, 200, 700)])
+    rng = np.random.default_rng(4)
+    for ext in frame.exts:
+        ext.data += rng.normal(0.0, 1.0, ext.data.shape).astype(np.float32)
+        ext.variance += rng.uniform(0.0, 1.0, ext.variance.shape).astype(np.float32)
+    out = mosaicDetectors([frame], ctx())[0].exts[0]
+    amps = frame.exts[4:8]
+    ny, nx = amps[0].data.shape
+    (y, x), = [(y, x) for y, x in np.argwhere(out.data == amps[0].data[0, 0])
+               if np.array_equal(out.data[y:y + ny, x:x + nx], amps[0].data)]
+    for k, amp in enumerate(amps):
+        window = (slice(y, y + ny), slice(x + k * nx, x + (k + 1) * nx))
+        assert np.array_equal(out.data[window], amp.data)
+        assert np.array_equal(out.variance[window], amp.variance)
+        assert np.array_equal(out.mask[window], amp.mask)
+    assert out.mask[y + 20, x + 10] == dq.BAD_PIXEL and out.mask[y + 700, x + 200] == dq.BAD_PIXEL
+
+
+def test_tile_reuses_buffers_and_zeroes_what_no_extension_covers():
+    """A CCD read without one amplifier is tiled (not pasted): the missing columns are 0, also
+    in a reused buffer that held other values, and the mosaic has SCI 0 and DQ 0 there."""
+    from gmoswidgets.gmos import geometry
+    frame = make_frame(STARS)
+    del frame.exts[5]                                    # CCD2's second amplifier
+    group = geometry.ccd_groups(frame)[1]
+    shape = geometry.tile_shape(group, 4, 4)
+    assert not geometry.parts_cover(geometry.tile_parts(frame, group, "data"), shape)
+    buffers = {"data": np.full(shape, 7.0, np.float32), "mask": np.full(shape, 7, np.uint16)}
+    reused = geometry.tile_planes(frame, group, buffers=buffers)
+    fresh = geometry.tile_planes(frame, group)
+    assert reused["data"] is buffers["data"] and reused["mask"] is buffers["mask"]
+    for plane in ("data", "variance", "mask"):
+        assert np.array_equal(reused[plane], fresh[plane])
+    assert np.all(fresh["data"][:, 128:256] == 0) and np.all(fresh["data"][:, :128] > 0)
+    out = mosaicDetectors([frame], ctx())[0].exts[0]
+    first = frame.exts[4].data
+    (y, x), = [(y, x) for y, x in np.argwhere(out.data == first[0, 0])
+               if np.array_equal(out.data[y:y + shape[0], x:x + 128], first)]
+    missing = (slice(y, y + shape[0]), slice(x + 128, x + 256))
+    assert np.all(out.data[missing] == 0) and np.all(out.mask[missing] == 0)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # numerics.interpolate imports scipy.ndimage: only where a ma
 
 __all__ = ["CCDGroup", "detector_of", "mosaic_geometry", "binning_of", "ccd_groups",
            "amp_offset", "tile_shape", "tile_origin", "ccd_to_mosaic", "reference_extension",
-           "tile_planes"]
+           "tile_parts", "parts_cover", "tile_planes"]
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,55 @@ def reference_extension(frame, groups: list[CCDGroup]) -> int:
     return central[0].ext_indices[0]
 
 
-def tile_planes(frame, group: CCDGroup, planes=("data", "variance", "mask")) -> dict:
+def tile_parts(frame, group: CCDGroup, plane: str) -> list | None:
+    """The pieces of a CCD's tile for one plane: each extension's data section and its place.
+
+    Parameters
+    ----------
+    frame : Frame
+    group : CCDGroup
+    plane : str
+        Extension attribute (``data``, ``variance``, ``mask``).
+
+    Returns
+    -------
+    list of ((int, int), numpy.ndarray) or None
+        ``((x0, y0), part)`` per extension, left to right: the ``DATASEC`` view of the
+        plane and the tile pixel of its first pixel; None if an extension lacks the plane.
+
+    Raises
+    ------
+    FileProblem
+        If a data section does not fit the tile at its CCDSEC.
+    """
+    xbin, ybin = binning_of(frame)
+    ny, nx = tile_shape(group, xbin, ybin)
+    parts = []
+    for ext in (frame.exts[i] for i in group.ext_indices):
+        array = getattr(ext, plane)
+        if array is None:
+            return None
+        part = array[_section(frame, ext.header, "DATASEC").slices]
+        x0, y0 = amp_offset(ext.header, group, xbin, ybin)
+        if part.shape[0] > ny - y0 or part.shape[1] > nx - x0:
+            raise FileProblem(_where(frame), f"extension with DETSEC {ext.header['DETSEC']}: "
+                              f"data {part.shape} do not fit its CCDSEC at binning "
+                              f"{xbin}x{ybin}")
+        parts.append(((x0, y0), part))
+    return parts
+
+
+def parts_cover(parts: list, shape: tuple[int, int]) -> bool:
+    """Whether the pieces from :func:`tile_parts` cover a tile of ``shape`` once each pixel."""
+    boxes = [(x0, x0 + part.shape[1], y0, y0 + part.shape[0]) for (x0, y0), part in parts]
+    overlap = any(a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+                  for k, a in enumerate(boxes) for b in boxes[k + 1:])
+    area = sum((x1 - x0) * (y1 - y0) for x0, x1, y0, y1 in boxes)
+    return not overlap and area == shape[0] * shape[1]
+
+
+def tile_planes(frame, group: CCDGroup, planes=("data", "variance", "mask"), *,
+                buffers: dict | None = None) -> dict:
     """Paste a CCD's extensions into one array per plane.
 
     Parameters
@@ -208,6 +256,9 @@ def tile_planes(frame, group: CCDGroup, planes=("data", "variance", "mask")) -> 
     group : CCDGroup
     planes : tuple of str
         Extension attributes to tile (``data``, ``variance``, ``mask``).
+    buffers : dict, optional
+        Plane name -> array of an earlier call to reuse (when of the tile's shape), so
+        that tiling several CCDs in turn does not ask for fresh memory each time.
 
     Returns
     -------
@@ -220,21 +271,17 @@ def tile_planes(frame, group: CCDGroup, planes=("data", "variance", "mask")) -> 
     shape = tile_shape(group, xbin, ybin)
     out = {}
     for plane in planes:
-        exts = [frame.exts[i] for i in group.ext_indices]
-        if any(getattr(ext, plane) is None for ext in exts):
+        parts = tile_parts(frame, group, plane)
+        if parts is None:
             out[plane] = None
             continue
         dtype = np.uint16 if plane == "mask" else np.float32
-        tile = np.zeros(shape, dtype=dtype)
-        for ext in exts:
-            datasec = _section(frame, ext.header, "DATASEC")
-            part = getattr(ext, plane)[datasec.slices]
-            x0, y0 = amp_offset(ext.header, group, xbin, ybin)
-            target = tile[y0:y0 + part.shape[0], x0:x0 + part.shape[1]]
-            if target.shape != part.shape:
-                raise FileProblem(_where(frame), f"extension with DETSEC {ext.header['DETSEC']}: "
-                                  f"data {part.shape} do not fit its CCDSEC at binning "
-                                  f"{xbin}x{ybin}")
-            target[...] = part
+        tile = (buffers or {}).get(plane)
+        if tile is None or tile.shape != shape or tile.dtype != dtype:
+            tile = np.zeros(shape, dtype=dtype)
+        elif not parts_cover(parts, shape):
+            tile.fill(0)
+        for (x0, y0), part in parts:
+            tile[y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part
         out[plane] = tile
     return out

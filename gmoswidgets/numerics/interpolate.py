@@ -42,7 +42,7 @@ from .. import dq as dqbits
 __all__ = ["AffineMap", "INTERPOLANTS", "resample", "resample_variance", "resample_dq",
            "resample_planes", "resample_flags",
            "covered", "fit_affine", "remap_wcs_header", "DQ_THRESHOLD", "output_bounds",
-           "copy_wcs_keywords"]
+           "copy_wcs_keywords", "integer_shift"]
 
 #: Interpolant names accepted by :func:`resample`.
 INTERPOLANTS = ("nearest", "linear", "poly3", "poly5", "spline3", "spline5")
@@ -306,8 +306,11 @@ def _window(array: np.ndarray) -> tuple:
     raise ValueError("an output must be C-contiguous or a 2-D slice of a C-contiguous array")
 
 
-def _integer_shift(amap: AffineMap):
-    """``(dx, dy)`` if the map is a translation by whole pixels, else None."""
+def integer_shift(amap: AffineMap) -> tuple[int, int] | None:
+    """``(dx, dy)`` if the map is a translation by whole pixels (within 1e-9), else None.
+
+    Every interpolant then copies the input pixels (shifted) to the output exactly.
+    """
     if not np.array_equal(amap.matrix, np.eye(2)):
         return None
     rounded = np.round(amap.offset)
@@ -366,7 +369,7 @@ def resample(planes: Sequence[np.ndarray], amap: AffineMap, out_shape: tuple[int
                          + ", ".join(INTERPOLANTS))
     planes = [np.asarray(p, dtype=np.float32) for p in planes]
     outs = _outputs(out, out_shape, len(planes), np.float32, 0.0)
-    shift = _integer_shift(amap)
+    shift = integer_shift(amap)
     if shift is not None:
         for plane, target in zip(planes, outs):
             _shifted_copy(plane, shift, target)
@@ -424,7 +427,7 @@ def resample_variance(variance: np.ndarray, amap: AffineMap, out_shape: tuple[in
                          + ", ".join(INTERPOLANTS))
     variance = np.asarray(variance, dtype=np.float32)
     target = _outputs(None if out is None else [out], out_shape, 1, np.float32, 0.0)[0]
-    shift = _integer_shift(amap)
+    shift = integer_shift(amap)
     if shift is not None:
         _shifted_copy(variance, shift, target)
         return target
@@ -466,7 +469,7 @@ def resample_flags(plane: np.ndarray, amap: AffineMap, out_shape: tuple[int, int
     if plane.dtype == bool:
         plane = plane.view(np.uint8)
     out = np.zeros(tuple(int(n) for n in out_shape), np.uint8)
-    shift = _integer_shift(amap)
+    shift = integer_shift(amap)
     if shift is not None:
         _shifted_copy(plane != 0, shift, out)
         return out
@@ -534,7 +537,7 @@ def resample_dq(mask: np.ndarray, amap: AffineMap, out_shape: tuple[int, int],
                          + ", ".join(INTERPOLANTS))
     mask = np.asarray(mask, dtype=dqbits.DTYPE)
     target = _outputs(None if out is None else [out], out_shape, 1, dqbits.DTYPE, no_data)[0]
-    shift = _integer_shift(amap)
+    shift = integer_shift(amap)
     if shift is not None:
         _shifted_copy(mask, shift, target)
         return target
@@ -585,7 +588,7 @@ def resample_planes(data: np.ndarray, variance: np.ndarray | None, mask: np.ndar
         raise ValueError(f"unknown interpolant {interpolant!r}; choose one of "
                          + ", ".join(INTERPOLANTS))
     out = (None, None, None) if out is None else tuple(out)
-    if interpolant in _SPLINE_ORDER or _integer_shift(amap) is not None:
+    if interpolant in _SPLINE_ORDER or integer_shift(amap) is not None:
         sci = resample([data], amap, out_shape, interpolant,
                        out=None if out[0] is None else [out[0]])[0]
         var = (None if variance is None

@@ -31,8 +31,8 @@ from ..frame import Extension, Frame
 from ..gmos import geometry
 from ..gmos.keywords import GAIN, NONLINEA, QEFACTOR, RDNOISE, SATLEVEL, TIMESTAMP_KEYWORDS
 from ..numerics.covariance import record_resampling
-from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, output_bounds,
-                                    remap_wcs_header, resample_planes)
+from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, integer_shift,
+                                    output_bounds, remap_wcs_header, resample_planes)
 from ..numerics.stats import clipped_median
 from ..sections import Section
 from ._calib import light_copy
@@ -199,6 +199,22 @@ def _mosaic_header(frame: Frame, ref_index: int, ref_group, origin, out_shape, x
     return header
 
 
+def _paste_parts(parts: dict, to_tile: AffineMap, box_shape, out) -> None:
+    """Copy each extension's pieces (:func:`~gmoswidgets.gmos.geometry.tile_parts`) of a CCD
+    placed by whole pixels into the mosaic windows ``out`` (SCI, VAR, DQ; None: not made),
+    as resampling its tile would (an extension without DQ gives DQ 0)."""
+    data = parts["data"]
+    variance = parts.get("variance") if out[1] is not None else None
+    masks = parts.get("mask") if out[2] is not None else None
+    for k, ((x0, y0), part) in enumerate(data):
+        to_part = to_tile.then(AffineMap.translation(-x0, -y0))
+        mask = None
+        if out[2] is not None:
+            mask = masks[k][1] if masks is not None else np.zeros(part.shape, dqbits.DTYPE)
+        resample_planes(part, None if variance is None else variance[k][1], mask, to_part,
+                        box_shape, out=out)
+
+
 def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
                  log: logging.Logger | None = None) -> Frame:
     """Mosaic one frame's amplifiers into a single extension.
@@ -221,18 +237,17 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
     groups = geometry.ccd_groups(frame)
     xbin, ybin = geometry.binning_of(frame)
     planes = ("data",) if sci_only else ("data", "variance", "mask")
-    tiles, to_mosaic = [], []
-    for group in groups:
-        tiles.append(geometry.tile_planes(frame, group, planes))
-        to_mosaic.append(AffineMap.translation(*geometry.tile_origin(group, xbin, ybin))
-                         .then(geometry.ccd_to_mosaic(frame, group.ccd)))
-    shapes = [tile["data"].shape for tile in tiles]
+    shapes = [geometry.tile_shape(group, xbin, ybin) for group in groups]
+    to_mosaic = [AffineMap.translation(*geometry.tile_origin(group, xbin, ybin))
+                 .then(geometry.ccd_to_mosaic(frame, group.ccd)) for group in groups]
     origin, out_shape = output_bounds(list(zip(to_mosaic, shapes)))
     sci = np.zeros(out_shape, dtype=np.float32)
-    var = None if sci_only or tiles[0]["variance"] is None else np.zeros(out_shape, np.float32)
+    var = (None if sci_only or geometry.tile_parts(frame, groups[0], "variance") is None
+           else np.zeros(out_shape, np.float32))
     mask = None if sci_only else np.full(out_shape, dqbits.NO_DATA, dtype=dqbits.DTYPE)
     placements = []
-    for tile, amap, shape in zip(tiles, to_mosaic, shapes):
+    buffers = {}    # one tile per plane, reused by the CCDs that are interpolated
+    for group, amap, shape in zip(groups, to_mosaic, shapes):
         # The tile's bounding box in the output, and the map from that box to tile pixels.
         to_output = amap.then(AffineMap.translation(-origin[0], -origin[1]))
         (bx, by), bshape = output_bounds([(to_output, shape)])
@@ -243,13 +258,21 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
         to_tile = AffineMap.translation(bx0 + origin[0], by0 + origin[1]).then(amap.inverse())
         placements.append(((bx0, bx1, by0, by1),
                            AffineMap.translation(*origin).then(amap.inverse())))
+        out = (sci[box], None if var is None else var[box], None if mask is None else mask[box])
+        parts = {plane: geometry.tile_parts(frame, group, plane) for plane in planes}
+        if integer_shift(to_tile) is not None and all(
+                parts[plane] is None or geometry.parts_cover(parts[plane], shape)
+                for plane in planes):
+            # whole pixels: each extension copied straight to the mosaic (no tile)
+            _paste_parts(parts, to_tile, box_shape, out)
+            continue
+        tile = geometry.tile_planes(frame, group, planes, buffers=buffers)
+        buffers.update((plane, array) for plane, array in tile.items() if array is not None)
         tile_mask = None
         if mask is not None:  # gaps are flagged no_data even if the input had no DQ
             tile_mask = tile["mask"] if tile["mask"] is not None else np.zeros(shape, dqbits.DTYPE)
         resample_planes(tile["data"], None if var is None else tile["variance"], tile_mask,
-                        to_tile, box_shape, interpolant, threshold=DQ_THRESHOLD,
-                        out=(sci[box], None if var is None else var[box],
-                             None if mask is None else mask[box]))
+                        to_tile, box_shape, interpolant, threshold=DQ_THRESHOLD, out=out)
     ref_index = geometry.reference_extension(frame, groups)
     ref_group = next(g for g in groups if ref_index in g.ext_indices)
     header = _mosaic_header(frame, ref_index, ref_group, origin, out_shape, xbin, ybin)

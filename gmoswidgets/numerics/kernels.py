@@ -258,8 +258,8 @@ def lagrange_resample(in_shape, out_shape, matrix, offset, nodes, shift, thresho
     wx = np.empty((ntaps, _CHUNK), np.float32)
     wy = np.empty((ntaps, _CHUNK), np.float32)
     anyset = np.empty(_CHUNK, np.uint16)
-    column_any = np.empty(_CHUNK + ntaps - 1, np.int64)
-    column_all = np.empty(_CHUNK + ntaps - 1, np.int64)
+    column_any = np.empty(_CHUNK + ntaps - 1, np.uint16)
+    column_all = np.empty(_CHUNK + ntaps - 1, np.uint16)
     values = np.empty((ntaps, ntaps), np.int64)
     inside = np.empty((ntaps, ntaps), np.bool_)
     last_col, last_row = nx - ntaps, ny - ntaps

@@ -202,14 +202,14 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
                         "mosaicDetectors first (" + ", ".join(multi) + ")")
     if not frames:
         return []
-    ref = frames[_reference_index(frames, reference)]
-    ref_wcs, ref_header, ref_name = _wcs(ref), ref.exts[0].header, ref.filename
-    ref_shape = ref.exts[0].data.shape
-    del ref
+    index = _reference_index(frames, reference)
+    wcses = [_wcs(frame) for frame in frames]
+    ref_wcs, ref_header = wcses[index], frames[index].exts[0].header
+    ref_name, ref_shape = frames[index].filename, frames[index].exts[0].data.shape
     # Affine maps from each input's pixels to reference pixels, for the output bounds.
     to_ref = []
-    for frame in frames:
-        amap, _ = fit_affine(pixel_map(_wcs(frame), ref_wcs), frame.exts[0].data.shape)
+    for frame, wcs in zip(frames, wcses):
+        amap, _ = fit_affine(pixel_map(wcs, ref_wcs), frame.exts[0].data.shape)
         to_ref.append(amap)
     if trim_data:
         origin, out_shape = (0, 0), ref_shape
@@ -219,8 +219,8 @@ def resampleToCommonFrame(frames: list[Frame], ctx: StepContext, *, interpolant:
     ctx.log.info("resampleToCommonFrame: output grid %s x %s, origin %s in %s's pixels",
                  out_shape[1], out_shape[0], origin, ref_name)
     jobs = []
-    for frame in frames:
-        func = pixel_map(ref_wcs, _wcs(frame))
+    for frame, wcs in zip(frames, wcses):
+        func = pixel_map(ref_wcs, wcs)
         to_input, residual = fit_affine(lambda x, y, f=func: f(x + origin[0], y + origin[1]),
                                         out_shape)
         if residual > _AFFINE_WARN:

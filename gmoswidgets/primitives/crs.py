@@ -155,11 +155,8 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
             np.copyto(stack[k], np.float32(np.nan), where=~ok[:, cols])
             if has_var:
                 var_stack[k] = f.exts[0].variance[rows, cols]
-        med, var, count = kernels.stack_median(stack, var_stack, has_var)
-        median[rows, cols] = med
-        counts[rows, cols] = count
-        if has_var:
-            variance[rows, cols] = var
+        kernels.stack_median(stack, var_stack, has_var, median[rows, cols],
+                             variance[rows, cols] if has_var else _NO_FLOAT, counts[rows, cols])
 
     chunks = [slice(r0, min(r0 + _CHUNK_ROWS, shape[0])) for r0 in range(0, shape[0], _CHUNK_ROWS)]
     for first in range(0, len(chunks), _CHUNKS_PER_REPORT):
@@ -392,19 +389,24 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
             flagged = _around(flagged, grow, data.shape)
         return flagged
 
+    def flagged_mask(i: int) -> tuple[np.ndarray, int]:
+        """The new DQ of frame ``i`` (``cosmic_ray`` OR-ed in) and the number of pixels flagged."""
+        flagged = flag(i)
+        ext = frames[i].exts[0]
+        mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
+        mask.flat[flagged] |= dqbits.COSMIC_RAY
+        return mask, flagged.size
+
     # a few frames at a time (one per thread), reporting progress between them: the engine
     # then lets go of the pages read of mapped inputs
     out = []
     batch = max(getattr(ctx.executor, "max_workers", 1), 1)
     for first in range(0, len(frames), batch):
         indices = range(first, min(first + batch, len(frames)))
-        for i, flagged in zip(indices, on_threads(flag, indices)):
+        for i, (mask, nflagged) in zip(indices, on_threads(flagged_mask, indices)):
             frame = frames[i]
-            ext = frame.exts[0]
-            mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
-            mask.flat[flagged] |= dqbits.COSMIC_RAY
             ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
-                         frame.filename, flagged.size)
+                         frame.filename, nflagged)
             new = light_copy(frame)
             new.exts[0].mask = mask
             out.append(new)

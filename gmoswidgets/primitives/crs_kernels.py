@@ -30,48 +30,54 @@ _F32_2D = types.Array(types.float32, 2, "A", readonly=True)
 _F32_3D = types.Array(types.float32, 3, "C", readonly=True)
 _U16_2D = types.Array(types.uint16, 2, "A", readonly=True)
 _BOOL_2D = types.Array(types.boolean, 2, "A", readonly=True)
+_F32_2D_OUT = types.Array(types.float32, 2, "A")
+_U8_2D_OUT = types.Array(types.uint8, 2, "A")
 #: float32(pi / 2), as numpy rounds the Python float multiplying a float32 array.
 _HALF_PI = np.float32(np.pi / 2)
 
 
-@njit(types.Tuple((types.float32[:, ::1], types.float32[:, ::1], types.uint8[:, ::1]))(
-    _F32_3D, _F32_3D, types.boolean), nogil=True, cache=True)
-def stack_median(stack, var_stack, has_var):
+@njit(types.void(_F32_3D, _F32_3D, types.boolean, _F32_2D_OUT, _F32_2D_OUT, _U8_2D_OUT),
+      nogil=True, cache=True)
+def stack_median(stack, var_stack, has_var, median, variance, counts):
     """Median, variance of the median and count of the finite values along axis 0.
 
-    ``stack`` is (n, rows, cols) with NaN where an image has no usable pixel.
-    The median is the mean of the two middle finite values (NaN if none);
-    the variance ``pi/2 * sum(VAR) / count^2`` (inf if none) when
-    ``has_var`` (``var_stack`` then has ``stack``'s shape).
+    ``stack`` is (n, rows, cols) with NaN where an image has no usable pixel;
+    the results go to ``median``, ``variance`` (when ``has_var``; ``var_stack``
+    then has ``stack``'s shape) and ``counts``, each (rows, cols) (views of
+    the whole outputs).  The median is the mean of the two middle finite
+    values (NaN if none); the variance ``pi/2 * sum(VAR) / count^2`` (inf if
+    none).  The values are ordered as :func:`numpy.sort` orders them, NaN
+    last: the NaNs are left out of the ordering, as the two middle finite
+    values lie before them.
     """
     n, rows, cols = stack.shape
-    median = np.empty((rows, cols), np.float32)
-    variance = np.empty((rows, cols) if has_var else (0, 0), np.float32)
-    counts = np.empty((rows, cols), np.uint8)
     ordered = np.empty(n, np.float32)
     for y in range(rows):
         for x in range(cols):
             count = 0
+            ranked = 0
             total = np.float32(0.0)
             for k in range(n):
                 value = stack[k, y, x]
+                if np.isnan(value):
+                    continue
                 if np.isfinite(value):
                     count += 1
                     if has_var:
                         total += var_stack[k, y, x]
-                # insertion sort, NaN last (numpy's order)
-                j = k
-                while j > 0 and (np.isnan(ordered[j - 1]) and not np.isnan(value)
-                                 or ordered[j - 1] > value):
+                # insertion sort of the values that are not NaN
+                j = ranked
+                while j > 0 and ordered[j - 1] > value:
                     ordered[j] = ordered[j - 1]
                     j -= 1
                 ordered[j] = value
+                ranked += 1
             counts[y, x] = count
             if count == 0:
                 median[y, x] = np.nan
             else:
                 lo = (count - 1) // 2
-                hi = min(count // 2, n - 1)
+                hi = count // 2
                 median[y, x] = np.float32(0.5) * (ordered[lo] + ordered[hi])
             if has_var:
                 if count == 0:
@@ -79,7 +85,6 @@ def stack_median(stack, var_stack, has_var):
                 else:
                     scaled = np.float64(_HALF_PI * total)
                     variance[y, x] = np.float32(scaled / count / count)
-    return median, variance, counts
 
 
 # The loops are written out in each kernel: a call per pixel to a helper taking arrays

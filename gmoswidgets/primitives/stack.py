@@ -10,10 +10,12 @@ frames: scale/zero statistics, header bookkeeping (``NCOMBINE``, ``RDNOISE``,
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import numpy as np
 
 from ..errors import FileProblem
+from ..executor import map_in_memory
 from ..frame import Extension, Frame
 from ..gmos.keywords import GAIN, NCOMBINE, RDNOISE, RELINT
 from ..numerics.combine import OPERATIONS, REJECT_METHODS, combine_arrays, compiled_pays
@@ -76,7 +78,15 @@ def _overlap_differences(frame, reference, ref_goods, region, separate_ext):
     return offsets if separate_ext else offsets * len(reference.exts)
 
 
-def _overlap_offsets(frames, separate_ext, statsec):
+def _good_pixels(ext, region):
+    """Where an extension's ``region`` is finite and has DQ 0."""
+    good = np.isfinite(ext.data[region])
+    if ext.mask is not None:
+        good &= ext.mask[region] == 0
+    return good
+
+
+def _overlap_offsets(frames, separate_ext, statsec, *, map_frames=None):
     """Additive offsets bringing each frame to the first, from the pixels both have good.
 
     For each frame the offset is the median of ``first - frame`` over the
@@ -84,7 +94,9 @@ def _overlap_offsets(frames, separate_ext, statsec):
     :data:`_STAT_SAMPLES`), so that sources, gradients and different
     footprints cancel (DRAGONS normalises over the overlaps too); where two
     frames share fewer than :data:`_MIN_OVERLAP` good pixels the difference
-    of their medians is used.
+    of their medians is used.  ``map_frames(func, items)``, if given, runs the
+    measurements of the reference's extensions and of the frames (e.g. on
+    threads: numpy releases the GIL in them).
 
     Returns
     -------
@@ -94,14 +106,10 @@ def _overlap_offsets(frames, separate_ext, statsec):
     section = None if statsec is None else Section.from_string(statsec)
     region = (slice(None), slice(None)) if section is None else section.slices
     reference = frames[0]
-    ref_goods = []
-    for ref in reference.exts:
-        good = np.isfinite(ref.data[region])
-        if ref.mask is not None:
-            good &= ref.mask[region] == 0
-        ref_goods.append(good)
-    measured = [_overlap_differences(frame, reference, ref_goods, region, separate_ext)
-                for frame in frames[1:]]
+    run = map_frames or (lambda func, items: [func(item) for item in items])
+    ref_goods = run(partial(_good_pixels, region=region), reference.exts)
+    measured = run(partial(_overlap_differences, reference=reference, ref_goods=ref_goods,
+                           region=region, separate_ext=separate_ext), frames[1:])
     medians = None
     offsets = np.zeros((len(frames), len(reference.exts)))
     for i, row in enumerate(measured, start=1):
@@ -188,7 +196,8 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
             stats = _frame_statistics(frames, separate_ext, statsec)
             scale_table = scale_table * stats[0] / stats
         if zero:
-            zero_table = _overlap_offsets(frames, separate_ext, statsec)
+            zero_table = _overlap_offsets(frames, separate_ext, statsec,
+                                          map_frames=partial(map_in_memory, ctx.executor))
         if not np.all(np.isfinite(scale_table)) or not np.all(np.isfinite(zero_table)):
             raise FileProblem(frames[0].filename, "cannot scale the inputs: no good pixels to "
                                                   "measure them on")

@@ -133,30 +133,28 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
     """
     from . import crs_kernels as kernels  # numba: loaded by the science stage only
     shape = frames[0].exts[0].data.shape
-    median = np.full(shape, np.nan, np.float32)
+    # every pixel is written by a chunk
+    median = np.empty(shape, np.float32)
     has_var = all(f.exts[0].variance is not None for f in frames)
-    variance = np.full(shape, np.inf, np.float32) if has_var else None
-    counts = np.zeros(shape, np.uint8)
+    variance = np.empty(shape, np.float32) if has_var else None
+    counts = np.empty(shape, np.uint8)
+    native = np.dtype(np.float32).newbyteorder("=")
 
     def chunk(rows: slice) -> None:
-        usable = [_usable(f.exts[0], _STACK_EXCLUDE_BITS, rows) for f in frames]
-        # only the columns some image covers (the dark amplifiers and the sky
-        # beyond the field are none's)
-        covered = np.flatnonzero(np.logical_or.reduce(usable).any(axis=0))
-        if covered.size == 0:
-            return
-        cols = slice(covered[0], covered[-1] + 1)
-        size = (len(frames), rows.stop - rows.start, cols.stop - cols.start)
+        size = (len(frames), rows.stop - rows.start, shape[1])
         stack = np.empty(size, np.float32)
         var_stack = np.empty(size, np.float32) if has_var else np.zeros((0, 0, 0), np.float32)
-        for k, (f, o, ok) in enumerate(zip(frames, offsets, usable)):
+        for k, (f, o) in enumerate(zip(frames, offsets)):
             # the image plus its offset, NaN where it has no usable pixel
-            np.add(f.exts[0].data[rows, cols], np.float32(o), out=stack[k])
-            np.copyto(stack[k], np.float32(np.nan), where=~ok[:, cols])
+            ext = f.exts[0]
+            mask = _NO_MASK if ext.mask is None else np.asarray(
+                ext.mask[rows], np.dtype(dqbits.DTYPE).newbyteorder("="))
+            kernels.usable_plane(np.asarray(ext.data[rows], native), np.float32(o), mask,
+                                 ext.mask is not None, _STACK_EXCLUDE_BITS, stack[k])
             if has_var:
-                var_stack[k] = f.exts[0].variance[rows, cols]
-        kernels.stack_median(stack, var_stack, has_var, median[rows, cols],
-                             variance[rows, cols] if has_var else _NO_FLOAT, counts[rows, cols])
+                var_stack[k] = ext.variance[rows]
+        kernels.stack_median(stack, var_stack, has_var, median[rows],
+                             variance[rows] if has_var else _NO_FLOAT, counts[rows])
 
     chunks = [slice(r0, min(r0 + _CHUNK_ROWS, shape[0])) for r0 in range(0, shape[0], _CHUNK_ROWS)]
     for first in range(0, len(chunks), _CHUNKS_PER_REPORT):

@@ -2,7 +2,7 @@
 
 * :func:`stack_median`: the median (NaN last, as :func:`numpy.sort`), the
   number of finite values and the sum of their variances, pixel by pixel,
-  of a row chunk of the aligned images;
+  of a row chunk of the aligned images (each made by :func:`usable_plane`);
 * :func:`select_values`, :func:`indices_above`: the
   values of an image (or of its difference from the median) on the pixels a
   DQ mask and an optional sky mask allow, and the flat indices of those
@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, types
 
-__all__ = ["stack_median", "select_values", "indices_above"]
+__all__ = ["stack_median", "usable_plane", "select_values", "indices_above"]
 
 _F32_2D = types.Array(types.float32, 2, "A", readonly=True)
 _F32_3D = types.Array(types.float32, 3, "C", readonly=True)
@@ -85,6 +85,19 @@ def stack_median(stack, var_stack, has_var, median, variance, counts):
                 else:
                     scaled = np.float64(_HALF_PI * total)
                     variance[y, x] = np.float32(scaled / count / count)
+
+
+@njit(types.void(_F32_2D, types.float32, _U16_2D, types.boolean, types.int64,
+                 types.float32[:, ::1]), nogil=True, cache=True)
+def usable_plane(data, offset, mask, has_mask, bits, plane):
+    """``plane = data + offset`` (float32), NaN on the pixels with DQ ``bits`` (``has_mask``)."""
+    rows, cols = data.shape
+    for y in range(rows):
+        for x in range(cols):
+            if has_mask and (mask[y, x] & bits) != 0:
+                plane[y, x] = np.nan
+            else:
+                plane[y, x] = data[y, x] + offset
 
 
 # The loops are written out in each kernel: a call per pixel to a helper taking arrays

@@ -92,15 +92,8 @@ def _sample(ext: Extension, bits: int) -> np.ndarray:
                                  _NO_BOOL, False, True, _LEVEL_SAMPLES)
 
 
-def _usable(ext: Extension, bits: int = _EXCLUDE_BITS, rows: slice = slice(None)) -> np.ndarray:
-    """Pixels of an extension (of its ``rows``) with none of the DQ ``bits`` set."""
-    if ext.mask is None:
-        return np.ones(ext.data[rows].shape, bool)
-    return (ext.mask[rows] & bits) == 0
-
-
 def _usable_at(ext: Extension, bits: int, index: np.ndarray) -> np.ndarray:
-    """:func:`_usable` at flat pixel indices."""
+    """Whether the pixels of an extension at flat ``index`` have none of the DQ ``bits`` set."""
     if ext.mask is None:
         return np.ones(index.shape, bool)
     return (ext.mask.flat[index] & bits) == 0

@@ -221,30 +221,27 @@ class _DiffTests:
     against its own noise instead (``k_pair`` sigma of the difference, i.e.
     twice the difference against ``k_pair`` times ``sigma``).  The
     difference, sigma (``sqrt(VAR)``, or the constant ``sigma`` without VAR)
-    and candidacy are evaluated at the indices only, as numpy would on the
-    whole planes.
+    and candidacy are evaluated at the indices only (``kernels.above_at``).
+    ``planes`` are the image's as :func:`_planes` gives them.
     """
 
-    def __init__(self, ext, offset, median, count, sky, sigma, background):
-        self.ext, self.offset, self.median, self.count = ext, offset, median, count
+    def __init__(self, planes, offset, median, count, sky, sigma, background):
+        self.planes, self.offset, self.median, self.count = planes, offset, median, count
         self.sky, self.const_sigma, self.background = sky, sigma, background
-
-    def diff(self, index: np.ndarray) -> np.ndarray:
-        return self.ext.data.flat[index] + self.offset - self.median.flat[index]
 
     def sigma(self, index: np.ndarray) -> np.ndarray:
         """float32 sigma of the pixels ``index``."""
-        if self.ext.variance is None:
+        _, var, has_var, _, _ = self.planes
+        if not has_var:
             return np.full(index.shape, self.const_sigma, np.float32)
-        return np.sqrt(np.maximum(self.ext.variance.flat[index], 0))
+        return np.sqrt(np.maximum(var.flat[index], 0))
 
     def above(self, index: np.ndarray, k: float, k_pair: float) -> np.ndarray:
-        pair = self.count.flat[index] == 2
-        diff = self.diff(index)
-        excess = np.where(pair, 2 * diff, diff)
-        threshold = np.where(pair, k_pair, k) * self.sigma(index)
-        candidates = self.sky.flat[index] & _usable_at(self.ext, _EXCLUDE_BITS, index)
-        return candidates & (excess > self.background + threshold)
+        from . import crs_kernels as kernels  # numba: loaded by the science stage only
+        data, var, has_var, mask, has_mask = self.planes
+        return kernels.above_at(index, data, self.median, self.offset, var, has_var,
+                                self.const_sigma, self.count, self.sky, mask, has_mask,
+                                _EXCLUDE_BITS, self.background, k, k_pair)
 
 
 def _offsets(structure: np.ndarray) -> np.ndarray:
@@ -350,7 +347,8 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
         background = _level(kernels.select_values(*candidates, True, _LEVEL_SAMPLES))
         sigma = np.float32(0 if has_var else sigma_clipped_stats(
             kernels.select_values(*candidates, False, data.size), sigma=3.0)[2])
-        tests = _DiffTests(ext, offset, median, count, sky, sigma, background)
+        tests = _DiffTests((data, var, has_var, mask, has_mask), offset, median, count, sky, sigma,
+                           background)
         # every pixel that can pass a test lies above this (with some margin for rounding)
         least = 0.99 * min(hsigma, _PAIR_SIGMA * math.sqrt(2.0), _NEIGHBOUR_SIGMA) / 2
         floor = min(background, background / 2) - 1e-3 * (1 + abs(background))

@@ -6,7 +6,9 @@
 * :func:`select_values`, :func:`indices_above`: the
   values of an image (or of its difference from the median) on the pixels a
   DQ mask and an optional sky mask allow, and the flat indices of those
-  above a threshold of ``sqrt(VAR)``.
+  above a threshold of ``sqrt(VAR)``;
+* :func:`above_at`: the cosmic-ray test of the difference from the median
+  at given flat indices.
 
 Every operation is done in the precision and order numpy used in the
 code these kernels replace (float32 sums and products; the variance's
@@ -24,12 +26,13 @@ import math
 import numpy as np
 from numba import njit, types
 
-__all__ = ["stack_median", "usable_plane", "select_values", "indices_above"]
+__all__ = ["stack_median", "usable_plane", "select_values", "indices_above", "above_at"]
 
 _F32_2D = types.Array(types.float32, 2, "A", readonly=True)
 _F32_3D = types.Array(types.float32, 3, "C", readonly=True)
 _U16_2D = types.Array(types.uint16, 2, "A", readonly=True)
 _BOOL_2D = types.Array(types.boolean, 2, "A", readonly=True)
+_U8_2D = types.Array(types.uint8, 2, "A", readonly=True)
 _F32_2D_OUT = types.Array(types.float32, 2, "A")
 _U8_2D_OUT = types.Array(types.uint8, 2, "A")
 #: float32(pi / 2), as numpy rounds the Python float multiplying a float32 array.
@@ -174,3 +177,38 @@ def indices_above(data, median, offset, variance, has_var, sigma, mask, has_mask
                 out[n] = y * cols + x
                 n += 1
     return out[:n].copy()
+
+
+@njit(types.boolean[::1](types.int64[::1], _F32_2D, _F32_2D, types.float32, _F32_2D, types.boolean,
+                         types.float32, _U8_2D, _BOOL_2D, _U16_2D, types.boolean, types.int64,
+                         types.float64, types.float64, types.float64), nogil=True, cache=True)
+def above_at(index, data, median, offset, variance, has_var, sigma, count, sky, mask, has_mask,
+             bits, background, k, k_pair):
+    """Whether each pixel (flat ``index``) is on ``sky``, without DQ ``bits`` and its difference
+    from the median exceeds ``background`` by ``k`` sigma (``k_pair`` for twice the difference
+    where ``count`` is 2).
+
+    The difference ``data + offset - median`` and its double are float32, sigma
+    ``sqrt(max(VAR, 0))`` (float32, or ``sigma`` without VAR); the threshold
+    ``background + k * sigma`` and the comparison are float64 (numpy's
+    promotions of the float32 planes with Python floats).
+    """
+    cols = data.shape[1]
+    out = np.empty(index.size, np.bool_)
+    for n in range(index.size):
+        y, x = index[n] // cols, index[n] % cols
+        if not sky[y, x] or has_mask and (mask[y, x] & bits) != 0:
+            out[n] = False
+            continue
+        pair = count[y, x] == 2
+        diff = (data[y, x] + offset) - median[y, x]
+        if pair:
+            diff = np.float32(2.0) * diff
+        sd = sigma
+        if has_var:
+            var = variance[y, x]
+            if var < 0:  # numpy.maximum(VAR, 0): NaN stays NaN
+                var = np.float32(0.0)
+            sd = np.sqrt(var)
+        out[n] = np.float64(diff) > background + (k_pair if pair else k) * np.float64(sd)
+    return out

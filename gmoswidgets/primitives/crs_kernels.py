@@ -8,7 +8,9 @@
   DQ mask and an optional sky mask allow, and the flat indices of those
   above a threshold of ``sqrt(VAR)``;
 * :func:`above_at`: the cosmic-ray test of the difference from the median
-  at given flat indices.
+  at given flat indices;
+* :func:`overlap_differences`: the differences of two images on the pixels
+  good in both (stackFrames' offsets, :mod:`.stack`).
 
 Every operation is done in the precision and order numpy used in the
 code these kernels replace (float32 sums and products; the variance's
@@ -26,7 +28,8 @@ import math
 import numpy as np
 from numba import njit, types
 
-__all__ = ["stack_median", "usable_plane", "select_values", "indices_above", "above_at"]
+__all__ = ["stack_median", "usable_plane", "select_values", "indices_above", "above_at",
+           "overlap_differences"]
 
 _F32_2D = types.Array(types.float32, 2, "A", readonly=True)
 _F32_3D = types.Array(types.float32, 3, "C", readonly=True)
@@ -211,4 +214,40 @@ def above_at(index, data, median, offset, variance, has_var, sigma, count, sky, 
                 var = np.float32(0.0)
             sd = np.sqrt(var)
         out[n] = np.float64(diff) > background + (k_pair if pair else k) * np.float64(sd)
+    return out
+
+
+@njit(types.float32[::1](_F32_2D, _U16_2D, types.boolean, _F32_2D, _U16_2D, types.boolean,
+                         types.int64), nogil=True, cache=True)
+def overlap_differences(ref, ref_mask, has_ref_mask, data, mask, has_mask, most):
+    """``ref - data`` (float32) on the pixels finite and with DQ 0 in both, in flat order.
+
+    When there are ``count`` of them, every ``max(1, count // most)``-th (as
+    ``values[::step]``).  Two passes: the count, then the values kept.
+    """
+    rows, cols = data.shape
+    out = np.empty(0, np.float32)
+    count = 0
+    step = 0
+    for gather in (False, True):
+        if gather:
+            step = max(1, count // most)
+            out = np.empty((count + step - 1) // step, np.float32)
+        n = 0
+        skip = 0
+        for y in range(rows):
+            for x in range(cols):
+                a = ref[y, x]
+                b = data[y, x]
+                if (not np.isfinite(a) or not np.isfinite(b)
+                        or has_ref_mask and ref_mask[y, x] != 0 or has_mask and mask[y, x] != 0):
+                    continue
+                if not gather:
+                    count += 1
+                elif skip == 0:
+                    out[n] = a - b
+                    n += 1
+                    skip = step - 1
+                else:
+                    skip -= 1
     return out

@@ -14,6 +14,7 @@ from functools import partial
 
 import numpy as np
 
+from .. import dq
 from ..errors import FileProblem
 from ..executor import map_in_memory
 from ..frame import Extension, Frame
@@ -60,30 +61,35 @@ def _frame_statistics(frames, separate_ext, statsec):
 
 #: Fewest common good pixels for an offset measured on the overlap of two frames.
 _MIN_OVERLAP = 100
+#: Stand-in for an absent DQ plane (the compiled kernel takes an array, with a flag).
+_NO_MASK = np.zeros((0, 0), dq.DTYPE)
 
 
-def _overlap_differences(frame, reference, ref_goods, region, separate_ext):
-    """Medians of ``reference - frame`` on their common good pixels, per extension (None: too few)."""
+def _native(plane, dtype):
+    """``plane`` as a native-order array of ``dtype`` (the compiled kernel takes no other)."""
+    return np.asarray(plane, np.dtype(dtype).newbyteorder("="))
+
+
+def _overlap_differences(frame, reference, region, separate_ext):
+    """Medians of ``reference - frame`` on their common good pixels, per extension (None: too few).
+
+    The float32 differences (every k-th, at most :data:`_STAT_SAMPLES`) are
+    gathered in one compiled pass, without full-size temporaries (the SCI
+    planes are float32 once prepared).
+    """
+    from . import crs_kernels as kernels  # numba: loaded by the science stage only
     diffs = []
-    for ref, ref_good, ext in zip(reference.exts, ref_goods, frame.exts):
-        b = ext.data[region]
-        good = ref_good & np.isfinite(b)
-        if ext.mask is not None:
-            good &= ext.mask[region] == 0
-        diff = ref.data[region][good] - b[good]
-        diffs.append(diff[::max(1, diff.size // _STAT_SAMPLES)].astype(np.float64))
+    for ref, ext in zip(reference.exts, frame.exts):
+        ref_mask, mask = (_native(_NO_MASK if e.mask is None else e.mask[region], dq.DTYPE)
+                          for e in (ref, ext))
+        diff = kernels.overlap_differences(
+            _native(ref.data[region], np.float32), ref_mask, ref.mask is not None,
+            _native(ext.data[region], np.float32), mask, ext.mask is not None, _STAT_SAMPLES)
+        diffs.append(diff.astype(np.float64))
     if not separate_ext:
         diffs = [np.concatenate(diffs)]
     offsets = [float(np.median(d)) if d.size >= _MIN_OVERLAP else None for d in diffs]
     return offsets if separate_ext else offsets * len(reference.exts)
-
-
-def _good_pixels(ext, region):
-    """Where an extension's ``region`` is finite and has DQ 0."""
-    good = np.isfinite(ext.data[region])
-    if ext.mask is not None:
-        good &= ext.mask[region] == 0
-    return good
 
 
 def _overlap_offsets(frames, separate_ext, statsec, *, map_frames=None):
@@ -94,9 +100,9 @@ def _overlap_offsets(frames, separate_ext, statsec, *, map_frames=None):
     :data:`_STAT_SAMPLES`), so that sources, gradients and different
     footprints cancel (DRAGONS normalises over the overlaps too); where two
     frames share fewer than :data:`_MIN_OVERLAP` good pixels the difference
-    of their medians is used.  ``map_frames(func, items)``, if given, runs the
-    measurements of the reference's extensions and of the frames (e.g. on
-    threads: numpy releases the GIL in them).
+    of their medians is used.  ``map_frames(func, frames)``, if given, runs
+    the frames' measurements (e.g. on threads: the compiled kernel releases
+    the GIL).
 
     Returns
     -------
@@ -106,10 +112,10 @@ def _overlap_offsets(frames, separate_ext, statsec, *, map_frames=None):
     section = None if statsec is None else Section.from_string(statsec)
     region = (slice(None), slice(None)) if section is None else section.slices
     reference = frames[0]
-    run = map_frames or (lambda func, items: [func(item) for item in items])
-    ref_goods = run(partial(_good_pixels, region=region), reference.exts)
-    measured = run(partial(_overlap_differences, reference=reference, ref_goods=ref_goods,
-                           region=region, separate_ext=separate_ext), frames[1:])
+    measure = partial(_overlap_differences, reference=reference, region=region,
+                      separate_ext=separate_ext)
+    measured = (map_frames or (lambda func, items: [func(item) for item in items]))(
+        measure, frames[1:])
     medians = None
     offsets = np.zeros((len(frames), len(reference.exts)))
     for i, row in enumerate(measured, start=1):

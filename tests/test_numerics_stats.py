@@ -35,3 +35,14 @@ def test_clipped_median_is_astropys_median(name, values, sigma, maxiters):
 def test_clipped_median_of_nothing_finite_is_nan():
     assert np.isnan(clipped_median(np.array([np.nan, np.inf], np.float32)))
     assert np.isnan(clipped_median(np.zeros(0, np.float32)))
+
+
+@pytest.mark.parametrize("name, values", [s for s in _samples() if np.isfinite(s[1]).all()],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_std_is_numpys_nanstd_to_the_bit(name, values):
+    from gmoswidgets.numerics.stats import _std
+    # clipped_median never asks for the width of nothing
+    for kept in (values, values[::3].copy(), values[values >= np.median(values)]):
+        expected = np.nanstd(kept)
+        got = _std(kept, np.empty_like(kept))
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()

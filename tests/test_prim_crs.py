@@ -238,3 +238,58 @@ def test_sharpness_windows_repeat_the_edge_pixels():
                 & (excess > 0.5 * (data.flat[index] - 100.0)))
     assert expected.sum() > 20
     assert np.array_equal(_sharp(data, index, threshold, 100.0), expected)
+
+
+def test_threads_flag_the_same_pixels_as_one_thread(monkeypatch):
+    """The frames and row chunks on two threads give the sequential run's DQ, bit for bit
+    (a frame without DQ and one without VAR included)."""
+    from gmoswidgets.executor import ThreadExecutor
+    from gmoswidgets.primitives import crs
+    monkeypatch.setattr(crs, "_CHUNK_ROWS", 32)   # several chunks per thread
+    frames, _ = make_stack(n=5, seed=7)
+    frames[1].exts[0].mask = None
+    frames[3].exts[0].variance = None
+    serial = flagCosmicRaysByStacking(frames, ctx())
+    with ThreadExecutor(max_workers=2) as executor:
+        threads = flagCosmicRaysByStacking(frames, StepContext(executor=executor))
+    for a, b in zip(serial, threads):
+        assert np.array_equal(a.exts[0].mask, b.exts[0].mask)
+    assert sum(((f.exts[0].mask & dq.COSMIC_RAY) != 0).sum() for f in serial) > 50
+
+
+def test_median_stack_is_numpys_median_of_the_usable_pixels():
+    """The stack median, count and variance against numpy on the usable pixels (bad_pixel,
+    no_data and unilluminated left out; a frame without DQ; NaN pixels)."""
+    from gmoswidgets.primitives.crs import median_stack
+    rng = np.random.default_rng(11)
+    shape = (300, 70)   # more rows than a chunk
+    frames, planes, variances = [], [], []
+    for i, bits in enumerate((dq.BAD_PIXEL, dq.NO_DATA, dq.UNILLUMINATED, None)):
+        data = rng.normal(100 + 10 * i, 5, shape).astype(np.float32)
+        data[rng.random(shape) < 0.02] = np.nan
+        var = rng.uniform(20, 30, shape).astype(np.float32)
+        mask = None
+        usable = np.ones(shape, bool)
+        if bits is not None:
+            mask = np.where(rng.random(shape) < 0.3, bits, dq.SATURATED).astype(dq.DTYPE)
+            mask[:, :5] = bits      # columns no image covers
+            usable = mask != bits
+        else:
+            data[:, :5] = np.nan
+        frame = Frame(fits.Header(), [Extension(data, fits.Header(), var, mask)])
+        frames.append(frame)
+        planes.append(np.where(usable, data - np.float32(10 * i), np.nan))
+        variances.append(np.where(usable & np.isfinite(data), var, 0))
+    offsets = [-10.0 * i for i in range(len(frames))]
+    median, variance, count = median_stack(frames, offsets)
+    stack = np.array(planes, np.float32)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(stack, axis=0)
+    assert np.array_equal(median, expected, equal_nan=True)
+    expected_count = np.isfinite(stack).sum(axis=0)
+    assert np.array_equal(count, expected_count)
+    assert (count[:, :5] == 0).all() and np.isnan(median[:, :5]).all()
+    covered = expected_count > 0
+    expected_var = np.pi / 2 * np.sum(variances, axis=0)[covered] / expected_count[covered] ** 2
+    assert np.allclose(variance[covered], expected_var, rtol=1e-5)
+    assert np.isinf(variance[~covered]).all()

@@ -76,3 +76,15 @@ def test_scale_and_zero_together_apply_only_the_offsets(caplog):
     zero = stack_frames(frames, ctx, operation="mean", reject_method="none", zero=True)
     assert np.array_equal(both.exts[0].data, zero.exts[0].data)
     assert "not scaled" in caplog.text
+
+
+def test_offsets_measured_on_threads_equal_the_sequential_ones():
+    from gmoswidgets.executor import ThreadExecutor
+    frames = make_frames()
+    frames[2].exts[0].mask = None    # a frame without DQ: its NaN-free pixels all count
+    options = dict(operation="mean", reject_method="none", zero=True)
+    serial = stack_frames(frames, StepContext(logger=logging.getLogger("test.stack")), **options)
+    with ThreadExecutor(max_workers=2) as executor:
+        threads = stack_frames(frames, StepContext(executor=executor), **options)
+    assert np.array_equal(serial.exts[0].data, threads.exts[0].data)
+    assert np.array_equal(serial.exts[0].variance, threads.exts[0].variance)

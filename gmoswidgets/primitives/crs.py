@@ -92,15 +92,8 @@ def _sample(ext: Extension, bits: int) -> np.ndarray:
                                  _NO_BOOL, False, True, _LEVEL_SAMPLES)
 
 
-def _usable(ext: Extension, bits: int = _EXCLUDE_BITS, rows: slice = slice(None)) -> np.ndarray:
-    """Pixels of an extension (of its ``rows``) with none of the DQ ``bits`` set."""
-    if ext.mask is None:
-        return np.ones(ext.data[rows].shape, bool)
-    return (ext.mask[rows] & bits) == 0
-
-
 def _usable_at(ext: Extension, bits: int, index: np.ndarray) -> np.ndarray:
-    """:func:`_usable` at flat pixel indices."""
+    """Whether the pixels of an extension at flat ``index`` have none of the DQ ``bits`` set."""
     if ext.mask is None:
         return np.ones(index.shape, bool)
     return (ext.mask.flat[index] & bits) == 0
@@ -133,33 +126,28 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
     """
     from . import crs_kernels as kernels  # numba: loaded by the science stage only
     shape = frames[0].exts[0].data.shape
-    median = np.full(shape, np.nan, np.float32)
+    # every pixel is written by a chunk
+    median = np.empty(shape, np.float32)
     has_var = all(f.exts[0].variance is not None for f in frames)
-    variance = np.full(shape, np.inf, np.float32) if has_var else None
-    counts = np.zeros(shape, np.uint8)
+    variance = np.empty(shape, np.float32) if has_var else None
+    counts = np.empty(shape, np.uint8)
+    native = np.dtype(np.float32).newbyteorder("=")
 
     def chunk(rows: slice) -> None:
-        usable = [_usable(f.exts[0], _STACK_EXCLUDE_BITS, rows) for f in frames]
-        # only the columns some image covers (the dark amplifiers and the sky
-        # beyond the field are none's)
-        covered = np.flatnonzero(np.logical_or.reduce(usable).any(axis=0))
-        if covered.size == 0:
-            return
-        cols = slice(covered[0], covered[-1] + 1)
-        size = (len(frames), rows.stop - rows.start, cols.stop - cols.start)
+        size = (len(frames), rows.stop - rows.start, shape[1])
         stack = np.empty(size, np.float32)
         var_stack = np.empty(size, np.float32) if has_var else np.zeros((0, 0, 0), np.float32)
-        for k, (f, o, ok) in enumerate(zip(frames, offsets, usable)):
+        for k, (f, o) in enumerate(zip(frames, offsets)):
             # the image plus its offset, NaN where it has no usable pixel
-            np.add(f.exts[0].data[rows, cols], np.float32(o), out=stack[k])
-            np.copyto(stack[k], np.float32(np.nan), where=~ok[:, cols])
+            ext = f.exts[0]
+            mask = _NO_MASK if ext.mask is None else np.asarray(
+                ext.mask[rows], np.dtype(dqbits.DTYPE).newbyteorder("="))
+            kernels.usable_plane(np.asarray(ext.data[rows], native), np.float32(o), mask,
+                                 ext.mask is not None, _STACK_EXCLUDE_BITS, stack[k])
             if has_var:
-                var_stack[k] = f.exts[0].variance[rows, cols]
-        med, var, count = kernels.stack_median(stack, var_stack, has_var)
-        median[rows, cols] = med
-        counts[rows, cols] = count
-        if has_var:
-            variance[rows, cols] = var
+                var_stack[k] = ext.variance[rows]
+        kernels.stack_median(stack, var_stack, has_var, median[rows],
+                             variance[rows] if has_var else _NO_FLOAT, counts[rows])
 
     chunks = [slice(r0, min(r0 + _CHUNK_ROWS, shape[0])) for r0 in range(0, shape[0], _CHUNK_ROWS)]
     for first in range(0, len(chunks), _CHUNKS_PER_REPORT):
@@ -233,30 +221,27 @@ class _DiffTests:
     against its own noise instead (``k_pair`` sigma of the difference, i.e.
     twice the difference against ``k_pair`` times ``sigma``).  The
     difference, sigma (``sqrt(VAR)``, or the constant ``sigma`` without VAR)
-    and candidacy are evaluated at the indices only, as numpy would on the
-    whole planes.
+    and candidacy are evaluated at the indices only (``kernels.above_at``).
+    ``planes`` are the image's as :func:`_planes` gives them.
     """
 
-    def __init__(self, ext, offset, median, count, sky, sigma, background):
-        self.ext, self.offset, self.median, self.count = ext, offset, median, count
+    def __init__(self, planes, offset, median, count, sky, sigma, background):
+        self.planes, self.offset, self.median, self.count = planes, offset, median, count
         self.sky, self.const_sigma, self.background = sky, sigma, background
-
-    def diff(self, index: np.ndarray) -> np.ndarray:
-        return self.ext.data.flat[index] + self.offset - self.median.flat[index]
 
     def sigma(self, index: np.ndarray) -> np.ndarray:
         """float32 sigma of the pixels ``index``."""
-        if self.ext.variance is None:
+        _, var, has_var, _, _ = self.planes
+        if not has_var:
             return np.full(index.shape, self.const_sigma, np.float32)
-        return np.sqrt(np.maximum(self.ext.variance.flat[index], 0))
+        return np.sqrt(np.maximum(var.flat[index], 0))
 
     def above(self, index: np.ndarray, k: float, k_pair: float) -> np.ndarray:
-        pair = self.count.flat[index] == 2
-        diff = self.diff(index)
-        excess = np.where(pair, 2 * diff, diff)
-        threshold = np.where(pair, k_pair, k) * self.sigma(index)
-        candidates = self.sky.flat[index] & _usable_at(self.ext, _EXCLUDE_BITS, index)
-        return candidates & (excess > self.background + threshold)
+        from . import crs_kernels as kernels  # numba: loaded by the science stage only
+        data, var, has_var, mask, has_mask = self.planes
+        return kernels.above_at(index, data, self.median, self.offset, var, has_var,
+                                self.const_sigma, self.count, self.sky, mask, has_mask,
+                                _EXCLUDE_BITS, self.background, k, k_pair)
 
 
 def _offsets(structure: np.ndarray) -> np.ndarray:
@@ -362,7 +347,8 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
         background = _level(kernels.select_values(*candidates, True, _LEVEL_SAMPLES))
         sigma = np.float32(0 if has_var else sigma_clipped_stats(
             kernels.select_values(*candidates, False, data.size), sigma=3.0)[2])
-        tests = _DiffTests(ext, offset, median, count, sky, sigma, background)
+        tests = _DiffTests((data, var, has_var, mask, has_mask), offset, median, count, sky, sigma,
+                           background)
         # every pixel that can pass a test lies above this (with some margin for rounding)
         least = 0.99 * min(hsigma, _PAIR_SIGMA * math.sqrt(2.0), _NEIGHBOUR_SIGMA) / 2
         floor = min(background, background / 2) - 1e-3 * (1 + abs(background))
@@ -392,19 +378,24 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
             flagged = _around(flagged, grow, data.shape)
         return flagged
 
+    def flagged_mask(i: int) -> tuple[np.ndarray, int]:
+        """The new DQ of frame ``i`` (``cosmic_ray`` OR-ed in) and the number of pixels flagged."""
+        flagged = flag(i)
+        ext = frames[i].exts[0]
+        mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
+        mask.flat[flagged] |= dqbits.COSMIC_RAY
+        return mask, flagged.size
+
     # a few frames at a time (one per thread), reporting progress between them: the engine
     # then lets go of the pages read of mapped inputs
     out = []
     batch = max(getattr(ctx.executor, "max_workers", 1), 1)
     for first in range(0, len(frames), batch):
         indices = range(first, min(first + batch, len(frames)))
-        for i, flagged in zip(indices, on_threads(flag, indices)):
+        for i, (mask, nflagged) in zip(indices, on_threads(flagged_mask, indices)):
             frame = frames[i]
-            ext = frame.exts[0]
-            mask = np.zeros(ext.data.shape, dqbits.DTYPE) if ext.mask is None else ext.mask.copy()
-            mask.flat[flagged] |= dqbits.COSMIC_RAY
             ctx.log.info("flagCosmicRaysByStacking: %s: %s pixels flagged as cosmic rays",
-                         frame.filename, flagged.size)
+                         frame.filename, nflagged)
             new = light_copy(frame)
             new.exts[0].mask = mask
             out.append(new)

@@ -2,11 +2,15 @@
 
 * :func:`stack_median`: the median (NaN last, as :func:`numpy.sort`), the
   number of finite values and the sum of their variances, pixel by pixel,
-  of a row chunk of the aligned images;
+  of a row chunk of the aligned images (each made by :func:`usable_plane`);
 * :func:`select_values`, :func:`indices_above`: the
   values of an image (or of its difference from the median) on the pixels a
   DQ mask and an optional sky mask allow, and the flat indices of those
-  above a threshold of ``sqrt(VAR)``.
+  above a threshold of ``sqrt(VAR)``;
+* :func:`above_at`: the cosmic-ray test of the difference from the median
+  at given flat indices;
+* :func:`overlap_differences`: the differences of two images on the pixels
+  good in both (stackFrames' offsets, :mod:`.stack`).
 
 Every operation is done in the precision and order numpy used in the
 code these kernels replace (float32 sums and products; the variance's
@@ -24,54 +28,62 @@ import math
 import numpy as np
 from numba import njit, types
 
-__all__ = ["stack_median", "select_values", "indices_above"]
+__all__ = ["stack_median", "usable_plane", "select_values", "indices_above", "above_at",
+           "overlap_differences"]
 
 _F32_2D = types.Array(types.float32, 2, "A", readonly=True)
 _F32_3D = types.Array(types.float32, 3, "C", readonly=True)
 _U16_2D = types.Array(types.uint16, 2, "A", readonly=True)
 _BOOL_2D = types.Array(types.boolean, 2, "A", readonly=True)
+_U8_2D = types.Array(types.uint8, 2, "A", readonly=True)
+_F32_2D_OUT = types.Array(types.float32, 2, "A")
+_U8_2D_OUT = types.Array(types.uint8, 2, "A")
 #: float32(pi / 2), as numpy rounds the Python float multiplying a float32 array.
 _HALF_PI = np.float32(np.pi / 2)
 
 
-@njit(types.Tuple((types.float32[:, ::1], types.float32[:, ::1], types.uint8[:, ::1]))(
-    _F32_3D, _F32_3D, types.boolean), nogil=True, cache=True)
-def stack_median(stack, var_stack, has_var):
+@njit(types.void(_F32_3D, _F32_3D, types.boolean, _F32_2D_OUT, _F32_2D_OUT, _U8_2D_OUT),
+      nogil=True, cache=True)
+def stack_median(stack, var_stack, has_var, median, variance, counts):
     """Median, variance of the median and count of the finite values along axis 0.
 
-    ``stack`` is (n, rows, cols) with NaN where an image has no usable pixel.
-    The median is the mean of the two middle finite values (NaN if none);
-    the variance ``pi/2 * sum(VAR) / count^2`` (inf if none) when
-    ``has_var`` (``var_stack`` then has ``stack``'s shape).
+    ``stack`` is (n, rows, cols) with NaN where an image has no usable pixel;
+    the results go to ``median``, ``variance`` (when ``has_var``; ``var_stack``
+    then has ``stack``'s shape) and ``counts``, each (rows, cols) (views of
+    the whole outputs).  The median is the mean of the two middle finite
+    values (NaN if none); the variance ``pi/2 * sum(VAR) / count^2`` (inf if
+    none).  The values are ordered as :func:`numpy.sort` orders them, NaN
+    last: the NaNs are left out of the ordering, as the two middle finite
+    values lie before them.
     """
     n, rows, cols = stack.shape
-    median = np.empty((rows, cols), np.float32)
-    variance = np.empty((rows, cols) if has_var else (0, 0), np.float32)
-    counts = np.empty((rows, cols), np.uint8)
     ordered = np.empty(n, np.float32)
     for y in range(rows):
         for x in range(cols):
             count = 0
+            ranked = 0
             total = np.float32(0.0)
             for k in range(n):
                 value = stack[k, y, x]
+                if np.isnan(value):
+                    continue
                 if np.isfinite(value):
                     count += 1
                     if has_var:
                         total += var_stack[k, y, x]
-                # insertion sort, NaN last (numpy's order)
-                j = k
-                while j > 0 and (np.isnan(ordered[j - 1]) and not np.isnan(value)
-                                 or ordered[j - 1] > value):
+                # insertion sort of the values that are not NaN
+                j = ranked
+                while j > 0 and ordered[j - 1] > value:
                     ordered[j] = ordered[j - 1]
                     j -= 1
                 ordered[j] = value
+                ranked += 1
             counts[y, x] = count
             if count == 0:
                 median[y, x] = np.nan
             else:
                 lo = (count - 1) // 2
-                hi = min(count // 2, n - 1)
+                hi = count // 2
                 median[y, x] = np.float32(0.5) * (ordered[lo] + ordered[hi])
             if has_var:
                 if count == 0:
@@ -79,7 +91,19 @@ def stack_median(stack, var_stack, has_var):
                 else:
                     scaled = np.float64(_HALF_PI * total)
                     variance[y, x] = np.float32(scaled / count / count)
-    return median, variance, counts
+
+
+@njit(types.void(_F32_2D, types.float32, _U16_2D, types.boolean, types.int64,
+                 types.float32[:, ::1]), nogil=True, cache=True)
+def usable_plane(data, offset, mask, has_mask, bits, plane):
+    """``plane = data + offset`` (float32), NaN on the pixels with DQ ``bits`` (``has_mask``)."""
+    rows, cols = data.shape
+    for y in range(rows):
+        for x in range(cols):
+            if has_mask and (mask[y, x] & bits) != 0:
+                plane[y, x] = np.nan
+            else:
+                plane[y, x] = data[y, x] + offset
 
 
 # The loops are written out in each kernel: a call per pixel to a helper taking arrays
@@ -156,3 +180,74 @@ def indices_above(data, median, offset, variance, has_var, sigma, mask, has_mask
                 out[n] = y * cols + x
                 n += 1
     return out[:n].copy()
+
+
+@njit(types.boolean[::1](types.int64[::1], _F32_2D, _F32_2D, types.float32, _F32_2D, types.boolean,
+                         types.float32, _U8_2D, _BOOL_2D, _U16_2D, types.boolean, types.int64,
+                         types.float64, types.float64, types.float64), nogil=True, cache=True)
+def above_at(index, data, median, offset, variance, has_var, sigma, count, sky, mask, has_mask,
+             bits, background, k, k_pair):
+    """Whether each pixel (flat ``index``) is on ``sky``, without DQ ``bits`` and its difference
+    from the median exceeds ``background`` by ``k`` sigma (``k_pair`` for twice the difference
+    where ``count`` is 2).
+
+    The difference ``data + offset - median`` and its double are float32, sigma
+    ``sqrt(max(VAR, 0))`` (float32, or ``sigma`` without VAR); the threshold
+    ``background + k * sigma`` and the comparison are float64 (numpy's
+    promotions of the float32 planes with Python floats).
+    """
+    cols = data.shape[1]
+    out = np.empty(index.size, np.bool_)
+    for n in range(index.size):
+        y, x = index[n] // cols, index[n] % cols
+        if not sky[y, x] or has_mask and (mask[y, x] & bits) != 0:
+            out[n] = False
+            continue
+        pair = count[y, x] == 2
+        diff = (data[y, x] + offset) - median[y, x]
+        if pair:
+            diff = np.float32(2.0) * diff
+        sd = sigma
+        if has_var:
+            var = variance[y, x]
+            if var < 0:  # numpy.maximum(VAR, 0): NaN stays NaN
+                var = np.float32(0.0)
+            sd = np.sqrt(var)
+        out[n] = np.float64(diff) > background + (k_pair if pair else k) * np.float64(sd)
+    return out
+
+
+@njit(types.float32[::1](_F32_2D, _U16_2D, types.boolean, _F32_2D, _U16_2D, types.boolean,
+                         types.int64), nogil=True, cache=True)
+def overlap_differences(ref, ref_mask, has_ref_mask, data, mask, has_mask, most):
+    """``ref - data`` (float32) on the pixels finite and with DQ 0 in both, in flat order.
+
+    When there are ``count`` of them, every ``max(1, count // most)``-th (as
+    ``values[::step]``).  Two passes: the count, then the values kept.
+    """
+    rows, cols = data.shape
+    out = np.empty(0, np.float32)
+    count = 0
+    step = 0
+    for gather in (False, True):
+        if gather:
+            step = max(1, count // most)
+            out = np.empty((count + step - 1) // step, np.float32)
+        n = 0
+        skip = 0
+        for y in range(rows):
+            for x in range(cols):
+                a = ref[y, x]
+                b = data[y, x]
+                if (not np.isfinite(a) or not np.isfinite(b)
+                        or has_ref_mask and ref_mask[y, x] != 0 or has_mask and mask[y, x] != 0):
+                    continue
+                if not gather:
+                    count += 1
+                elif skip == 0:
+                    out[n] = a - b
+                    n += 1
+                    skip = step - 1
+                else:
+                    skip -= 1
+    return out

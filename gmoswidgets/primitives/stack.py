@@ -10,10 +10,13 @@ frames: scale/zero statistics, header bookkeeping (``NCOMBINE``, ``RDNOISE``,
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import numpy as np
 
+from .. import dq
 from ..errors import FileProblem
+from ..executor import map_in_memory
 from ..frame import Extension, Frame
 from ..gmos.keywords import GAIN, NCOMBINE, RDNOISE, RELINT
 from ..numerics.combine import OPERATIONS, REJECT_METHODS, combine_arrays, compiled_pays
@@ -58,25 +61,38 @@ def _frame_statistics(frames, separate_ext, statsec):
 
 #: Fewest common good pixels for an offset measured on the overlap of two frames.
 _MIN_OVERLAP = 100
+#: Stand-in for an absent DQ plane (the compiled kernel takes an array, with a flag).
+_NO_MASK = np.zeros((0, 0), dq.DTYPE)
 
 
-def _overlap_differences(frame, reference, ref_goods, region, separate_ext):
-    """Medians of ``reference - frame`` on their common good pixels, per extension (None: too few)."""
+def _native(plane, dtype):
+    """``plane`` as a native-order array of ``dtype`` (the compiled kernel takes no other)."""
+    return np.asarray(plane, np.dtype(dtype).newbyteorder("="))
+
+
+def _overlap_differences(frame, reference, region, separate_ext):
+    """Medians of ``reference - frame`` on their common good pixels, per extension (None: too few).
+
+    The float32 differences (every k-th, at most :data:`_STAT_SAMPLES`) are
+    gathered in one compiled pass, without full-size temporaries (the SCI
+    planes are float32 once prepared).
+    """
+    from . import crs_kernels as kernels  # numba: loaded by the science stage only
     diffs = []
-    for ref, ref_good, ext in zip(reference.exts, ref_goods, frame.exts):
-        b = ext.data[region]
-        good = ref_good & np.isfinite(b)
-        if ext.mask is not None:
-            good &= ext.mask[region] == 0
-        diff = ref.data[region][good] - b[good]
-        diffs.append(diff[::max(1, diff.size // _STAT_SAMPLES)].astype(np.float64))
+    for ref, ext in zip(reference.exts, frame.exts):
+        ref_mask, mask = (_native(_NO_MASK if e.mask is None else e.mask[region], dq.DTYPE)
+                          for e in (ref, ext))
+        diff = kernels.overlap_differences(
+            _native(ref.data[region], np.float32), ref_mask, ref.mask is not None,
+            _native(ext.data[region], np.float32), mask, ext.mask is not None, _STAT_SAMPLES)
+        diffs.append(diff.astype(np.float64))
     if not separate_ext:
         diffs = [np.concatenate(diffs)]
     offsets = [float(np.median(d)) if d.size >= _MIN_OVERLAP else None for d in diffs]
     return offsets if separate_ext else offsets * len(reference.exts)
 
 
-def _overlap_offsets(frames, separate_ext, statsec):
+def _overlap_offsets(frames, separate_ext, statsec, *, map_frames=None):
     """Additive offsets bringing each frame to the first, from the pixels both have good.
 
     For each frame the offset is the median of ``first - frame`` over the
@@ -84,7 +100,9 @@ def _overlap_offsets(frames, separate_ext, statsec):
     :data:`_STAT_SAMPLES`), so that sources, gradients and different
     footprints cancel (DRAGONS normalises over the overlaps too); where two
     frames share fewer than :data:`_MIN_OVERLAP` good pixels the difference
-    of their medians is used.
+    of their medians is used.  ``map_frames(func, frames)``, if given, runs
+    the frames' measurements (e.g. on threads: the compiled kernel releases
+    the GIL).
 
     Returns
     -------
@@ -94,14 +112,10 @@ def _overlap_offsets(frames, separate_ext, statsec):
     section = None if statsec is None else Section.from_string(statsec)
     region = (slice(None), slice(None)) if section is None else section.slices
     reference = frames[0]
-    ref_goods = []
-    for ref in reference.exts:
-        good = np.isfinite(ref.data[region])
-        if ref.mask is not None:
-            good &= ref.mask[region] == 0
-        ref_goods.append(good)
-    measured = [_overlap_differences(frame, reference, ref_goods, region, separate_ext)
-                for frame in frames[1:]]
+    measure = partial(_overlap_differences, reference=reference, region=region,
+                      separate_ext=separate_ext)
+    measured = (map_frames or (lambda func, items: [func(item) for item in items]))(
+        measure, frames[1:])
     medians = None
     offsets = np.zeros((len(frames), len(reference.exts)))
     for i, row in enumerate(measured, start=1):
@@ -188,7 +202,8 @@ def stack_frames(frames: list[Frame], ctx: StepContext, *, operation: str, rejec
             stats = _frame_statistics(frames, separate_ext, statsec)
             scale_table = scale_table * stats[0] / stats
         if zero:
-            zero_table = _overlap_offsets(frames, separate_ext, statsec)
+            zero_table = _overlap_offsets(frames, separate_ext, statsec,
+                                          map_frames=partial(map_in_memory, ctx.executor))
         if not np.all(np.isfinite(scale_table)) or not np.all(np.isfinite(zero_table)):
             raise FileProblem(frames[0].filename, "cannot scale the inputs: no good pixels to "
                                                   "measure them on")

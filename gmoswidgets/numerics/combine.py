@@ -231,16 +231,25 @@ def _quality_rank(masks: np.ndarray) -> np.ndarray:
 def _minmax(values, valid, nlow, nhigh, ntotal):
     """IRAF imcombine minmax: drop the n*nlow/N lowest and n*nhigh/N highest used inputs."""
     n = _count(valid)
-    nl = (n * nlow / ntotal + 0.001).astype(np.int32)
-    nh = (n * nhigh / ntotal + 0.001).astype(np.int32)
-    too_many = nl + nh >= n
-    nl[too_many], nh[too_many] = 0, 0
-    top = np.maximum(n - nh - 1, 0)
-    low_span, top_span = _span(nl), _span(top)
-    first = min(low_span[0], top_span[0])
-    ordered = _sorted_valid(values, valid, first, max(low_span[1], top_span[1]))
-    lowest = _order_statistic(ordered, nl, low_span, first)
-    highest = _order_statistic(ordered, top, top_span, first)
+    count, most = _span(n)
+    if count == most:       # every pixel uses as many inputs: the same cuts (the same arithmetic)
+        low, high = int(count * nlow / ntotal + 0.001), int(count * nhigh / ntotal + 0.001)
+        if low + high >= count:
+            low, high = 0, 0
+        nl, nh = np.full(n.shape, low, np.int32), np.full(n.shape, high, np.int32)
+        ordered = _sorted_valid(values, valid, low, max(count - high - 1, 0))
+        lowest, highest = ordered[low], ordered[max(count - high - 1, 0)]
+    else:
+        nl = (n * nlow / ntotal + 0.001).astype(np.int32)
+        nh = (n * nhigh / ntotal + 0.001).astype(np.int32)
+        too_many = nl + nh >= n
+        nl[too_many], nh[too_many] = 0, 0
+        top = np.maximum(n - nh - 1, 0)
+        low_span, top_span = _span(nl), _span(top)
+        first = min(low_span[0], top_span[0])
+        ordered = _sorted_valid(values, valid, first, max(low_span[1], top_span[1]))
+        lowest = _order_statistic(ordered, nl, low_span, first)
+        highest = _order_statistic(ordered, top, top_span, first)
     keep = valid & (values >= lowest) & (values <= highest)
     # inputs equal to a cut value: keep exactly n - nl - nh, ranking ties by input order
     ties = np.flatnonzero(_count(keep) > n - nl - nh)

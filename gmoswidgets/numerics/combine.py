@@ -62,7 +62,8 @@ _CHUNK_ELEMENTS = 300_000
 # reordered; a boolean ``valid`` array says which inputs still enter each
 # pixel.  Order statistics (median, minmax cuts) come from a sorted copy in
 # which unused inputs are +inf, sorted by a sorting network of element-wise
-# minimum/maximum operations over whole planes (fast for the usual N <= 32).
+# minimum/maximum operations over whole planes (fast for the usual N <= 32),
+# of which only the comparators the ranks asked for depend on are done.
 
 #: Above this many inputs, np.sort is used instead of the sorting network.
 _NETWORK_MAX_INPUTS = 32

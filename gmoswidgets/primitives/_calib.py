@@ -56,9 +56,8 @@ def light_copy(frame: Frame) -> Frame:
 #: Pixels of an extension from which :func:`each_extension` shares a frame's extensions out
 #: on the cores.  A 1x1 amplifier (2.2 Mpix) is above: the engine streams 1x1 frames one at a
 #: time, so only their extensions can keep two cores busy.  A 2x2 one (0.54 Mpix) is below:
-#: 2x2 frames come in batches already spread over the cores, where sharing would only add
-#: its cost (two threads faulting in fresh pages at once: +20 % CPU, most of it system time,
-#: on the chain of a 1x1 flat on this VM).
+#: 2x2 frames come in batches already spread over the cores, and two threads touching fresh
+#: memory at once cost more system time than sharing saves there (measured).
 SHARED_EXTENSION_PIXELS = 1 << 20
 
 

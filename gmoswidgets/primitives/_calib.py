@@ -29,7 +29,7 @@ from ..sections import Section
 from .base import StepContext
 
 __all__ = ["DO_CAL_CHOICES", "CalPlanes", "light_copy", "constant_plane", "trim_plane",
-           "each_extension", "SHARED_EXTENSION_PIXELS",
+           "each_extension",
            "fetch_calibration", "matched_planes", "in_electrons", "central_ccd_region",
            "central_ccd_pixels",
            "detector_of", "extension_binning"]
@@ -53,31 +53,18 @@ def light_copy(frame: Frame) -> Frame:
     return new
 
 
-#: Pixels of an extension from which :func:`each_extension` shares a frame's extensions out
-#: on the cores.  A 1x1 amplifier (2.2 Mpix) is above: the engine streams 1x1 frames one at a
-#: time, so only their extensions can keep two cores busy.  A 2x2 one (0.54 Mpix) is below:
-#: 2x2 frames come in batches already spread over the cores, and two threads touching fresh
-#: memory at once cost more system time than sharing saves there (measured).
-SHARED_EXTENSION_PIXELS = 1 << 20
-
-
-def each_extension(func: Callable[[int], None], frame: Frame) -> None:
-    """Call ``func(index)`` for the index of every extension of ``frame``, on every core if large.
+def each_extension(func: Callable[[int], None], count: int) -> None:
+    """Call ``func(index)`` for every extension index ``0 .. count - 1``, on every core.
 
     The per-frame work of the calibration primitives: each call handles one
     extension's planes (arithmetic that releases the GIL), writing only to
-    that extension.  Extensions of :data:`SHARED_EXTENSION_PIXELS` or more
-    are shared out in contiguous halves (one run per core) on this process's
-    band threads (:func:`~gmoswidgets.executor.map_bands`), so that a frame
-    alone keeps both cores busy; smaller ones are done in turn in the calling
-    thread.  The result is that of calling ``func`` for each index in turn;
-    the first error propagates as it is.
+    that extension.  The extensions are shared out in contiguous halves (one
+    run per core) on this process's band threads
+    (:func:`~gmoswidgets.executor.map_bands`), so that a frame alone (a 1x1
+    frame, streamed one at a time; the last of an odd batch) keeps both cores
+    busy; the result is that of calling ``func`` for each index in turn.
+    The first error propagates as it is.
     """
-    count = len(frame.exts)
-    if max((ext.data.size for ext in frame.exts), default=0) < SHARED_EXTENSION_PIXELS:
-        for index in range(count):
-            func(index)
-        return
     map_bands(lambda first, stop: [func(index) for index in range(first, stop)], count,
               min_rows=1)
 

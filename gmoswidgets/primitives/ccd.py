@@ -180,7 +180,7 @@ def _overscan_frame(frame: Frame, *, nbiascontam: int | None, fit: dict) -> Fram
             raise FileProblem(frame.path or frame.filename,
                               f"extension {index} has no BIASSEC: cannot subtract the overscan")
     each_extension(lambda i: _correct_extension(new.exts[i], frame, i + 1, contam, gains[i],
-                                                noises[i], hamamatsu, fit), new)
+                                                noises[i], hamamatsu, fit), len(new.exts))
     mark_history(new, "trimOverscan", utc_now())
     return new
 
@@ -239,7 +239,7 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
 def _subtract_bias(new: Frame, cal: Frame, _index: int) -> None:
     """biasCorrect of one frame (run by ``ctx.map``), its extensions on every core."""
     matched = matched_planes(new, cal, "bias")
-    each_extension(lambda i: _subtract_bias_extension(new.exts[i], matched[i]), new)
+    each_extension(lambda i: _subtract_bias_extension(new.exts[i], matched[i]), len(new.exts))
 
 
 def _subtract_bias_extension(ext, planes) -> None:
@@ -283,7 +283,7 @@ def ADUToElectrons(frames: list[Frame], ctx: StepContext) -> list[Frame]:
             continue
         new = light_copy(frame)
         gains = frame.descriptor("gain")
-        each_extension(lambda i: _to_electrons(new.exts[i], gains[i]), new)
+        each_extension(lambda i: _to_electrons(new.exts[i], gains[i]), len(new.exts))
         if BUNIT in new.phu:
             new.phu[BUNIT] = BUNIT_ELECTRONS
         out.append(new)

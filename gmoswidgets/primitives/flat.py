@@ -96,7 +96,7 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
                      values.size)
         new = light_copy(frame)
         factor = np.float32(1.0 / level)
-        each_extension(lambda i: _scale_extension(new.exts[i], factor), new)
+        each_extension(lambda i: _scale_extension(new.exts[i], factor), len(new.exts))
         out.append(new)
     return out
 
@@ -155,7 +155,7 @@ def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
             flat = responses.setdefault(key, _response(cal, index + 1, planes))
         _divide_extension(ext, planes, flat)
 
-    each_extension(divide, new)
+    each_extension(divide, len(new.exts))
 
 
 def _divide_extension(ext, planes, flat: _Response) -> None:

@@ -112,7 +112,7 @@ def _prepare_frame(frame: Frame) -> Frame:
     new = light_copy(frame)
     new.phu[GAINSET] = (frame.descriptor("gain_setting"), "Gain setting of the readout")
     each_extension(lambda i: _prepare_extension(new.exts[i], gains[i], noises[i], saturation[i],
-                                                nonlinear[i]), new)
+                                                nonlinear[i]), len(new.exts))
     return new
 
 
@@ -306,7 +306,7 @@ def _dq_frame(item) -> Frame:
     nonlinear = new.descriptor("non_linear_level")
     each_extension(lambda i: _flag_extension(new.exts[i], None if illum is None else illum[i],
                                              bpms[i], saturation[i], nonlinear[i]),
-                   new)
+                   len(new.exts))
     return new
 
 
@@ -343,7 +343,7 @@ def _add_variance(frame, components) -> None:
     electrons = in_electrons(frame)
     gains, noises = frame.descriptor("gain"), frame.descriptor("read_noise")
     each_extension(lambda i: _add_extension_variance(frame.exts[i], components, electrons,
-                                                     gains[i], noises[i]), frame)
+                                                     gains[i], noises[i]), len(frame.exts))
 
 
 def _add_extension_variance(ext, components, electrons, gain, read_noise) -> None:

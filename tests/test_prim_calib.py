@@ -6,10 +6,6 @@ the data on odd extensions and left on even ones) at 4x4 binning.  Their
 AMPNAMEs are not in the gain tables, so the descriptors read the header
 GAIN / RDNOISE, which the frames' noise is made with.
 """
-import os
-import threading
-import time
-
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -17,8 +13,7 @@ from astropy.io import fits
 from gmoswidgets import dq
 from gmoswidgets.errors import CalibrationNotFoundError, FileProblem
 from gmoswidgets.frame import Extension, Frame, read_frame
-from gmoswidgets.primitives import _calib, get_primitive
-from gmoswidgets.primitives._calib import each_extension
+from gmoswidgets.primitives import get_primitive
 from gmoswidgets.primitives.ccd import overscan_levels
 from gmoswidgets.primitives.flat import flat_level
 from gmoswidgets.sections import Section
@@ -479,42 +474,3 @@ def test_gain_setting_survives_conversion_to_electrons(tutorial4):
     out = get_primitive("ADUToElectrons")(out, ctx)
     assert out[0][0].header["GAIN"] == 1.0
     assert out[0].descriptor("gain_setting") == "high"
-
-
-# -- extensions on every core ----------------------------------------------------------
-
-def test_each_extension_calls_every_index_once_on_the_band_threads():
-    seen, threads = [], set()
-
-    def work(index):
-        seen.append(index)
-        threads.add(threading.current_thread().name)
-        time.sleep(0.005)      # a band keeps its thread busy: the other band goes to another
-
-    each_extension(work, 12)
-    assert sorted(seen) == list(range(12))
-    if len(os.sched_getaffinity(0)) > 1:
-        assert len(threads) > 1 and all(n.startswith("gmoswidgets-band") for n in threads)
-
-
-def test_each_extension_raises_the_first_extensions_error():
-    def work(index):
-        if index in (3, 9):
-            raise FileProblem("x.fits", f"extension {index + 1} is bad")
-
-    with pytest.raises(FileProblem, match="extension 4 is bad"):
-        each_extension(work, 12)
-
-
-def test_calibration_chain_gives_the_same_bits_with_extensions_one_at_a_time(master_bias,
-                                                                             monkeypatch):
-    steps = BIAS_STEPS + [("biasCorrect", {}), ("ADUToElectrons", {}),
-                          ("addVAR", {"poisson_noise": True})]
-    raw = make_raw("science", seed=7, signal=500.0)
-    threaded = run([raw], steps, bias_lookup(master_bias))[0]
-    monkeypatch.setattr(_calib, "map_bands", lambda func, count, min_rows: func(0, count))
-    serial = run([raw], steps, bias_lookup(master_bias))[0]
-    for ext, reference in zip(threaded.exts, serial.exts):
-        for plane in ("data", "variance", "mask"):
-            assert getattr(ext, plane).tobytes() == getattr(reference, plane).tobytes()
-        assert ext.header.tostring() == reference.header.tostring()

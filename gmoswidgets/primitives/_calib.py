@@ -20,7 +20,6 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import CalibrationNotFoundError, FileProblem
-from ..executor import map_bands
 from ..frame import Extension, Frame, copy_header, read_frame
 from ..gmos import geometry, lookups
 from ..gmos.descriptors import ccdsum_binning
@@ -29,7 +28,6 @@ from ..sections import Section
 from .base import StepContext
 
 __all__ = ["DO_CAL_CHOICES", "CalPlanes", "light_copy", "constant_plane", "trim_plane",
-           "each_extension",
            "fetch_calibration", "matched_planes", "in_electrons", "central_ccd_region",
            "central_ccd_pixels",
            "detector_of", "extension_binning"]
@@ -51,22 +49,6 @@ def light_copy(frame: Frame) -> Frame:
                 {k: v.copy() for k, v in frame.tables.items()})
     new.filename = frame.filename
     return new
-
-
-def each_extension(func: Callable[[int], None], count: int) -> None:
-    """Call ``func(index)`` for every extension index ``0 .. count - 1``, on every core.
-
-    The per-frame work of the calibration primitives: each call handles one
-    extension's planes (arithmetic that releases the GIL), writing only to
-    that extension.  The extensions are shared out in contiguous halves (one
-    run per core) on this process's band threads
-    (:func:`~gmoswidgets.executor.map_bands`), so that a frame alone (a 1x1
-    frame, streamed one at a time; the last of an odd batch) keeps both cores
-    busy; the result is that of calling ``func`` for each index in turn.
-    The first error propagates as it is.
-    """
-    map_bands(lambda first, stop: [func(index) for index in range(first, stop)], count,
-              min_rows=1)
 
 
 def constant_plane(value: float, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -26,8 +26,8 @@ from ..errors import FileProblem
 from ..frame import Frame
 from ..gmos.keywords import FLATIM
 from ..validate import check_flat_usable
-from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_pixels, each_extension,
-                     light_copy, matched_planes)
+from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_pixels, light_copy,
+                     matched_planes)
 from .base import Param, StepContext, primitive
 
 __all__ = ["normalizeFlat", "flatCorrect", "flat_level"]
@@ -96,18 +96,14 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
                      values.size)
         new = light_copy(frame)
         factor = np.float32(1.0 / level)
-        each_extension(lambda i: _scale_extension(new.exts[i], factor), len(new.exts))
+        for ext in new.exts:
+            ext.data = ext.data * factor
+            if ext.variance is not None:
+                ext.variance = ext.variance * (factor * factor)
+            if ext.mask is not None:
+                np.copyto(ext.data, 1.0, where=(ext.mask & _RESET_FLAGS) != 0)
         out.append(new)
     return out
-
-
-def _scale_extension(ext, factor: np.float32) -> None:
-    """normalizeFlat of one extension: SCI times ``factor``, VAR times its square, flagged 1.0."""
-    ext.data = ext.data * factor
-    if ext.variance is not None:
-        ext.variance = ext.variance * (factor * factor)
-    if ext.mask is not None:
-        np.copyto(ext.data, 1.0, where=(ext.mask & _RESET_FLAGS) != 0)
 
 
 class _Response(NamedTuple):
@@ -145,42 +141,33 @@ def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
     """
     with _RESPONSES_LOCK:
         responses = _RESPONSES.setdefault(cal, {})
-    matched = matched_planes(new, cal, "flat", fill=1.0)
-
-    def divide(index):
-        ext, planes = new.exts[index], matched[index]
-        key = (index + 1, ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.data.shape)
-        flat = responses.get(key)
-        if flat is None:      # frames on other threads may compute it too: the same values
-            flat = responses.setdefault(key, _response(cal, index + 1, planes))
-        _divide_extension(ext, planes, flat)
-
-    each_extension(divide, len(new.exts))
-
-
-def _divide_extension(ext, planes, flat: _Response) -> None:
-    """flatCorrect of one extension by the matching flat ``planes`` and their :class:`_Response`."""
-    data = np.divide(ext.data, flat.safe)
-    if flat.unusable is not None:
-        np.copyto(data, 0, where=flat.unusable)
-    ext.data = data
-    if ext.variance is not None:
-        variance = np.divide(ext.variance, flat.squared)
-        if flat.ratio is not None:
-            _add_squared_times(variance, data, flat.ratio)
+    for number, (ext, planes) in enumerate(zip(new.exts, matched_planes(new, cal, "flat",
+                                                                        fill=1.0)), start=1):
+        key = (number, ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.data.shape)
+        if key not in responses:
+            responses[key] = _response(cal, number, planes)
+        flat = responses[key]
+        data = np.divide(ext.data, flat.safe)
         if flat.unusable is not None:
-            np.copyto(variance, 0, where=flat.unusable)
-        ext.variance = variance
-    if ext.mask is not None:
-        if planes.mask is not None:
-            mask = np.bitwise_or(ext.mask, planes.mask, dtype=dq.DTYPE)
-        elif flat.unusable is not None:
-            mask = ext.mask.astype(dq.DTYPE)     # a copy: the input is not modified
-        else:
-            mask = ext.mask
-        if flat.unusable is not None:
-            np.bitwise_or(mask, dq.BAD_PIXEL, out=mask, where=flat.unusable)
-        ext.mask = mask.astype(dq.DTYPE, copy=False)
+            np.copyto(data, 0, where=flat.unusable)
+        ext.data = data
+        if ext.variance is not None:
+            variance = np.divide(ext.variance, flat.squared)
+            if flat.ratio is not None:
+                _add_squared_times(variance, data, flat.ratio)
+            if flat.unusable is not None:
+                np.copyto(variance, 0, where=flat.unusable)
+            ext.variance = variance
+        if ext.mask is not None:
+            if planes.mask is not None:
+                mask = np.bitwise_or(ext.mask, planes.mask, dtype=dq.DTYPE)
+            elif flat.unusable is not None:
+                mask = ext.mask.astype(dq.DTYPE)     # a copy: the input is not modified
+            else:
+                mask = ext.mask
+            if flat.unusable is not None:
+                np.bitwise_or(mask, dq.BAD_PIXEL, out=mask, where=flat.unusable)
+            ext.mask = mask.astype(dq.DTYPE, copy=False)
 
 
 #: Rows per block of :func:`_add_squared_times` (its scratch stays in the CPU caches).

@@ -31,8 +31,8 @@ from ..gmos import geometry, lookups
 from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
 from ..sections import Section
-from ._calib import (constant_plane, detector_of, each_extension, extension_binning,
-                     fetch_calibration, in_electrons, light_copy, matched_planes)
+from ._calib import (constant_plane, detector_of, extension_binning, fetch_calibration,
+                     in_electrons, light_copy, matched_planes)
 from .base import Param, StepContext, primitive
 
 __all__ = ["prepare", "addDQ", "addVAR", "illumination_mask", "illumination_mask_name"]
@@ -111,21 +111,16 @@ def _prepare_frame(frame: Frame) -> Frame:
     nonlinear = frame.descriptor("non_linear_level")
     new = light_copy(frame)
     new.phu[GAINSET] = (frame.descriptor("gain_setting"), "Gain setting of the readout")
-    each_extension(lambda i: _prepare_extension(new.exts[i], gains[i], noises[i], saturation[i],
-                                                nonlinear[i]), len(new.exts))
+    for ext, g, rn, sat, nonlin in zip(new.exts, gains, noises, saturation, nonlinear):
+        ext.data = ext.data.astype(np.float32, copy=False)
+        if ext.variance is not None:
+            ext.variance = ext.variance.astype(np.float32, copy=False)
+        ext.header[GAIN] = (float(g), "Gain (e-/ADU)")
+        ext.header[RDNOISE] = (float(rn), "Read noise (e-)")
+        ext.header[SATLEVEL] = (float(sat), "Saturation level")
+        ext.header[NONLINEA] = (float(nonlin), "Non-linear level")
+        ext.header[BUNIT] = (BUNIT_ADU, "Physical units of the array values")
     return new
-
-
-def _prepare_extension(ext, gain, read_noise, saturation, nonlinear) -> None:
-    """prepare of one extension: float32 planes, the standard keywords."""
-    ext.data = ext.data.astype(np.float32, copy=False)
-    if ext.variance is not None:
-        ext.variance = ext.variance.astype(np.float32, copy=False)
-    ext.header[GAIN] = (float(gain), "Gain (e-/ADU)")
-    ext.header[RDNOISE] = (float(read_noise), "Read noise (e-)")
-    ext.header[SATLEVEL] = (float(saturation), "Saturation level")
-    ext.header[NONLINEA] = (float(nonlinear), "Non-linear level")
-    ext.header[BUNIT] = (BUNIT_ADU, "Physical units of the array values")
 
 
 # -- addDQ ----------------------------------------------------------------------
@@ -304,24 +299,18 @@ def _dq_frame(item) -> Frame:
     illum = _unlit_planes(new) if wants_illum else None
     saturation = new.descriptor("saturation_level")
     nonlinear = new.descriptor("non_linear_level")
-    each_extension(lambda i: _flag_extension(new.exts[i], None if illum is None else illum[i],
-                                             bpms[i], saturation[i], nonlinear[i]),
-                   len(new.exts))
+    for index, ext in enumerate(new.exts):
+        mask = (np.zeros(ext.data.shape, dtype=dq.DTYPE) if illum is None
+                else np.multiply(illum[index], dq.UNILLUMINATED, dtype=dq.DTYPE))
+        if bpms[index] is not None:
+            mask |= bpms[index]
+        data = ext.data
+        np.bitwise_or(mask, dq.SATURATED, out=mask, where=data >= saturation[index])
+        if nonlinear[index] < saturation[index]:    # equal on GMOS: no non-linear range
+            np.bitwise_or(mask, dq.NON_LINEAR, out=mask,
+                          where=(data >= nonlinear[index]) & (data < saturation[index]))
+        ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
     return new
-
-
-def _flag_extension(ext, unlit, bpm, saturation, nonlinear) -> None:
-    """addDQ of one extension: its DQ from the unilluminated plane, the BPM and the levels."""
-    mask = (np.zeros(ext.data.shape, dtype=dq.DTYPE) if unlit is None
-            else np.multiply(unlit, dq.UNILLUMINATED, dtype=dq.DTYPE))
-    if bpm is not None:
-        mask |= bpm
-    data = ext.data
-    np.bitwise_or(mask, dq.SATURATED, out=mask, where=data >= saturation)
-    if nonlinear < saturation:    # equal on GMOS: no non-linear range
-        np.bitwise_or(mask, dq.NON_LINEAR, out=mask,
-                      where=(data >= nonlinear) & (data < saturation))
-    ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
 
 
 # -- addVAR ---------------------------------------------------------------------
@@ -341,28 +330,22 @@ def _add_variance(frame, components) -> None:
     the same float32 operations as adding each term to a zero plane.
     """
     electrons = in_electrons(frame)
-    gains, noises = frame.descriptor("gain"), frame.descriptor("read_noise")
-    each_extension(lambda i: _add_extension_variance(frame.exts[i], components, electrons,
-                                                     gains[i], noises[i]), len(frame.exts))
-
-
-def _add_extension_variance(ext, components, electrons, gain, read_noise) -> None:
-    """:func:`_add_variance` of one extension."""
-    read_var = np.float32(read_noise ** 2 if electrons else (read_noise / gain) ** 2)
-    if ext.variance is None and components == [_READ]:     # a constant: no memory
-        ext.variance = constant_plane(read_var, ext.data.shape, np.float32)
-        return
-    variance = None if ext.variance is None else ext.variance.astype(np.float32, copy=False)
-    if _READ in components:
-        variance = read_var if variance is None else variance + read_var
-    if _POISSON in components:
-        poisson = np.maximum(ext.data, 0, dtype=np.float32)
-        if not electrons:
-            poisson /= np.float32(gain)
-        if variance is not None:
-            poisson += variance
-        variance = poisson
-    ext.variance = variance
+    for ext, g, rn in zip(frame.exts, frame.descriptor("gain"), frame.descriptor("read_noise")):
+        read_var = np.float32(rn ** 2 if electrons else (rn / g) ** 2)
+        if ext.variance is None and components == [_READ]:     # a constant: no memory
+            ext.variance = constant_plane(read_var, ext.data.shape, np.float32)
+            continue
+        variance = None if ext.variance is None else ext.variance.astype(np.float32, copy=False)
+        if _READ in components:
+            variance = read_var if variance is None else variance + read_var
+        if _POISSON in components:
+            poisson = np.maximum(ext.data, 0, dtype=np.float32)
+            if not electrons:
+                poisson /= np.float32(g)
+            if variance is not None:
+                poisson += variance
+            variance = poisson
+        ext.variance = variance
 
 
 @primitive(

@@ -11,6 +11,7 @@ tables such as ``PROVENANCE`` and ``HISTORY``.  Both read into a
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -438,13 +439,41 @@ def _is_unsigned16(header) -> bool:
             and header.get("BSCALE", 1) == 1)
 
 
+#: Native pixel type of the floating-point FITS images read directly, by ``BITPIX``.
+_FLOAT_TYPES = {-32: np.float32, -64: np.float64}
+
+
+def _is_plain_float(header) -> bool:
+    """True for floating-point pixels that astropy returns unscaled (no or trivial BZERO/BSCALE)."""
+    return (header.get("BITPIX") in _FLOAT_TYPES and header.get("BZERO", 0) == 0
+            and header.get("BSCALE", 1) == 1)
+
+
+def _read_native(fh, offset: int, shape: tuple, dtype) -> np.ndarray:
+    """The big-endian pixels at ``offset`` of ``fh`` as a native ``dtype`` array.
+
+    Read straight into the one new array, then byte-swapped in place: no
+    intermediate copy (a fresh array is a page fault per page on first use).
+    """
+    out = np.empty(shape, dtype)
+    fh.seek(offset)
+    if fh.readinto(memoryview(out).cast("B")) != out.nbytes:
+        raise OSError("the file ends inside an image")
+    if sys.byteorder == "little":
+        out.byteswap(inplace=True)
+    return out
+
+
 def image_pixels(hdu, fh) -> np.ndarray | None:
     """The image of ``hdu`` (read from ``fh``, the open FITS file) as astropy gives it, native order.
 
     16-bit pseudo-unsigned pixels (raw GMOS, DQ planes, DRAGONS' masks) are
     read and made unsigned in one pass: adding BZERO = 32768 modulo 2**16
     flips the top bit, which is what astropy computes (by a copy and a
-    subtraction, ten times slower).  Other images are astropy's.
+    subtraction, ten times slower).  Unscaled floating-point pixels (the SCI
+    and VAR planes of processed files) are read straight into a native array
+    (astropy reads a big-endian one, then a native copy was made).  Other
+    images are astropy's.
 
     Parameters
     ----------
@@ -459,11 +488,15 @@ def image_pixels(hdu, fh) -> np.ndarray | None:
         None when the HDU has no data.
     """
     shape = hdu.shape
-    if not _is_unsigned16(hdu.header) or not shape or not all(shape):
-        return None if hdu.data is None else _native(hdu.data)
-    fh.seek(hdu._data_offset)
-    raw = np.frombuffer(fh.read(2 * int(np.prod(shape))), dtype=">u2").reshape(shape)
-    return np.bitwise_xor(raw, np.uint16(1 << 15), dtype=np.uint16)
+    header = hdu.header
+    if shape and all(shape):
+        if _is_unsigned16(header):     # read, then one pass from the bytes to the result
+            fh.seek(hdu._data_offset)
+            raw = np.frombuffer(fh.read(2 * int(np.prod(shape))), dtype=">u2").reshape(shape)
+            return np.bitwise_xor(raw, np.uint16(1 << 15), dtype=np.uint16)
+        if _is_plain_float(header):
+            return _read_native(fh, hdu._data_offset, shape, _FLOAT_TYPES[header["BITPIX"]])
+    return None if hdu.data is None else _native(hdu.data)
 
 
 def read_frame(path) -> Frame:

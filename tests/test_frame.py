@@ -142,6 +142,33 @@ def test_pixels_are_astropys_values(tmp_path, bzero, bscale, dtype):
                 np.testing.assert_array_equal(plane, hdu.data)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # astropy scaling NaN and huge values
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scaling", [None, (0, 1), (0, 2)])
+def test_float_pixels_are_astropys_values(tmp_path, dtype, scaling):
+    """SCI / VAR planes: read straight into native arrays unless scaled (then astropy's)."""
+    rng = np.random.default_rng(6)
+    bits = rng.integers(0, 256, size=33 * 17 * np.dtype(dtype).itemsize, dtype=np.uint8)
+    plane = bits.view(dtype).reshape(33, 17).copy()      # every bit pattern: NaN, inf, -0, tiny
+    plane[0, :4] = [np.nan, np.inf, -0.0, 1e-40]
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(plane, name="SCI", ver=1),
+            fits.ImageHDU(plane[::-1].copy(), name="VAR", ver=1)]
+    hdus[0].header["INSTRUME"] = "GMOS-N"
+    if scaling is not None:
+        for hdu in hdus[1:]:
+            hdu.header["BZERO"], hdu.header["BSCALE"] = scaling
+    path = tmp_path / "floats.fits"
+    fits.HDUList(hdus).writeto(path)
+    ext = read_frame(path)[0]
+    with fits.open(path) as expected:
+        for array, hdu in ((ext.data, expected["SCI"]), (ext.variance, expected["VAR"])):
+            assert array.dtype.isnative and array.dtype == hdu.data.dtype.newbyteorder("=")
+            assert array.flags.writeable and array.flags.c_contiguous
+            np.testing.assert_array_equal(array, hdu.data)
+            if scaling != (0, 2):
+                assert array.tobytes() == hdu.data.astype(array.dtype).tobytes()   # same bits
+
+
 def _varied_header():
     header = fits.Header()
     header["SIMPLE"] = True

@@ -36,12 +36,18 @@ def _ones(n, value=1.0, dtype=np.float32, shape=SHAPE):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 10, 17, 33, 40])
-def test_sorting_network_sorts_with_unused_inputs_last(n):
+@pytest.mark.parametrize("used", [0.7, 1.0])
+def test_sorting_network_sorts_with_unused_inputs_last(n, used):
     rng = np.random.default_rng(n)
     values = rng.normal(size=(n, 500)).astype(np.float32)
-    valid = rng.random((n, 500)) > 0.3
+    valid = rng.random((n, 500)) < used
+    before = values.copy()
     expected = np.sort(np.where(valid, values, np.inf), axis=0)
-    assert np.array_equal(_sorted_valid(values, valid), expected)
+    # every rank, the middle ones (a median) and one end (minmax): only the ranks asked are right
+    for first, last in {(0, n - 1), ((n - 1) // 2, n // 2), (n // 2, n // 2), (0, min(1, n - 1))}:
+        rows = _sorted_valid(values, valid, first, last)
+        assert np.array_equal(np.stack(rows[first:last + 1]), expected[first:last + 1])
+    assert np.array_equal(values, before)       # read, never written
 
 
 def test_mean_without_rejection_and_its_variance():

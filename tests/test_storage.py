@@ -187,9 +187,18 @@ def test_last_holds_large_outputs_on_disk_from_the_first_large_step(tmp_path, mo
     assert len(list(tmp_path.rglob("*.bin"))) == 3
     assert store.result_keeper(None, 2) is not None     # and so are later steps' results
     assert store.on_disk and store.streams
-    store.put(2, [_frame(6.0, "a.fits")])               # small again, but still on disk
+    store.discard(2)
+    store.append(2, [_frame(6.0, "a.fits")])            # small again, but still on disk
+    store.finish(2)
     assert not store.load(2)[0][0].data.flags.writeable
     assert len(list(tmp_path.rglob("*.bin"))) == 1
+    stack = _frame(7.0, "a.fits")
+    store.put(3, [stack])             # a small step made at once (a stack) stays in memory
+    assert store.load(3)[0] is stack and stack[0].data.flags.writeable
+    assert not list(tmp_path.rglob("*.bin")) and store.on_disk
+    monkeypatch.setattr(storage, "HELD_STEP_BYTES", 2 * stack.nbytes)
+    store.put(4, [_frame(8.0, name) for name in ("a.fits", "b.fits", "c.fits")])  # too large
+    assert not store.load(4)[0][0].data.flags.writeable
     store.close()
 
 

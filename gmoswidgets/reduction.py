@@ -360,10 +360,11 @@ class Reduction:
             self._check_cancel()
             self._store.discard(chain[-1])
             for first, total, frames in self._batches(self.steps[index]):
+                whole = first == 0 and len(frames) == total   # the step's inputs at once
                 for i in chain:
                     frames = self._step_batch(self.steps[i], frames, (first, total), elapsed,
                                               keep=i == chain[-1])
-                self._store.append(chain[-1], frames)
+                self._store.append(chain[-1], frames, whole=whole)
             self._store.finish(chain[-1])
             if chain[-1] == len(self.steps) - 1:
                 self._write_final(self._store.load(chain[-1]))

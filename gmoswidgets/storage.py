@@ -15,7 +15,10 @@ Four policies (:data:`KEEP_MODES`):
   decided before the first step from the inputs' sizes), else on disk as
   under ``'stream'``, so that memory holds a few frames whatever their
   number (also from the first step whose outputs turn out to weigh more than
-  expected);
+  expected).  On disk, a step that makes its outputs at once (not in batches)
+  and whose outputs weigh at most :data:`HELD_STEP_BYTES` (a stack: one frame
+  made in memory) still keeps them in memory: writing them only for the next
+  step to map them back would cost the page cache's fresh pages for nothing;
 * ``'spill'``: every step's outputs are kept.  They stay in memory (with
   read-only planes) while the process's steps weigh at most its budget
   (:func:`gmoswidgets.membudget.spill_budget`, shared by all its ``'spill'``
@@ -57,8 +60,8 @@ from .frame import Extension, Frame
 from .heaptrim import trim_heap
 from .membudget import held_bytes, spill_budget
 
-__all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "LAST_IN_MEMORY", "PROCESSED_PIXEL_BYTES",
-           "STREAM_BYTES", "StepStore", "expected_frame_bytes"]
+__all__ = ["KEEP_MODES", "ON_DISK", "STREAM_BATCH", "LAST_IN_MEMORY", "HELD_STEP_BYTES",
+           "PROCESSED_PIXEL_BYTES", "STREAM_BYTES", "StepStore", "expected_frame_bytes"]
 
 #: Memory policies: every step's outputs in memory, only the last, on disk, on disk and streamed.
 KEEP_MODES = ("all", "last", "spill", "stream")
@@ -73,6 +76,9 @@ STREAM_BYTES = 256 * 2**20
 IN_PROCESS = ("sync", "threads")
 #: Bytes of pixel planes of one step's outputs that ``'last'`` holds in memory; above, on disk.
 LAST_IN_MEMORY = 2**30
+#: Bytes of pixel planes of a step's outputs made at once that ``'last'`` holds in memory even
+#: when on disk (a 1x1 stack, ~280 MB, is one).
+HELD_STEP_BYTES = 384 * 2**20
 #: Bytes per pixel of a processed frame at most: SCI, VAR (float32), DQ (uint16), OBJMASK (uint8).
 PROCESSED_PIXEL_BYTES = 4 + 4 + 2 + 1
 #: Mapped bytes above which a progress report lets the system drop the mapped pages.
@@ -314,7 +320,7 @@ class StepStore:
     def put(self, index: int, frames: list[Frame]) -> None:
         """Hold the outputs of step ``index`` (replacing any); apply the policy to earlier steps."""
         self.discard(index)
-        self.append(index, frames)
+        self.append(index, frames, whole=True)
         self.finish(index)
 
     def result_keeper(self, executor, index: int):
@@ -344,10 +350,19 @@ class StepStore:
             for earlier in [k for k in self._stored if k < index]:
                 self.discard(earlier)
 
-    def append(self, index: int, frames: list[Frame]) -> None:
-        """Add frames to the outputs of step ``index`` (a streamed step, a few at a time)."""
+    def append(self, index: int, frames: list[Frame], *, whole: bool = False) -> None:
+        """Add frames to the outputs of step ``index`` (a streamed step, a few at a time).
+
+        ``whole``: ``frames`` are all of the step's outputs, made at once; under
+        ``'last'`` on disk they are then held in memory if they weigh at most
+        :data:`HELD_STEP_BYTES`.
+        """
         stored = self._stored.setdefault(index, _Stored())
         if self._budget is not None and not stored and self._admit(index, stored, frames):
+            return
+        if (whole and self._on_disk and self.keep == "last" and not stored
+                and held_bytes(_planes(frames)) <= HELD_STEP_BYTES):
+            stored.frames.extend(frames)
             return
         if not self._on_disk:
             stored.frames.extend(frames)

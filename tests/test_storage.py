@@ -187,9 +187,18 @@ def test_last_holds_large_outputs_on_disk_from_the_first_large_step(tmp_path, mo
     assert len(list(tmp_path.rglob("*.bin"))) == 3
     assert store.result_keeper(None, 2) is not None     # and so are later steps' results
     assert store.on_disk and store.streams
-    store.put(2, [_frame(6.0, "a.fits")])               # small again, but still on disk
+    store.discard(2)
+    store.append(2, [_frame(6.0, "a.fits")])            # small again, but still on disk
+    store.finish(2)
     assert not store.load(2)[0][0].data.flags.writeable
     assert len(list(tmp_path.rglob("*.bin"))) == 1
+    stack = _frame(7.0, "a.fits")
+    store.put(3, [stack])             # a small step made at once (a stack) stays in memory
+    assert store.load(3)[0] is stack and stack[0].data.flags.writeable
+    assert not list(tmp_path.rglob("*.bin")) and store.on_disk
+    monkeypatch.setattr(storage, "HELD_STEP_BYTES", 2 * stack.nbytes)
+    store.put(4, [_frame(8.0, name) for name in ("a.fits", "b.fits", "c.fits")])  # too large
+    assert not store.load(4)[0][0].data.flags.writeable
     store.close()
 
 
@@ -256,3 +265,25 @@ def test_per_frame_steps_stream_as_one_chain_and_only_its_last_outputs_are_writt
     assert 0 < red._store.bytes_written <= sum(weights[3:])  # not the chain's first steps'
     for step in ref.steps:
         _assert_same_frames(red.outputs(step.index), ref.outputs(step.index), step.label)
+
+
+def test_last_on_disk_holds_a_stack_in_memory_instead_of_writing_it(tutorial4, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr(storage, "LAST_IN_MEMORY", 0)   # 'last' on disk from the first step
+    files = [str(p) for p in tutorial4.bias[:3]]        # the per-frame chain: batches of 2 + 1
+    ref, _ = _bias_run(files, "all", tmp_path)
+    red = Reduction(files, keep="last", spill_dir=tmp_path / "tmp", workdir=tmp_path / "last")
+    stack_step = red.step("stackBiases")
+    red.run_to(stack_step.index - 1)
+    written = red._store.bytes_written
+    assert red._store.on_disk and written > 0           # the chain's outputs went to disk
+    assert not red.outputs(stack_step.index - 1)[0][0].data.flags.writeable   # mapped
+    red.run_all()
+    assert red._store.bytes_written == written          # the stack (and its copy) were not
+    held = red.outputs(stack_step.index + 1)
+    assert held[0][0].data.flags.writeable              # in memory, not mapped back
+    assert not list((tmp_path / "tmp").rglob("*.bin"))  # the chain's files went with its step
+    last = len(ref.steps) - 1
+    _assert_same_frames(held, ref.outputs(last), "final")
+    _assert_same_frames(red.outputs(stack_step.index), ref.outputs(stack_step.index), "stack")
+    red.close()

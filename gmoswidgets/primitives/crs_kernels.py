@@ -153,6 +153,18 @@ _ABOVE_SIGNATURE = (_F32_2D, _F32_2D, types.float32, _F32_2D, types.boolean, typ
                     _U16_2D, types.boolean, types.int64, _BOOL_2D, types.float32, types.float32)
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _sigma_at(variance, has_var, sigma, y, x):
+    """The noise of pixel ``(y, x)``: ``sqrt(max(VAR, 0))`` in float32 (NaN stays NaN, as
+    ``numpy.maximum``), or ``sigma`` without VAR."""
+    if not has_var:
+        return sigma
+    var = variance[y, x]
+    if var < 0:
+        var = np.float32(0.0)
+    return np.sqrt(var)
+
+
 @njit(types.int64[::1](*_ABOVE_SIGNATURE), nogil=True, cache=True)
 def indices_above(data, median, offset, variance, has_var, sigma, mask, has_mask, bits, sky,
                   floor, least):
@@ -170,12 +182,7 @@ def indices_above(data, median, offset, variance, has_var, sigma, mask, has_mask
         for x in range(cols):
             if has_mask and (mask[y, x] & bits) != 0 or not sky[y, x]:
                 continue
-            sd = sigma
-            if has_var:
-                var = variance[y, x]
-                if var < 0:  # numpy.maximum(VAR, 0): NaN stays NaN
-                    var = np.float32(0.0)
-                sd = np.sqrt(var)
+            sd = _sigma_at(variance, has_var, sigma, y, x)
             if (data[y, x] + offset) - median[y, x] > floor + least * sd:
                 out[n] = y * cols + x
                 n += 1
@@ -207,12 +214,7 @@ def above_at(index, data, median, offset, variance, has_var, sigma, count, sky, 
         diff = (data[y, x] + offset) - median[y, x]
         if pair:
             diff = np.float32(2.0) * diff
-        sd = sigma
-        if has_var:
-            var = variance[y, x]
-            if var < 0:  # numpy.maximum(VAR, 0): NaN stays NaN
-                var = np.float32(0.0)
-            sd = np.sqrt(var)
+        sd = _sigma_at(variance, has_var, sigma, y, x)
         out[n] = np.float64(diff) > background + (k_pair if pair else k) * np.float64(sd)
     return out
 

@@ -247,7 +247,7 @@ def parts_cover(parts: list, shape: tuple[int, int]) -> bool:
 
 
 def tile_planes(frame, group: CCDGroup, planes=("data", "variance", "mask"), *,
-                buffers: dict | None = None) -> dict:
+                buffers: dict | None = None, parts: dict | None = None) -> dict:
     """Paste a CCD's extensions into one array per plane.
 
     Parameters
@@ -259,6 +259,8 @@ def tile_planes(frame, group: CCDGroup, planes=("data", "variance", "mask"), *,
     buffers : dict, optional
         Plane name -> array of an earlier call to reuse (when of the tile's shape), so
         that tiling several CCDs in turn does not ask for fresh memory each time.
+    parts : dict, optional
+        Plane name -> :func:`tile_parts` of this CCD, when the caller has them already.
 
     Returns
     -------
@@ -271,17 +273,17 @@ def tile_planes(frame, group: CCDGroup, planes=("data", "variance", "mask"), *,
     shape = tile_shape(group, xbin, ybin)
     out = {}
     for plane in planes:
-        parts = tile_parts(frame, group, plane)
-        if parts is None:
+        pieces = parts[plane] if parts is not None else tile_parts(frame, group, plane)
+        if pieces is None:
             out[plane] = None
             continue
         dtype = np.uint16 if plane == "mask" else np.float32
         tile = (buffers or {}).get(plane)
         if tile is None or tile.shape != shape or tile.dtype != dtype:
             tile = np.zeros(shape, dtype=dtype)
-        elif not parts_cover(parts, shape):
+        elif not parts_cover(pieces, shape):
             tile.fill(0)
-        for (x0, y0), part in parts:
+        for (x0, y0), part in pieces:
             tile[y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part
         out[plane] = tile
     return out

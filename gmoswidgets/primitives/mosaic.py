@@ -266,7 +266,7 @@ def mosaic_frame(frame: Frame, *, interpolant: str, sci_only: bool,
             # whole pixels: each extension copied straight to the mosaic (no tile)
             _paste_parts(parts, to_tile, box_shape, out)
             continue
-        tile = geometry.tile_planes(frame, group, planes, buffers=buffers)
+        tile = geometry.tile_planes(frame, group, planes, buffers=buffers, parts=parts)
         buffers.update((plane, array) for plane, array in tile.items() if array is not None)
         tile_mask = None
         if mask is not None:  # gaps are flagged no_data even if the input had no DQ

@@ -31,8 +31,10 @@ Four policies (:data:`KEEP_MODES`):
 * ``'stream'``: for many frames.  Only the latest step's outputs are held
   (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
   work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) in batches as
-  under ``'last'``, deleting each batch's inputs once used.  Memory then does
-  not grow with the number of frames; the disk holds about one step's outputs.
+  under ``'last'``, releasing each batch's inputs once used.  Memory then does
+  not grow with the number of frames; the disk holds about one step's outputs
+  (and released files, at most :data:`POOL_BYTES`, that later frames are
+  written over).
 
 On disk, each frame's pixel planes are raw arrays in the machine's byte
 order, one file per frame, mapped with :mod:`mmap` so that looking at one
@@ -83,6 +85,9 @@ HELD_STEP_BYTES = 384 * 2**20
 PROCESSED_PIXEL_BYTES = 4 + 4 + 2 + 1
 #: Mapped bytes above which a progress report lets the system drop the mapped pages.
 TRIM_ABOVE = 512 * 2**20
+#: Bytes of spill files no record uses any more that are kept to be written over (their
+#: page-cache pages reused) rather than deleted.
+POOL_BYTES = 1536 * 2**20
 #: Alignment of each plane in a spill file (bytes).
 _ALIGN = 64
 #: The Extension attributes that hold pixel planes.
@@ -128,24 +133,35 @@ class _Plane:
 
 
 class _SpillFiles:
-    """The spill directory: frame files, who uses them, and the planes mapped from them."""
+    """The spill directory: frame files, who uses them, and the planes mapped from them.
+
+    A file no record uses any more goes to a pool (at most :data:`POOL_BYTES`,
+    the oldest deleted beyond) and a later frame is written over it, once no
+    mapping of it is alive: its page-cache pages are reused instead of fresh
+    ones being taken (on a VM ~1-3 s per GiB first touched).  A mapping still
+    held (a frame someone keeps) thus never sees new contents.
+    """
 
     def __init__(self, root: Path | None):
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
         self.directory = Path(tempfile.mkdtemp(prefix="gmoswidgets-spill-", dir=root))
         self._users: dict[Path, int] = {}            # records using each file
+        self._sizes: dict[Path, int] = {}            # bytes of each file
+        self._pool: dict[Path, Path] = {}            # released files, oldest first: old -> new name
         self._maps = weakref.WeakValueDictionary()   # path -> mmap, while arrays use it
         self._origin: dict[int, tuple] = {}          # id(array) -> (weakref, _Plane)
         self._lock = threading.Lock()
         self._names = itertools.count()
         self.bytes_written = 0
+        self.bytes_reused = 0    # of bytes_written, over the pages of a pooled file
 
     def write(self, frame: Frame, name: str) -> tuple[bytes, set]:
         """Write the planes of ``frame`` not already on disk; return its record and its files.
 
-        File names are never reused (a re-run step gets new ones), so that a
-        mapping still held of a discarded file is never taken for the new one.
+        File names are never reused (a released file is renamed, and a
+        re-run step gets new names), so that a record or a plane remembered
+        from a discarded file is never taken for the new one.
         """
         path = self.directory / f"{name}-{next(self._names)}.bin"
         new, exts, offset = [], [], 0
@@ -168,10 +184,7 @@ class _SpillFiles:
                 planes[attr] = plane
             exts.append(dataclasses.replace(ext, **planes))
         if new:
-            with open(path, "wb") as fh:
-                for start, arr in new:
-                    fh.seek(start)
-                    fh.write(arr.data if arr.size else b"")
+            self._write_file(path, new, offset)
         skeleton = Frame(frame.phu, exts, frame.path, frame.tables)
         skeleton.filename = frame.filename
         files = {p.path for e in exts for p in (getattr(e, a) for a in _PLANES)
@@ -182,6 +195,25 @@ class _SpillFiles:
                 self._users[used] = self._users.get(used, 0) + 1
         return pickle.dumps(skeleton, protocol=pickle.HIGHEST_PROTOCOL), files
 
+    def _write_file(self, path: Path, arrays: list, end: int) -> None:
+        """Write ``(offset, array)`` pairs to ``path`` (``end`` bytes), over a pooled file if
+        one is free: the smallest that holds them, else the largest (then extended)."""
+        with self._lock:
+            free = {old: self._sizes[old] for old in self._pool if old not in self._maps}
+            fits = [old for old, size in free.items() if size >= end]
+            reuse = (min(fits, key=free.get) if fits else
+                     max(free, key=free.get) if free else None)
+            if reuse is not None:
+                self._pool.pop(reuse).rename(path)
+                del self._sizes[reuse]
+                self.bytes_reused += sum(min(arr.nbytes, max(free[reuse] - start, 0))
+                                         for start, arr in arrays)
+            self._sizes[path] = max(end, free.get(reuse, 0))
+        with open(path, "r+b" if reuse is not None else "wb") as fh:
+            for start, arr in arrays:
+                fh.seek(start)
+                fh.write(arr.data if arr.size else b"")
+
     def _unchanged(self, arr: np.ndarray) -> _Plane | None:
         """The plane ``arr`` was mapped from or written to, if it is that very (read-only) array
         and still kept."""
@@ -189,7 +221,12 @@ class _SpillFiles:
         if hit is None or hit[0]() is not arr:
             return None
         with self._lock:
-            return hit[1] if self._users.get(hit[1].path) else None
+            path = hit[1].path
+            if not self._users.get(path):
+                if path not in self._pool:
+                    return None
+                self._pool.pop(path).rename(path)   # released but not written over: taken back
+            return hit[1]
 
     def read(self, record: bytes) -> Frame:
         """A frame whose planes are read-only arrays mapped from the spill files."""
@@ -224,13 +261,19 @@ class _SpillFiles:
                              plane)
 
     def release(self, files: set) -> None:
-        """A record using ``files`` is gone: delete the files no record uses any more."""
+        """A record using ``files`` is gone: the files no record uses any more go to the pool,
+        renamed (the oldest pooled ones deleted beyond :data:`POOL_BYTES`)."""
         with self._lock:
             for path in files:
                 self._users[path] -= 1
                 if not self._users[path]:
                     del self._users[path]
-                    path.unlink(missing_ok=True)
+                    self._pool[path] = self.directory / f"released-{next(self._names)}"
+                    path.rename(self._pool[path])
+            while sum(self._sizes[old] for old in self._pool) > POOL_BYTES:
+                oldest = next(iter(self._pool))
+                self._pool.pop(oldest).unlink()
+                del self._sizes[oldest]
 
     def trim(self) -> None:
         """Let the system drop the mapped pages from this process (re-read when touched again).
@@ -314,6 +357,11 @@ class StepStore:
         """Bytes of pixel planes written to the spill directory so far."""
         return self._files.bytes_written if self._files is not None else 0
 
+    @property
+    def bytes_reused(self) -> int:
+        """Of :attr:`bytes_written`, those written over the pages of a released spill file."""
+        return self._files.bytes_reused if self._files is not None else 0
+
     def __contains__(self, index: int) -> bool:
         return index in self._stored and self._stored[index].complete
 
@@ -396,7 +444,7 @@ class StepStore:
         """Frames ``start:stop`` of step ``index`` have been used by the next step.
 
         Under ``'last'`` and ``'stream'`` (which forget earlier steps anyway)
-        they are let go of now (their files deleted if nothing else uses
+        they are let go of now (their files released if nothing else uses
         them), so that memory or disk holds about one step; step ``index``
         is then no longer held.
         """
@@ -414,7 +462,7 @@ class StepStore:
         stored.complete = False
 
     def discard(self, index: int) -> None:
-        """Forget the outputs of step ``index`` (and delete files nothing else uses), if held."""
+        """Forget the outputs of step ``index`` (and release files nothing else uses), if held."""
         self._release_scratch()
         stored = self._stored.pop(index, None)
         if self._budget is not None:

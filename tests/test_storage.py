@@ -1,6 +1,7 @@
 """The engine's memory policies on the simulated tutorial: spilled and streamed results are
 the in-memory ones, byte for byte; spill files are read lazily, shared when a step passes a
 plane on unchanged, and deleted with the steps that used them."""
+import gc
 import weakref
 
 import numpy as np
@@ -149,6 +150,60 @@ def test_a_rerun_step_never_reads_the_mappings_of_its_discarded_files(tmp_path):
     store.close()
 
 
+def test_a_released_file_is_written_over_only_once_no_mapping_views_it(tmp_path):
+    store = StepStore("spill", spill_dir=tmp_path)
+    store.put(0, [_frame(1.0, "a.fits")])
+    held = store.load(0)[0]                             # a viewer keeps step 0's frame
+    store.discard(0)
+    assert not list(tmp_path.rglob("*.bin"))            # released: in the pool, renamed
+    store.put(1, [_frame(2.0, "a.fits")])
+    assert store.bytes_reused == 0                      # step 0's file is still viewed
+    np.testing.assert_array_equal(held[0].data, 1.0)
+    frame_bytes = store.bytes_written // 2
+    del held
+    gc.collect()
+    store.put(2, [_frame(3.0, "a.fits")])               # step 0's file, no longer viewed
+    assert store.bytes_reused == frame_bytes and store.bytes_written == 3 * frame_bytes
+    np.testing.assert_array_equal(store.load(1)[0][0].data, 2.0)
+    np.testing.assert_array_equal(store.load(2)[0][0].data, 3.0)
+    store.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_plane_passed_on_from_a_released_file_takes_the_file_back(tmp_path):
+    store = StepStore("spill", spill_dir=tmp_path)
+    store.put(0, [_frame(1.0, "a.fits")])
+    first = store.load(0)[0]
+    store.discard(0)                                    # released while its planes are viewed
+    store.put(1, [Frame(first.phu, [Extension(first[0].data, first[0].header)])])
+    written = store.bytes_written
+    assert written == _frame(1.0, "a.fits").nbytes      # step 0 only: SCI was not written again
+    del first
+    gc.collect()
+    store.put(2, [_frame(2.0, "a.fits")])               # the taken-back file is not written over
+    np.testing.assert_array_equal(store.load(1)[0][0].data, 1.0)
+    assert store.bytes_reused == 0
+    store.close()
+
+
+def test_the_pool_of_released_files_keeps_at_most_its_bytes(tmp_path, monkeypatch):
+    frame_bytes = _frame(1.0, "a.fits").nbytes
+    store = StepStore("spill", spill_dir=tmp_path)
+    for index in range(4):
+        store.put(index, [_frame(float(index), "a.fits")])
+    file_bytes = next(tmp_path.rglob("*.bin")).stat().st_size   # planes aligned
+    monkeypatch.setattr(storage, "POOL_BYTES", 2 * file_bytes)
+    for index in range(4):
+        store.discard(index)
+    pooled = [p.stat().st_size for p in next(tmp_path.iterdir()).iterdir()]
+    assert pooled == [file_bytes] * 2
+    store.put(4, [_frame(4.0, "a.fits"), _frame(5.0, "b.fits"), _frame(6.0, "c.fits")])
+    assert store.bytes_reused == 2 * frame_bytes        # two pooled files, then a new one
+    assert [f[0].data[0, 0] for f in store.load(4)] == [4.0, 5.0, 6.0]
+    store.close()
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.fixture(scope="module")
 def masters(masters4):
     """The session's 4x4 master bias and flat (streamed runs equal in-memory ones: tested above)."""
@@ -170,6 +225,7 @@ def test_science_spilled_and_streamed_equal_in_memory(tutorial4, masters, tmp_pa
                                 f"{keep} {step.label}")
     last = len(runs["all"].steps) - 1
     _assert_same_frames(runs["last"].outputs(last), runs["all"].outputs(last), "last on disk")
+    assert runs["last"]._store.bytes_reused > 0         # released files were written over
 
 
 def test_last_holds_large_outputs_on_disk_from_the_first_large_step(tmp_path, monkeypatch):

@@ -199,7 +199,7 @@ class _SpillFiles:
         """Write ``(offset, array)`` pairs to ``path`` (``end`` bytes), over a pooled file if
         one is free: the smallest that holds them, else the largest (then extended)."""
         with self._lock:
-            free = {old: self._sizes[old] for old in self._pool if old not in self._maps}
+            free = self._free()
             fits = [old for old, size in free.items() if size >= end]
             reuse = (min(fits, key=free.get) if fits else
                      max(free, key=free.get) if free else None)
@@ -222,10 +222,11 @@ class _SpillFiles:
             return None
         with self._lock:
             path = hit[1].path
-            if not self._users.get(path):
+            if path not in self._users:
                 if path not in self._pool:
                     return None
                 self._pool.pop(path).rename(path)   # released but not written over: taken back
+                self._users[path] = 0               # (counted with the record's other files)
             return hit[1]
 
     def read(self, record: bytes) -> Frame:
@@ -262,7 +263,7 @@ class _SpillFiles:
 
     def release(self, files: set) -> None:
         """A record using ``files`` is gone: the files no record uses any more go to the pool,
-        renamed (the oldest pooled ones deleted beyond :data:`POOL_BYTES`)."""
+        renamed (the oldest pooled ones that no mapping views deleted beyond :data:`POOL_BYTES`)."""
         with self._lock:
             for path in files:
                 self._users[path] -= 1
@@ -270,10 +271,17 @@ class _SpillFiles:
                     del self._users[path]
                     self._pool[path] = self.directory / f"released-{next(self._names)}"
                     path.rename(self._pool[path])
-            while sum(self._sizes[old] for old in self._pool) > POOL_BYTES:
-                oldest = next(iter(self._pool))
-                self._pool.pop(oldest).unlink()
-                del self._sizes[oldest]
+            self._free()
+
+    def _free(self) -> dict[Path, int]:
+        """The pooled files no mapping views (by their former names), with their sizes, the
+        oldest deleted beyond :data:`POOL_BYTES` (the lock held)."""
+        free = {old: self._sizes[old] for old in self._pool if old not in self._maps}
+        while sum(free.values()) > POOL_BYTES:
+            oldest = next(iter(free))
+            self._pool.pop(oldest).unlink()
+            del self._sizes[oldest], free[oldest]
+        return free
 
     def trim(self) -> None:
         """Let the system drop the mapped pages from this process (re-read when touched again).

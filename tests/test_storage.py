@@ -175,9 +175,10 @@ def test_a_plane_passed_on_from_a_released_file_takes_the_file_back(tmp_path):
     store.put(0, [_frame(1.0, "a.fits")])
     first = store.load(0)[0]
     store.discard(0)                                    # released while its planes are viewed
-    store.put(1, [Frame(first.phu, [Extension(first[0].data, first[0].header)])])
+    store.put(1, [Frame(first.phu, [Extension(first[0].data, first[0].header,
+                                              first[0].variance)])])
     written = store.bytes_written
-    assert written == _frame(1.0, "a.fits").nbytes      # step 0 only: SCI was not written again
+    assert written == _frame(1.0, "a.fits").nbytes      # step 0 only: SCI, VAR not written again
     del first
     gc.collect()
     store.put(2, [_frame(2.0, "a.fits")])               # the taken-back file is not written over

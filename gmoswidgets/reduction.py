@@ -327,22 +327,18 @@ class Reduction:
     def _batches(self, step: Step) -> Iterator[tuple[int, int, list[Frame]]]:
         """(first, total, frames): the step's inputs, all at once or under ``'last'`` and
         ``'stream'`` in :func:`~gmoswidgets.steps.batch_bounds`, each handed over to the step
-        (the store lets go of it first if in memory) so that its frames go as it goes.  Mapped
-        inputs are let go of once used: their files are kept for the planes passed on."""
+        (the store lets go of it first) so that its frames go as it goes; the files of mapped
+        ones are written over once unmapped, unless a plane is passed on (StepStore.consume)."""
         if not self._store.streams:
             inputs = self._frames_after(step.index - 1)
             yield 0, len(inputs), inputs
             return
         total = len(self.files) if step.index == 0 else self._store.count(step.index - 1)
         load = self._load_inputs if step.index == 0 else partial(self._store.load, step.index - 1)
-        mapped = self._store.on_disk
         for first, stop in batch_bounds(step, total, self._store.batch):
             frames = load(first, stop)
-            if not mapped:
-                self._store.consume(step.index - 1, first, stop)
+            self._store.consume(step.index - 1, first, stop)
             yield first, total, frames
-            if mapped:
-                self._store.consume(step.index - 1, first, stop)
 
     def _execute(self, index: int, until: int | None = None) -> None:
         """Run step ``index``, and under ``'last'``/``'stream'`` the per-frame steps after it

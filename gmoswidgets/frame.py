@@ -487,43 +487,45 @@ def _is_plain_bytes(header) -> bool:
 
 
 def _direct_type(header) -> tuple | None:
-    """``(native dtype, stored dtype)`` of the pixels :func:`image_pixels` reads itself, or None.
+    """``(dtype, flip)`` of the pixels :func:`image_pixels` reads itself, or None.
 
-    A pseudo-unsigned 16-bit image is stored as big-endian ``int16``; its
-    value is the stored one plus BZERO = 32768 modulo 2**16, i.e. the stored
-    bits with the top one flipped.
+    ``dtype`` is the native type of the result; the file holds it big-endian.
+    ``flip`` is set for pseudo-unsigned 16-bit pixels: stored as ``int16``,
+    their value is the stored one plus BZERO = 32768 modulo 2**16, i.e. the
+    stored bits with the top one flipped.
     """
     if _is_unsigned16(header):
-        return np.dtype(np.uint16), np.dtype(">u2")
+        return np.dtype(np.uint16), True
     if _is_plain_float(header):
-        native = np.dtype(_FLOAT_TYPES[header["BITPIX"]])
-        return native, native.newbyteorder(">")
+        return np.dtype(_FLOAT_TYPES[header["BITPIX"]]), False
     if _is_plain_bytes(header):
-        return np.dtype(np.uint8), np.dtype(np.uint8)
+        return np.dtype(np.uint8), False
     return None
 
 
-def _read_pixels(fh, offset: int, shape: tuple, native: np.dtype, stored: np.dtype) -> np.ndarray:
-    """The ``stored`` pixels at ``offset`` of ``fh`` as a new native array (pseudo-unsigned
-    16-bit ones made unsigned).
+def _read_pixels(fh, offset: int, shape: tuple, dtype: np.dtype, flip: bool) -> np.ndarray:
+    """The big-endian pixels at ``offset`` of ``fh`` as a new native ``dtype`` array
+    (the top bit flipped if ``flip``: :func:`_direct_type`).
 
     The file is read in chunks of :data:`~.fitswrite.CHUNK_BYTES` into one
     small buffer (it stays in the CPU caches), each converted into its place:
     the new array is written once (reading into it, then swapping it in
     place, went over it twice).
     """
-    out = np.empty(shape, native)
+    out = np.empty(shape, dtype)
     flat = out.reshape(-1)
-    step = max(1, CHUNK_BYTES // native.itemsize)
-    buffer = np.empty(min(step, flat.size) * native.itemsize, np.uint8)
+    stored = dtype.newbyteorder(">")
+    step = max(1, CHUNK_BYTES // dtype.itemsize)
+    buffer = np.empty(min(step, flat.size) * dtype.itemsize, np.uint8)
     fh.seek(offset)
     for start in range(0, flat.size, step):
         part = flat[start:start + step]
         chunk = buffer[:part.nbytes]
         if fh.readinto(chunk) != part.nbytes:
             raise OSError("the file ends inside an image")
-        if native == np.uint16 and stored != native:
-            np.bitwise_xor(chunk.view(stored), np.uint16(1 << 15), out=part)
+        if flip:
+            np.bitwise_xor(chunk.view(stored), dtype.type(1 << (8 * dtype.itemsize - 1)),
+                           out=part)
         else:
             part[...] = chunk.view(stored)
     return out

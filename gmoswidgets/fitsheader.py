@@ -17,7 +17,9 @@ else (no value, ``CONTINUE``, ``HIERARCH``, a record-valued card, a truncated
 or non-GMOS file, a size beyond any GMOS image) it returns None, and the caller reads the
 file with :func:`gmoswidgets.frame.read_headers`, whose checks name the
 problem.  ``tests/test_fitsheader.py`` compares both readers on every kind
-of simulated file.
+of simulated file.  :func:`scan_hdus` (the same scan, every HDU with its
+header's bytes and offsets) is how :func:`gmoswidgets.frame.read_frame`
+reads a plain file without ``fits.open``.
 """
 from __future__ import annotations
 

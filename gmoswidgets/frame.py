@@ -8,6 +8,14 @@ tables such as ``PROVENANCE`` and ``HISTORY``.  Both read into a
 :class:`Frame`; :meth:`Frame.write` writes the processed layout back.
 
 :func:`read_headers` reads headers only (no pixels), for listing and tags.
+
+A plain GMOS file (every card plain, sizes that fill the file:
+:func:`~.fitsheader.scan_hdus`) is scanned once: its headers are astropy's
+``Header.fromstring`` of their bytes in the file, its images are read at
+their offsets (:func:`image_pixels`), its tables by astropy at theirs.
+Any other file is opened by ``fits.open``, whose checks (and
+:mod:`~.fitscheck`'s) name its problem.  Both give the same frame
+(``tests/test_frame.py`` compares them card by card and byte by byte).
 """
 from __future__ import annotations
 

@@ -26,19 +26,28 @@ The executors use the same glibc calls: :func:`release_free_heap` before
 forking (a forked process's peak counts the resident pages it inherits)
 and :func:`one_malloc_arena` before starting threads.
 
-A command that reduces and then exits (``reduce``) also calls
-:func:`keep_freed_memory` once at its start: glibc then keeps every block
-the process frees, whatever its size, for the next ones, instead of
-unmapping it; only :func:`trim_heap` gives memory back.  At 1x1 a frame's
-planes (~110 MB) are above glibc's largest mmap threshold (32 MiB): by
-default each one is mapped fresh and unmapped when freed, and every page
-of it costs a fault and its zeroing (~1-3 s/GiB on the project's VM).
-Measured on the 1x1 science stage (stop 9, loaded machine): minor faults
-1.35M -> 0.72M, system time 18.5 -> 11.7 s, peak 1.55 -> 1.78-1.87 GB;
-bias 227k -> 53k faults, system time 2.45 -> 1.0 s.  A long-lived
-process (a Jupyter kernel, the dashboard) does not call it: there glibc's
-defaults stand and the planes of a finished reduction go back to the
-system as soon as they are freed.
+A command that reduces and then exits (``reduce`` run from the shell)
+also calls :func:`keep_freed_memory` once at its start: glibc then keeps
+every block the process frees, whatever its size, for the next ones,
+instead of unmapping it; only :func:`trim_heap` gives memory back.  At
+1x1 a frame's planes (~110 MB) are above glibc's largest mmap threshold
+(32 MiB): by default each one is mapped fresh and unmapped when freed,
+and every page of it costs a fault and its zeroing (~1-3 s/GiB on the
+project's VM).  Measured at stop 9 against the code before (alternated,
+loaded machine; products byte-identical), minor faults and peak RSS:
+1x1 bias 225k -> 52k, flat 157-236k -> 122-144k, science 1.51-1.55M ->
+0.79-0.83M at a peak of 1.51-1.60 -> 1.78 GB; 2x2 bias 147-160k -> ~101k,
+flat 153-178k -> ~139k, science 634-649k -> 556-607k (peak 0.87-0.92 ->
+0.89-0.94 GB).  The trims stay as they are: trimming only above a higher
+mark (1.0, 1.2 or 1.5 GB) kept no more pages (0.73-0.88M faults at 1x1)
+and raised the peaks (1.78-2.09 GB at 1x1, 0.97 GB at 2x2).  numpy keeps
+asking for huge pages: off, the 1x1 science took 2.4M faults instead of
+0.72M for no less system time.
+
+A long-lived process (a Jupyter kernel, the dashboard, the tests) does
+not call it: there glibc's defaults stand, and the planes of a finished
+reduction go back to the system as soon as they are freed instead of
+staying with the kernel after the reduction.
 """
 from __future__ import annotations
 

@@ -33,18 +33,19 @@ instead of unmapping it; only :func:`trim_heap` gives memory back.  At
 1x1 a frame's planes (~110 MB) are above glibc's largest mmap threshold
 (32 MiB): by default each one is mapped fresh and unmapped when freed,
 and every page of it costs a fault and its zeroing (~1-3 s/GiB on the
-project's VM).  Measured at stop 9 against the code before (alternated,
-loaded machine; products byte-identical), minor faults and peak RSS:
-1x1 bias 225k -> 52k, flat 157-236k -> 122-144k, science 1.51-1.55M ->
-0.79-0.83M at a peak of 1.51-1.60 -> 1.78 GB; 2x2 bias 147-160k -> ~101k,
-flat 153-178k -> ~139k, science 634-649k -> 556-607k (peak 0.87-0.92 ->
-0.89-0.94 GB).  The trims stay as they are: trimming only above a higher
-mark (1.0, 1.2 or 1.5 GB) kept no more pages (0.73-0.88M faults at 1x1)
-and raised the peaks (1.78-2.09 GB at 1x1, 0.97 GB at 2x2).  numpy's huge pages are
-turned off too (:func:`no_huge_pages`): on this VM each huge page
-faulted costs its compaction (the page cache fills the free memory);
-1x1 science with the policy, huge pages on: system time 30.3-32.6 s
-(0.72M faults), off: 21.4 s (2.35M faults of 4 KiB), peak unchanged.
+project's VM), and numpy's huge pages are turned off too
+(:func:`no_huge_pages`): on this VM each huge page faulted costs its
+compaction (the page cache fills the free memory).  Measured at stop 9
+against the code before (alternated, load 4-9; products byte-identical):
+glibc's part alone (huge pages on) took the 1x1 science from 1.51-1.57M
+minor faults to 0.72-0.83M and the bias from 225k to 52k; the whole
+policy took the 1x1 science's system time from 27.8-28.1 s to 22.0-22.9 s
+(CPU 50.9-51.8 -> 45.5-46.1 s; earlier, with the huge pages on, 30.3-32.6 s
+against 21.4 s off) at a peak
+of 1.63 -> 1.71-1.80 GB; the 2x2 science peak 0.86 -> 0.87-0.90 GB.  The
+trims stay as they are: trimming only above a higher mark (1.0, 1.2 or
+1.5 GB) kept no more pages (0.73-0.88M faults at 1x1) and raised the
+peaks (1.78-2.09 GB at 1x1, 0.97 GB at 2x2).
 
 A long-lived process (a Jupyter kernel, the dashboard, the tests) does
 not call it: there glibc's defaults stand, and the planes of a finished
@@ -57,8 +58,8 @@ import ctypes
 import functools
 import os
 
-__all__ = ["trim_heap", "release_free_heap", "one_malloc_arena", "keep_freed_memory", "no_huge_pages",
-           "resident_bytes", "TRIM_GROWTH", "RESIDENT_FLOOR"]
+__all__ = ["trim_heap", "release_free_heap", "one_malloc_arena", "keep_freed_memory",
+           "no_huge_pages", "resident_bytes", "TRIM_GROWTH", "RESIDENT_FLOOR"]
 
 #: glibc's mallopt parameters (malloc.h): the heap's free top kept below this many bytes, the
 #: most blocks mapped apart from the heap, the most malloc arenas.

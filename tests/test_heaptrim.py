@@ -1,4 +1,4 @@
-"""The process's allocator policy (gmoswidgets.heaptrim): what a `reduce` command keeps of what it frees."""
+"""The process's allocator policy (gmoswidgets.heaptrim): what `reduce` keeps of what it frees."""
 import contextlib
 import subprocess
 import sys

@@ -34,7 +34,7 @@ from typing import Callable, Iterable
 
 from .errors import GmosError, ParameterError
 from .frame import Frame, read_frame
-from .heaptrim import one_malloc_arena, release_free_heap
+from .heaptrim import no_huge_pages, one_malloc_arena, release_free_heap
 
 __all__ = ["Executor", "SequentialExecutor", "ThreadExecutor", "ProcessExecutor",
            "DaskExecutor", "TaskError", "get_executor", "SCHEDULER_ENV", "SHARED_DIR_ENV",
@@ -242,7 +242,8 @@ class ThreadExecutor(_PoolExecutor):
     may find a lock held).  Where ``fork`` is not available, in a daemonic
     process (a Dask or multiprocessing worker) or for a single item or
     worker, it runs in the calling thread.  In the forked processes numpy
-    asks for no transparent huge pages (:func:`_no_huge_pages`).
+    asks for no transparent huge pages
+    (:func:`~gmoswidgets.heaptrim.no_huge_pages`).
 
     The worker threads allocate from glibc's main malloc arena, as the
     calling thread does: with an arena per thread, freed frame-sized
@@ -280,7 +281,7 @@ class ThreadExecutor(_PoolExecutor):
             release_free_heap()  # a forked process's peak counts the resident pages it inherits
             pool = futures.ProcessPoolExecutor(workers,
                                                mp_context=multiprocessing.get_context("fork"),
-                                               initializer=_no_huge_pages)
+                                               initializer=no_huge_pages)
             try:
                 return _collect(lambda i: pool.submit(_call_forked, i), items, label, on_done,
                                 cancel_check)
@@ -304,26 +305,6 @@ def _balanced_workers(items: int, cores: int) -> int:
     if items % cores and (items % (cores + 1) == 0 or items % (cores + 1) >= cores):
         return cores + 1
     return cores
-
-
-def _no_huge_pages() -> None:
-    """In a process forked for a map: numpy's new arrays ask for no transparent huge pages.
-
-    Such a process starts with no freed memory to reuse: every large array
-    it makes is touched for the first time, which costs ~3 s/GiB on huge
-    pages (their compaction) against ~0.4 s/GiB on 4 KiB pages on the
-    project's VM.  Measured on detectSources (5 frames of the 2x2 science,
-    6 alternated pairs, loaded machine): the processes' system time 0.49 s
-    (median) instead of 0.83 s (0.42-1.83 s), user time unchanged.
-    """
-    try:
-        from numpy._core.multiarray import _set_madvise_hugepage
-    except ImportError:
-        try:  # numpy < 2
-            from numpy.core.multiarray import _set_madvise_hugepage
-        except ImportError:  # a numpy without the switch (private): its default stands
-            return
-    _set_madvise_hugepage(False)
 
 
 #: ``(func, items)`` of the forked map under way (read by the forked processes).

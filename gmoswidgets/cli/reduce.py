@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..checksums import start_md5sums
 from ..errors import CalibrationNotFoundError, FileProblem, GmosError
 from ..executor import SCHEDULER_ENV, get_executor
+from ..heaptrim import keep_freed_memory
 from ..logutils import config as configure_logging
 from ..logutils import get_logger
 from ..storage import KEEP_MODES
@@ -158,6 +159,8 @@ def _start(argv):
 
 
 def _reduce(argv, *, from_shell: bool = False) -> int:
+    if from_shell:          # the process ends with the reduction: it keeps what it frees
+        keep_freed_memory()
     with start_up(from_shell):     # imports and set-up without garbage-collector passes
         args, log, reduction = _start(argv)
         executor = reduction.executor

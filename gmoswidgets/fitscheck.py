@@ -118,9 +118,9 @@ def check_cards(path, hdulist) -> None:
                                         f"{_where(index)} (value {text!r})") from None
 
 
-def _declared_shape(hdu) -> tuple:
-    naxis = int(hdu.header.get("NAXIS", 0) or 0)
-    return tuple(int(hdu.header.get(f"NAXIS{i}", 0) or 0) for i in range(naxis, 0, -1))
+def _declared_shape(header) -> tuple:
+    naxis = int(header.get("NAXIS", 0) or 0)
+    return tuple(int(header.get(f"NAXIS{i}", 0) or 0) for i in range(naxis, 0, -1))
 
 
 def check_sizes(path, hdulist) -> None:
@@ -138,7 +138,7 @@ def check_sizes(path, hdulist) -> None:
     for index, hdu in enumerate(hdulist):
         if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
             continue
-        shape = _declared_shape(hdu)
+        shape = _declared_shape(hdu.header)
         if shape and (max(shape) > MAX_AXIS or math.prod(shape) > MAX_PIXELS):
             size = " x ".join(str(n) for n in reversed(shape))
             raise FileProblem(path, f"extension {index} declares a {size} image, larger than "
@@ -146,27 +146,34 @@ def check_sizes(path, hdulist) -> None:
                                     f"{MAX_PIXELS} pixels)")
 
 
-def check_sections(path, hdulist) -> None:
+def check_sections(path, images) -> None:
     """Raise FileProblem if a ``DATASEC`` or ``BIASSEC`` lies outside its own image.
 
     Called before pixels are read: arrays are later sized from these sections.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, for the message.
+    images : iterable of (int, header)
+        The index and header (astropy's or :class:`~.fitsheader.HeaderValues`)
+        of each image extension.
 
     Raises
     ------
     FileProblem
     """
-    from astropy.io import fits
-    for index, hdu in enumerate(hdulist):
-        shape = _declared_shape(hdu) if isinstance(hdu, fits.ImageHDU) else ()
+    for index, header in images:
+        shape = _declared_shape(header)
         if len(shape) != 2:
             continue
         for key in _OWN_SECTIONS:
-            if key not in hdu.header:
+            if key not in header:
                 continue
             try:
-                section = Section.from_string(hdu.header[key])
+                section = Section.from_string(header[key])
             except ValueError:
                 continue  # malformed: reported by whatever needs the section
             if section.x2 > shape[1] or section.y2 > shape[0]:
-                raise FileProblem(path, f"extension {index}: {key} {hdu.header[key]} lies outside "
+                raise FileProblem(path, f"extension {index}: {key} {header[key]} lies outside "
                                         f"the {shape[1]} x {shape[0]} image")

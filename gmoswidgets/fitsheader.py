@@ -17,7 +17,9 @@ else (no value, ``CONTINUE``, ``HIERARCH``, a record-valued card, a truncated
 or non-GMOS file, a size beyond any GMOS image) it returns None, and the caller reads the
 file with :func:`gmoswidgets.frame.read_headers`, whose checks name the
 problem.  ``tests/test_fitsheader.py`` compares both readers on every kind
-of simulated file.
+of simulated file.  :func:`scan_hdus` (the same scan, every HDU with its
+header's bytes and offsets) is how :func:`gmoswidgets.frame.read_frame`
+reads a plain file without ``fits.open``.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from typing import Any
 
 from .fitscheck import MAX_AXIS, MAX_PIXELS, check_regular_file, is_plain_card
 
-__all__ = ["BLOCK", "HeaderSet", "HeaderValues", "scan_headers", "header_values"]
+__all__ = ["BLOCK", "HeaderSet", "HeaderValues", "ScannedHDU", "scan_hdus", "scan_headers",
+           "header_values", "is_gmos", "is_science"]
 
 #: Bytes of a FITS block (logical record): headers and data are padded to whole blocks.
 BLOCK = 2880
@@ -133,20 +136,21 @@ def _parse_header(data: bytes) -> HeaderValues | None:
     return None
 
 
-def _read_header(fh) -> tuple[HeaderValues | None, int]:
-    """The next header and the number of bytes it took (0 at the end of the file)."""
+def _read_header(fh) -> tuple[bytes | None, int]:
+    """The next header's blocks (END and padding included) and their length (0 at the end of
+    the file, -1 if it ends inside a block)."""
     blocks = []
     while True:
         block = fh.read(BLOCK)
         if not block:
-            return (None, 0) if blocks else (HeaderValues(), 0)
+            return (None, 0) if blocks else (b"", 0)
         if len(block) < BLOCK:
             return None, -1
         blocks.append(block)
         for start in range(0, BLOCK, _CARD):
             card = block[start:start + _CARD]
             if card.startswith(b"END") and not card[3:].strip():
-                return _parse_header(b"".join(blocks)), BLOCK * len(blocks)
+                return b"".join(blocks), BLOCK * len(blocks)
 
 
 def _shape(header: HeaderValues) -> tuple | None:
@@ -171,6 +175,100 @@ def _data_bytes(header: HeaderValues, shape: tuple) -> int | None:
     return -(-size // BLOCK) * BLOCK
 
 
+@dataclass(frozen=True)
+class ScannedHDU:
+    """One HDU of a file read by :func:`scan_hdus`.
+
+    Attributes
+    ----------
+    header : HeaderValues
+        Its header's values.
+    text : bytes
+        Its header as in the file: whole blocks, ``END`` and padding included.
+    offset : int
+        Where its header starts in the file.
+    data_offset : int
+        Where its data start.
+    shape : tuple
+        The numpy shape its ``NAXISn`` declare (``()`` for none).
+    """
+
+    header: HeaderValues
+    text: bytes
+    offset: int
+    data_offset: int
+    shape: tuple
+
+    @property
+    def xtension(self) -> str | None:
+        """``XTENSION`` (None for the primary HDU)."""
+        return self.header.get("XTENSION")
+
+
+def scan_hdus(path) -> list[ScannedHDU] | None:
+    """Every HDU of a plain FITS file, or None if it must be read by astropy.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    list of ScannedHDU or None
+        None when the file is not plain (see the module's description; any
+        instrument): astropy reads it, or names its problem.
+
+    Raises
+    ------
+    FileProblem
+        Missing, a directory, not a regular file or not readable.
+    """
+    check_regular_file(path)
+    hdus = []
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            if fh.read(30)[:9] != b"SIMPLE  =":
+                return None
+            fh.seek(0)
+            offset = 0
+            while offset < size:
+                text, length = _read_header(fh)
+                header = _parse_header(text) if text else None
+                shape = _shape(header) if header is not None else None
+                data = _data_bytes(header, shape) if shape is not None else None
+                if data is None or length <= 0 or offset + length + data > size:
+                    return None
+                first, xtension = not hdus, header.get("XTENSION")
+                if first != (xtension is None) or (xtension not in (None, "IMAGE")
+                                                   and xtension not in ("BINTABLE", "TABLE")):
+                    return None
+                if xtension in (None, "IMAGE") and shape and \
+                        (max(shape) > MAX_AXIS or math.prod(shape) > MAX_PIXELS):
+                    return None
+                hdus.append(ScannedHDU(header, text, offset, offset + length, shape))
+                offset += length + data
+                fh.seek(offset)
+    except OSError:
+        return None
+    if not hdus or hdus[0].header.get("SIMPLE") is not True or "GROUPS" in hdus[0].header \
+            or any("ZIMAGE" in h.header for h in hdus):  # random groups, tile-compressed images
+        return None
+    return hdus
+
+
+def is_gmos(phu) -> bool:
+    """True if the primary header ``phu`` (any mapping) names a GMOS instrument."""
+    return str(phu.get("INSTRUME", "")).strip().upper().startswith("GMOS")
+
+
+def is_science(hdu) -> bool:
+    """True if the extension ``hdu`` (:class:`ScannedHDU`) is a science image
+    (as :func:`gmoswidgets.frame.read_headers` selects them)."""
+    return hdu.xtension == "IMAGE" \
+        and str(hdu.header.get("EXTNAME", "")).strip().upper() in _SCIENCE_NAMES
+
+
 def scan_headers(path) -> HeaderSet | None:
     """The headers of a plain GMOS FITS file, or None if it must be read by astropy.
 
@@ -189,46 +287,14 @@ def scan_headers(path) -> HeaderSet | None:
     FileProblem
         Missing, a directory, not a regular file or not readable.
     """
-    check_regular_file(path)
-    path = Path(path)
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            if fh.read(30)[:9] != b"SIMPLE  =":
-                return None
-            fh.seek(0)
-            headers, shapes, offset = [], [], 0
-            while offset < size:
-                header, length = _read_header(fh)
-                shape = _shape(header) if header is not None else None
-                data = _data_bytes(header, shape) if shape is not None else None
-                if data is None or length <= 0 or offset + length + data > size:
-                    return None
-                first, xtension = not headers, header.get("XTENSION")
-                if first != (xtension is None) or (xtension not in (None, "IMAGE")
-                                                   and xtension not in ("BINTABLE", "TABLE")):
-                    return None
-                if xtension in (None, "IMAGE") and shape and \
-                        (max(shape) > MAX_AXIS or math.prod(shape) > MAX_PIXELS):
-                    return None
-                headers.append(header)
-                shapes.append(shape)
-                offset += length + data
-                fh.seek(offset)
-    except OSError:
+    hdus = scan_hdus(path)
+    if hdus is None or not is_gmos(hdus[0].header):
         return None
-    if not headers or headers[0].get("SIMPLE") is not True or "GROUPS" in headers[0] \
-            or any("ZIMAGE" in h for h in headers):  # random groups, tile-compressed images
-        return None
-    if not str(headers[0].get("INSTRUME", "")).strip().upper().startswith("GMOS"):
-        return None
-    science = [(h, shape) for h, shape in zip(headers[1:], shapes[1:])
-               if h["XTENSION"] == "IMAGE"
-               and str(h.get("EXTNAME", "")).strip().upper() in _SCIENCE_NAMES]
+    science = [h for h in hdus[1:] if is_science(h)]
     if not science:
         return None
-    return HeaderSet(headers[0], [h for h, _ in science], path,
-                          [(h.get("NAXIS2", 0), h.get("NAXIS1", 0)) for h, _ in science])
+    return HeaderSet(hdus[0].header, [h.header for h in science], Path(path),
+                     [(h.header.get("NAXIS2", 0), h.header.get("NAXIS1", 0)) for h in science])
 
 
 def header_values(path):

@@ -8,10 +8,18 @@ tables such as ``PROVENANCE`` and ``HISTORY``.  Both read into a
 :class:`Frame`; :meth:`Frame.write` writes the processed layout back.
 
 :func:`read_headers` reads headers only (no pixels), for listing and tags.
+
+A plain GMOS file (every card plain, sizes that fill the file:
+:func:`~.fitsheader.scan_hdus`) is scanned once: its headers are astropy's
+``Header.fromstring`` of their bytes in the file, its images are read at
+their offsets (:func:`image_pixels`), its tables by astropy at theirs.
+Any other file is opened by ``fits.open``, whose checks (and
+:mod:`~.fitscheck`'s) name its problem.  Both give the same frame
+(``tests/test_frame.py`` compares them card by card and byte by byte).
 """
 from __future__ import annotations
 
-import sys
+import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +30,8 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import FileProblem
 from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
-from .fitsheader import HeaderSet
-from .fitswrite import writable, write_fits
+from .fitsheader import HeaderSet, ScannedHDU, is_gmos, is_science, scan_hdus
+from .fitswrite import CHUNK_BYTES, writable, write_fits
 
 if TYPE_CHECKING:  # astropy is imported where a file is read or written (start-up time)
     from astropy.io import fits
@@ -355,18 +363,18 @@ def _check_complete(path: Path, hdulist: fits.HDUList) -> None:
                                 f"bytes, file has {size})")
 
 
-def _is_gmos(phu: fits.Header) -> bool:
-    return str(phu.get("INSTRUME", "")).strip().upper().startswith("GMOS")
+def _is_table(hdu) -> bool:
+    from astropy.io import fits
+    return isinstance(hdu, (fits.BinTableHDU, fits.TableHDU))
 
 
 def _classify(hdulist):
     """Split HDUs into science extensions (with their planes) and frame tables."""
-    from astropy.io import fits
     sci, planes, tables = [], {}, {}
     for hdu in hdulist[1:]:
         name = str(hdu.header.get("EXTNAME", "")).strip().upper()
         extver = hdu.header.get("EXTVER")
-        if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
+        if _is_table(hdu):
             if name == "OBJCAT":
                 planes[("OBJCAT", extver)] = hdu
             else:
@@ -380,8 +388,33 @@ def _classify(hdulist):
     return sci, planes, tables
 
 
+def _scanned(path) -> list[ScannedHDU] | None:
+    """The HDUs of ``path`` if it is a plain GMOS file (:func:`~.fitsheader.scan_hdus`) that
+    astropy reads unchanged, else None (astropy reads it, or names its problem).
+
+    ``fits.open`` sets ``EXTEND = T`` in a primary header that lacks it (or has
+    ``F``) before extensions: such files are left to it.
+    """
+    hdus = scan_hdus(path)
+    if hdus is None or not is_gmos(hdus[0].header) or not any(map(is_science, hdus[1:])):
+        return None
+    if len(hdus) > 1 and hdus[0].header.get("EXTEND") is not True:
+        return None
+    return hdus
+
+
+def _astropy_header(hdu: ScannedHDU) -> fits.Header:
+    """The header astropy makes of ``hdu``'s text (``Header.fromstring``, as ``fits.open``)."""
+    from astropy.io import fits
+    return fits.Header.fromstring(hdu.text.decode("ascii"))
+
+
 def read_headers(path) -> HeaderSet:
     """Read only the headers of a GMOS file (no pixel data are loaded).
+
+    A plain file (:func:`~.fitsheader.scan_hdus`) is scanned and only its primary
+    and science headers are made into astropy headers; any other file is read by
+    astropy, whose checks name its problem.
 
     Parameters
     ----------
@@ -396,10 +429,16 @@ def read_headers(path) -> HeaderSet:
     FileProblem
         Not a FITS file, truncated, or not a GMOS file.
     """
+    scanned = _scanned(path)
+    if scanned is not None:
+        sci = [hdu for hdu in scanned[1:] if is_science(hdu)]
+        return HeaderSet(_astropy_header(scanned[0]), [_astropy_header(h) for h in sci],
+                         Path(path), [(h.header.get("NAXIS2", 0), h.header.get("NAXIS1", 0))
+                                      for h in sci])
     hdulist = _open(path)
     try:
         phu = hdulist[0].header          # the file is closed below: no copy needed
-        if not _is_gmos(phu):
+        if not is_gmos(phu):
             inst = phu.get("INSTRUME")
             raise FileProblem(path, "not a GMOS file (no INSTRUME keyword)" if inst is None
                               else f"not a GMOS file (INSTRUME = {str(inst).strip()!r})")
@@ -449,18 +488,54 @@ def _is_plain_float(header) -> bool:
             and header.get("BSCALE", 1) == 1)
 
 
-def _read_native(fh, offset: int, shape: tuple, dtype) -> np.ndarray:
-    """The big-endian pixels at ``offset`` of ``fh`` as a native ``dtype`` array.
+def _is_plain_bytes(header) -> bool:
+    """True for 8-bit pixels (OBJMASK) that astropy returns as they are: no scaling, no BLANK."""
+    return (header.get("BITPIX") == 8 and header.get("BZERO", 0) == 0
+            and header.get("BSCALE", 1) == 1 and "BLANK" not in header)
 
-    Read straight into the one new array, then byte-swapped in place: no
-    intermediate copy (a fresh array is a page fault per page on first use).
+
+def _direct_type(header) -> tuple | None:
+    """``(dtype, flip)`` of the pixels :func:`image_pixels` reads itself, or None.
+
+    ``dtype`` is the native type of the result; the file holds it big-endian.
+    ``flip`` is set for pseudo-unsigned 16-bit pixels: stored as ``int16``,
+    their value is the stored one plus BZERO = 32768 modulo 2**16, i.e. the
+    stored bits with the top one flipped.
+    """
+    if _is_unsigned16(header):
+        return np.dtype(np.uint16), True
+    if _is_plain_float(header):
+        return np.dtype(_FLOAT_TYPES[header["BITPIX"]]), False
+    if _is_plain_bytes(header):
+        return np.dtype(np.uint8), False
+    return None
+
+
+def _read_pixels(fh, offset: int, shape: tuple, dtype: np.dtype, flip: bool) -> np.ndarray:
+    """The big-endian pixels at ``offset`` of ``fh`` as a new native ``dtype`` array
+    (the top bit flipped if ``flip``: :func:`_direct_type`).
+
+    The file is read in chunks of :data:`~.fitswrite.CHUNK_BYTES` into one
+    small buffer (it stays in the CPU caches), each converted into its place:
+    the new array is written once (reading into it, then swapping it in
+    place, went over it twice).
     """
     out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    stored = dtype.newbyteorder(">")
+    step = max(1, CHUNK_BYTES // dtype.itemsize)
+    buffer = np.empty(min(step, flat.size) * dtype.itemsize, np.uint8)
     fh.seek(offset)
-    if fh.readinto(memoryview(out).cast("B")) != out.nbytes:
-        raise OSError("the file ends inside an image")
-    if sys.byteorder == "little":
-        out.byteswap(inplace=True)
+    for start in range(0, flat.size, step):
+        part = flat[start:start + step]
+        chunk = buffer[:part.nbytes]
+        if fh.readinto(chunk) != part.nbytes:
+            raise OSError("the file ends inside an image")
+        if flip:
+            np.bitwise_xor(chunk.view(stored), dtype.type(1 << (8 * dtype.itemsize - 1)),
+                           out=part)
+        else:
+            part[...] = chunk.view(stored)
     return out
 
 
@@ -471,14 +546,14 @@ def image_pixels(hdu, fh) -> np.ndarray | None:
     read and made unsigned in one pass: adding BZERO = 32768 modulo 2**16
     flips the top bit, which is what astropy computes (by a copy and a
     subtraction, ten times slower).  Unscaled floating-point pixels (the SCI
-    and VAR planes of processed files) are read straight into a native array
-    (astropy reads a big-endian one, then a native copy was made).  Other
-    images are astropy's.
+    and VAR planes of processed files) and unscaled bytes (OBJMASK) are read
+    straight into a native array (:func:`_read_pixels`).  Other images are
+    astropy's.
 
     Parameters
     ----------
-    hdu : astropy.io.fits.ImageHDU or PrimaryHDU
-        An HDU of a file opened without memory mapping.
+    hdu : astropy.io.fits.ImageHDU, PrimaryHDU or _ScannedImage
+        An HDU of a file opened without memory mapping, or an image of a scanned file.
     fh : binary file object
         The same file, open for reading (a file or :class:`io.BytesIO`).
 
@@ -488,15 +563,64 @@ def image_pixels(hdu, fh) -> np.ndarray | None:
         None when the HDU has no data.
     """
     shape = hdu.shape
-    header = hdu.header
-    if shape and all(shape):
-        if _is_unsigned16(header):     # read, then one pass from the bytes to the result
-            fh.seek(hdu._data_offset)
-            raw = np.frombuffer(fh.read(2 * int(np.prod(shape))), dtype=">u2").reshape(shape)
-            return np.bitwise_xor(raw, np.uint16(1 << 15), dtype=np.uint16)
-        if _is_plain_float(header):
-            return _read_native(fh, hdu._data_offset, shape, _FLOAT_TYPES[header["BITPIX"]])
+    direct = _direct_type(hdu.header) if shape and all(shape) else None
+    if direct is not None:
+        return _read_pixels(fh, hdu._data_offset, shape, *direct)
     return None if hdu.data is None else _native(hdu.data)
+
+
+class _ScannedImage:
+    """An image extension of a scanned file whose pixels :func:`image_pixels` reads itself.
+
+    Its ``header`` is the astropy header ``fits.open`` makes; ``shape`` and
+    ``_data_offset`` are named as an astropy HDU's.
+    """
+
+    __slots__ = ("header", "shape", "_data_offset")
+
+    def __init__(self, hdu: ScannedHDU):
+        self.header = _astropy_header(hdu)
+        self.shape = hdu.shape
+        self._data_offset = hdu.data_offset
+
+
+@contextlib.contextmanager
+def _hdus(path):
+    """The primary header of ``path`` and its extensions' HDUs, checked (:mod:`~.fitscheck`).
+
+    A plain GMOS file (:func:`_scanned`) gives its primary header, a
+    :class:`_ScannedImage` for each image :func:`image_pixels` reads itself,
+    and astropy's HDU of each other extension (a table, another pixel type),
+    read at its offset as ``fits.open`` reads it.  Any other file is opened
+    by astropy (:func:`_open`), whose checks name its problem.
+    """
+    scanned = _scanned(path)
+    if scanned is None:
+        from astropy.io import fits
+        hdulist = _open(path)
+        try:
+            check_sections(path, ((i, h.header) for i, h in enumerate(hdulist)
+                                  if isinstance(h, fits.ImageHDU)))
+            yield [hdulist[0].header, *hdulist[1:]]
+        finally:
+            hdulist.close()
+        return
+    check_sections(path, ((i, h.header) for i, h in enumerate(scanned)
+                          if h.xtension == "IMAGE"))
+    with contextlib.ExitStack() as stack:
+        hdus, astropy_file = [_astropy_header(scanned[0])], None
+        for hdu in scanned[1:]:
+            if hdu.xtension == "IMAGE" and hdu.shape and all(hdu.shape) \
+                    and _direct_type(hdu.header) is not None:
+                hdus.append(_ScannedImage(hdu))
+                continue
+            from astropy.io import fits
+            from astropy.io.fits.file import _File
+            if astropy_file is None:
+                astropy_file = stack.enter_context(_File(path, mode="readonly", memmap=False))
+            astropy_file.seek(hdu.offset)
+            hdus.append(fits.hdu.base._BaseHDU.readfrom(astropy_file, uint=fits.conf.enable_uint))
+        yield hdus
 
 
 def read_frame(path) -> Frame:
@@ -515,12 +639,9 @@ def read_frame(path) -> Frame:
     FileProblem
         Not a FITS file, truncated, not GMOS, or inconsistent planes.
     """
-    from astropy.io import fits
-    hdulist = _open(path)
-    try:
-        check_sections(path, hdulist)
-        phu = hdulist[0].header
-        if not _is_gmos(phu):
+    with _hdus(path) as hdulist:
+        phu = hdulist[0]
+        if not is_gmos(phu):
             raise FileProblem(path, f"not a GMOS file (INSTRUME = {phu.get('INSTRUME')!r})")
         sci, planes, tables = _classify(hdulist)
         if not sci:
@@ -548,10 +669,7 @@ def read_frame(path) -> Frame:
                     from astropy.table import Table  # the primitives that use sources need one
                     ext.objcat = Table(cat.data)
                 exts.append(ext)
-        frame_tables = {name: _frame_table(h) for name, h in tables.items()
-                        if isinstance(h, (fits.BinTableHDU, fits.TableHDU))}
-    finally:
-        hdulist.close()
+        frame_tables = {name: _frame_table(h) for name, h in tables.items() if _is_table(h)}
     return Frame(phu, exts, path, frame_tables)
 
 

@@ -19,6 +19,7 @@ reduction reads and to what each of its steps produces.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -249,7 +250,11 @@ def store_calibration_copy(path: PathLike, frame: Frame, workdir: PathLike, *, l
                            service=None) -> Path | None:
     """Copy a processed calibration to ``workdir/calibrations/processed_<type>/``.
 
-    A copy that replaces an earlier one is logged and its calibration
+    The copy is a hard link to the file where the file system allows one
+    (else a copy of its bytes): every file the package writes replaces its
+    path whole (:func:`gmoswidgets.atomic.atomic_path`), so a product written
+    again never changes the stored calibration, and a 1x1 calibration
+    (~260 MB) is not copied through fresh page-cache pages.  A copy that replaces an earlier one is logged and its calibration
     database entry refreshed (:func:`gmoswidgets.overwrite.replacing`).
 
     Parameters
@@ -277,8 +282,17 @@ def store_calibration_copy(path: PathLike, frame: Frame, workdir: PathLike, *, l
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / Path(path).name
     with replacing(target, log or get_logger("reduce"), service), atomic_path(target) as tmp:
-        shutil.copyfile(path, tmp)
+        _link_or_copy(Path(path), tmp)
     return target
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` (an empty placeholder) a hard link to ``source``, or a copy where no link."""
+    try:
+        target.unlink()
+        os.link(source, target)
+    except OSError:  # another file system, or links not supported: copy the bytes
+        shutil.copyfile(source, target)
 
 
 def stamp_input(frame: Frame, path: PathLike, primitive: str) -> Frame:

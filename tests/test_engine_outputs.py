@@ -50,6 +50,17 @@ def test_calibration_type_and_copy(tmp_path):
     assert store_calibration_copy(path, science, tmp_path) is None
 
 
+def test_calibration_copy_is_kept_when_the_product_is_written_again(tmp_path):
+    bias = _frame(OBSTYPE="BIAS", PROCBIAS="2017-06-13T00:00:00")
+    path = bias.write(tmp_path / "N20170613S0180_bias.fits")
+    copy = store_calibration_copy(path, bias, tmp_path)
+    assert copy.stat().st_ino == path.stat().st_ino   # a hard link: no bytes copied
+    stored = copy.read_bytes()
+    bias.exts[0].data[...] += 1
+    bias.write(path)                                  # replaced whole, as every write is
+    assert copy.read_bytes() == stored != path.read_bytes()
+
+
 def test_history_and_provenance_tables_survive_a_round_trip(tmp_path):
     frame = _frame()
     source = tmp_path / "in.fits"

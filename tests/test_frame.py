@@ -217,3 +217,106 @@ def test_copy_header_equals_astropys_copy(tmp_path, source):
     _edit(theirs)
     assert _state(ours) == _state(theirs)
     assert header.tostring() == before        # the original is untouched
+
+
+def _astropy_read(monkeypatch, reader, path):
+    """``reader(path)`` with every file opened by astropy (the path for files that are not plain)."""
+    import gmoswidgets.frame as frame_module
+    with monkeypatch.context() as patch:
+        patch.setattr(frame_module, "_scanned", lambda path: None)
+        return reader(path)
+
+
+def _cards(header):
+    return ([(c.keyword, c.value, c.comment, c.image) for c in header.cards], header.tostring(),
+            dict(header._keyword_indices), dict(header._rvkc_indices), header._modified)
+
+
+def _assert_same_arrays(ours, theirs):
+    if theirs is None:
+        assert ours is None
+        return
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    assert ours.flags.writeable == theirs.flags.writeable and ours.flags.c_contiguous
+    assert ours.tobytes() == theirs.tobytes()
+
+
+def _assert_same_tables(ours, theirs):
+    assert type(ours) is type(theirs) and ours.dtype == theirs.dtype and len(ours) == len(theirs)
+    as_array = (lambda t: t) if isinstance(theirs, np.ndarray) else (lambda t: t.as_array())
+    assert as_array(ours).tobytes() == as_array(theirs).tobytes()
+    for name in theirs.dtype.names:
+        ours_col, theirs_col = (np.asarray(t[name]) for t in (ours, theirs))
+        assert ours_col.tobytes() == theirs_col.tobytes()
+    if hasattr(theirs, "columns"):                         # FITS_rec: formats, units, ...
+        assert str(ours.columns) == str(theirs.columns)
+    else:                                                  # Table (OBJCAT)
+        assert ours.meta == theirs.meta
+        assert [c.unit for c in ours.columns.values()] == [c.unit for c in theirs.columns.values()]
+
+
+def _assert_same_frames(ours, theirs):
+    assert _cards(ours.phu) == _cards(theirs.phu)
+    assert len(ours) == len(theirs) and ours.tables.keys() == theirs.tables.keys()
+    for mine, other in zip(ours, theirs):
+        assert _cards(mine.header) == _cards(other.header)
+        for name in ("data", "variance", "mask", "objmask"):
+            _assert_same_arrays(getattr(mine, name), getattr(other, name))
+        assert (mine.objcat is None) == (other.objcat is None)
+        if other.objcat is not None:
+            _assert_same_tables(mine.objcat, other.objcat)
+    for name, table in theirs.tables.items():
+        _assert_same_tables(ours.tables[name], table)
+
+
+def test_scanned_reading_equals_astropys(tmp_path, tutorial4, monkeypatch):
+    """A plain file is scanned (headers from the exact bytes, pixels and planes by offset):
+    the frame and the headers equal those of astropy's reading, card by card and byte by byte,
+    on raw, processed (bias, flat) and stacked files (OBJMASK, OBJCAT, frame tables)."""
+    from gmoswidgets.caldb.testing import write_calibration
+    from gmoswidgets.frame import _scanned
+    stack = read_frame(tutorial4.science[0])
+    for ext in stack:
+        ext.data = ext.data.astype(np.float32) * 1.25
+        ext.variance = np.full(ext.shape, 3.5, np.float32)
+        ext.mask = (np.arange(ext.data.size, dtype=np.uint16) % 7).reshape(ext.shape) << 13
+        ext.objmask = (np.arange(ext.data.size) % 3).astype(np.uint8).reshape(ext.shape)
+        ext.objcat = Table({"NUMBER": [1, 2], "FLUX": [1.5, 2.5], "label": ["a", "bc"]})
+        ext.objcat["FLUX"].unit = "s"
+    stack.tables["PROVENANCE"] = Table({"filename": ["a.fits"], "md5": ["x" * 32]})
+    stack.tables["HISTORY"] = Table({"primitive": ["prepare"], "args": ["{}"]})
+    stack.phu["HISTORY"] = "a 'quoted' history"
+    stack.write(tmp_path / "stack.fits")
+    files = [tutorial4.bias[0], tutorial4.flat[0], tutorial4.science[0], tmp_path / "stack.fits",
+             write_calibration(tmp_path / "bias.fits", "bias"),
+             write_calibration(tmp_path / "flat.fits", "flat")]
+    for path in files:
+        assert _scanned(path) is not None, path            # the scanned path is the one tested
+        frame = read_frame(path)
+        _assert_same_frames(frame, _astropy_read(monkeypatch, read_frame, path))
+        with fits.open(path) as hdulist:                   # the pixels are astropy's values
+            images = [h.data for h in hdulist[1:] if h.is_image]
+        planes = [a for ext in frame for a in (ext.data, ext.variance, ext.mask, ext.objmask)
+                  if a is not None]
+        assert len(planes) == len(images)
+        for plane, image in zip(planes, images):
+            assert plane.dtype == image.dtype.newbyteorder("=")
+            np.testing.assert_array_equal(plane, image)
+        ours, theirs = read_headers(path), _astropy_read(monkeypatch, read_headers, path)
+        assert ours.shapes == theirs.shapes and ours.path == theirs.path
+        assert [_cards(h) for h in (ours.phu, *ours.ext_headers)] == \
+            [_cards(h) for h in (theirs.phu, *theirs.ext_headers)]
+
+
+def test_files_astropy_changes_are_left_to_it(tmp_path):
+    """No EXTEND card before extensions: ``fits.open`` adds one, so astropy reads the file."""
+    from gmoswidgets.frame import _scanned
+    path = _raw_file(tmp_path / "raw.fits", instrument="GMOS-N")
+    assert _scanned(path) is not None
+    data = bytearray(path.read_bytes())
+    at = data.index(b"EXTEND  =")
+    data[at:at + 80] = b"COMMENT".ljust(80)
+    path.write_bytes(bytes(data))
+    assert _scanned(path) is None
+    frame = read_frame(path)
+    assert frame.phu["EXTEND"] is True and len(frame) == 3

@@ -59,6 +59,10 @@ def test_disk_full_leaves_no_temporary_file(tmp_path, monkeypatch):
         Path(dst).write_bytes(b"SIMPLE  =" + b" " * 100)
         _disk_full()
 
+    def no_link(*args):   # another file system: the bytes are copied
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
     monkeypatch.setattr(shutil, "copyfile", partial_copy)
     with pytest.raises(OSError, match="No space left"):
         store_calibration_copy(bias, frame, tmp_path / "work")

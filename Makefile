@@ -28,11 +28,17 @@ demo: setup
 lab: $(LAB_STAMP)
 	$(PY) -m gmoswidgets.dashboard.lab --data $(DEMO_DIR)
 
+# Extra pytest arguments for both: `make test-fast PYTEST_ARGS="--durations=20 -x"`.
+PYTEST_ARGS ?=
+# test-fast runs its files on FAST_JOBS processes (pytest-xdist; a file's tests stay together in
+# one process, in order); FAST_JOBS=0 runs them all in this process, as `make test` does.
+FAST_JOBS ?= 2
+
 test: $(LAB_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not browser"
+	$(PY) -m pytest -q -m "not slow and not browser" -n $(FAST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/run_all.py

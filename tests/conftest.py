@@ -1,9 +1,11 @@
 """Shared pytest fixtures: simulated tutorial datasets (made once per session), the fake
 engine environment, and a local HTTP server."""
 import base64
+import fcntl
 import hashlib
 import http.server
 import os
+import pickle
 import socket
 import threading
 
@@ -12,18 +14,36 @@ import pytest
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 
 
+def _once_per_run(tmp_path_factory, name, make):
+    """``make(directory)`` once per test run, also when pytest-xdist runs the tests in several
+    processes (``make test-fast``): the first worker makes it in the run's shared temporary
+    directory, the others wait for it (a file lock) and load what it returned (pickled)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return make(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent          # shared by the run's workers
+    made = root / f"{name}.pickle"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)                  # released when the file closes
+        if not made.exists():
+            (root / name).mkdir()
+            made.write_bytes(pickle.dumps(make(root / name)))
+        return pickle.loads(made.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def tutorial4(tmp_path_factory):
     """The seed's tutorial dataset (biases, flats, science), 4x4 binning: fast."""
     from gmoswidgets.data import make_tutorial_dataset
-    return make_tutorial_dataset(tmp_path_factory.mktemp("playdata4"), binning=4, seed=4)
+    return _once_per_run(tmp_path_factory, "playdata4",
+                         lambda directory: make_tutorial_dataset(directory, binning=4, seed=4))
 
 
 @pytest.fixture(scope="session")
 def tutorial2(tmp_path_factory):
     """The seed's tutorial dataset at 2x2 binning, as the real tutorial data."""
     from gmoswidgets.data import make_tutorial_dataset
-    return make_tutorial_dataset(tmp_path_factory.mktemp("playdata2"), binning=2, seed=2)
+    return _once_per_run(tmp_path_factory, "playdata2",
+                         lambda directory: make_tutorial_dataset(directory, binning=2, seed=2))
 
 
 @pytest.fixture(scope="session")
@@ -31,11 +51,13 @@ def masters4(tutorial4, tmp_path_factory):
     """The master bias and flat of :func:`tutorial4` (``reduce`` with the defaults), made once
     per session: ``{"processed_bias": path, "processed_flat": path}``.  Read-only for tests."""
     from gmoswidgets.reduce import Reduce
-    work = tmp_path_factory.mktemp("masters4")
-    bias = Reduce(files=[str(p) for p in tutorial4.bias], workdir=work).runr()[0]
-    flat = Reduce(files=[str(p) for p in tutorial4.flat], workdir=work,
-                  ucals={"processed_bias": bias}).runr()[0]
-    return {"processed_bias": bias, "processed_flat": flat}
+
+    def make(work):
+        bias = Reduce(files=[str(p) for p in tutorial4.bias], workdir=work).runr()[0]
+        flat = Reduce(files=[str(p) for p in tutorial4.flat], workdir=work,
+                      ucals={"processed_bias": bias}).runr()[0]
+        return {"processed_bias": bias, "processed_flat": flat}
+    return _once_per_run(tmp_path_factory, "masters4", make)
 
 
 # -- the engine on fakes --------------------------------------------------------------------
@@ -113,7 +135,9 @@ def server():
     """A local HTTP server on 127.0.0.1: ``(base_url, handler class)``; fill ``handler.files``."""
     LocalHandler.files, LocalHandler.md5_header, LocalHandler.cut_after = {}, set(), {}
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LocalHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: 0.05 s, not the default 0.5 s per test
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", LocalHandler
     httpd.shutdown()

@@ -93,7 +93,7 @@ def test_flags_are_the_nearest_pixel_above_half(matrix, offset, out_shape):
     assert np.array_equal(resample_flags(plane.astype(bool), amap, out_shape), flags)
 
 
-@pytest.mark.parametrize("interpolant", ["nearest", "poly3", "poly5"])
+@pytest.mark.parametrize("interpolant", ["nearest", "poly3", pytest.param("poly5", marks=pytest.mark.slow)])
 def test_long_runs_of_a_near_translation_match_brute_force(interpolant):
     """Rows longer than the kernels' chunks of 256 pixels, a map near a translation (the
     runs of SCI/VAR/DQ and of the OBJMASK flags, cut where y crosses an integer)."""

@@ -33,7 +33,7 @@ from typing import Any
 from .fitscheck import MAX_AXIS, MAX_PIXELS, check_regular_file, is_plain_card
 
 __all__ = ["BLOCK", "HeaderSet", "HeaderValues", "ScannedHDU", "scan_hdus", "scan_headers",
-           "header_values", "is_gmos", "is_science"]
+           "header_set", "header_values", "is_gmos", "is_science"]
 
 #: Bytes of a FITS block (logical record): headers and data are padded to whole blocks.
 BLOCK = 2880
@@ -290,10 +290,31 @@ def scan_headers(path) -> HeaderSet | None:
     hdus = scan_hdus(path)
     if hdus is None or not is_gmos(hdus[0].header):
         return None
+    return header_set(hdus, path)
+
+
+def header_set(hdus: list[ScannedHDU], path, *, header=None) -> HeaderSet | None:
+    """The :class:`HeaderSet` of a scanned file: its primary and science headers and shapes.
+
+    Parameters
+    ----------
+    hdus : list of ScannedHDU
+        What :func:`scan_hdus` returned.
+    path : str or path-like
+    header : callable, optional
+        Makes each header kept from its :class:`ScannedHDU` (default: its
+        :class:`HeaderValues`).
+
+    Returns
+    -------
+    HeaderSet or None
+        None when the file has no science extension.
+    """
+    make = header or (lambda hdu: hdu.header)
     science = [h for h in hdus[1:] if is_science(h)]
     if not science:
         return None
-    return HeaderSet(hdus[0].header, [h.header for h in science], Path(path),
+    return HeaderSet(make(hdus[0]), [make(h) for h in science], Path(path),
                      [(h.header.get("NAXIS2", 0), h.header.get("NAXIS1", 0)) for h in science])
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import FileProblem
 from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
-from .fitsheader import HeaderSet, ScannedHDU, is_gmos, is_science, scan_hdus
+from .fitsheader import HeaderSet, ScannedHDU, header_set, is_gmos, is_science, scan_hdus
 from .fitswrite import CHUNK_BYTES, writable, write_fits
 
 if TYPE_CHECKING:  # astropy is imported where a file is read or written (start-up time)
@@ -431,10 +431,7 @@ def read_headers(path) -> HeaderSet:
     """
     scanned = _scanned(path)
     if scanned is not None:
-        sci = [hdu for hdu in scanned[1:] if is_science(hdu)]
-        return HeaderSet(_astropy_header(scanned[0]), [_astropy_header(h) for h in sci],
-                         Path(path), [(h.header.get("NAXIS2", 0), h.header.get("NAXIS1", 0))
-                                      for h in sci])
+        return header_set(scanned, path, header=_astropy_header)
     hdulist = _open(path)
     try:
         phu = hdulist[0].header          # the file is closed below: no copy needed

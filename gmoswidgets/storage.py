@@ -379,11 +379,19 @@ class StepStore:
         self.append(index, frames, whole=True)
         self.finish(index)
 
-    def result_keeper(self, executor, index: int):
+    def result_keeper(self, executor, index: int, *, count: int | None = None):
         """For per-frame work of step ``index`` on ``executor``: a function writing a Frame
         result to disk and returning it mapped (so that a step's results need not all be in
-        memory), or None (in-memory policies, executors outside this process)."""
-        if not self._on_disk or (executor is not None and executor.name not in IN_PROCESS):
+        memory), or None (in-memory policies, executors outside this process).
+
+        ``count``: the frames the step works on at once, if known.  A streamed
+        batch of one frame gets None: its result is written when the step
+        returns (:meth:`append`), once its input is let go of, so over the
+        input's released file rather than on fresh pages (it is in memory
+        until then either way, as is its input while the work runs).
+        """
+        if (not self._on_disk or (executor is not None and executor.name not in IN_PROCESS)
+                or (count == 1 and self.streams)):
             return None
         files, name = self._spill_files(), f"step{index:02d}_map"
         budget, inputs = self._budget, {(self._owner, index - 1)}

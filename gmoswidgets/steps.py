@@ -26,8 +26,9 @@ from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
            "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes",
-           "user_targets", "apply_uparms", "set_user_value", "summary_text", "stream_chain", "batch_bounds",
-           "frame_by_frame", "call_step", "measure_step", "start_step", "finish_step", "report_failure",
+           "user_targets", "apply_uparms", "set_user_value", "summary_text", "stream_chain",
+           "batch_bounds", "frame_by_frame", "call_step", "measure_step", "start_step",
+           "finish_step", "report_failure",
            "PER_FRAME", "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
 #: Step statuses.

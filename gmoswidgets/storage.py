@@ -5,7 +5,8 @@ Four policies (:data:`KEEP_MODES`):
 * ``'all'``: every step's outputs stay in memory (interactive inspection);
 * ``'last'``: only the latest step's outputs are held; earlier ones are
   forgotten (the engine recomputes them when asked), and the steps that work
-  frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) run
+  frame by frame (:func:`~gmoswidgets.steps.frame_by_frame`: the per-frame
+  ones, and those whose all-frames measurement is made first) run
   :data:`STREAM_BATCH` frames at a time (one if a frame weighs more than
   half of :data:`STREAM_BYTES`), each batch through all the per-frame steps
   that follow one another, letting go of each batch's inputs once used, so
@@ -30,7 +31,7 @@ Four policies (:data:`KEEP_MODES`):
   report: memory holds the budget and a few frames, not whole steps;
 * ``'stream'``: for many frames.  Only the latest step's outputs are held
   (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
-  work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) in batches as
+  work frame by frame (:func:`~gmoswidgets.steps.frame_by_frame`) in batches as
   under ``'last'``, releasing each batch's inputs once used.  Memory then does
   not grow with the number of frames; the disk holds about one step's outputs
   (and released files, at most :data:`POOL_BYTES`, that later frames are

@@ -46,8 +46,8 @@ from .primitives.base import PrimitiveTable
 from .recipes import Recipe, RecipeBook
 from .steps import (DONE, FAILED, PENDING, RUNNING, SKIPPED, ParamState, Step, StepKey,
                     apply_uparms, batch_bounds, build_steps, call_step, choose_recipe, find_step,
-                    package_primitives, parse_uparms, report_failure, set_user_value,
-                    split_assignment, stream_chain, summary_text)
+                    finish_step, measure_step, package_primitives, parse_uparms, report_failure,
+                    set_user_value, split_assignment, start_step, stream_chain, summary_text)
 from .storage import KEEP_MODES, StepStore, expected_frame_bytes
 
 __all__ = ["Reduction", "Step", "ParamState", "Event", "ReductionCancelled", "parse_uparms",
@@ -90,11 +90,10 @@ class Reduction:
         :attr:`output_filenames` are bare file names when it is not given,
         else paths under it.
     keep : {'all', 'last', 'spill', 'stream'}
-        Memory policy (:class:`~gmoswidgets.storage.StepStore`): every step's
-        outputs in memory, only the latest ones (on disk if the inputs are
-        large; earlier ones are recomputed if needed), each step's written to
-        a temporary directory and mapped back on demand, or only the latest on
-        disk; the last two run per-frame steps a few frames at a time.
+        Memory policy (:mod:`gmoswidgets.storage`): every step's outputs in
+        memory, only the latest ones (on disk if large; earlier ones are
+        recomputed if needed), every step's on disk, or only the latest; the
+        last two run per-frame steps a few frames at a time.
     spill_dir : path-like, optional
         Parent directory for ``keep='spill'`` or ``'stream'`` (default: the
         system's temporary one).
@@ -325,10 +324,9 @@ class Reduction:
         return frames
 
     def _batches(self, step: Step) -> Iterator[tuple[int, int, list[Frame]]]:
-        """(first, total, frames): the step's inputs, all at once or under ``'last'`` and
-        ``'stream'`` in :func:`~gmoswidgets.steps.batch_bounds`, each handed over to the step
-        (the store lets go of it first) so that its frames go as it goes; the files of mapped
-        ones are written over once unmapped, unless a plane is passed on (StepStore.consume)."""
+        """(first, total, frames): the step's inputs, at once or under ``'last'``/``'stream'`` in
+        :func:`~gmoswidgets.steps.batch_bounds`, each handed over to the step (the store lets go
+        of it first, StepStore.consume) so that its frames go as it goes."""
         if not self._store.streams:
             inputs = self._frames_after(step.index - 1)
             yield 0, len(inputs), inputs
@@ -355,11 +353,12 @@ class Reduction:
         try:
             self._check_cancel()
             self._store.discard(chain[-1])
+            measured = {index: self._measure(self.steps[index], elapsed)}
             for first, total, frames in self._batches(self.steps[index]):
                 whole = first == 0 and len(frames) == total   # the step's inputs at once
                 for i in chain:
                     frames = self._step_batch(self.steps[i], frames, (first, total), elapsed,
-                                              keep=i == chain[-1])
+                                              keep=i == chain[-1], measured=measured.get(i))
                 self._store.append(chain[-1], frames, whole=whole)
             self._store.finish(chain[-1])
             if chain[-1] == len(self.steps) - 1:
@@ -374,42 +373,48 @@ class Reduction:
             raise
         if self.keep != "all" and isinstance(self._lookup, CalibrationLookup):
             self._lookup.release()  # a master bias or flat is not held for the whole reduction
-        for step in (self.steps[i] for i in chain):
-            step.status = SKIPPED if step.values["skip_primitive"] else DONE
-            step.elapsed = elapsed[step.index]
-            self.log.debug("%s took %.2f s", step.label, step.elapsed)
-            self._hub.emit(Event("step_finished", step.index, step.label, elapsed=step.elapsed))
+        for i in chain:
+            finish_step(self.steps[i], elapsed[i], log=self.log, emit=self._hub.emit)
+
+    def _measure(self, step: Step, elapsed: dict) -> list | None:
+        """Under 'last'/'stream', ``step``'s measurement (steps.measure_step) before its batches."""
+        if not self._store.streams or not step.definition.measure or step.values["skip_primitive"]:
+            return None
+        start_step(step, len(self.steps), log=self.log, emit=self._hub.emit)
+        start, inputs = time.perf_counter(), self._frames_after(step.index - 1)
+        measured = measure_step(step, inputs, **self._context(step.index, measuring=True))
+        elapsed[step.index] += time.perf_counter() - start
+        return measured
+
+    def _context(self, index: int, *, measuring: bool = False) -> dict:
+        """What step ``index`` runs with (a measurement's progress: the step's start, 0)."""
+        return dict(lookup=self._lookup, logger=self.log, executor=self.executor,
+                    workdir=self.workdir, cancel_check=self._check_cancel,
+                    progress=partial(self._progress, index, measuring=measuring))
 
     def _step_batch(self, step: Step, inputs: list[Frame], part: tuple[int, int], elapsed: dict,
-                    *, keep: bool) -> list[Frame]:
+                    *, keep: bool, measured: list | None) -> list[Frame]:
         """Run ``step`` on ``inputs`` (its first batch starts it) and write its outputs if asked;
-        ``keep``: its per-frame results may go to disk as they come (its outputs are held)."""
+        ``keep``: its results may go to disk as they come; ``measured``: see :meth:`_measure`."""
         self._current = step.index
-        if step.status != RUNNING:
-            step.status, step.error = RUNNING, None
-            self._hub.emit(Event("step_started", step.index, step.label))
-            self.log.info("Step %d/%d: %s", step.index + 1, len(self.steps), step.describe())
-            if step.values["skip_primitive"]:
-                self.log.info("%s skipped (skip_primitive=True)", step.label)
+        start_step(step, len(self.steps), log=self.log, emit=self._hub.emit)
         start = time.perf_counter()
         try:
             if step.values["skip_primitive"]:
                 return list(inputs)
-            outputs = call_step(
-                step, inputs, part=part, handover=self._store.streams, lookup=self._lookup,
-                logger=self.log, executor=self.executor, workdir=self.workdir,
-                cancel_check=self._check_cancel,
-                keep_result=self._store.result_keeper(self.executor, step.index) if keep else None,
-                progress=lambda fraction, message: self._progress(step.index, message, fraction))
+            keeper = self._store.result_keeper(self.executor, step.index, count=len(inputs))
+            outputs = call_step(step, inputs, part=part, handover=self._store.streams,
+                                measured=measured, keep_result=keeper if keep else None,
+                                **self._context(step.index))
             for frame in outputs if step.values["write_outputs"] else ():
                 self._write(frame, frame.filename)
             return outputs
         finally:
             elapsed[step.index] += time.perf_counter() - start
 
-    def _progress(self, index: int, message: str, fraction: float) -> None:
+    def _progress(self, index: int, fraction: float, message: str, *, measuring: bool) -> None:
         self._store.trim()  # what a step has read (mapped) or let go of need not stay resident
-        self._hub.emit(Event("progress", index, message, fraction=fraction))
+        self._hub.emit(Event("progress", index, message, fraction=0.0 if measuring else fraction))
 
     def _write(self, frame: Frame, filename: str) -> Path:
         with replacing(self.workdir / filename, self.log, getattr(self._lookup, "service", None)):
@@ -423,11 +428,10 @@ class Reduction:
             self.log.warning("recipe %s produced no output file", self.recipe.name)
         names = []
         for frame in outputs:
-            name = output_filename(frame, self.suffix) if self.suffix else frame.filename
-            path = self._write(frame, name)
-            copy = store_calibration_copy(path, frame, self.workdir, log=self.log,
-                                          service=getattr(self._lookup, "service", None))
-            if copy is not None:
+            path = self._write(frame, output_filename(frame, self.suffix) if self.suffix
+                               else frame.filename)
+            if copy := store_calibration_copy(path, frame, self.workdir, log=self.log,
+                                              service=getattr(self._lookup, "service", None)):
                 self.log.info("copied to %s", copy)
             names.append(str(self._shown_dir / path.name) if self._shown_dir else path.name)
         self.output_filenames = names

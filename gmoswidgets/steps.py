@@ -26,8 +26,9 @@ from .recipes import Recipe, RecipeBook, RecipeStep
 
 __all__ = ["Step", "StepKey", "ParamState", "build_steps", "parse_uparms", "split_assignment",
            "choose_recipe", "find_step", "steps_table", "package_primitives", "package_recipes",
-           "user_targets", "apply_uparms", "set_user_value", "summary_text", "stream_chain", "batch_bounds",
-           "call_step", "report_failure",
+           "user_targets", "apply_uparms", "set_user_value", "summary_text", "stream_chain",
+           "batch_bounds", "frame_by_frame", "call_step", "measure_step", "start_step",
+           "finish_step", "report_failure",
            "PER_FRAME", "PENDING", "RUNNING", "DONE", "SKIPPED", "FAILED"]
 
 #: Step statuses.
@@ -37,7 +38,8 @@ _KIND_TAGS = frozenset({"BIAS", "FLAT", "FRINGE", "DARK", "BPM", "CAL", "PROCESS
                         "SPECT"})
 #: Primitives whose output for a frame depends on that frame alone (and its calibrations):
 #: the engine may run them a few frames at a time (``keep='last'``, ``'stream'``) with the
-#: same result.
+#: same result.  (A primitive that declares its all-frames measurement apart, QECorrect, also
+#: runs a few frames at a time once measured, and may start a chain: :func:`frame_by_frame`.)
 PER_FRAME = frozenset({"prepare", "addDQ", "addVAR", "overscanCorrect", "biasCorrect",
                        "ADUToElectrons", "flatCorrect", "mosaicDetectors"})
 
@@ -324,18 +326,28 @@ def steps_table(steps: list[Step]) -> list[str]:
     return lines
 
 
+def frame_by_frame(step: Step) -> bool:
+    """True if the engine may run ``step`` a few frames at a time (``keep='last'``,
+    ``'stream'``): a per-frame primitive (:data:`PER_FRAME`), or one that declares its
+    all-frames measurement apart (:class:`~gmoswidgets.primitives.base.Primitive`'s
+    ``measure``: measured over all the inputs first, :func:`measure_step`)."""
+    return step.primitive in PER_FRAME or step.definition.measure is not None
+
+
 def stream_chain(steps: list[Step], index: int, until: int | None) -> list[int]:
     """Indices of step ``index`` and of the per-frame steps not done that follow it, up to
     ``until``.
 
-    When step ``index`` works frame by frame (:data:`PER_FRAME`), so do the
-    steps of the chain: a batch of frames can go through all of them before
-    the next batch starts, and only the last one's outputs need be kept.
-    Otherwise (or without ``until``) the chain is step ``index`` alone.
+    When step ``index`` works frame by frame (:func:`frame_by_frame`), so do
+    the steps of the chain (:data:`PER_FRAME`: a step with a measurement over
+    all its inputs only starts a chain): a batch of frames can go through all
+    of them before the next batch starts, and only the last one's outputs
+    need be kept.  Otherwise (or without ``until``) the chain is step
+    ``index`` alone.
     """
     chain = [index]
-    while (until is not None and chain[-1] < until
-           and {steps[chain[-1]].primitive, steps[chain[-1] + 1].primitive} <= PER_FRAME
+    while (until is not None and chain[-1] < until and frame_by_frame(steps[chain[-1]])
+           and steps[chain[-1] + 1].primitive in PER_FRAME
            and steps[chain[-1] + 1].status not in (DONE, SKIPPED)):
         chain.append(chain[-1] + 1)
     return chain
@@ -343,15 +355,33 @@ def stream_chain(steps: list[Step], index: int, until: int | None) -> list[int]:
 
 def batch_bounds(step: Step, total: int, batch: int) -> list[tuple[int, int]]:
     """``(first, stop)`` of the batches in which ``step`` takes its ``total`` inputs when the
-    engine streams: ``batch`` frames at a time for a per-frame step (:data:`PER_FRAME`), else
-    all at once (once, even with no input)."""
-    if step.primitive in PER_FRAME:
+    engine streams: ``batch`` frames at a time for a step that works frame by frame
+    (:func:`frame_by_frame`), else all at once (once, even with no input)."""
+    if frame_by_frame(step):
         return [(first, min(first + batch, total)) for first in range(0, total, batch)]
     return [(0, total)]
 
 
+def measure_step(step: Step, inputs: list[Frame], *, lookup, progress, **context) -> list:
+    """The measurement ``step``'s primitive declares (``measure``) over all of its ``inputs``.
+
+    One item per input, for :func:`call_step` (``measured``) to give to the
+    application of each batch.  ``lookup``, ``progress`` (the measurement's
+    ``progress(fraction, message)``) and ``context`` as in :func:`call_step`.
+    """
+    ctx = StepContext(calibration_lookup=lookup, **context, progress_callback=progress)
+    definition = step.definition
+    measured = list(definition.measure(list(inputs), ctx,
+                                       **definition.arguments(step.params)))
+    if len(measured) != len(inputs):
+        raise GmosError(f"{step.primitive} measured {len(measured)} items for "
+                        f"{len(inputs)} frames")
+    return measured
+
+
 def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None = None, lookup,
-              progress, handover: bool = False, **context) -> list[Frame]:
+              progress, handover: bool = False, measured: list | None = None,
+              **context) -> list[Frame]:
     """Run ``step``'s primitive on ``inputs``; its outputs stamped with the step.
 
     Parameters
@@ -372,6 +402,9 @@ def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None =
         as soon as the primitive lets go of it (the primitive gets its own
         list of the frames, which it may empty as it goes, as always); the
         outputs are stamped from the inputs' headers and tables.
+    measured : list, optional
+        For a primitive with a measurement: its items for all the step's
+        ``total`` inputs (:func:`measure_step`); default: measured over ``inputs``.
     **context
         The other arguments of the primitive's
         :class:`~gmoswidgets.primitives.base.StepContext` (``logger``, ...).
@@ -391,8 +424,10 @@ def call_step(step: Step, inputs: list[Frame], *, part: tuple[int, int] | None =
     if handover:
         sources = [(weakref.ref(frame), _bare(frame)) for frame in frames]
         inputs.clear()
+    if measured is not None:
+        measured = measured[first:first + count]
     started = utc_now()
-    result = step.definition.func(frames, ctx, **step.definition.arguments(params))
+    result = step.definition.run(frames, ctx, step.definition.arguments(params), measured=measured)
     stopped = utc_now()
     del frames
     if handover:  # an input passed through is alive (and is its output): stamping copies it
@@ -412,6 +447,26 @@ def _bare(frame: Frame) -> Frame:
     bare = Frame(frame.phu, [], frame.path, frame.tables)
     bare.filename = frame.filename
     return bare
+
+
+def start_step(step: Step, count: int, *, log, emit) -> None:
+    """Mark ``step`` (of ``count`` steps) running, announce it (``emit(Event)``) and log it,
+    unless it is running already (its next batch, or its application after its measurement)."""
+    if step.status == RUNNING:
+        return
+    step.status, step.error = RUNNING, None
+    emit(Event("step_started", step.index, step.label))
+    log.info("Step %d/%d: %s", step.index + 1, count, step.describe())
+    if step.values["skip_primitive"]:
+        log.info("%s skipped (skip_primitive=True)", step.label)
+
+
+def finish_step(step: Step, elapsed: float, *, log, emit) -> None:
+    """Mark ``step`` done (or skipped) after ``elapsed`` seconds, log and announce it."""
+    step.status = SKIPPED if step.values["skip_primitive"] else DONE
+    step.elapsed = elapsed
+    log.debug("%s took %.2f s", step.label, step.elapsed)
+    emit(Event("step_finished", step.index, step.label, elapsed=step.elapsed))
 
 
 def report_failure(step: Step, exc: BaseException, elapsed: float, *, log, emit,

@@ -5,7 +5,8 @@ Four policies (:data:`KEEP_MODES`):
 * ``'all'``: every step's outputs stay in memory (interactive inspection);
 * ``'last'``: only the latest step's outputs are held; earlier ones are
   forgotten (the engine recomputes them when asked), and the steps that work
-  frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) run
+  frame by frame (:func:`~gmoswidgets.steps.frame_by_frame`: the per-frame
+  ones, and those whose all-frames measurement is made first) run
   :data:`STREAM_BATCH` frames at a time (one if a frame weighs more than
   half of :data:`STREAM_BYTES`), each batch through all the per-frame steps
   that follow one another, letting go of each batch's inputs once used, so
@@ -30,7 +31,7 @@ Four policies (:data:`KEEP_MODES`):
   report: memory holds the budget and a few frames, not whole steps;
 * ``'stream'``: for many frames.  Only the latest step's outputs are held
   (as ``'last'``), on disk (as ``'spill'``); the engine runs the steps that
-  work frame by frame (:data:`~gmoswidgets.steps.PER_FRAME`) in batches as
+  work frame by frame (:func:`~gmoswidgets.steps.frame_by_frame`) in batches as
   under ``'last'``, releasing each batch's inputs once used.  Memory then does
   not grow with the number of frames; the disk holds about one step's outputs
   (and released files, at most :data:`POOL_BYTES`, that later frames are
@@ -42,15 +43,22 @@ frame (or one row chunk of it) reads only that; headers and tables are
 pickled in memory.  A plane that a step passes on unchanged (the very array
 it was given, which is read-only) is not written again: the new record
 points at the file it came from.
+
+A spill directory is deleted with its store (:meth:`StepStore.close`, or when
+the store is garbage-collected); one still there when the interpreter exits
+is deleted by a detached ``rm`` (:func:`_remove_at_exit`), so that a command
+does not wait for the system to free its files' pages.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import itertools
 import mmap
 import pickle
 import shutil
+import subprocess
 import tempfile
 import threading
 import weakref
@@ -146,6 +154,7 @@ class _SpillFiles:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
         self.directory = Path(tempfile.mkdtemp(prefix="gmoswidgets-spill-", dir=root))
+        _LIVE_DIRS.add(self.directory)
         self._users: dict[Path, int] = {}            # records using each file
         self._sizes: dict[Path, int] = {}            # bytes of each file
         self._pool: dict[Path, Path] = {}            # released files, oldest first: old -> new name
@@ -296,7 +305,7 @@ class _SpillFiles:
                 mapped.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        _remove_dir(self.directory)
 
 
 class _Stored:
@@ -379,11 +388,19 @@ class StepStore:
         self.append(index, frames, whole=True)
         self.finish(index)
 
-    def result_keeper(self, executor, index: int):
+    def result_keeper(self, executor, index: int, *, count: int | None = None):
         """For per-frame work of step ``index`` on ``executor``: a function writing a Frame
         result to disk and returning it mapped (so that a step's results need not all be in
-        memory), or None (in-memory policies, executors outside this process)."""
-        if not self._on_disk or (executor is not None and executor.name not in IN_PROCESS):
+        memory), or None (in-memory policies, executors outside this process).
+
+        ``count``: the frames the step works on at once, if known.  A streamed
+        batch of one frame gets None: its result is written when the step
+        returns (:meth:`append`), once its input is let go of, so over the
+        input's released file rather than on fresh pages (it is in memory
+        until then either way, as is its input while the work runs).
+        """
+        if (not self._on_disk or (executor is not None and executor.name not in IN_PROCESS)
+                or (count == 1 and self.streams)):
             return None
         files, name = self._spill_files(), f"step{index:02d}_map"
         budget, inputs = self._budget, {(self._owner, index - 1)}
@@ -521,7 +538,7 @@ class StepStore:
     def _spill_files(self) -> _SpillFiles:
         if self._files is None:
             self._files = _SpillFiles(self._spill_root)
-            weakref.finalize(self, shutil.rmtree, self._files.directory, True)
+            weakref.finalize(self, _remove_dir, self._files.directory).atexit = False
         return self._files
 
     def close(self) -> None:
@@ -532,6 +549,32 @@ class StepStore:
         if self._files is not None:
             self._files.close()
             self._files = None
+
+
+#: Spill directories not deleted yet (:func:`_remove_at_exit`).
+_LIVE_DIRS: set[Path] = set()
+
+
+def _remove_dir(directory: Path) -> None:
+    """Delete a spill directory now."""
+    _LIVE_DIRS.discard(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@atexit.register
+def _remove_at_exit() -> None:
+    """At the interpreter's exit, delete the spill directories still there in a detached
+    process: unlinking a file frees its page-cache pages, ~0.1 s per spilled 1x1 frame
+    (~1 s after a 1x1 science reduction), which the command need not wait for."""
+    if not _LIVE_DIRS:
+        return
+    try:
+        subprocess.Popen(["rm", "-rf", "--", *map(str, _LIVE_DIRS)], start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    except OSError:   # no rm here: delete them before exiting
+        for directory in list(_LIVE_DIRS):
+            _remove_dir(directory)
 
 
 def _planes(frames: list[Frame]) -> list[np.ndarray]:

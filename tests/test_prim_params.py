@@ -16,7 +16,8 @@ def test_signature_matches_declarations(name):
     params = list(inspect.signature(prim.func).parameters.values())
     assert [p.name for p in params[:2]] == ["frames", "ctx"]
     own = params[2:]
-    assert [p.name for p in own] == list(prim.params), name
+    measured = ["measured"] if prim.measure is not None else []   # its measurement's items
+    assert [p.name for p in own] == measured + list(prim.params), name
     for p in own:
         assert p.kind is inspect.Parameter.KEYWORD_ONLY, f"{name}:{p.name} is not keyword-only"
         assert p.default is inspect.Parameter.empty, f"{name}:{p.name} has a signature default"

@@ -344,3 +344,22 @@ def test_last_on_disk_holds_a_stack_in_memory_instead_of_writing_it(tutorial4, t
     _assert_same_frames(held, ref.outputs(last), "final")
     _assert_same_frames(red.outputs(stack_step.index), ref.outputs(stack_step.index), "stack")
     red.close()
+
+
+def test_a_spill_directory_left_at_exit_is_deleted_by_a_detached_process(tmp_path):
+    import subprocess
+    import sys
+    import time
+    script = ("import sys, numpy as np\n"
+              "from astropy.io import fits\n"
+              "from gmoswidgets.frame import Extension, Frame\n"
+              "from gmoswidgets.storage import StepStore\n"
+              "store = StepStore('stream', spill_dir=sys.argv[1])\n"
+              "frame = Frame(fits.Header(), [Extension(np.ones((4, 5), np.float32), fits.Header())])\n"
+              "store.put(0, [frame])\n"
+              "assert store.bytes_written > 0\n")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=120)
+    deadline = time.monotonic() + 30
+    while list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(tmp_path.iterdir())

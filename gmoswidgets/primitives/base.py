@@ -18,6 +18,15 @@ Contract for primitive functions
 * Every parameter arrives as a keyword argument, already converted and checked.
 * Return the list of output frames.  The engine, not the primitive, stamps
   the PHU timestamp keyword, ``GEM-TLM``, the HISTORY row and the suffix.
+* A primitive that measures something over all its inputs and then applies
+  it to each frame (QECorrect's common factors) declares the measurement
+  apart, ``@primitive(..., measure=func)``: ``func(frames, ctx, **params)``
+  returns one item per frame (reading only what it needs: the frames may be
+  mapped from disk), and the primitive's function receives its frames' items
+  as ``measured=`` and makes each frame's output from that frame and its
+  item alone.  The engine may then measure once over all the inputs and run
+  the application a few frames at a time, chained with the per-frame steps
+  that follow (:func:`gmoswidgets.steps.stream_chain`).
 """
 from __future__ import annotations
 
@@ -196,6 +205,7 @@ class Primitive:
     suffix: str = ""
     doc: str = ""
     calibrations: tuple = ()
+    measure: Callable | None = None
 
     def __call__(self, frames, ctx: "StepContext", **overrides) -> list:
         """Run the primitive on ``frames`` with the given parameter overrides.
@@ -205,7 +215,21 @@ class Primitive:
         ParameterError
             For an unknown parameter, a generic one (the engine's business) or a bad value.
         """
-        return self.func(list(frames), ctx, **self.arguments(overrides))
+        return self.run(list(frames), ctx, self.arguments(overrides))
+
+    def run(self, frames: list, ctx: "StepContext", arguments: dict, *,
+            measured: list | None = None) -> list:
+        """The function on ``frames`` with ``arguments`` (:meth:`arguments`).
+
+        A primitive with a ``measure`` gets ``measured``, its items for these
+        frames: by default measured here over ``frames``; given, frames taken
+        a few at a time from inputs measured all together.
+        """
+        if self.measure is not None:
+            if measured is None:
+                measured = self.measure(frames, ctx, **arguments)
+            arguments = {**arguments, "measured": list(measured)}
+        return self.func(frames, ctx, **arguments)
 
     def all_params(self) -> dict:
         """Own parameters followed by the generic ones."""
@@ -248,8 +272,8 @@ class Primitive:
         return out
 
 
-def primitive(*params: Param, suffix: str, name: str | None = None,
-              calibrations: tuple = ()) -> Callable[[Callable], Primitive]:
+def primitive(*params: Param, suffix: str, name: str | None = None, calibrations: tuple = (),
+              measure: Callable | None = None) -> Callable[[Callable], Primitive]:
     """Decorator making a :class:`Primitive` of a function and its declared parameters.
 
     Parameters
@@ -263,12 +287,17 @@ def primitive(*params: Param, suffix: str, name: str | None = None,
         DRAGONS' primitive name; defaults to the function name.
     calibrations : tuple of str
         Calibration types the primitive may request (``"processed_bias"`` ...).
+    measure : callable, optional
+        ``measure(frames, ctx, **params) -> list``, one item per frame: what
+        the primitive measures over all its inputs before it works frame by
+        frame; the function then takes the items of its frames as the
+        keyword argument ``measured`` (see the module's contract).
     """
     def make(func: Callable) -> Primitive:
         doc = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
         return Primitive(name or func.__name__, func,
                          MappingProxyType({p.name: p for p in params}), suffix, doc,
-                         tuple(calibrations))
+                         tuple(calibrations), measure)
     return make
 
 

@@ -125,33 +125,10 @@ def _apply_qe(job: tuple[Frame, float, float]) -> Frame:
     return new
 
 
-@primitive(
-    Param("common", bool, True, "Use one pair of factors for all inputs (sample-weighted mean)."),
-    Param("factors", list, None, "Factors [f1, f3] for CCD1 and CCD3 instead of measuring them "
-          "(1,1 disables the correction).", optional=True,
-          check=lambda factors: None if len(factors) == 2 else
-          f"needs two values [f1, f3], got {len(factors)}"),
-    suffix="_bgAdjusted",
-)
-def QECorrect(frames: list[Frame], ctx: StepContext, *, common: bool,
-              factors: list[float] | None) -> list[Frame]:
-    """Match the sky level of CCD1 and CCD3 to CCD2 (Hamamatsu, before mosaicDetectors).
-
-    Parameters
-    ----------
-    frames : list of Frame
-        Flat-fielded frames, one extension per amplifier (or per CCD).
-    ctx : StepContext
-    common : bool
-        Average the measured factors over all inputs, weighted by the
-        number of background samples.
-    factors : list of float, optional
-        ``[f1, f3]``: multiply CCD1 by f1 and CCD3 by f3 without measuring.
-
-    Returns
-    -------
-    list of Frame
-    """
+def _measure_qe(frames: list[Frame], ctx: StepContext, *, common: bool,
+                factors: list[float] | None) -> list[tuple[float, float] | None]:
+    """QECorrect's measurement over all its inputs: per frame, ``(f1, f3)`` or None (left as
+    it is).  Reads the headers, and with ``factors`` None each CCD's good pixels."""
     eligible = [_qe_eligible(frame, ctx.log) for frame in frames]
     if factors is not None:
         chosen = {i: tuple(factors) for i, ok in enumerate(eligible) if ok}
@@ -167,7 +144,45 @@ def QECorrect(frames: list[Frame], ctx: StepContext, *, common: bool,
             chosen = {i: (m[0][0], m[1][0]) for i, m in measured.items()}
     for i, (f1, f3) in sorted(chosen.items()):
         ctx.log.info("QECorrect: %s CCD1 x %.4f, CCD3 x %.4f", frames[i].filename, f1, f3)
-    corrected = dict(zip(chosen, ctx.map(_apply_qe, [(frames[i], *chosen[i]) for i in chosen])))
+    return [chosen.get(i) for i in range(len(frames))]
+
+
+@primitive(
+    Param("common", bool, True, "Use one pair of factors for all inputs (sample-weighted mean)."),
+    Param("factors", list, None, "Factors [f1, f3] for CCD1 and CCD3 instead of measuring them "
+          "(1,1 disables the correction).", optional=True,
+          check=lambda factors: None if len(factors) == 2 else
+          f"needs two values [f1, f3], got {len(factors)}"),
+    suffix="_bgAdjusted",
+    measure=_measure_qe,
+)
+def QECorrect(frames: list[Frame], ctx: StepContext, *, measured: list, common: bool,
+              factors: list[float] | None) -> list[Frame]:
+    """Match the sky level of CCD1 and CCD3 to CCD2 (Hamamatsu, before mosaicDetectors).
+
+    The factors are measured over all the inputs first (:func:`_measure_qe`,
+    the primitive's ``measure``), then applied frame by frame: the engine may
+    apply them a few frames at a time, chained with mosaicDetectors.
+
+    Parameters
+    ----------
+    frames : list of Frame
+        Flat-fielded frames, one extension per amplifier (or per CCD).
+    ctx : StepContext
+    measured : list
+        Per frame, ``(f1, f3)`` to apply or None (the measurement's).
+    common : bool
+        Average the measured factors over all inputs, weighted by the
+        number of background samples.
+    factors : list of float, optional
+        ``[f1, f3]``: multiply CCD1 by f1 and CCD3 by f3 without measuring.
+
+    Returns
+    -------
+    list of Frame
+    """
+    todo = [i for i, pair in enumerate(measured) if pair is not None]
+    corrected = dict(zip(todo, ctx.map(_apply_qe, [(frames[i], *measured[i]) for i in todo])))
     return [corrected.get(i, frame) for i, frame in enumerate(frames)]
 
 

@@ -10,15 +10,31 @@ released.  :func:`start_imports` imports the modules
 :func:`gmoswidgets.primitives.deferred_imports` lists for a recipe's steps on a
 daemon thread that overlaps them; a step that needs a module still being
 imported waits for it (Python's import lock), and an import that fails here is
-left to fail again, with its message, in the step that needs it.
+left to fail again, with its message, in the step that needs it.  A process
+forked meanwhile (detectSources' worker processes) would inherit the lock of a
+module being imported, held by a thread it does not have, and hang when it
+imports that module: a fork first waits for the imports to finish.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from typing import Iterable
 
 __all__ = ["start_imports"]
+
+#: The threads started by :func:`start_imports` (a fork waits for them).
+_threads: list = []
+
+
+def _finish_before_fork() -> None:
+    for thread in list(_threads):
+        if thread is not threading.current_thread():
+            thread.join()
+
+
+os.register_at_fork(before=_finish_before_fork)
 
 
 def _import_all(modules: tuple) -> None:
@@ -40,11 +56,12 @@ def start_imports(modules: Iterable[str]) -> threading.Thread | None:
     Returns
     -------
     threading.Thread or None
-        The started thread (a command does not wait for it at exit).
+        The started thread (a command does not wait for it at exit; a fork does).
     """
     modules = tuple(dict.fromkeys(modules))
     if not modules:
         return None
     thread = threading.Thread(target=_import_all, args=(modules,), name="preload", daemon=True)
+    _threads[:] = [t for t in _threads if t.is_alive()] + [thread]
     thread.start()
     return thread

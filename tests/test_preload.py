@@ -1,5 +1,6 @@
 """Importing ahead (gmoswidgets.preload) the modules a recipe's later steps import when they run."""
 import importlib.util
+import os
 import sys
 
 import pytest
@@ -78,3 +79,17 @@ class _FakeReduction:
 class _NullLog:
     def info(self, *args):
         pass
+
+
+def test_a_fork_waits_for_the_imports_under_way(tmp_path, monkeypatch):
+    # a child forked while a module is being imported must not inherit its held import lock
+    (tmp_path / "slow_import_mod.py").write_text("import time\ntime.sleep(0.5)\nVALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_import_mod", raising=False)
+    thread = start_imports(["slow_import_mod"])
+    pid = os.fork()
+    if pid == 0:                                   # the child: the module is complete
+        os._exit(0 if sys.modules["slow_import_mod"].VALUE == 1 else 1)
+    assert not thread.is_alive()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -204,7 +204,8 @@ def _astropy_parts(phu: fits.PrimaryHDU, tables: list) -> list:
     return parts
 
 
-def write_fits(path, phu: fits.PrimaryHDU, extensions: Iterable, *, md5: bool = False) -> str | None:
+def write_fits(path, phu: fits.PrimaryHDU, extensions: Iterable, *,
+               md5: bool = False) -> str | None:
     """Write a FITS file: ``phu``, then ``extensions`` in order.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Importing ahead: the modules a reduction's later steps need, on a thread while the first ones run.
+"""Importing ahead: the modules a reduction's later steps need, on a thread while the first run.
 
 Some primitives import heavy modules only when they run (numba and its compiled
 kernels, ~0.5 s on a 2-core Xeon; :mod:`scipy.spatial`, ~0.15 s), so that the

@@ -62,7 +62,7 @@ def _load(name: str) -> Primitive:
 
 
 def deferred_imports(primitives) -> tuple:
-    """The :data:`DEFERRED_IMPORTS` of ``primitives`` (names, in recipe order), each once, in order."""
+    """The :data:`DEFERRED_IMPORTS` of ``primitives`` (names, recipe order), each once, in order."""
     return tuple(dict.fromkeys(module for name in primitives
                                for module in DEFERRED_IMPORTS.get(name, ())))
 

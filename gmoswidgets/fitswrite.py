@@ -56,6 +56,9 @@ BITPIX = {np.dtype(np.uint8): (8, 0), np.dtype(np.int16): (16, 0), np.dtype(np.i
           np.dtype(np.uint32): (32, 1 << 31)}
 #: Bytes converted to big-endian per write (small enough to stay in the CPU caches).
 CHUNK_BYTES = 1 << 20
+#: Chunks the MD5 thread may lag behind the writer (each in its own buffer): on a busy machine
+#: the writer does not wait for the hashing thread to be scheduled at every chunk.
+HASH_LAG = 8
 #: Cards ``Header.strip`` removes (first occurrence), besides ``NAXISn`` and table columns.
 _STRIPPED = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS",
              "BSCALE", "BZERO", "TFIELDS")
@@ -232,7 +235,7 @@ def write_fits(path, phu: fits.PrimaryHDU, extensions: Iterable, *,
         elif not phu.header["EXTEND"]:
             phu.header["EXTEND"] = True
     parts = iter(_astropy_parts(phu, tables))
-    buffers = [np.empty(CHUNK_BYTES, np.uint8) for _ in range(2 if md5 else 1)]
+    buffers = [np.empty(CHUNK_BYTES, np.uint8) for _ in range(HASH_LAG if md5 else 1)]
     out = _Output(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), md5)
     try:
         out.write(next(parts))

@@ -241,9 +241,11 @@ def write_frame(frame: Frame, directory: PathLike, filename: str | None = None,
     Returns
     -------
     pathlib.Path
-        The file written.
+        The file written; a processed calibration with its MD5 recorded (later
+        reductions list it in their ``PROVENANCE``).
     """
-    return frame.write(Path(directory) / (filename or frame.filename), protect=protect)
+    return frame.write(Path(directory) / (filename or frame.filename), protect=protect,
+                       checksum=calibration_type(frame) is not None)
 
 
 def store_calibration_copy(path: PathLike, frame: Frame, workdir: PathLike, *, log=None,

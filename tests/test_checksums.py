@@ -57,3 +57,56 @@ def test_an_error_on_the_thread_is_raised_by_md5sum(tmp_path):
     checksums.start_md5sums([folder])         # stat works; reading fails on the thread
     with pytest.raises(IsADirectoryError):
         checksums.md5sum(folder)
+
+
+def _xattrs_or_skip(path):
+    try:
+        os.setxattr(path, "user.gmoswidgets.test", b"1")
+    except (OSError, AttributeError):
+        pytest.skip("no user extended attributes on this file system")
+
+
+def test_a_recorded_md5_is_reused_by_a_later_command_while_the_file_is_unchanged(tmp_path,
+                                                                                  monkeypatch):
+    (path,) = _files(tmp_path, [5000])
+    _xattrs_or_skip(path)
+    checksums.record_md5(path, "0123456789abcdef0123456789abcdef")   # as the writer records it
+    monkeypatch.setattr(checksums, "_checksums", {})                  # a new process
+    checksums.start_md5sums([path])
+    assert checksums.md5sum(path) == "0123456789abcdef0123456789abcdef"   # not hashed again
+    os.utime(path, ns=(1, 1))                                         # changed since: hashed
+    assert checksums.md5sum(path) == _coreutils_md5(path)
+    monkeypatch.setattr(checksums, "_checksums", {})
+    os.setxattr(path, checksums.XATTR, b"not a record")
+    assert checksums.md5sum(path) == _coreutils_md5(path)
+
+
+def test_record_md5_where_there_are_no_extended_attributes(tmp_path, monkeypatch):
+    (path,) = _files(tmp_path, [10])
+
+    def refuse(*args):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", refuse)
+    monkeypatch.setattr(os, "getxattr", refuse)
+    checksums.record_md5(path, "0123456789abcdef0123456789abcdef")   # kept for this process
+    assert checksums.md5sum(path) == "0123456789abcdef0123456789abcdef"
+    monkeypatch.setattr(checksums, "_checksums", {})
+    assert checksums.md5sum(path) == _coreutils_md5(path)
+
+
+def test_a_processed_calibration_written_by_a_reduction_has_its_md5_recorded(tmp_path):
+    import numpy as np
+    from astropy.io import fits
+
+    from gmoswidgets.frame import Extension, Frame
+    from gmoswidgets.outputs import write_frame
+    phu = fits.Header([("INSTRUME", "GMOS-N"), ("OBSTYPE", "BIAS"), ("GBIAS", "done")])
+    frame = Frame(phu, [Extension(np.ones((8, 8), np.float32), fits.Header())])
+    assert "PROCESSED" in frame.tags
+    _xattrs_or_skip(tmp_path)
+    path = write_frame(frame, tmp_path, "bias.fits")
+    digest, size, mtime = os.getxattr(path, checksums.XATTR).decode().split()
+    stat = path.stat()
+    assert (digest, int(size), int(mtime)) == (_coreutils_md5(path), stat.st_size,
+                                               stat.st_mtime_ns)

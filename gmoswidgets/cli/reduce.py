@@ -23,6 +23,7 @@ from ..executor import SCHEDULER_ENV, get_executor
 from ..heaptrim import keep_freed_memory
 from ..logutils import config as configure_logging
 from ..logutils import get_logger
+from ..preload import start_imports
 from ..storage import KEEP_MODES
 from ..validate import check_writable_file
 from .common import Parser, UsageError, expand_inputs, readable_files, run, start_up
@@ -153,6 +154,8 @@ def _start(argv):
             raise
         reduction = _reduction(readable, args)
     reduction.executor = get_executor(args.scheduler)  # once the inputs are fine
+    from ..primitives import deferred_imports
+    start_imports(deferred_imports(step.primitive for step in reduction.steps))  # while steps run
     log.info("Recipe %s on %d file(s), per-frame work on %r", reduction.recipe.name,
              len(reduction.files), reduction.executor)
     return args, log, reduction

@@ -12,8 +12,8 @@ from importlib import import_module
 from .base import (GENERIC_PARAMS, Param, Primitive, PrimitiveTable, StepContext, get_primitive,
                    primitive)
 
-__all__ = ["GENERIC_PARAMS", "MODULES", "Param", "Primitive", "PrimitiveTable", "StepContext",
-           "default_table", "get_primitive", "primitive"]
+__all__ = ["DEFERRED_IMPORTS", "GENERIC_PARAMS", "MODULES", "Param", "Primitive", "PrimitiveTable",
+           "StepContext", "default_table", "deferred_imports", "get_primitive", "primitive"]
 
 #: The package's primitive modules and the names in each one's ``PRIMITIVES``, in table order
 #: (tests/test_prim_params.py checks them against the modules).
@@ -32,6 +32,19 @@ MODULES = {
     "fringe": ("fringeCorrect", "makeFringeFrame"),
 }
 _MODULE_OF = {name: module for module, names in MODULES.items() for name in names}
+#: Heavy modules a primitive imports when it runs, not when its module is imported (numba's
+#: compiled kernels, scipy.spatial): ``reduce`` imports those of a recipe's steps ahead, on a
+#: thread, while the first steps run (:mod:`gmoswidgets.preload`).  A hint only: a module
+#: missing here is imported by the step, as it always is.
+DEFERRED_IMPORTS = {
+    "mosaicDetectors": ("gmoswidgets.numerics.kernels",),
+    "resampleToCommonFrame": ("gmoswidgets.numerics.kernels",),
+    "detectSources": ("gmoswidgets.primitives.photometry_kernels",),
+    "makeFringeFrame": ("gmoswidgets.primitives.photometry_kernels",),
+    "adjustWCSToReference": ("scipy.spatial",),
+    "flagCosmicRaysByStacking": ("gmoswidgets.primitives.crs_kernels",),
+    "stackFrames": ("gmoswidgets.primitives.crs_kernels", "gmoswidgets.numerics.combine_kernel"),
+}
 
 
 @lru_cache(maxsize=None)
@@ -46,6 +59,12 @@ def _module_primitives(module: str) -> dict:
 
 def _load(name: str) -> Primitive:
     return _module_primitives(_MODULE_OF[name])[name]
+
+
+def deferred_imports(primitives) -> tuple:
+    """The :data:`DEFERRED_IMPORTS` of ``primitives`` (names, recipe order), each once, in order."""
+    return tuple(dict.fromkeys(module for name in primitives
+                               for module in DEFERRED_IMPORTS.get(name, ())))
 
 
 @lru_cache(maxsize=None)

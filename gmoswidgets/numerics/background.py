@@ -26,7 +26,6 @@ evaluates it row by row while it subtracts.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from . import background_kernels as _k
 
@@ -91,17 +90,6 @@ class SkyBackground:
         return out
 
 
-def _fill_bad_meshes(grid: np.ndarray, sigma: np.ndarray) -> None:
-    """Bad meshes take the mean of their nearest good meshes (0 and 1 without any)."""
-    bad = grid <= _k.BAD
-    if bad.all():
-        grid[:] = 0.0
-        sigma[:] = 1.0
-    elif bad.any():
-        distance = ndimage.distance_transform_edt(bad)
-        _k.fill_bad_meshes(grid, sigma, np.rint(distance * distance).astype(np.int64))
-
-
 def sky_background(image: np.ndarray, bad: np.ndarray | None = None, *, mesh_size: int,
                    filter_size: int) -> SkyBackground:
     """SExtractor's background model of an image, as ``sep.Background`` makes it.
@@ -134,7 +122,7 @@ def sky_background(image: np.ndarray, bad: np.ndarray | None = None, *, mesh_siz
     map_bands(lambda first, stop: _k.mesh_statistics(image, mask, bad is not None, mesh_size,
                                                      mesh_size, first, stop, grid, sigma),
               ny, min_rows=_MIN_BAND_MESHES)
-    _fill_bad_meshes(grid, sigma)
+    _k.fill_bad_meshes(grid, sigma)
     filtered = np.empty_like(grid)
     filtered_sigma = np.empty_like(sigma)
     half = filter_size // 2

@@ -37,8 +37,10 @@ __all__ = ["BAD", "mesh_statistics", "fill_bad_meshes", "median_filter", "spline
            "column_table", "row_nodes", "background_row", "map_rows", "map_points",
            "median"]
 
-#: The value of a bad mesh (SExtractor's ``-BIG``, as float32).
-BAD = np.float32(-1e30)
+#: SExtractor's BIG: pixels at or below ``-BIG`` hold no data, and a bad mesh is ``-BIG``.
+_BIG = 1e30
+#: The value of a bad mesh (float32).
+BAD = np.float32(-_BIG)
 #: Fewest unmasked pixels of a good mesh, as a fraction of its pixels.
 _MIN_GOOD_FRACTION = 0.5
 #: The histogram spans ``mean +- _HIST_SIGMAS sigma``...
@@ -54,12 +56,11 @@ _MODE_CONVERGENCE = 1e-4
 #: A filtered mesh takes the median when it differs from it by at least this (sep's default).
 _FILTER_THRESHOLD = 0.0
 
-#: The lowest pixel value used (SExtractor ignores pixels at or below ``-1e30``).
-_ABOVE_BAD = float(np.nextafter(-1e30, 0.0))
+#: The lowest pixel value used.
+_ABOVE_BAD = float(np.nextafter(-_BIG, 0.0))
 
 _F32_2D = types.Array(types.float32, 2, "C", readonly=True)
 _BOOL_2D = types.Array(types.boolean, 2, "C", readonly=True)
-_F32 = types.float32
 _I64 = types.int64
 
 
@@ -310,20 +311,64 @@ def _isqrt(n):
     return root
 
 
-@njit(types.void(types.float32[:, ::1], types.float32[:, ::1], types.int64[:, ::1]),
-      nogil=True, cache=True)
-def fill_bad_meshes(back, sigma, nearest):
+@njit(nogil=True, cache=True)
+def _nearest_good(good):
+    """Squared distance (in meshes) from each mesh to the nearest good one (-1 without any).
+
+    The distance along each column to its nearest good mesh first (two
+    sweeps), then for each bad mesh the columns outwards until they can
+    no longer be nearer: exact integer arithmetic.
+    """
+    ny, nx = good.shape
+    far = ny + nx + 1
+    vertical = np.full((ny, nx), far, np.int64)
+    for x in range(nx):
+        last = -far
+        for y in range(ny):
+            if good[y, x]:
+                last = y
+            vertical[y, x] = y - last
+        last = 2 * far
+        for y in range(ny - 1, -1, -1):
+            if good[y, x]:
+                last = y
+            vertical[y, x] = min(vertical[y, x], last - y)
+    nearest = np.zeros((ny, nx), np.int64)
+    for py in range(ny):
+        for px in range(nx):
+            if good[py, px]:
+                continue
+            best = -1
+            for step in range(nx):
+                if best >= 0 and step * step > best:
+                    break
+                for x in (px - step, px + step):
+                    if 0 <= x < nx and vertical[py, x] < far:
+                        d2 = step * step + vertical[py, x] ** 2
+                        if best < 0 or d2 < best:
+                            best = d2
+            nearest[py, px] = best
+    return nearest
+
+
+@njit(types.void(types.float32[:, ::1], types.float32[:, ::1]), nogil=True, cache=True)
+def fill_bad_meshes(back, sigma):
     """Give each bad mesh (:data:`BAD` in ``back``) the mean background and sigma of its
-    nearest good meshes, in place: those at the squared distance ``nearest`` (in meshes,
-    from a distance transform), summed in float32 in row-major order."""
+    nearest good meshes, in place: those at the same least distance, summed in float32 in
+    row-major order (0 and 1 without any good mesh)."""
     ny, nx = back.shape
     original = back.copy()
+    nearest = _nearest_good(original > BAD)
     for py in range(ny):
         for px in range(nx):
             if original[py, px] > BAD:
                 continue
-            # the points of the circle of squared radius d2, row by row
             d2 = nearest[py, px]
+            if d2 < 0:
+                back[py, px] = 0.0
+                sigma[py, px] = 1.0
+                continue
+            # the points of the circle of squared radius d2, row by row
             reach = _isqrt(d2)
             count = 0
             total = np.float32(0.0)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-__all__ = ["BAD", "mesh_statistics", "fill_bad_meshes", "median_filter", "spline_columns",
+__all__ = ["BAD", "SPLINE", "mesh_statistics", "fill_bad_meshes", "median_filter", "spline_columns",
            "column_table", "row_nodes", "background_row", "map_rows", "map_points",
            "median"]
 
@@ -62,6 +62,14 @@ _ABOVE_BAD = float(np.nextafter(-_BIG, 0.0))
 _F32_2D = types.Array(types.float32, 2, "C", readonly=True)
 _BOOL_2D = types.Array(types.boolean, 2, "C", readonly=True)
 _I64 = types.int64
+_F32_ROW = types.float32[::1]
+_I64_ROW = types.int64[::1]
+#: The types of :meth:`~gmoswidgets.numerics.background.SkyBackground.spline`'s arguments of the
+#: map kernels: a grid and its second derivatives along y (read-only ``(ny, nx)``), the mesh
+#: height, and :func:`column_table`'s five arrays.
+SPLINE = (types.Array(types.float32, 2, "C", readonly=True),) * 2 + (_I64,) + (
+    types.Array(types.int64, 1, "C", readonly=True),) + (
+    types.Array(types.float32, 1, "C", readonly=True),) * 4
 
 
 @njit(nogil=True, cache=True)
@@ -285,7 +293,7 @@ def _select(values, k):
             right = j
 
 
-@njit(nogil=True, cache=True)
+@njit(types.float32(_F32_ROW), nogil=True, cache=True)
 def median(values):
     """float32 median of a 1-D float32 array, which it reorders (SExtractor's: the mean of
     the two middle values, summed in float32, for an even count)."""
@@ -453,7 +461,8 @@ def spline_columns(values):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(types.Tuple((_I64_ROW, _F32_ROW, _F32_ROW, _F32_ROW, _F32_ROW))(_I64, _I64, _I64),
+      nogil=True, cache=True)
 def column_table(width, mesh_width, nx):
     """For each image column, the mesh node to its left (``lo``; ``lo + 1`` to its right)
     and the float32 spline weights ``dx``, ``1 - dx``, ``(1 - dx)^2 - 1`` and ``dx^2 - 1``.
@@ -544,7 +553,7 @@ def background_row(node, dnode, lo, dx, cdx, ax, bx, out):
         start = stop
 
 
-@njit(nogil=True, cache=True)
+@njit(types.void(*SPLINE, _I64, _I64, types.float32[:, ::1]), nogil=True, cache=True)
 def map_rows(values, dvalues, mesh_height, lo, dx, cdx, ax, bx, first, stop, out):
     """Rows ``first .. stop`` of the background (or sigma) map into ``out``."""
     nx = values.shape[1]
@@ -556,7 +565,7 @@ def map_rows(values, dvalues, mesh_height, lo, dx, cdx, ax, bx, first, stop, out
         background_row(node, dnode, lo, dx, cdx, ax, bx, out[y])
 
 
-@njit(nogil=True, cache=True)
+@njit(_F32_ROW(*SPLINE, _I64_ROW, _I64_ROW), nogil=True, cache=True)
 def map_points(values, dvalues, mesh_height, lo, dx, cdx, ax, bx, ys, xs):
     """The map at the pixels ``(ys[i], xs[i])`` (float32)."""
     nx = values.shape[1]

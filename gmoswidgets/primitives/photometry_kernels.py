@@ -17,16 +17,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-from ..numerics.background_kernels import background_row, row_nodes
+from ..numerics.background_kernels import SPLINE, background_row, row_nodes
 
 __all__ = ["bad_pixels", "subtract_background"]
 
 _F32_2D = types.Array(types.float32, 2, "C", readonly=True)
 _U16_2D = types.Array(types.uint16, 2, "C", readonly=True)
 _BOOL_2D = types.Array(types.boolean, 2, "C", readonly=True)
-_GRID = types.Array(types.float32, 2, "C", readonly=True)
-_COLUMN_F32 = types.Array(types.float32, 1, "C", readonly=True)
-_COLUMN_I64 = types.Array(types.int64, 1, "C", readonly=True)
 
 
 @njit(types.void(_F32_2D, _F32_2D, types.boolean, _U16_2D, types.boolean, types.int64,
@@ -44,8 +41,7 @@ def bad_pixels(image, variance, has_var, dqmask, has_mask, flags, first, stop, b
             bad[y, x] = flagged or not np.isfinite(image[y, x])
 
 
-@njit(types.void(_F32_2D, _GRID, _GRID, types.int64, _COLUMN_I64, _COLUMN_F32, _COLUMN_F32,
-                 _COLUMN_F32, _COLUMN_F32, _F32_2D, types.boolean, _BOOL_2D, types.float32,
+@njit(types.void(_F32_2D, *SPLINE, _F32_2D, types.boolean, _BOOL_2D, types.float32,
                  types.int64, types.int64, types.float32[:, ::1], types.float32[:, ::1]),
       nogil=True, cache=True)
 def subtract_background(image, grid, dgrid, mesh_size, lo, dx, cdx, ax, bx, variance, has_var,

@@ -13,15 +13,20 @@ background and rms are the medians of the filtered grids.  The kernels
 grids and global values equal ``sep.Background``'s to the bit
 (``tests/test_background.py``).
 
-Why not ``sep.Background``: it holds the GIL for its whole run and works on
-one core, and it is the largest single cost of source detection.  On a 1x1
-GMOS mosaic (4224 x 6279 pixels, 32-pixel meshes, 8-mesh filter), on the
-2-core Xeon of the benchmarks: ``sep.Background`` 0.81-0.95 s (two threads
-at once take twice as long), ``back()`` 0.14-0.2 s; here the grids take
-0.15 s on one core (the three passes of each mesh's statistics read it
-from the L1 cache), in bands of mesh rows on every core, and detection
-never makes the map: :func:`~gmoswidgets.primitives.photometry_kernels.subtract_background`
-evaluates it row by row while it subtracts.
+Why not ``sep.Background``: it holds the GIL for its whole run, on one
+core, and it was the largest single cost of source detection (seven
+detections in a science reduction: five frames, the cosmic-ray median, the
+stack).  Measured on a 1x1 GMOS mosaic (6279 x 4224 pixels, 32-pixel
+meshes, 8-mesh filter) on the benchmarks' 2-core Xeon
+(``benchmarks/bench_detect.py --one-core``, CPU time): ``sep.Background``
+0.87-0.97 s and its ``back()`` map 0.12-0.18 s; :func:`sky_background`
+0.22-0.25 s on one core (mesh statistics 0.17-0.19 s: the three passes
+over a mesh read it from the L1 cache and the mode's clipping iterations
+use cumulative sums; median filter 0.05 s; bad meshes 2 ms), in bands of
+mesh rows on every core where the cores are free, and detection never
+makes the map (:func:`~gmoswidgets.primitives.photometry_kernels.subtract_background`
+evaluates it row by row while it subtracts).  At 2x2: 0.11 + 0.02-0.03 s
+against 0.06 s.
 """
 from __future__ import annotations
 

@@ -428,8 +428,10 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                    analysis_thresh=analysis_thresh, deblend_mincont=deblend_mincont,
                    phot_min_radius=phot_min_radius, back_size=back_size,
                    back_filtersize=back_filtersize)
-    # sep holds the GIL: on threads the frames go to forked processes, which read them
-    # without a copy and send back only the catalogues and the packed object masks
+    # sep's extraction and measurements hold the GIL (half of a frame's time; the background
+    # and the per-pixel passes do not, and run in bands of rows where the cores are free):
+    # on threads the frames go to forked processes, which read them without a copy and send
+    # back only the catalogues and the packed object masks
     _kernels()  # imported here, once, not in each forked process
     found = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)
     outputs = []
@@ -452,8 +454,9 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
 def detect_frame(frame: Frame, **options) -> list[tuple[Table, np.ndarray]]:
     """:func:`detectSources` on one frame: each extension's OBJCAT and packed OBJMASK.
 
-    Only numpy and sep run here (it may run in a process forked from a
-    multi-threaded one, where little else is safe).
+    Only numpy, sep and compiled kernels loaded beforehand run here (it
+    may run in a process forked from a multi-threaded one, where little
+    else is safe; the kernels make no threads there).
 
     ``options`` are detectSources' parameters (see :func:`find_sources`).
 

@@ -36,7 +36,7 @@ from . import background_kernels as _k
 
 __all__ = ["SkyBackground", "sky_background"]
 
-#: Fewest mesh rows in a band of the mesh statistics run on a thread.
+#: Fewest mesh rows in a band of the mesh statistics or the median filter.
 _MIN_BAND_MESHES = 2
 #: Empty stand-in for an absent mask.
 _NO_MASK = np.zeros((0, 0), np.bool_)
@@ -58,6 +58,9 @@ class SkyBackground:
     globalback, globalrms : float
         Medians of the grids (a non-positive rms median is replaced by the
         median of the positive values, or 1).
+    columns : tuple of numpy.ndarray
+        Each image column's spline node and weights
+        (:func:`~gmoswidgets.numerics.background_kernels.column_table`).
     """
 
     def __init__(self, shape, mesh_size, grid, sigma_grid, globalback, globalrms):

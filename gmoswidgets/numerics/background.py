@@ -22,8 +22,8 @@ meshes, 8-mesh filter) on the benchmarks' 2-core Xeon
 0.87-0.97 s and its ``back()`` map 0.12-0.18 s; :func:`sky_background`
 0.22-0.25 s on one core (mesh statistics 0.17-0.19 s: the three passes
 over a mesh read it from the L1 cache and the mode's clipping iterations
-use cumulative sums; median filter 0.05 s; bad meshes 2 ms), in bands of
-mesh rows on every core where the cores are free, and detection never
+use cumulative sums; median filter 0.05 s; bad meshes 2 ms), the statistics
+in bands of mesh rows on every core where the cores are free, and detection never
 makes the map (:func:`~gmoswidgets.primitives.photometry_kernels.subtract_background`
 evaluates it row by row while it subtracts).  At 2x2: 0.11 + 0.02-0.03 s
 against 0.06 s.
@@ -36,7 +36,7 @@ from . import background_kernels as _k
 
 __all__ = ["SkyBackground", "sky_background"]
 
-#: Fewest mesh rows in a band of the mesh statistics or the median filter.
+#: Fewest mesh rows in a band of the mesh statistics.
 _MIN_BAND_MESHES = 2
 #: Empty stand-in for an absent mask.
 _NO_MASK = np.zeros((0, 0), np.bool_)
@@ -58,25 +58,20 @@ class SkyBackground:
     globalback, globalrms : float
         Medians of the grids (a non-positive rms median is replaced by the
         median of the positive values, or 1).
-    columns : tuple of numpy.ndarray
-        Each image column's spline node and weights
-        (:func:`~gmoswidgets.numerics.background_kernels.column_table`).
     """
 
-    def __init__(self, shape, mesh_size, grid, sigma_grid, globalback, globalrms):
+    def __init__(self, shape, mesh_size, model):
         self.shape = tuple(shape)
         self.mesh_size = int(mesh_size)
-        self.grid, self.sigma_grid = grid, sigma_grid
+        (self.grid, self.sigma_grid, self._dgrid, self._dsigma, globalback, globalrms,
+         *self._columns) = model
         self.globalback, self.globalrms = float(globalback), float(globalrms)
-        self._dgrid = _k.spline_columns(grid)
-        self._dsigma = _k.spline_columns(sigma_grid)
-        self.columns = _k.column_table(self.shape[1], self.mesh_size, grid.shape[1])
 
     def spline(self, *, rms: bool = False) -> tuple:
         """The arguments of the map kernels: the grid, its second derivatives along y,
         the mesh height and the column table (:func:`.background_kernels.column_table`)."""
         grid, derivatives = (self.sigma_grid, self._dsigma) if rms else (self.grid, self._dgrid)
-        return (grid, derivatives, self.mesh_size, *self.columns)
+        return (grid, derivatives, self.mesh_size, *self._columns)
 
     def back(self) -> np.ndarray:
         """The float32 background map (``sep.Background.back()``), made in bands of rows."""
@@ -102,9 +97,9 @@ def sky_background(image: np.ndarray, bad: np.ndarray | None = None, *, mesh_siz
                    filter_size: int) -> SkyBackground:
     """SExtractor's background model of an image, as ``sep.Background`` makes it.
 
-    The mesh statistics and the median filter run in bands of mesh rows on
-    every core (:func:`~gmoswidgets.executor.map_bands`); the result does
-    not depend on the bands.
+    The mesh statistics run in bands of mesh rows on every core
+    (:func:`~gmoswidgets.executor.map_bands`); the result does not depend
+    on the bands.
 
     Parameters
     ----------
@@ -130,18 +125,5 @@ def sky_background(image: np.ndarray, bad: np.ndarray | None = None, *, mesh_siz
     map_bands(lambda first, stop: _k.mesh_statistics(image, mask, bad is not None, mesh_size,
                                                      mesh_size, first, stop, grid, sigma),
               ny, min_rows=_MIN_BAND_MESHES)
-    _k.fill_bad_meshes(grid, sigma)
-    filtered = np.empty_like(grid)
-    filtered_sigma = np.empty_like(sigma)
-    half = filter_size // 2
-    map_bands(lambda first, stop: _k.median_filter(grid, sigma, half, half, first, stop,
-                                                   filtered, filtered_sigma),
-              ny, min_rows=_MIN_BAND_MESHES)
-    globalback = _k.median(filtered.ravel().copy())
-    rms_values = np.sort(filtered_sigma.ravel())
-    globalrms = _k.median(rms_values.copy())
-    if globalrms <= 0:
-        # the median of the sorted values after the last non-positive one, else 1
-        tail = np.flatnonzero(~(rms_values > 0))[-1] + 1
-        globalrms = _k.median(rms_values[tail:].copy()) if tail < len(rms_values) else 1.0
-    return SkyBackground(image.shape, mesh_size, filtered, filtered_sigma, globalback, globalrms)
+    return SkyBackground(image.shape, mesh_size,
+                         _k.smooth_grids(grid, sigma, filter_size // 2, mesh_size, cols))

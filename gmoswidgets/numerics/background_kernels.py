@@ -11,18 +11,19 @@ and the map), so that the results equal sep's to the bit:
   histogram and the mode ``2.5 median - 1.5 mean`` (the median where the
   distribution is skewed, ``|mean - median| >= 0.3 sigma``).  A mesh with
   fewer than half its pixels unmasked is bad (:data:`BAD`).
-* :func:`fill_bad_meshes` -- a bad mesh takes the mean of its nearest good
-  meshes.
-* :func:`median_filter` -- the median over ``filtersize x filtersize``
-  meshes (a window shrunk symmetrically at the edges).
-* :func:`spline_columns` and :func:`map_rows` -- the natural bicubic spline
-  through the mesh centres: second derivatives along y once, then for each
-  image row the nodes interpolated along y, their second derivatives along
-  x, and the pixels.
+* :func:`smooth_grids` -- a bad mesh takes the mean of its nearest good
+  meshes (:func:`fill_bad_meshes`); the grids are median-filtered over
+  ``filtersize x filtersize`` meshes, a window shrunk symmetrically at the
+  edges (:func:`median_filter`); the second derivatives along y of the
+  natural bicubic spline through the mesh centres (:func:`spline_columns`).
+* :func:`row_nodes` and :func:`background_row` (:func:`map_rows`,
+  :func:`map_points`) -- for an image row, the spline's nodes interpolated
+  along y and their second derivatives along x, then the pixels.
 
-Every kernel releases the GIL; :func:`mesh_statistics`,
-:func:`median_filter` and :func:`map_rows` work on a band of rows given by
-the caller, so bands can run on threads.  Compiled code is cached on disk.
+Every kernel releases the GIL; :func:`mesh_statistics` and
+:func:`map_rows` work on a band of rows given by the caller, so bands can
+run on threads.  Compiled code is cached on disk; the entry points are
+few (loading each one's cached code costs ~30 ms).
 The image and mask are passed with read-only C-contiguous signatures (one
 compiled version for read-only and writable planes; strided ones cost
 half as much again), an absent mask as a ``(0, 0)`` array with its flag
@@ -33,9 +34,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-__all__ = ["BAD", "SPLINE", "mesh_statistics", "fill_bad_meshes", "median_filter", "spline_columns",
-           "column_table", "row_nodes", "background_row", "map_rows", "map_points",
-           "median"]
+__all__ = ["BAD", "SPLINE", "mesh_statistics", "smooth_grids", "column_table", "row_nodes",
+           "background_row", "map_rows", "map_points"]
 
 #: SExtractor's BIG: pixels at or below ``-BIG`` hold no data, and a bad mesh is ``-BIG``.
 _BIG = 1e30
@@ -293,7 +293,7 @@ def _select(values, k):
             right = j
 
 
-@njit(types.float32(_F32_ROW), nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def median(values):
     """float32 median of a 1-D float32 array, which it reorders (SExtractor's: the mean of
     the two middle values, summed in float32, for an even count)."""
@@ -359,7 +359,7 @@ def _nearest_good(good):
     return nearest
 
 
-@njit(types.void(types.float32[:, ::1], types.float32[:, ::1]), nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def fill_bad_meshes(back, sigma):
     """Give each bad mesh (:data:`BAD` in ``back``) the mean background and sigma of its
     nearest good meshes, in place: those at the same least distance, summed in float32 in
@@ -394,8 +394,7 @@ def fill_bad_meshes(back, sigma):
             sigma[py, px] = total_sigma / np.float32(count)
 
 
-@njit(types.void(types.float32[:, ::1], types.float32[:, ::1], _I64, _I64, _I64, _I64,
-                 types.float32[:, ::1], types.float32[:, ::1]), nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def median_filter(back, sigma, half_width, half_height, first, stop, out_back, out_sigma):
     """Rows ``first .. stop`` of the median-filtered mesh grids, into ``out_back`` and
     ``out_sigma``: the medians over ``2 half + 1`` meshes, a window shrunk symmetrically
@@ -444,7 +443,7 @@ def _second_derivatives(values, out, scratch):
         out[k] = np.float32(np.float64(out[k] * out[k + 1] + scratch[k]) / 6.0)
 
 
-@njit(types.float32[:, ::1](types.float32[:, ::1]), nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def spline_columns(values):
     """Second derivatives along y of the spline through each column of the mesh grid."""
     ny, nx = values.shape
@@ -461,8 +460,7 @@ def spline_columns(values):
     return out
 
 
-@njit(types.Tuple((_I64_ROW, _F32_ROW, _F32_ROW, _F32_ROW, _F32_ROW))(_I64, _I64, _I64),
-      nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def column_table(width, mesh_width, nx):
     """For each image column, the mesh node to its left (``lo``; ``lo + 1`` to its right)
     and the float32 spline weights ``dx``, ``1 - dx``, ``(1 - dx)^2 - 1`` and ``dx^2 - 1``.
@@ -495,6 +493,46 @@ def column_table(width, mesh_width, nx):
             offset += step
     cdx = np.float32(1.0) - dx
     return lo, dx, cdx, cdx * cdx - np.float32(1.0), dx * dx - np.float32(1.0)
+
+
+_GRID_OUT = types.float32[:, ::1]
+
+
+@njit(types.Tuple((_GRID_OUT, _GRID_OUT, _GRID_OUT, _GRID_OUT, types.float32, types.float32,
+                   _I64_ROW, _F32_ROW, _F32_ROW, _F32_ROW, _F32_ROW))(
+          types.float32[:, ::1], types.float32[:, ::1], _I64, _I64, _I64),
+      nogil=True, cache=True)
+def smooth_grids(back, sigma, half, mesh_size, width):
+    """The mesh grids of :func:`mesh_statistics` made into the background model.
+
+    Fills the bad meshes (in place), median-filters the grids over
+    ``2 half + 1`` meshes, and takes their global medians (a non-positive
+    rms median is replaced by the median of the positive values, or 1).
+
+    Returns
+    -------
+    tuple
+        The filtered background and rms grids, their second derivatives
+        along y, the global background and rms, and the
+        :func:`column_table` of an image ``width`` pixels wide.
+    """
+    ny, nx = back.shape
+    fill_bad_meshes(back, sigma)
+    filtered = np.empty_like(back)
+    filtered_sigma = np.empty_like(sigma)
+    median_filter(back, sigma, half, half, 0, ny, filtered, filtered_sigma)
+    globalback = median(filtered.ravel().copy())
+    values = np.sort(filtered_sigma.ravel())
+    globalrms = median(values.copy())
+    if globalrms <= 0:
+        # the median of the sorted values after the last non-positive one, else 1
+        tail = len(values)
+        while tail > 0 and values[tail - 1] > 0:
+            tail -= 1
+        globalrms = median(values[tail:].copy()) if tail < len(values) else np.float32(1.0)
+    lo, dx, cdx, ax, bx = column_table(width, mesh_size, nx)
+    return (filtered, filtered_sigma, spline_columns(filtered), spline_columns(filtered_sigma),
+            globalback, globalrms, lo, dx, cdx, ax, bx)
 
 
 @njit(nogil=True, cache=True)
@@ -553,9 +591,13 @@ def background_row(node, dnode, lo, dx, cdx, ax, bx, out):
         start = stop
 
 
-@njit(types.void(*SPLINE, _I64, _I64, types.float32[:, ::1]), nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def map_rows(values, dvalues, mesh_height, lo, dx, cdx, ax, bx, first, stop, out):
-    """Rows ``first .. stop`` of the background (or sigma) map into ``out``."""
+    """Rows ``first .. stop`` of the background (or sigma) map into ``out``.
+
+    Compiled on first use (detection never makes the map): each entry point
+    compiled at import costs the loading of its cached code (~30 ms).
+    """
     nx = values.shape[1]
     node = np.empty(nx, np.float32)
     dnode = np.empty(nx, np.float32)

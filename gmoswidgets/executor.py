@@ -243,7 +243,8 @@ class ThreadExecutor(_PoolExecutor):
     process (a Dask or multiprocessing worker) or for a single item or
     worker, it runs in the calling thread.  In the forked processes numpy
     asks for no transparent huge pages
-    (:func:`~gmoswidgets.heaptrim.no_huge_pages`).
+    (:func:`~gmoswidgets.heaptrim.no_huge_pages`) and :func:`map_bands`
+    makes no threads: the processes already share the cores.
 
     The worker threads allocate from glibc's main malloc arena, as the
     calling thread does: with an arena per thread, freed frame-sized
@@ -281,7 +282,7 @@ class ThreadExecutor(_PoolExecutor):
             release_free_heap()  # a forked process's peak counts the resident pages it inherits
             pool = futures.ProcessPoolExecutor(workers,
                                                mp_context=multiprocessing.get_context("fork"),
-                                               initializer=no_huge_pages)
+                                               initializer=_start_forked)
             try:
                 return _collect(lambda i: pool.submit(_call_forked, i), items, label, on_done,
                                 cancel_check)
@@ -310,6 +311,14 @@ def _balanced_workers(items: int, cores: int) -> int:
 #: ``(func, items)`` of the forked map under way (read by the forked processes).
 _FORKED: tuple | None = None
 _FORK_LOCK = threading.Lock()
+
+
+def _start_forked() -> None:
+    """What a process forked for a map does first: numpy asks for no transparent huge
+    pages, and :func:`map_bands` runs in the calling thread (the processes share the cores)."""
+    global _BANDS
+    no_huge_pages()
+    _BANDS = (None, 1)
 
 
 def _call_forked(index: int):
@@ -496,8 +505,9 @@ def map_in_memory(executor: Executor, func: Callable, items: Iterable) -> list:
 
 #: Fewest rows of a band of :func:`map_bands` (a hand-off to a thread costs ~0.1 ms).
 MIN_BAND_ROWS = 32
-#: ``(pool, number of threads)`` of this process's band threads, once made.
-_BANDS: tuple[futures.ThreadPoolExecutor, int] | None = None
+#: ``(pool, number of threads)`` of this process's band threads, once made
+#: (``(None, 1)`` in a process forked for a map: no band threads).
+_BANDS: tuple[futures.ThreadPoolExecutor | None, int] | None = None
 _BANDS_LOCK = threading.Lock()
 
 

@@ -10,7 +10,7 @@ import pytest
 from gmoswidgets.errors import FileProblem, GmosError, ParameterError
 from gmoswidgets.executor import (SCHEDULER_ENV, SHARED_DIR_ENV, DaskExecutor, ProcessExecutor,
                                   SequentialExecutor, TaskError, ThreadExecutor,
-                                  get_executor, map_in_memory)
+                                  get_executor, map_bands, map_in_memory)
 
 
 def _square_late(x):
@@ -138,6 +138,21 @@ def test_forked_processes_ask_numpy_for_no_huge_pages():
     with ThreadExecutor(2) as ex:
         assert ex.map(lambda x: _huge_pages_asked(), range(3), holds_gil=True) == [False] * 3
     assert _huge_pages_asked() == before     # the calling process keeps its setting
+
+
+def _band_threads(x) -> set:
+    """The threads :func:`map_bands` runs a 64-row job's bands on."""
+    seen = set()
+    map_bands(lambda first, stop: seen.add(threading.get_ident()), 64, min_rows=8)
+    return {ident == threading.get_ident() for ident in seen}
+
+
+def test_forked_processes_run_bands_in_the_calling_thread():
+    """The processes already share the cores: their kernels make no band threads."""
+    with ThreadExecutor(2) as ex:
+        assert ex.map(_band_threads, range(3), holds_gil=True) == [{True}] * 3
+    if len(os.sched_getaffinity(0)) > 1:  # this process keeps its band threads
+        assert _band_threads(0) == {False}
 
 
 @pytest.mark.parametrize("items,processes", [(4, 2), (5, 3), (3, 3), (2, 2)] + [

@@ -25,6 +25,7 @@ from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import dq
+from ..executor import map_bands
 from ..frame import Frame
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
@@ -132,15 +133,22 @@ _NO_MASK = np.zeros((0, 0), np.uint16)
 
 
 def _kernels():
-    """:mod:`.photometry_kernels`, imported on first use (numba: the bias and flat stages,
-    which never detect sources, do not load it)."""
+    """:mod:`.photometry_kernels` and :func:`~gmoswidgets.numerics.background.sky_background`,
+    imported on first use (numba: the bias and flat stages, which never detect sources, do
+    not load it)."""
+    from ..numerics.background import sky_background
     from . import photometry_kernels
-    return photometry_kernels
+    return photometry_kernels, sky_background
+
+
+def _native_type(dtype) -> np.dtype:
+    """``dtype`` in this machine's byte order."""
+    return np.dtype(dtype).newbyteorder("=")
 
 
 def _native(array, dtype=np.float32):
     """A C-contiguous native-byte-order, writable copy/view as sep needs (copied if read-only)."""
-    out = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
+    out = np.ascontiguousarray(array, dtype=_native_type(dtype))
     return out if out.flags.writeable else out.copy()
 
 
@@ -177,10 +185,10 @@ deblend_mincont, phot_min_radius, back_size, back_filtersize
                     deblend_mincont, back_size, back_filtersize)
     if found is None:
         return _empty_table(), np.zeros(np.shape(data), dtype=np.int32)
-    objects, segmap, sub, err, bad, background = found
+    objects, segmap, sub, err, bad, sky = found
     if len(objects) == 0:
         return _empty_table(), segmap
-    table = _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius,
+    table = _measure(sub, err, bad, objects, segmap, sky, dqmask, phot_min_radius,
                      analysis_thresh, set_saturation)
     return table, segmap
 
@@ -194,63 +202,61 @@ def object_mask(data: np.ndarray, variance: np.ndarray | None = None,
     Takes the detection parameters of :func:`find_sources` (:data:`MASK_PARAMS`).
     """
     found = _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
-                    deblend_mincont, back_size, back_filtersize, measure=False)
+                    deblend_mincont, back_size, back_filtersize)
     return np.zeros(np.shape(data), dtype=bool) if found is None else found[1] > 0
 
 
 def _detect(data, variance, dqmask, replace_flags, mask, detect_minarea, detect_thresh,
-            deblend_mincont, back_size, back_filtersize, *, measure=True):
+            deblend_mincont, back_size, back_filtersize):
     """Background-subtract and extract; None when every pixel is flagged.
+
+    The per-pixel passes and the background's mesh statistics run in bands
+    of rows on every core (:func:`~gmoswidgets.executor.map_bands`); sep's
+    extraction holds the GIL.
 
     Returns
     -------
     tuple
         ``(objects, segmap, background-subtracted image, per-pixel error,
-        ignored-pixel mask, background map)``; without ``measure`` the
-        background map is None (let go of before the extraction).
+        ignored-pixel mask, background model)``.
     """
-    kernels = _kernels()
+    kernels, sky_background = _kernels()
     image = _native(data)
     # a copy made here (of read-only or non-native planes) is ours: the subtracted image
     # goes into it (each large array is memory touched for the first time, in a forked child)
     owned = not np.may_share_memory(image, data)
-    var = None if variance is None else np.asarray(variance, np.dtype(np.float32).newbyteorder("="))
-    dq = None if dqmask is None else np.asarray(dqmask, np.dtype(np.uint16).newbyteorder("="))
-    bad = kernels.bad_pixels(image, _NO_FLOAT if var is None else var, var is not None,
-                             _NO_MASK if dq is None else dq, dq is not None, int(replace_flags))
+    var = None if variance is None else np.ascontiguousarray(variance, _native_type(np.float32))
+    dq = None if dqmask is None else np.ascontiguousarray(dqmask, _native_type(np.uint16))
+    var_plane = _NO_FLOAT if var is None else var
+    bad = np.empty(image.shape, np.bool_)
+    map_bands(lambda first, stop: kernels.bad_pixels(
+        image, var_plane, var is not None, _NO_MASK if dq is None else dq, dq is not None,
+        int(replace_flags), first, stop, bad), image.shape[0])
     if bad.all():
         return None
     if mask and bad.any():
         image = image if owned else image.copy()
         owned = True
         image[bad] = np.median(image[~bad])
-    bkg = sep.Background(image, mask=bad, bw=back_size, bh=back_size, fw=back_filtersize,
-                         fh=back_filtersize)
-    rms = np.float32(max(bkg.globalrms, np.finfo(np.float32).tiny))
+    sky = sky_background(image, bad, mesh_size=back_size, filter_size=back_filtersize)
+    rms = np.float32(max(sky.globalrms, np.finfo(np.float32).tiny))
     sub = image if owned else np.empty_like(image)
-    if measure:
-        background = bkg.back()
-        unsubtracted = image
-    else:  # no background map: sep subtracts it row by row, in the same float32 arithmetic
-        background = None
-        if sub is not image:
-            np.copyto(sub, image)
-        bkg.subfrom(sub)
-        unsubtracted = sub
     err = np.empty_like(image)
-    kernels.subtract_background(unsubtracted, _NO_FLOAT if background is None else background,
-                                background is not None, _NO_FLOAT if var is None else var,
-                                var is not None, bad, rms, sub, err)
+    spline = sky.spline()
+    map_bands(lambda first, stop: kernels.subtract_background(
+        image, *spline, var_plane, var is not None, bad, rms, first, stop, sub, err),
+        image.shape[0])
     sep.set_extract_pixstack(max(sep.get_extract_pixstack(), image.size // 4))
     objects, segmap = sep.extract(sub, detect_thresh, err=err, mask=bad, minarea=detect_minarea,
                                   deblend_cont=deblend_mincont, filter_type="conv",
                                   segmentation_map=True)
-    return objects, segmap.astype(np.int32, copy=False), sub, err, bad, background
+    return objects, segmap.astype(np.int32, copy=False), sub, err, bad, sky
 
 
-def _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius,
+def _measure(sub, err, bad, objects, segmap, sky, dqmask, phot_min_radius,
              analysis_thresh, set_saturation) -> Table:
-    """SExtractor-like measurements of the extracted ``objects``."""
+    """SExtractor-like measurements of the extracted ``objects`` (``sky``: the
+    :class:`~gmoswidgets.numerics.background.SkyBackground`)."""
     x, y = objects["x"], objects["y"]
     # degenerate (e.g. one-column) objects can have NaN or zero shape parameters, and a
     # float32 theta of pi/2 exceeds sep's float64 limit
@@ -317,7 +323,7 @@ def _measure(sub, err, bad, objects, segmap, background, dqmask, phot_min_radius
         "X_IMAGE": x + 1.0, "Y_IMAGE": y + 1.0, "XWIN_IMAGE": xwin + 1.0, "YWIN_IMAGE": ywin + 1.0,
         "X_WORLD": np.full(len(x), np.nan), "Y_WORLD": np.full(len(x), np.nan),
         "FLUX_AUTO": flux, "FLUXERR_AUTO": fluxerr, "MAG_AUTO": mag, "MAGERR_AUTO": magerr,
-        "FLUX_MAX": objects["peak"], "BACKGROUND": background[iy, ix].astype(float),
+        "FLUX_MAX": objects["peak"], "BACKGROUND": sky.back_at(iy, ix).astype(float),
         "A_IMAGE": objects["a"], "B_IMAGE": objects["b"], "THETA_IMAGE": np.degrees(theta),
         "ELLIPTICITY": 1.0 - b / a, "FWHM_IMAGE": fwhm, "FWHM_WORLD": np.full(len(x), np.nan),
         "FLUX_RADIUS": radius, "KRON_RADIUS": kron,
@@ -422,8 +428,10 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
                    analysis_thresh=analysis_thresh, deblend_mincont=deblend_mincont,
                    phot_min_radius=phot_min_radius, back_size=back_size,
                    back_filtersize=back_filtersize)
-    # sep holds the GIL: on threads the frames go to forked processes, which read them
-    # without a copy and send back only the catalogues and the packed object masks
+    # sep's extraction and measurements hold the GIL (half of a frame's time; the background
+    # and the per-pixel passes do not, and run in bands of rows where the cores are free):
+    # on threads the frames go to forked processes, which read them without a copy and send
+    # back only the catalogues and the packed object masks
     _kernels()  # imported here, once, not in each forked process
     found = ctx.map(partial(detect_frame, **options), frames, holds_gil=True)
     outputs = []
@@ -446,8 +454,9 @@ def detectSources(frames: list[Frame], ctx: StepContext, *, mask: bool, replace_
 def detect_frame(frame: Frame, **options) -> list[tuple[Table, np.ndarray]]:
     """:func:`detectSources` on one frame: each extension's OBJCAT and packed OBJMASK.
 
-    Only numpy and sep run here (it may run in a process forked from a
-    multi-threaded one, where little else is safe).
+    Only numpy, sep and compiled kernels loaded beforehand run here (it
+    may run in a process forked from a multi-threaded one, where little
+    else is safe; the kernels make no threads there).
 
     ``options`` are detectSources' parameters (see :func:`find_sources`).
 

@@ -39,8 +39,10 @@ _MODULE_OF = {name: module for module, names in MODULES.items() for name in name
 DEFERRED_IMPORTS = {
     "mosaicDetectors": ("gmoswidgets.numerics.kernels",),
     "resampleToCommonFrame": ("gmoswidgets.numerics.kernels",),
-    "detectSources": ("gmoswidgets.primitives.photometry_kernels",),
-    "makeFringeFrame": ("gmoswidgets.primitives.photometry_kernels",),
+    "detectSources": ("gmoswidgets.primitives.photometry_kernels",
+                      "gmoswidgets.numerics.background"),
+    "makeFringeFrame": ("gmoswidgets.primitives.photometry_kernels",
+                        "gmoswidgets.numerics.background"),
     "adjustWCSToReference": ("scipy.spatial",),
     "flagCosmicRaysByStacking": ("gmoswidgets.primitives.crs_kernels",),
     "stackFrames": ("gmoswidgets.primitives.crs_kernels", "gmoswidgets.numerics.combine_kernel"),

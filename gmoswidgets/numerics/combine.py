@@ -41,7 +41,7 @@ from .. import dq
 from ..errors import ParameterError
 
 __all__ = ["OPERATIONS", "REJECT_METHODS", "DQ_HIERARCHY", "MAX_ITERATIONS", "combine_arrays",
-           "compiled_pays"]
+           "compiled_pays", "sorting_network"]
 
 OPERATIONS = ("mean", "wtmean", "median", "lmedian")
 REJECT_METHODS = ("none", "minmax", "sigclip", "varclip")
@@ -89,9 +89,13 @@ def _sorting_network(n: int) -> tuple:
 
 
 @lru_cache(maxsize=None)
-def _network_array(n: int) -> np.ndarray:
-    """:func:`_sorting_network` as an (K, 2) integer array (for the compiled kernel)."""
-    return np.array(_sorting_network(n), dtype=np.intp).reshape(-1, 2)
+def sorting_network(n: int) -> np.ndarray:
+    """The comparators of Batcher's odd-even merge sort for ``n`` elements, as a read-only
+    (K, 2) array of intp for compiled kernels: ``(i, j)`` puts the smaller of
+    elements i and j (i < j) in i and the larger in j."""
+    pairs = np.array(_sorting_network(n), dtype=np.intp).reshape(-1, 2)
+    pairs.flags.writeable = False      # shared by every caller
+    return pairs
 
 
 @lru_cache(maxsize=None)
@@ -345,7 +349,7 @@ def _compiled_combination(values, var, flags, options):
                    OPERATION_CODES[options["operation"]], np.float32(options["lsigma"]),
                    np.float32(options["hsigma"]), bool(options["mclip"]),
                    MAX_ITERATIONS if max_iters is None else int(max_iters),
-                   int(options["nlow"]), int(options["nhigh"]), _network_array(values.shape[0]),
+                   int(options["nlow"]), int(options["nhigh"]), sorting_network(values.shape[0]),
                    data, out_var, out_mask)
     return data, out_var, out_mask
 

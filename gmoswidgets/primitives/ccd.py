@@ -28,8 +28,8 @@ from ..gmos.keywords import (BIASIM, BUNIT, BUNIT_ELECTRONS, GAIN, NONLINEA, OVE
                              OVERSCAN, OVERSEC, SATLEVEL, TIMESTAMP_KEYWORDS, TRIMMED)
 from ..outputs import mark_history, utc_now
 from ..sections import Section
-from ._calib import (DO_CAL_CHOICES, apply_calibration, detector_of, extension_binning,
-                     in_electrons, light_copy, matched_planes, trim_plane)
+from ._calib import (DO_CAL_CHOICES, apply_calibration, detector_of, each_extension,
+                     extension_binning, in_electrons, light_copy, matched_planes, trim_plane)
 from .base import Param, StepContext, primitive
 
 __all__ = ["overscanCorrect", "biasCorrect", "ADUToElectrons", "overscan_levels"]
@@ -175,11 +175,16 @@ def _overscan_frame(frame: Frame, *, nbiascontam: int | None, fit: dict) -> Fram
     gains = frame.descriptor("gain")
     noises = frame.descriptor("read_noise")
     new = light_copy(frame)
-    for index, (ext, g, rn) in enumerate(zip(new.exts, gains, noises), start=1):
+
+    def correct(index: int) -> None:
+        ext = new.exts[index]
         if "BIASSEC" not in ext.header:
             raise FileProblem(frame.path or frame.filename,
-                              f"extension {index} has no BIASSEC: cannot subtract the overscan")
-        _correct_extension(ext, frame, index, contam, g, rn, hamamatsu, fit)
+                              f"extension {index + 1} has no BIASSEC: cannot subtract the overscan")
+        _correct_extension(ext, frame, index + 1, contam, gains[index], noises[index], hamamatsu,
+                           fit)
+
+    each_extension(correct, len(new.exts))
     mark_history(new, "trimOverscan", utc_now())
     return new
 
@@ -237,18 +242,23 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
 
 def _subtract_bias(new: Frame, cal: Frame, _index: int) -> None:
     """biasCorrect of one frame (run by ``ctx.map``)."""
-    for ext, planes in zip(new.exts, matched_planes(new, cal, "bias")):
-        ext.data = ext.data - planes.data
-        if ext.variance is not None and planes.variance is not None:
-            ext.variance = ext.variance + planes.variance
-        if ext.mask is not None and planes.mask is not None:
-            ext.mask = ext.mask | planes.mask
-        if OVERSCAN not in planes.header:
-            level = float(np.median(planes.data))
-            ext.header[OVERSCAN] = (level, "Bias level subtracted")
-            for key in (SATLEVEL, NONLINEA):
-                if key in ext.header:
-                    ext.header[key] = float(ext.header[key]) - level
+    matched = matched_planes(new, cal, "bias")
+    each_extension(lambda index: _subtract_planes(new.exts[index], matched[index]), len(new.exts))
+
+
+def _subtract_planes(ext, planes) -> None:
+    """biasCorrect of one extension with the bias's planes cut to it."""
+    ext.data = ext.data - planes.data
+    if ext.variance is not None and planes.variance is not None:
+        ext.variance = ext.variance + planes.variance
+    if ext.mask is not None and planes.mask is not None:
+        ext.mask = ext.mask | planes.mask
+    if OVERSCAN not in planes.header:
+        level = float(np.median(planes.data))
+        ext.header[OVERSCAN] = (level, "Bias level subtracted")
+        for key in (SATLEVEL, NONLINEA):
+            if key in ext.header:
+                ext.header[key] = float(ext.header[key]) - level
 
 
 @primitive(
@@ -277,20 +287,26 @@ def ADUToElectrons(frames: list[Frame], ctx: StepContext) -> list[Frame]:
             out.append(light_copy(frame))
             continue
         new = light_copy(frame)
-        for ext, g in zip(new.exts, frame.descriptor("gain")):
-            g32 = np.float32(g)
-            ext.data = ext.data * g32
-            if ext.variance is not None:
-                ext.variance = ext.variance * (g32 * g32)
-            for key in (SATLEVEL, NONLINEA):
-                if key in ext.header:
-                    ext.header[key] = float(ext.header[key]) * g
-            ext.header[GAIN] = (1.0, "Gain (e-/ADU)")
-            ext.header[BUNIT] = (BUNIT_ELECTRONS, "Physical units of the array values")
+        gains = frame.descriptor("gain")
+        each_extension(lambda index: _to_electrons(new.exts[index], gains[index]),
+                       len(new.exts))
         if BUNIT in new.phu:
             new.phu[BUNIT] = BUNIT_ELECTRONS
         out.append(new)
     return out
+
+
+def _to_electrons(ext, gain: float) -> None:
+    """ADUToElectrons of one extension."""
+    g32 = np.float32(gain)
+    ext.data = ext.data * g32
+    if ext.variance is not None:
+        ext.variance = ext.variance * (g32 * g32)
+    for key in (SATLEVEL, NONLINEA):
+        if key in ext.header:
+            ext.header[key] = float(ext.header[key]) * gain
+    ext.header[GAIN] = (1.0, "Gain (e-/ADU)")
+    ext.header[BUNIT] = (BUNIT_ELECTRONS, "Physical units of the array values")
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -26,6 +26,7 @@ from ..errors import FileProblem
 from ..frame import Frame
 from ..gmos.keywords import (BIASIM, BUNIT, BUNIT_ELECTRONS, GAIN, NONLINEA, OVERRDNS, OVERRMS,
                              OVERSCAN, OVERSEC, SATLEVEL, TIMESTAMP_KEYWORDS, TRIMMED)
+from ..numerics.combine import sorting_network
 from ..outputs import mark_history, utc_now
 from ..sections import Section
 from ._calib import (DO_CAL_CHOICES, apply_calibration, detector_of, each_extension,
@@ -83,9 +84,21 @@ def _fit(rows, values, good, function, order, lsigma, hsigma, niter, grow):
 
 
 def _running_median(values: np.ndarray, size: int) -> np.ndarray:
-    """Median of each odd ``size`` window, the ends repeated (scipy's ``median_filter``, 'nearest')."""
+    """Median of each odd ``size`` window, the ends repeated (scipy's ``median_filter``, 'nearest').
+
+    The windows' values are ordered by a sorting network over ``size`` shifted
+    copies of the row means (a few whole-array minimum/maximum operations
+    instead of a median per row); the middle one is the value :func:`numpy.median`
+    picks.  With a NaN (whose windows' median is NaN) numpy's median is used.
+    """
     half = size // 2
-    return np.median(sliding_window_view(np.pad(values, half, mode="edge"), size), axis=-1)
+    padded = np.pad(values, half, mode="edge")
+    if np.isnan(values).any():
+        return np.median(sliding_window_view(padded, size), axis=-1)
+    rows = [padded[k:k + values.size] for k in range(size)]
+    for i, j in sorting_network(size):
+        rows[i], rows[j] = np.minimum(rows[i], rows[j]), np.maximum(rows[i], rows[j])
+    return rows[half]
 
 
 def overscan_levels(row_means: np.ndarray, *, function: str, order: int | None, lsigma: float,

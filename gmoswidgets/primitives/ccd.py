@@ -16,6 +16,8 @@ GMOS overrides in ``gmos/primitives_gmos.py`` and ``gmos/parameters_gmos.py``,
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from functools import partial
 
 import numpy as np
@@ -253,18 +255,36 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
 
 # -- biasCorrect ----------------------------------------------------------------
 
+#: Whether each bias in use has DQ flags under each extension (a processed bias's DQ is
+#: mostly all 0: OR-ing it changes nothing), found once for all the frames it corrects and
+#: let go of with the bias, as flatCorrect's responses.
+_FLAGGED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FLAGGED_LOCK = threading.Lock()
+
+
 def _subtract_bias(new: Frame, cal: Frame, _index: int) -> None:
     """biasCorrect of one frame (run by ``ctx.map``)."""
+    with _FLAGGED_LOCK:
+        flagged = _FLAGGED.setdefault(cal, {})
     matched = matched_planes(new, cal, "bias")
-    each_extension(lambda index: _subtract_planes(new.exts[index], matched[index]), len(new.exts))
+
+    def subtract(index: int) -> None:
+        ext, planes = new.exts[index], matched[index]
+        key = (index, ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.data.shape)
+        if key not in flagged:
+            flagged[key] = planes.mask is not None and bool(planes.mask.any())
+        _subtract_planes(ext, planes, flagged[key])
+
+    each_extension(subtract, len(new.exts))
 
 
-def _subtract_planes(ext, planes) -> None:
-    """biasCorrect of one extension with the bias's planes cut to it."""
+def _subtract_planes(ext, planes, flagged: bool) -> None:
+    """biasCorrect of one extension with the bias's planes cut to it (``flagged``: its DQ
+    has a flag set)."""
     ext.data = ext.data - planes.data
     if ext.variance is not None and planes.variance is not None:
         ext.variance = ext.variance + planes.variance
-    if ext.mask is not None and planes.mask is not None:
+    if ext.mask is not None and flagged:
         ext.mask = ext.mask | planes.mask
     if OVERSCAN not in planes.header:
         level = float(np.median(planes.data))

@@ -306,15 +306,26 @@ def _dq_frame(item) -> Frame:
 
     def flag(index: int) -> None:
         ext = new.exts[index]
-        mask = (np.zeros(ext.data.shape, dtype=dq.DTYPE) if illum is None
+        data = ext.data
+        saturated = data >= saturation[index]
+        if not saturated.any():
+            saturated = None
+        nonlinear_range = None
+        if nonlinear[index] < saturation[index]:    # equal on GMOS: no non-linear range
+            nonlinear_range = (data >= nonlinear[index]) & (data < saturation[index])
+            if not nonlinear_range.any():
+                nonlinear_range = None
+        if illum is None and bpms[index] is None and saturated is None and nonlinear_range is None:
+            ext.mask = constant_plane(0, data.shape, dq.DTYPE)     # nothing to flag
+            return
+        mask = (np.zeros(data.shape, dtype=dq.DTYPE) if illum is None
                 else np.multiply(illum[index], dq.UNILLUMINATED, dtype=dq.DTYPE))
         if bpms[index] is not None:
             mask |= bpms[index]
-        data = ext.data
-        np.bitwise_or(mask, dq.SATURATED, out=mask, where=data >= saturation[index])
-        if nonlinear[index] < saturation[index]:    # equal on GMOS: no non-linear range
-            np.bitwise_or(mask, dq.NON_LINEAR, out=mask,
-                          where=(data >= nonlinear[index]) & (data < saturation[index]))
+        if saturated is not None:
+            np.bitwise_or(mask, dq.SATURATED, out=mask, where=saturated)
+        if nonlinear_range is not None:
+            np.bitwise_or(mask, dq.NON_LINEAR, out=mask, where=nonlinear_range)
         ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
 
     each_extension(flag, len(new.exts))

@@ -11,6 +11,11 @@ per pixel, IRAF's tie rule for minmax.  Clipping runs its first iteration
 over the whole block; the few pixels that changed then iterate alone.
 A VAR plane that is one value per input (``variances`` of shape (N, 1)) is
 not expanded, and blocks without any DQ flag skip the DQ hierarchy.
+Each loop runs over one input's row of the block (a contiguous view) and
+chooses with selects rather than branches, so that the compiler vectorises
+it; sums skip an unused input by adding +0.0 (a sum that starts at +0.0 is
+never -0.0: the same bits); divisions follow numpy (``error_model='numpy'``:
+a lane whose quotient is not used may divide by zero).
 
 Imported only when frames are stacked (importing numba costs ~0.2 s).
 """

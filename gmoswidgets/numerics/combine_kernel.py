@@ -131,14 +131,14 @@ def _minmax(values, ok, base, m, n, nlow, nhigh, pairs, work, order, lowest, hig
             highest[p] = work[count - nh - 1, p]
         kept[p] = 0
     for i in range(nin):
-        row, used = values[i, base:base + m], ok[i]
+        row, usable = values[i, base:base + m], ok[i]
         for p in range(m):
-            kept[p] += used[p] & (lowest[p] <= row[p]) & (row[p] <= highest[p])
+            kept[p] += usable[p] & (lowest[p] <= row[p]) & (row[p] <= highest[p])
     for i in range(nin):
-        row, used = values[i, base:base + m], ok[i]
+        row, usable = values[i, base:base + m], ok[i]
         for p in range(m):
-            inside = used[p] & (lowest[p] <= row[p]) & (row[p] <= highest[p])
-            used[p] = inside if kept[p] == wanted[p] else used[p]
+            inside = usable[p] & (lowest[p] <= row[p]) & (row[p] <= highest[p])
+            usable[p] = inside if kept[p] == wanted[p] else usable[p]
     for p in range(m):
         if wanted[p] < 0 or kept[p] == wanted[p]:
             continue

@@ -277,6 +277,33 @@ def test_overscan_levels_rejects_deviant_rows():
     assert np.array_equal(plain, means)
 
 
+def test_running_median_of_the_overscan_rows_is_numpys():
+    """The sorting network's running median is numpy's median of each window (ties, inf, NaN)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from gmoswidgets.primitives.ccd import _running_median
+    rng = np.random.default_rng(4)
+    for size in (1, 3, 5, 7):
+        for values in (rng.normal(size=97), rng.integers(-2, 3, 97).astype(float),
+                       np.r_[rng.normal(size=20), np.inf, rng.normal(size=20)],
+                       np.r_[rng.normal(size=20), np.nan, rng.normal(size=20)], np.ones(1)):
+            windows = sliding_window_view(np.pad(values, size // 2, mode="edge"), size)
+            assert _running_median(values, size).tobytes() == np.median(windows, axis=-1).tobytes()
+
+
+def test_each_extension_runs_each_once_and_raises_the_first_error():
+    from gmoswidgets.primitives._calib import each_extension
+    done = []
+    each_extension(done.append, 12)
+    assert sorted(done) == list(range(12))
+
+    def fail(index):
+        if index in (3, 9):
+            raise ValueError(f"extension {index}")
+    with pytest.raises(ValueError, match="extension 3"):
+        each_extension(fail, 12)
+
+
 def test_overscanCorrect_rejects_an_impossible_nbiascontam():
     with pytest.raises(FileProblem, match="nbiascontam"):
         run([make_raw("bias")], BIAS_STEPS[:3] + [("overscanCorrect", {"nbiascontam": 40})])
@@ -294,6 +321,26 @@ def test_biasCorrect_with_the_calibration_service(master_bias):
                                rtol=1e-6)
     assert out.phu["BIASIM"] == master_bias.filename
     assert "BIASCORR" in out.phu
+
+
+def test_biasCorrect_ors_the_bias_dq_only_where_it_has_flags(master_bias):
+    """A bias DQ of zeros leaves the frame's DQ as it is; a flagged one is OR-ed in."""
+    [prepared] = run([make_raw("bias", seed=45)], BIAS_STEPS)
+    for ext in prepared.exts:
+        ext.mask = np.zeros(ext.data.shape, dq.DTYPE)
+        ext.mask[0, :3] = dq.SATURATED
+    flagged = master_bias.copy()
+    flagged.exts[2].mask = np.zeros(flagged.exts[2].data.shape, dq.DTYPE)
+    flagged.exts[2].mask[1, :2] = dq.BAD_PIXEL
+    for ext in master_bias.exts:
+        assert ext.mask is None or not ext.mask.any()
+    [plain] = run([prepared], [("biasCorrect", {})], bias_lookup(master_bias))
+    [ored] = run([prepared], [("biasCorrect", {})], bias_lookup(flagged))
+    for index, ext in enumerate(prepared.exts):
+        np.testing.assert_array_equal(plain.exts[index].mask, ext.mask)
+        expected = ext.mask | (flagged.exts[index].mask if index == 2 else 0)
+        np.testing.assert_array_equal(ored.exts[index].mask, expected)
+    assert ored.exts[2].mask[1, 0] == dq.BAD_PIXEL
 
 
 def test_biasCorrect_from_a_file_records_provenance(master_bias, tmp_path):
@@ -346,6 +393,7 @@ def test_normalizeFlat_uses_ccd2_and_keeps_ccd_ratios(master_bias):
              ("ADUToElectrons", {}), ("addVAR", {"poisson_noise": True})]
     flats = run([make_raw("flat", seed=s, signal=_flat_signal) for s in range(3)], steps,
                 bias_lookup(master_bias))
+    flats[0][6].mask = flats[0][6].mask.copy()     # an output plane may be read-only (all 0)
     flats[0][6].mask[5, 5] = dq.BAD_PIXEL
     [out] = run(flats, [("stackFlats", {}), ("normalizeFlat", {}), ("storeProcessedFlat", {})])
     assert float(np.median(out[5].data)) == pytest.approx(1.0, abs=0.002)

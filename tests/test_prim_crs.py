@@ -293,3 +293,34 @@ def test_median_stack_is_numpys_median_of_the_usable_pixels():
     expected_var = np.pi / 2 * np.sum(variances, axis=0)[covered] / expected_count[covered] ** 2
     assert np.allclose(variance[covered], expected_var, rtol=1e-5)
     assert np.isinf(variance[~covered]).all()
+
+
+def test_stack_median_orders_infinities_and_nan_as_numpy_sorts_them():
+    """The sorting network's median, count and variance on values with +-inf and NaN: the
+    mean of the two middle finite-count ranks of the values numpy sorts before the NaNs."""
+    from gmoswidgets.numerics.combine import sorting_network
+    from gmoswidgets.primitives import crs_kernels
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 8):
+        stack = rng.integers(-3, 4, (n, 3, 301)).astype(np.float32)
+        draw = rng.random(stack.shape)
+        stack[draw < 0.2] = np.nan
+        stack[(draw >= 0.2) & (draw < 0.25)] = np.inf
+        stack[(draw >= 0.25) & (draw < 0.3)] = -np.inf
+        var = rng.random(stack.shape).astype(np.float32)
+        median = np.empty(stack.shape[1:], np.float32)
+        variance, counts = np.empty_like(median), np.empty(stack.shape[1:], np.uint8)
+        crs_kernels.stack_median(stack, var, True, sorting_network(n), median, variance, counts)
+        ordered = np.sort(stack, axis=0)
+        finite = np.isfinite(stack)
+        count = finite.sum(axis=0)
+        assert np.array_equal(counts, count)
+        low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[None] // 2, axis=0)[0]
+        high = np.take_along_axis(ordered, count[None] // 2, axis=0)[0]
+        with np.errstate(invalid="ignore"):
+            expected = np.where(count > 0, np.float32(0.5) * (low + high), np.nan)
+        assert np.array_equal(median, expected, equal_nan=True)
+        total = np.where(finite, var, 0).sum(axis=0, dtype=np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected_var = np.where(count > 0, np.pi / 2 * total / count ** 2, np.inf)
+        assert np.allclose(variance, expected_var, rtol=1e-6)

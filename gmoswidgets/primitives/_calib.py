@@ -28,6 +28,7 @@ from ..sections import Section
 from .base import StepContext
 
 __all__ = ["DO_CAL_CHOICES", "CalPlanes", "light_copy", "constant_plane", "trim_plane",
+           "each_extension",
            "fetch_calibration", "matched_planes", "in_electrons", "central_ccd_region",
            "central_ccd_pixels",
            "detector_of", "extension_binning"]
@@ -68,6 +69,21 @@ def trim_plane(plane: np.ndarray | None, slices: tuple[slice, slice]) -> np.ndar
     if plane.size and not any(plane.strides):
         return constant_plane(plane.flat[0], plane[slices].shape, plane.dtype)
     return np.ascontiguousarray(plane[slices])
+
+
+def each_extension(func: Callable[[int], None], count: int) -> None:
+    """``func(index)`` for the extensions ``0 .. count - 1`` of a frame, on every core.
+
+    The extensions are split into one band per core
+    (:func:`~gmoswidgets.executor.map_bands`): the pixel work of a frame's
+    amplifiers (numpy releases the GIL in it) keeps every core busy when a
+    step runs one frame at a time (1x1 frames stream one by one).  ``func``
+    must touch only its own extension: the result is that of the loop in
+    order, and the first error in that order is raised.
+    """
+    from ..executor import map_bands
+    map_bands(lambda first, stop: [func(index) for index in range(first, stop)], count,
+              min_rows=1)
 
 
 def in_electrons(frame: Frame) -> bool:

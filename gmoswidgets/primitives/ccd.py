@@ -16,6 +16,8 @@ GMOS overrides in ``gmos/primitives_gmos.py`` and ``gmos/parameters_gmos.py``,
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from functools import partial
 
 import numpy as np
@@ -26,10 +28,11 @@ from ..errors import FileProblem
 from ..frame import Frame
 from ..gmos.keywords import (BIASIM, BUNIT, BUNIT_ELECTRONS, GAIN, NONLINEA, OVERRDNS, OVERRMS,
                              OVERSCAN, OVERSEC, SATLEVEL, TIMESTAMP_KEYWORDS, TRIMMED)
+from ..numerics.combine import sorting_network
 from ..outputs import mark_history, utc_now
 from ..sections import Section
-from ._calib import (DO_CAL_CHOICES, apply_calibration, detector_of, extension_binning,
-                     in_electrons, light_copy, matched_planes, trim_plane)
+from ._calib import (DO_CAL_CHOICES, apply_calibration, detector_of, each_extension,
+                     extension_binning, in_electrons, light_copy, matched_planes, trim_plane)
 from .base import Param, StepContext, primitive
 
 __all__ = ["overscanCorrect", "biasCorrect", "ADUToElectrons", "overscan_levels"]
@@ -83,9 +86,21 @@ def _fit(rows, values, good, function, order, lsigma, hsigma, niter, grow):
 
 
 def _running_median(values: np.ndarray, size: int) -> np.ndarray:
-    """Median of each odd ``size`` window, the ends repeated (scipy's ``median_filter``, 'nearest')."""
+    """Median of each odd ``size`` window, the ends repeated (scipy's ``median_filter``, 'nearest').
+
+    The windows' values are ordered by a sorting network over ``size`` shifted
+    copies of the row means (a few whole-array minimum/maximum operations
+    instead of a median per row); the middle one is the value :func:`numpy.median`
+    picks.  With a NaN (whose windows' median is NaN) numpy's median is used.
+    """
     half = size // 2
-    return np.median(sliding_window_view(np.pad(values, half, mode="edge"), size), axis=-1)
+    padded = np.pad(values, half, mode="edge")
+    if np.isnan(values).any():
+        return np.median(sliding_window_view(padded, size), axis=-1)
+    rows = [padded[k:k + values.size] for k in range(size)]
+    for i, j in sorting_network(size):
+        rows[i], rows[j] = np.minimum(rows[i], rows[j]), np.maximum(rows[i], rows[j])
+    return rows[half]
 
 
 def overscan_levels(row_means: np.ndarray, *, function: str, order: int | None, lsigma: float,
@@ -175,11 +190,16 @@ def _overscan_frame(frame: Frame, *, nbiascontam: int | None, fit: dict) -> Fram
     gains = frame.descriptor("gain")
     noises = frame.descriptor("read_noise")
     new = light_copy(frame)
-    for index, (ext, g, rn) in enumerate(zip(new.exts, gains, noises), start=1):
+
+    def correct(index: int) -> None:
+        ext = new.exts[index]
         if "BIASSEC" not in ext.header:
             raise FileProblem(frame.path or frame.filename,
-                              f"extension {index} has no BIASSEC: cannot subtract the overscan")
-        _correct_extension(ext, frame, index, contam, g, rn, hamamatsu, fit)
+                              f"extension {index + 1} has no BIASSEC: cannot subtract the overscan")
+        _correct_extension(ext, frame, index + 1, contam, gains[index], noises[index], hamamatsu,
+                           fit)
+
+    each_extension(correct, len(new.exts))
     mark_history(new, "trimOverscan", utc_now())
     return new
 
@@ -235,20 +255,43 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
 
 # -- biasCorrect ----------------------------------------------------------------
 
+#: Whether each bias in use has DQ flags under each extension (a processed bias's DQ is
+#: mostly all 0: OR-ing it changes nothing), found once for all the frames it corrects and
+#: let go of with the bias, as flatCorrect's responses.
+_FLAGGED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FLAGGED_LOCK = threading.Lock()
+
+
 def _subtract_bias(new: Frame, cal: Frame, _index: int) -> None:
     """biasCorrect of one frame (run by ``ctx.map``)."""
-    for ext, planes in zip(new.exts, matched_planes(new, cal, "bias")):
-        ext.data = ext.data - planes.data
-        if ext.variance is not None and planes.variance is not None:
-            ext.variance = ext.variance + planes.variance
-        if ext.mask is not None and planes.mask is not None:
-            ext.mask = ext.mask | planes.mask
-        if OVERSCAN not in planes.header:
-            level = float(np.median(planes.data))
-            ext.header[OVERSCAN] = (level, "Bias level subtracted")
-            for key in (SATLEVEL, NONLINEA):
-                if key in ext.header:
-                    ext.header[key] = float(ext.header[key]) - level
+    with _FLAGGED_LOCK:
+        flagged = _FLAGGED.setdefault(cal, {})
+    matched = matched_planes(new, cal, "bias")
+
+    def subtract(index: int) -> None:
+        ext, planes = new.exts[index], matched[index]
+        key = (index, ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.data.shape)
+        if key not in flagged:
+            flagged[key] = planes.mask is not None and bool(planes.mask.any())
+        _subtract_planes(ext, planes, flagged[key])
+
+    each_extension(subtract, len(new.exts))
+
+
+def _subtract_planes(ext, planes, flagged: bool) -> None:
+    """biasCorrect of one extension with the bias's planes cut to it (``flagged``: its DQ
+    has a flag set)."""
+    ext.data = ext.data - planes.data
+    if ext.variance is not None and planes.variance is not None:
+        ext.variance = ext.variance + planes.variance
+    if ext.mask is not None and flagged:
+        ext.mask = ext.mask | planes.mask
+    if OVERSCAN not in planes.header:
+        level = float(np.median(planes.data))
+        ext.header[OVERSCAN] = (level, "Bias level subtracted")
+        for key in (SATLEVEL, NONLINEA):
+            if key in ext.header:
+                ext.header[key] = float(ext.header[key]) - level
 
 
 @primitive(
@@ -277,20 +320,26 @@ def ADUToElectrons(frames: list[Frame], ctx: StepContext) -> list[Frame]:
             out.append(light_copy(frame))
             continue
         new = light_copy(frame)
-        for ext, g in zip(new.exts, frame.descriptor("gain")):
-            g32 = np.float32(g)
-            ext.data = ext.data * g32
-            if ext.variance is not None:
-                ext.variance = ext.variance * (g32 * g32)
-            for key in (SATLEVEL, NONLINEA):
-                if key in ext.header:
-                    ext.header[key] = float(ext.header[key]) * g
-            ext.header[GAIN] = (1.0, "Gain (e-/ADU)")
-            ext.header[BUNIT] = (BUNIT_ELECTRONS, "Physical units of the array values")
+        gains = frame.descriptor("gain")
+        each_extension(lambda index: _to_electrons(new.exts[index], gains[index]),
+                       len(new.exts))
         if BUNIT in new.phu:
             new.phu[BUNIT] = BUNIT_ELECTRONS
         out.append(new)
     return out
+
+
+def _to_electrons(ext, gain: float) -> None:
+    """ADUToElectrons of one extension."""
+    g32 = np.float32(gain)
+    ext.data = ext.data * g32
+    if ext.variance is not None:
+        ext.variance = ext.variance * (g32 * g32)
+    for key in (SATLEVEL, NONLINEA):
+        if key in ext.header:
+            ext.header[key] = float(ext.header[key]) * gain
+    ext.header[GAIN] = (1.0, "Gain (e-/ADU)")
+    ext.header[BUNIT] = (BUNIT_ELECTRONS, "Physical units of the array values")
 
 
 #: The primitives this module defines, for :class:`~.base.PrimitiveTable`.

@@ -33,6 +33,7 @@ from ..errors import GmosError
 from ..executor import map_in_memory
 from ..frame import Extension, Frame
 from ..gmos.keywords import EXPTIME, ORIGTEXP
+from ..numerics.combine import sorting_network
 from ..numerics.stats import clipped_median
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
@@ -132,6 +133,7 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
     variance = np.empty(shape, np.float32) if has_var else None
     counts = np.empty(shape, np.uint8)
     native = np.dtype(np.float32).newbyteorder("=")
+    pairs = sorting_network(len(frames))
 
     def chunk(rows: slice) -> None:
         size = (len(frames), rows.stop - rows.start, shape[1])
@@ -146,7 +148,7 @@ def median_stack(frames: list[Frame], offsets: list[float], *, map_chunks=None, 
                                  ext.mask is not None, _STACK_EXCLUDE_BITS, stack[k])
             if has_var:
                 var_stack[k] = ext.variance[rows]
-        kernels.stack_median(stack, var_stack, has_var, median[rows],
+        kernels.stack_median(stack, var_stack, has_var, pairs, median[rows],
                              variance[rows] if has_var else _NO_FLOAT, counts[rows])
 
     chunks = [slice(r0, min(r0 + _CHUNK_ROWS, shape[0])) for r0 in range(0, shape[0], _CHUNK_ROWS)]

@@ -38,13 +38,19 @@ _BOOL_2D = types.Array(types.boolean, 2, "A", readonly=True)
 _U8_2D = types.Array(types.uint8, 2, "A", readonly=True)
 _F32_2D_OUT = types.Array(types.float32, 2, "A")
 _U8_2D_OUT = types.Array(types.uint8, 2, "A")
+_PAIRS = types.Array(types.intp, 2, "C", readonly=True)
 #: float32(pi / 2), as numpy rounds the Python float multiplying a float32 array.
 _HALF_PI = np.float32(np.pi / 2)
 
 
-@njit(types.void(_F32_3D, _F32_3D, types.boolean, _F32_2D_OUT, _F32_2D_OUT, _U8_2D_OUT),
-      nogil=True, cache=True)
-def stack_median(stack, var_stack, has_var, median, variance, counts):
+#: Pixels of a row whose values are ordered at once by :func:`stack_median` (its scratch
+#: stays in the L1 cache).
+_LANES = 256
+
+
+@njit(types.void(_F32_3D, _F32_3D, types.boolean, _PAIRS, _F32_2D_OUT, _F32_2D_OUT,
+                 _U8_2D_OUT), nogil=True, cache=True)
+def stack_median(stack, var_stack, has_var, pairs, median, variance, counts):
     """Median, variance of the median and count of the finite values along axis 0.
 
     ``stack`` is (n, rows, cols) with NaN where an image has no usable pixel;
@@ -53,44 +59,54 @@ def stack_median(stack, var_stack, has_var, median, variance, counts):
     the whole outputs).  The median is the mean of the two middle finite
     values (NaN if none); the variance ``pi/2 * sum(VAR) / count^2`` (inf if
     none).  The values are ordered as :func:`numpy.sort` orders them, NaN
-    last: the NaNs are left out of the ordering, as the two middle finite
-    values lie before them.
+    last: the NaNs are ordered as +inf (the values before them are those
+    :func:`numpy.sort` puts first, in the same order), by the comparators
+    ``pairs`` of a sorting network for n values, applied to :data:`_LANES`
+    pixels of a row at once (loops the compiler vectorises).
     """
     n, rows, cols = stack.shape
-    ordered = np.empty(n, np.float32)
+    work = np.empty((n, _LANES), np.float32)
+    finite = np.empty(_LANES, np.int64)
+    total = np.empty(_LANES, np.float32)
     for y in range(rows):
-        for x in range(cols):
-            count = 0
-            ranked = 0
-            total = np.float32(0.0)
+        for first in range(0, cols, _LANES):
+            m = min(_LANES, cols - first)
+            for p in range(m):
+                finite[p] = 0
+                total[p] = 0
             for k in range(n):
-                value = stack[k, y, x]
-                if np.isnan(value):
-                    continue
-                if np.isfinite(value):
-                    count += 1
-                    if has_var:
-                        total += var_stack[k, y, x]
-                # insertion sort of the values that are not NaN
-                j = ranked
-                while j > 0 and ordered[j - 1] > value:
-                    ordered[j] = ordered[j - 1]
-                    j -= 1
-                ordered[j] = value
-                ranked += 1
-            counts[y, x] = count
-            if count == 0:
-                median[y, x] = np.nan
-            else:
-                lo = (count - 1) // 2
-                hi = count // 2
-                median[y, x] = np.float32(0.5) * (ordered[lo] + ordered[hi])
-            if has_var:
+                values = stack[k, y, first:first + m]
+                lane = work[k]
+                for p in range(m):
+                    value = values[p]
+                    lane[p] = np.inf if np.isnan(value) else value
+                    finite[p] += np.isfinite(value)
+                if has_var:
+                    var = var_stack[k, y, first:first + m]
+                    for p in range(m):
+                        if np.isfinite(values[p]):
+                            total[p] += var[p]
+            for c in range(pairs.shape[0]):
+                low, high = work[pairs[c, 0]], work[pairs[c, 1]]
+                for p in range(m):
+                    a, b = low[p], high[p]
+                    low[p] = min(a, b)
+                    high[p] = max(a, b)
+            for p in range(m):
+                count = finite[p]
+                x = first + p
+                counts[y, x] = count
                 if count == 0:
-                    variance[y, x] = np.inf
+                    median[y, x] = np.nan
                 else:
-                    scaled = np.float64(_HALF_PI * total)
-                    variance[y, x] = np.float32(scaled / count / count)
+                    median[y, x] = np.float32(0.5) * (work[(count - 1) // 2, p]
+                                                      + work[count // 2, p])
+                if has_var:
+                    if count == 0:
+                        variance[y, x] = np.inf
+                    else:
+                        scaled = np.float64(_HALF_PI * total[p])
+                        variance[y, x] = np.float32(scaled / count / count)
 
 
 @njit(types.void(_F32_2D, types.float32, _U16_2D, types.boolean, types.int64,

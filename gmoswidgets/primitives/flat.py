@@ -26,8 +26,8 @@ from ..errors import FileProblem
 from ..frame import Frame
 from ..gmos.keywords import FLATIM
 from ..validate import check_flat_usable
-from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_pixels, light_copy,
-                     matched_planes)
+from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_pixels, each_extension,
+                     light_copy, matched_planes)
 from .base import Param, StepContext, primitive
 
 __all__ = ["normalizeFlat", "flatCorrect", "flat_level"]
@@ -96,12 +96,16 @@ def normalizeFlat(frames: list[Frame], ctx: StepContext, *, scale: str) -> list[
                      values.size)
         new = light_copy(frame)
         factor = np.float32(1.0 / level)
-        for ext in new.exts:
+
+        def normalize(index: int, new=new, factor=factor) -> None:
+            ext = new.exts[index]
             ext.data = ext.data * factor
             if ext.variance is not None:
                 ext.variance = ext.variance * (factor * factor)
             if ext.mask is not None:
                 np.copyto(ext.data, 1.0, where=(ext.mask & _RESET_FLAGS) != 0)
+
+        each_extension(normalize, len(new.exts))
         out.append(new)
     return out
 
@@ -141,11 +145,13 @@ def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
     """
     with _RESPONSES_LOCK:
         responses = _RESPONSES.setdefault(cal, {})
-    for number, (ext, planes) in enumerate(zip(new.exts, matched_planes(new, cal, "flat",
-                                                                        fill=1.0)), start=1):
-        key = (number, ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.data.shape)
+    matched = matched_planes(new, cal, "flat", fill=1.0)
+
+    def divide(index: int) -> None:
+        ext, planes = new.exts[index], matched[index]
+        key = (index + 1, ext.header.get("DETSEC"), ext.header.get("DATASEC"), ext.data.shape)
         if key not in responses:
-            responses[key] = _response(cal, number, planes)
+            responses[key] = _response(cal, index + 1, planes)
         flat = responses[key]
         data = np.divide(ext.data, flat.safe)
         if flat.unusable is not None:
@@ -168,6 +174,8 @@ def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
             if flat.unusable is not None:
                 np.bitwise_or(mask, dq.BAD_PIXEL, out=mask, where=flat.unusable)
             ext.mask = mask.astype(dq.DTYPE, copy=False)
+
+    each_extension(divide, len(new.exts))
 
 
 #: Rows per block of :func:`_add_squared_times` (its scratch stays in the CPU caches).

@@ -31,8 +31,8 @@ from ..gmos import geometry, lookups
 from ..gmos.keywords import (BUNIT, BUNIT_ADU, GAIN, GAINSET, NONLINEA, RDNOISE, SATLEVEL,
                              TIMESTAMP_KEYWORDS, VARNOISE)
 from ..sections import Section
-from ._calib import (constant_plane, detector_of, extension_binning, fetch_calibration,
-                     in_electrons, light_copy, matched_planes)
+from ._calib import (constant_plane, detector_of, each_extension, extension_binning,
+                     fetch_calibration, in_electrons, light_copy, matched_planes)
 from .base import Param, StepContext, primitive
 
 __all__ = ["prepare", "addDQ", "addVAR", "illumination_mask", "illumination_mask_name"]
@@ -111,15 +111,19 @@ def _prepare_frame(frame: Frame) -> Frame:
     nonlinear = frame.descriptor("non_linear_level")
     new = light_copy(frame)
     new.phu[GAINSET] = (frame.descriptor("gain_setting"), "Gain setting of the readout")
-    for ext, g, rn, sat, nonlin in zip(new.exts, gains, noises, saturation, nonlinear):
+
+    def standardize(index: int) -> None:
+        ext = new.exts[index]
         ext.data = ext.data.astype(np.float32, copy=False)
         if ext.variance is not None:
             ext.variance = ext.variance.astype(np.float32, copy=False)
-        ext.header[GAIN] = (float(g), "Gain (e-/ADU)")
-        ext.header[RDNOISE] = (float(rn), "Read noise (e-)")
-        ext.header[SATLEVEL] = (float(sat), "Saturation level")
-        ext.header[NONLINEA] = (float(nonlin), "Non-linear level")
+        ext.header[GAIN] = (float(gains[index]), "Gain (e-/ADU)")
+        ext.header[RDNOISE] = (float(noises[index]), "Read noise (e-)")
+        ext.header[SATLEVEL] = (float(saturation[index]), "Saturation level")
+        ext.header[NONLINEA] = (float(nonlinear[index]), "Non-linear level")
         ext.header[BUNIT] = (BUNIT_ADU, "Physical units of the array values")
+
+    each_extension(standardize, len(new.exts))
     return new
 
 
@@ -299,17 +303,32 @@ def _dq_frame(item) -> Frame:
     illum = _unlit_planes(new) if wants_illum else None
     saturation = new.descriptor("saturation_level")
     nonlinear = new.descriptor("non_linear_level")
-    for index, ext in enumerate(new.exts):
-        mask = (np.zeros(ext.data.shape, dtype=dq.DTYPE) if illum is None
+
+    def flag(index: int) -> None:
+        ext = new.exts[index]
+        data = ext.data
+        saturated = data >= saturation[index]
+        if not saturated.any():
+            saturated = None
+        nonlinear_range = None
+        if nonlinear[index] < saturation[index]:    # equal on GMOS: no non-linear range
+            nonlinear_range = (data >= nonlinear[index]) & (data < saturation[index])
+            if not nonlinear_range.any():
+                nonlinear_range = None
+        if illum is None and bpms[index] is None and saturated is None and nonlinear_range is None:
+            ext.mask = constant_plane(0, data.shape, dq.DTYPE)     # nothing to flag
+            return
+        mask = (np.zeros(data.shape, dtype=dq.DTYPE) if illum is None
                 else np.multiply(illum[index], dq.UNILLUMINATED, dtype=dq.DTYPE))
         if bpms[index] is not None:
             mask |= bpms[index]
-        data = ext.data
-        np.bitwise_or(mask, dq.SATURATED, out=mask, where=data >= saturation[index])
-        if nonlinear[index] < saturation[index]:    # equal on GMOS: no non-linear range
-            np.bitwise_or(mask, dq.NON_LINEAR, out=mask,
-                          where=(data >= nonlinear[index]) & (data < saturation[index]))
+        if saturated is not None:
+            np.bitwise_or(mask, dq.SATURATED, out=mask, where=saturated)
+        if nonlinear_range is not None:
+            np.bitwise_or(mask, dq.NON_LINEAR, out=mask, where=nonlinear_range)
         ext.mask = mask if mask.any() else constant_plane(0, mask.shape, dq.DTYPE)
+
+    each_extension(flag, len(new.exts))
     return new
 
 
@@ -330,11 +349,14 @@ def _add_variance(frame, components) -> None:
     the same float32 operations as adding each term to a zero plane.
     """
     electrons = in_electrons(frame)
-    for ext, g, rn in zip(frame.exts, frame.descriptor("gain"), frame.descriptor("read_noise")):
+    gains, noises = frame.descriptor("gain"), frame.descriptor("read_noise")
+
+    def add(index: int) -> None:
+        ext, g, rn = frame.exts[index], gains[index], noises[index]
         read_var = np.float32(rn ** 2 if electrons else (rn / g) ** 2)
         if ext.variance is None and components == [_READ]:     # a constant: no memory
             ext.variance = constant_plane(read_var, ext.data.shape, np.float32)
-            continue
+            return
         variance = None if ext.variance is None else ext.variance.astype(np.float32, copy=False)
         if _READ in components:
             variance = read_var if variance is None else variance + read_var
@@ -346,6 +368,8 @@ def _add_variance(frame, components) -> None:
                 poisson += variance
             variance = poisson
         ext.variance = variance
+
+    each_extension(add, len(frame.exts))
 
 
 @primitive(

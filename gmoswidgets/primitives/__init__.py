@@ -38,9 +38,9 @@ _MODULE_OF = {name: module for module, names in MODULES.items() for name in name
 #: missing here is imported by the step, as it always is.
 DEFERRED_IMPORTS = {
     "mosaicDetectors": ("gmoswidgets.numerics.kernels",),
-    "resampleToCommonFrame": ("gmoswidgets.numerics.kernels",),
+    "resampleToCommonFrame": ("gmoswidgets.numerics.kernels", "astropy.wcs"),
     "detectSources": ("gmoswidgets.primitives.photometry_kernels",
-                      "gmoswidgets.numerics.background"),
+                      "gmoswidgets.numerics.background", "astropy.table", "astropy.wcs"),
     "makeFringeFrame": ("gmoswidgets.primitives.photometry_kernels",
                         "gmoswidgets.numerics.background"),
     "adjustWCSToReference": ("scipy.spatial",),

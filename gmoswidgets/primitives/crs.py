@@ -25,8 +25,6 @@ import math
 from functools import partial
 
 import numpy as np
-from astropy import units as u
-from astropy.stats import sigma_clipped_stats
 
 from .. import dq as dqbits
 from ..errors import GmosError
@@ -69,6 +67,12 @@ def _level(values: np.ndarray) -> float:
 _NO_MASK = np.zeros((0, 0), dqbits.DTYPE)
 _NO_FLOAT = np.zeros((0, 0), np.float32)
 _NO_BOOL = np.zeros((0, 0), bool)
+
+
+def _clipped_std(values: np.ndarray) -> float:
+    """Sigma-clipped (3 sigma) standard deviation of ``values`` (astropy's, imported when used)."""
+    from astropy.stats import sigma_clipped_stats
+    return sigma_clipped_stats(values, sigma=3.0)[2]
 
 
 def _planes(ext: Extension) -> tuple:
@@ -347,8 +351,8 @@ def flagCosmicRaysByStacking(frames: list[Frame], ctx: StepContext, *, hsigma: f
         # the differences from the median on the candidate pixels (on sky, usable)
         candidates = (data, median, offset, True, mask, has_mask, _EXCLUDE_BITS, sky, True)
         background = _level(kernels.select_values(*candidates, True, _LEVEL_SAMPLES))
-        sigma = np.float32(0 if has_var else sigma_clipped_stats(
-            kernels.select_values(*candidates, False, data.size), sigma=3.0)[2])
+        sigma = np.float32(0 if has_var else _clipped_std(
+            kernels.select_values(*candidates, False, data.size)))
         tests = _DiffTests((data, var, has_var, mask, has_mask), offset, median, count, sky, sigma,
                            background)
         # every pixel that can pass a test lies above this (with some margin for rounding)
@@ -446,6 +450,7 @@ def flux_scaling(flux: np.ndarray, ref_flux: np.ndarray, flux_err: np.ndarray | 
 
 def _catalogue(frame: Frame):
     """(SkyCoord, flux, flux error or None) from a frame's OBJCAT(s), or None."""
+    from astropy import units as u
     from astropy.coordinates import SkyCoord  # ~0.1 s to import: only when scaling by flux
     cats = [ext.objcat for ext in frame.exts if ext.objcat is not None
             and {"X_WORLD", "Y_WORLD", "FLUX_AUTO"} <= set(ext.objcat.colnames) and len(ext.objcat)]
@@ -463,6 +468,7 @@ def _catalogue(frame: Frame):
 
 def _match(ref_coords, coords, radius):
     """For each reference source: index of its match in ``coords`` and whether it matched."""
+    from astropy import units as u
     idx, sep, _ = ref_coords.match_to_catalog_sky(coords)
     return idx, sep < radius * u.arcsec
 

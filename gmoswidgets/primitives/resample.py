@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.wcs import WCS
 
 from .. import dq as dqbits
 from ..errors import GmosError, ParameterError
@@ -40,6 +40,9 @@ from ..numerics.interpolate import (DQ_THRESHOLD, INTERPOLANTS, AffineMap, copy_
 from ..sections import Section
 from ._calib import light_copy
 from .base import Param, StepContext, primitive
+
+if TYPE_CHECKING:  # imported when first used: a reduction builds its steps without it
+    from astropy.wcs import WCS
 
 __all__ = ["resampleToCommonFrame", "pixel_map", "CLEAN_BITS"]
 
@@ -56,6 +59,7 @@ def _wcs(frame: Frame) -> WCS:
     if "CRPIX1" not in header or ("CD1_1" not in header and "CDELT1" not in header):
         raise GmosError(f"{frame.filename}: no celestial WCS in the SCI header; "
                         "resampleToCommonFrame needs one")
+    from astropy.wcs import WCS
     return WCS(header, naxis=2)
 
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["BLOCK", "OPERATION_CODES", "REJECT_CODES", "combine_pixels"]
+__all__ = ["BLOCK", "OPERATION_CODES", "REJECT_CODES", "apply_network", "combine_pixels"]
 
 #: Codes of the operations and rejections passed to the kernel.
 OPERATION_CODES = {"mean": 0, "wtmean": 1, "median": 2, "lmedian": 3}
@@ -49,6 +49,13 @@ def _sort_block(values, ok, base, m, pairs, work):
         row, used, lane = values[i, base:base + m], ok[i], work[i]
         for p in range(m):
             lane[p] = row[p] if used[p] else _INF
+    apply_network(work, pairs, m)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def apply_network(work, pairs, m):
+    """Sort ``work[:, :m]`` along its first axis with the comparators ``pairs`` (a sorting
+    network, :func:`gmoswidgets.numerics.combine.sorting_network`), pixel by pixel."""
     for c in range(pairs.shape[0]):
         low, high = work[pairs[c, 0]], work[pairs[c, 1]]
         for p in range(m):

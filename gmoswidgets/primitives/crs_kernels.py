@@ -28,6 +28,8 @@ import math
 import numpy as np
 from numba import njit, types
 
+from ..numerics.combine_kernel import apply_network
+
 __all__ = ["stack_median", "usable_plane", "select_values", "indices_above", "above_at",
            "overlap_differences"]
 
@@ -86,12 +88,7 @@ def stack_median(stack, var_stack, has_var, pairs, median, variance, counts):
                     for p in range(m):
                         if np.isfinite(values[p]):
                             total[p] += var[p]
-            for c in range(pairs.shape[0]):
-                low, high = work[pairs[c, 0]], work[pairs[c, 1]]
-                for p in range(m):
-                    a, b = low[p], high[p]
-                    low[p] = min(a, b)
-                    high[p] = max(a, b)
+            apply_network(work, pairs, m)
             for p in range(m):
                 count = finite[p]
                 x = first + p

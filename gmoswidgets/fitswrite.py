@@ -18,11 +18,7 @@ are a third.
   update=True, end=True)`` keeps them, each card's text as astropy writes it);
 * the pixels go to the file through a small reused buffer, big-endian
   (unsigned integers offset by ``BZERO``, as astropy stores them), then
-  zero-padded to a 2880-byte block;
-* asked for it, the MD5 of the file's bytes is computed as they are written,
-  on a thread (hashing releases the GIL): a processed calibration's checksum,
-  which later reductions list in their ``PROVENANCE``, costs no reading
-  back (:func:`gmoswidgets.checksums.record_md5`).
+  zero-padded to a 2880-byte block.
 
 :func:`writable` says which images it writes (the pixel types of :data:`BITPIX`,
 headers without the cards astropy derives from the data);
@@ -32,12 +28,10 @@ raw-like, processed and stacked frames and on unusual headers.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import os
 import re
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
@@ -56,9 +50,6 @@ BITPIX = {np.dtype(np.uint8): (8, 0), np.dtype(np.int16): (16, 0), np.dtype(np.i
           np.dtype(np.uint32): (32, 1 << 31)}
 #: Bytes converted to big-endian per write (small enough to stay in the CPU caches).
 CHUNK_BYTES = 1 << 20
-#: Chunks the MD5 thread may lag behind the writer (each in its own buffer): on a busy machine
-#: the writer does not wait for the hashing thread to be scheduled at every chunk.
-HASH_LAG = 8
 #: Cards ``Header.strip`` removes (first occurrence), besides ``NAXISn`` and table columns.
 _STRIPPED = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS",
              "BSCALE", "BZERO", "TFIELDS")
@@ -122,70 +113,30 @@ def _card_text(keyword: str, value, comment: str = "") -> str:
     return str(fits.Card(keyword, value, comment))
 
 
-def _write_pixels(out: "_Output", array: np.ndarray, buffers: list) -> None:
-    """Write ``array`` big-endian (offset by BZERO if unsigned), then pad its block.
-
-    Chunks are converted into ``buffers`` in turn; a buffer is filled again only
-    once ``out`` has hashed what was last written from it.
-    """
+def _write_pixels(fd: int, array: np.ndarray, buffer: np.ndarray) -> None:
+    """Write ``array`` big-endian (offset by BZERO if unsigned), then pad its block."""
     _, zero = BITPIX[array.dtype.newbyteorder("=")]
     itemsize = array.dtype.itemsize
     stored = np.dtype(f">i{itemsize}") if zero else array.dtype.newbyteorder(">")
     rows = array.reshape(-1, array.shape[-1])
     step = max(1, CHUNK_BYTES // (itemsize * rows.shape[1]))
-    if step * rows.shape[1] * itemsize > buffers[0].size:     # rows longer than the buffers
-        buffers = [np.empty(step * rows.shape[1] * itemsize, np.uint8) for _ in buffers]
-    for number, start in enumerate(range(0, rows.shape[0], step)):
-        buffer = buffers[number % len(buffers)]
-        out.wait_hashed(buffer)
+    if step * rows.shape[1] * itemsize > buffer.size:     # rows longer than the buffer
+        buffer = np.empty(step * rows.shape[1] * itemsize, np.uint8)
+    for start in range(0, rows.shape[0], step):
         part = rows[start:start + step]
-        chunk = buffer[:part.size * itemsize].view(stored).reshape(part.shape)
+        out = buffer[:part.size * itemsize].view(stored).reshape(part.shape)
         if zero:   # astropy's ``data - BZERO``, modulo 2**bits, stored as signed
-            np.subtract(part, zero, out=chunk, casting="unsafe")
+            np.subtract(part, zero, out=out, casting="unsafe")
         else:
-            chunk[...] = part
-        out.write(chunk, buffer=buffer)
-    out.write(_padding(array.nbytes))
+            out[...] = part
+        _write_all(fd, out)
+    _write_all(fd, _padding(array.nbytes))
 
 
 def _write_all(fd: int, data) -> None:
     view = memoryview(data).cast("B")
     while view:
         view = view[os.write(fd, view):]
-
-
-class _Output:
-    """The file :func:`write_fits` writes, and the MD5 of its bytes, hashed in order on a thread."""
-
-    def __init__(self, fd: int, md5: bool):
-        self.fd = fd
-        self._md5 = hashlib.md5() if md5 else None
-        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="md5") if md5 else None
-        self._hashing: dict = {}     # id of a reused buffer -> the future hashing what it held
-        self._last = None
-
-    def write(self, data, *, buffer: np.ndarray | None = None) -> None:
-        """Write ``data`` (lying in the reused ``buffer``, if given, else immutable bytes)."""
-        _write_all(self.fd, data)
-        if self._md5 is not None:
-            self._last = self._hasher.submit(self._md5.update, memoryview(data).cast("B"))
-            if buffer is not None:
-                self._hashing[id(buffer)] = self._last
-
-    def wait_hashed(self, buffer: np.ndarray) -> None:
-        """Return once what was last written from ``buffer`` is hashed (it may be filled again)."""
-        future = self._hashing.pop(id(buffer), None)
-        if future is not None:
-            future.result()
-
-    def close(self) -> str | None:
-        """The MD5 (hex) of everything written, if asked for; stops the hashing thread."""
-        if self._md5 is None:
-            return None
-        self._hasher.shutdown(wait=True)
-        if self._last is not None:
-            self._last.result()
-        return self._md5.hexdigest()
 
 
 def _astropy_parts(phu: fits.PrimaryHDU, tables: list) -> list:
@@ -207,8 +158,7 @@ def _astropy_parts(phu: fits.PrimaryHDU, tables: list) -> list:
     return parts
 
 
-def write_fits(path, phu: fits.PrimaryHDU, extensions: Iterable, *,
-               md5: bool = False) -> str | None:
+def write_fits(path, phu: fits.PrimaryHDU, extensions: Iterable) -> None:
     """Write a FITS file: ``phu``, then ``extensions`` in order.
 
     Parameters
@@ -219,13 +169,6 @@ def write_fits(path, phu: fits.PrimaryHDU, extensions: Iterable, *,
         The primary HDU; its ``EXTEND`` is set as ``HDUList.writeto`` sets it.
     extensions : iterable
         ``(header, array)`` for an image extension (:func:`writable`) or a table HDU.
-    md5 : bool, optional
-        Also compute the MD5 of the file's bytes (on a thread, as they are written).
-
-    Returns
-    -------
-    str or None
-        The MD5 (hex) of the file written, if ``md5``.
     """
     extensions = list(extensions)
     tables = [e for e in extensions if not isinstance(e, tuple)]
@@ -235,18 +178,16 @@ def write_fits(path, phu: fits.PrimaryHDU, extensions: Iterable, *,
         elif not phu.header["EXTEND"]:
             phu.header["EXTEND"] = True
     parts = iter(_astropy_parts(phu, tables))
-    buffers = [np.empty(CHUNK_BYTES, np.uint8) for _ in range(HASH_LAG if md5 else 1)]
-    out = _Output(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), md5)
+    buffer = np.empty(CHUNK_BYTES, np.uint8)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
-        out.write(next(parts))
+        _write_all(fd, next(parts))
         for extension in extensions:
             if isinstance(extension, tuple):
                 header, array = extension
-                out.write(_image_header(header, array))
-                _write_pixels(out, array, buffers)
+                _write_all(fd, _image_header(header, array))
+                _write_pixels(fd, array, buffer)
             else:
-                out.write(next(parts))
+                _write_all(fd, next(parts))
     finally:
-        digest = out.close()
-        os.close(out.fd)
-    return digest
+        os.close(fd)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import atomic_path
-from .checksums import record_md5
 from .errors import FileProblem
 from .fitscheck import check_cards, check_regular_file, check_sections, check_sizes
 from .fitsheader import HeaderSet, ScannedHDU, header_set, is_gmos, is_science, scan_hdus
@@ -238,7 +237,7 @@ class Frame:
         layout.extend(_table_hdu(table, name) for name, table in self.tables.items())
         return layout
 
-    def write(self, path, protect=(), *, checksum: bool = False) -> Path:
+    def write(self, path, protect=()) -> Path:
         """Write the frame to ``path`` atomically (temporary name, then rename).
 
         The bytes are those of ``to_hdulist().writeto(path, output_verify='silentfix')``;
@@ -253,10 +252,6 @@ class Frame:
         protect : iterable of path-like, optional
             Further files that must never be overwritten (e.g. the inputs of
             a reduction).  The frame's own source file is always protected.
-        checksum : bool, optional
-            Record the file's MD5, computed as it is written, for later
-            reductions that list it in their ``PROVENANCE``
-            (:func:`gmoswidgets.checksums.record_md5`).
 
         Returns
         -------
@@ -280,15 +275,12 @@ class Frame:
         layout = self._layout()
         images = [part for part in layout if isinstance(part, tuple)]
         direct = all(writable(header, array) for header, array in images)
-        digest = None
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             if direct:
-                digest = write_fits(tmp, self._primary_hdu(len(layout)), layout, md5=checksum)
+                write_fits(tmp, self._primary_hdu(len(layout)), layout)
             else:
                 self.to_hdulist().writeto(tmp, overwrite=True, output_verify="silentfix")
-        if digest is not None:
-            record_md5(path, digest)
         return path
 
 

@@ -241,11 +241,9 @@ def write_frame(frame: Frame, directory: PathLike, filename: str | None = None,
     Returns
     -------
     pathlib.Path
-        The file written; a processed calibration with its MD5 recorded (later
-        reductions list it in their ``PROVENANCE``).
+        The file written.
     """
-    return frame.write(Path(directory) / (filename or frame.filename), protect=protect,
-                       checksum=calibration_type(frame) is not None)
+    return frame.write(Path(directory) / (filename or frame.filename), protect=protect)
 
 
 def store_calibration_copy(path: PathLike, frame: Frame, workdir: PathLike, *, log=None,

@@ -141,22 +141,3 @@ def test_failure_midway_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         frame.write(tmp_path / "x.fits")
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("chunk", [200, 64])      # many chunks in turn; rows longer than a chunk
-def test_checksum_is_the_md5_of_the_bytes_written(tmp_path, monkeypatch, chunk):
-    import hashlib
-
-    monkeypatch.setattr(fitswrite, "CHUNK_BYTES", chunk)
-    recorded = []
-    monkeypatch.setattr("gmoswidgets.frame.record_md5", lambda *args: recorded.append(args))
-    rng = np.random.default_rng(3)
-    frame = Frame(fits.Header([("INSTRUME", "GMOS-N")]),
-                  [Extension(rng.random((41, 30), np.float32), fits.Header(),
-                             mask=np.full((41, 30), 65535, np.uint16))] * 2)
-    frame.tables["HISTORY"] = np.array([("a", "b")], dtype=[("primitive", "U1"), ("args", "U1")])
-    path = frame.write(tmp_path / "ours.fits", checksum=True)
-    assert path.read_bytes() == _astropy_bytes(frame, tmp_path / "astropy.fits")
-    assert recorded == [(path, hashlib.md5(path.read_bytes()).hexdigest())]
-    frame.write(tmp_path / "plain.fits")                      # not asked: nothing recorded
-    assert len(recorded) == 1

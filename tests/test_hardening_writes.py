@@ -68,8 +68,8 @@ def test_disk_full_leaves_no_temporary_file(tmp_path, monkeypatch):
         store_calibration_copy(bias, frame, tmp_path / "work")
     monkeypatch.undo()
 
-    def partial_write(out, *args, **kwargs):   # the pixels of the first extension
-        out.write(b"\0" * 100)
+    def partial_write(fd, *args, **kwargs):   # the pixels of the first extension
+        os.write(fd, b"\0" * 100)
         _disk_full()
 
     monkeypatch.setattr(fitswrite, "_write_pixels", partial_write)

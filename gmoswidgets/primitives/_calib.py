@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -20,6 +22,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import CalibrationNotFoundError, FileProblem
+from ..executor import map_bands
 from ..frame import Extension, Frame, copy_header, read_frame
 from ..gmos import geometry, lookups
 from ..gmos.descriptors import ccdsum_binning
@@ -27,8 +30,8 @@ from ..gmos.keywords import BUNIT, BUNIT_ELECTRON_ALIASES
 from ..sections import Section
 from .base import StepContext
 
-__all__ = ["DO_CAL_CHOICES", "CalPlanes", "light_copy", "constant_plane", "trim_plane",
-           "each_extension",
+__all__ = ["DO_CAL_CHOICES", "CalPlanes", "CalibrationMemo", "light_copy", "constant_plane",
+           "trim_plane", "each_extension",
            "fetch_calibration", "matched_planes", "in_electrons", "central_ccd_region",
            "central_ccd_pixels",
            "detector_of", "extension_binning"]
@@ -81,9 +84,28 @@ def each_extension(func: Callable[[int], None], count: int) -> None:
     must touch only its own extension: the result is that of the loop in
     order, and the first error in that order is raised.
     """
-    from ..executor import map_bands
     map_bands(lambda first, stop: [func(index) for index in range(first, stop)], count,
               min_rows=1)
+
+
+class CalibrationMemo:
+    """What a primitive derives from each calibration frame in use, computed once for all the
+    frames it calibrates (also when a step takes them a few at a time) and let go of with
+    the calibration (the lookup holds it while the step runs).
+    """
+
+    def __init__(self):
+        self._memos: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def of(self, cal: Frame) -> dict:
+        """The memo of ``cal`` (a dict the caller fills, by extension)."""
+        with self._lock:
+            return self._memos.setdefault(cal, {})
+
+    def __len__(self) -> int:
+        """Number of calibrations with a memo."""
+        return len(self._memos)
 
 
 def in_electrons(frame: Frame) -> bool:

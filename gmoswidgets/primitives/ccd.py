@@ -16,8 +16,6 @@ GMOS overrides in ``gmos/primitives_gmos.py`` and ``gmos/parameters_gmos.py``,
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from functools import partial
 
 import numpy as np
@@ -31,8 +29,9 @@ from ..gmos.keywords import (BIASIM, BUNIT, BUNIT_ELECTRONS, GAIN, NONLINEA, OVE
 from ..numerics.combine import sorting_network
 from ..outputs import mark_history, utc_now
 from ..sections import Section
-from ._calib import (DO_CAL_CHOICES, apply_calibration, detector_of, each_extension,
-                     extension_binning, in_electrons, light_copy, matched_planes, trim_plane)
+from ._calib import (DO_CAL_CHOICES, CalibrationMemo, apply_calibration, detector_of,
+                     each_extension, extension_binning, in_electrons, light_copy, matched_planes,
+                     trim_plane)
 from .base import Param, StepContext, primitive
 
 __all__ = ["overscanCorrect", "biasCorrect", "ADUToElectrons", "overscan_levels"]
@@ -256,16 +255,13 @@ def _correct_extension(ext, frame, index, nbiascontam, gain, read_noise, hamamat
 # -- biasCorrect ----------------------------------------------------------------
 
 #: Whether each bias in use has DQ flags under each extension (a processed bias's DQ is
-#: mostly all 0: OR-ing it changes nothing), found once for all the frames it corrects and
-#: let go of with the bias, as flatCorrect's responses.
-_FLAGGED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_FLAGGED_LOCK = threading.Lock()
+#: mostly all 0: OR-ing it changes nothing).
+_FLAGGED = CalibrationMemo()
 
 
 def _subtract_bias(new: Frame, cal: Frame, _index: int) -> None:
     """biasCorrect of one frame (run by ``ctx.map``)."""
-    with _FLAGGED_LOCK:
-        flagged = _FLAGGED.setdefault(cal, {})
+    flagged = _FLAGGED.of(cal)
     matched = matched_planes(new, cal, "bias")
 
     def subtract(index: int) -> None:

@@ -15,8 +15,6 @@ Semantics follow DRAGONS' GMOS imaging ``normalizeFlat``
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -26,8 +24,8 @@ from ..errors import FileProblem
 from ..frame import Frame
 from ..gmos.keywords import FLATIM
 from ..validate import check_flat_usable
-from ._calib import (DO_CAL_CHOICES, apply_calibration, central_ccd_pixels, each_extension,
-                     light_copy, matched_planes)
+from ._calib import (DO_CAL_CHOICES, CalibrationMemo, apply_calibration, central_ccd_pixels,
+                     each_extension, light_copy, matched_planes)
 from .base import Param, StepContext, primitive
 
 __all__ = ["normalizeFlat", "flatCorrect", "flat_level"]
@@ -130,11 +128,8 @@ def _response(cal: Frame, number: int, planes) -> _Response:
     return _Response(safe, None if usable.all() else ~usable, ratio, squared)
 
 
-#: :class:`_Response` of each flat in use, by extension: computed once for all the frames it
-#: divides, also when a step takes them a few at a time (``keep='last'``), and let go of with
-#: the flat (the calibration lookup holds it while the step runs).
-_RESPONSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_RESPONSES_LOCK = threading.Lock()
+#: :class:`_Response` of each flat in use, by extension.
+_RESPONSES = CalibrationMemo()
 
 
 def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
@@ -143,8 +138,7 @@ def _divide_by_flat(new: Frame, cal: Frame, _index: int) -> None:
     The arithmetic is DRAGONS': SCI / flat; VAR / flat**2 + SCI'**2 VAR_flat / flat**2
     (SCI' the divided data); DQ OR-ed; unusable flat pixels give 0 and BAD_PIXEL.
     """
-    with _RESPONSES_LOCK:
-        responses = _RESPONSES.setdefault(cal, {})
+    responses = _RESPONSES.of(cal)
     matched = matched_planes(new, cal, "flat", fill=1.0)
 
     def divide(index: int) -> None:
